@@ -1,0 +1,18 @@
+// Prepended to every convolution kernel (see src/gpu/kernels.rs). The field order is the ABI shared with
+// `ConvUniform` in src/gpu/kernels.rs: change both together.
+struct ConvParams {
+    n: u32, c: u32, h: u32, w: u32,      // input X: N×C×H×W
+    k: u32, s: u32, t: u32, p: u32,      // weights W: K×(C/G)×S×T, output height P
+    q: u32, sh: u32, sw: u32, ph: u32,   // output width Q, stride, padding (height)
+    pw: u32, dh: u32, dw: u32, cpg: u32, // padding (width), dilation, channels per group C/G
+    kpg: u32, flags: u32, total: u32, base: u32, // filters per group K/G, bit 0 = has bias, invocations, first index
+}
+
+// Workgroup size; a pipeline-overridable constant so that variants can be tuned per adapter.
+override WG: u32 = 64u;
+
+// The flat invocation index of a 2-D dispatch. A 1-D dispatch is capped at 65,535 workgroups, so large
+// problems spread their workgroups over x and y; `base` offsets chunked dispatches.
+fn flat_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return (wid.y * nwg.x + wid.x) * WG + lid;
+}

@@ -1,0 +1,181 @@
+//! The one error type of the crate.
+
+use thiserror::Error;
+
+/// Every way a convgrad call can fail.
+///
+/// Messages are lowercase, name the numbers involved and, where there is one, what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A tensor does not have the shape the operation needs.
+    #[error("shape mismatch in {what}: expected {expected}, got {got}")]
+    ShapeMismatch {
+        /// Which operand or dimension.
+        what: String,
+        /// The shape or size that was needed.
+        expected: String,
+        /// The shape or size that was given.
+        got: String,
+    },
+
+    /// A dimension that must be positive is zero.
+    #[error("{what} is zero; every dimension must be at least 1")]
+    ZeroDimension {
+        /// Which dimension.
+        what: &'static str,
+    },
+
+    /// A stride or dilation of zero.
+    #[error("{what} must be at least 1, got {value}")]
+    ZeroStep {
+        /// `"stride"` or `"dilation"` and its axis.
+        what: &'static str,
+        /// The value given.
+        value: usize,
+    },
+
+    /// The dilated kernel does not fit in the padded input, so the output would be empty.
+    #[error(
+        "kernel does not fit along {axis}: dilated kernel extent {extent} (= {dilation}·({kernel}−1)+1) \
+         exceeds padded input {padded} (= {input}+2·{padding})"
+    )]
+    KernelTooLarge {
+        /// `"height"` or `"width"`.
+        axis: &'static str,
+        /// Kernel size along the axis.
+        kernel: usize,
+        /// Dilation along the axis.
+        dilation: usize,
+        /// `dilation·(kernel−1)+1`.
+        extent: usize,
+        /// Input size along the axis.
+        input: usize,
+        /// Padding along the axis.
+        padding: usize,
+        /// `input + 2·padding`.
+        padded: usize,
+    },
+
+    /// Channels or filters not divisible by the number of groups.
+    #[error("{what} = {value} is not divisible by groups = {groups}")]
+    GroupsMismatch {
+        /// `"input channels"` or `"filters"`.
+        what: &'static str,
+        /// The channel or filter count.
+        value: usize,
+        /// The number of groups.
+        groups: usize,
+    },
+
+    /// An input size that does not map to the given output gradient size.
+    #[error(
+        "input size {input:?} does not give output size {output:?} with these parameters (it gives {expected:?})"
+    )]
+    InputSizeMismatch {
+        /// The input size (H, W) given.
+        input: (usize, usize),
+        /// The output size (P, Q) of the gradient given.
+        output: (usize, usize),
+        /// The output size the input size gives.
+        expected: (usize, usize),
+    },
+
+    /// A size overflows the integer types used for indexing (usize on the host, u32 in WGSL).
+    #[error("{what} overflows: {detail}")]
+    Overflow {
+        /// What was being computed.
+        what: &'static str,
+        /// The numbers involved.
+        detail: String,
+    },
+
+    /// A tensor or dispatch is larger than the device allows.
+    #[error("{what} needs {needed} but the device allows at most {limit} ({limit_name})")]
+    DeviceLimit {
+        /// What was too large.
+        what: String,
+        /// How much was needed.
+        needed: u64,
+        /// The device's limit.
+        limit: u64,
+        /// The name of the wgpu limit.
+        limit_name: &'static str,
+    },
+
+    /// No adapter matched the request.
+    #[error(
+        "no GPU adapter found{detail}; on Linux without a GPU install the Vulkan software rasterizer \
+         (`apt-get install mesa-vulkan-drivers`), or set WGPU_BACKEND / WGPU_ADAPTER_NAME to pick another"
+    )]
+    NoAdapter {
+        /// What was asked for, or empty.
+        detail: String,
+    },
+
+    /// The adapter refused to create a device.
+    #[error("could not create a device on adapter {adapter}: {message}")]
+    RequestDevice {
+        /// The adapter's name.
+        adapter: String,
+        /// wgpu's message.
+        message: String,
+    },
+
+    /// wgpu reported an error while building or running a kernel.
+    #[error("wgpu error in {kernel}: {message}")]
+    Wgpu {
+        /// The kernel (or step) that failed.
+        kernel: String,
+        /// wgpu's message.
+        message: String,
+    },
+
+    /// Reading a result back from the device failed (device lost, timeout, mapping error).
+    #[error("reading back {what} failed: {message}; the device may have been lost: create a new Context")]
+    Readback {
+        /// What was being read back.
+        what: String,
+        /// wgpu's message.
+        message: String,
+    },
+
+    /// A tensor made by one context was given to another.
+    #[error("a tensor from another device was given to this context")]
+    ForeignTensor,
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn shape(what: impl Into<String>, expected: impl Into<String>, got: impl Into<String>) -> Self {
+        Error::ShapeMismatch { what: what.into(), expected: expected.into(), got: got.into() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_send_sync_static() {
+        fn check<E: std::error::Error + Send + Sync + 'static>() {}
+        check::<Error>();
+    }
+
+    #[test]
+    fn kernel_too_large_names_the_numbers() {
+        let e = Error::KernelTooLarge {
+            axis: "height",
+            kernel: 5,
+            dilation: 2,
+            extent: 9,
+            input: 4,
+            padding: 1,
+            padded: 6,
+        };
+        let m = e.to_string();
+        assert!(m.contains('9') && m.contains('6') && m.contains("height"), "{m}");
+    }
+}

@@ -1,0 +1,269 @@
+//! The GPU context: adapter choice, device, limits and the shared pipeline cache.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::error::{Error, Result};
+use crate::gpu::kernels::{KernelSpec, Pipeline, PipelineCache};
+
+/// How to choose an adapter.
+///
+/// [`AdapterOptions::from_env`] reads `WGPU_BACKEND` (a comma list such as `vulkan,gl`) and
+/// `WGPU_ADAPTER_NAME` (a case-insensitive substring of the adapter name), as wgpu's own tools do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdapterOptions {
+    /// Backends to consider.
+    pub backends: wgpu::Backends,
+    /// Case-insensitive substring the adapter's name must contain.
+    pub name: Option<String>,
+}
+
+impl Default for AdapterOptions {
+    fn default() -> Self {
+        Self { backends: wgpu::Backends::all(), name: None }
+    }
+}
+
+impl AdapterOptions {
+    /// The options given by `WGPU_BACKEND` and `WGPU_ADAPTER_NAME`, all backends and any name otherwise.
+    #[must_use]
+    pub fn from_env() -> Self {
+        Self {
+            backends: wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all()),
+            name: std::env::var("WGPU_ADAPTER_NAME").ok().filter(|s| !s.is_empty()),
+        }
+    }
+}
+
+/// One adapter as listed by [`list_adapters`].
+#[derive(Debug, Clone)]
+pub struct AdapterListing {
+    /// wgpu's description of the adapter.
+    pub info: wgpu::AdapterInfo,
+    /// The limits it supports.
+    pub limits: wgpu::Limits,
+    /// Whether [`Context::with_options`] would pick it with the same options.
+    pub chosen: bool,
+}
+
+/// Rank used to pick the default adapter: real GPUs first, then software, then OpenGL last because
+/// its compute support is the most limited.
+fn rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
+    let ty = match info.device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 3,
+        wgpu::DeviceType::Other => 4,
+    };
+    let backend = match info.backend {
+        wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 0,
+        _ => 1,
+    };
+    (backend, ty)
+}
+
+fn instance(options: &AdapterOptions) -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle().with_env();
+    desc.backends = options.backends;
+    wgpu::Instance::new(desc)
+}
+
+/// Adapters matching `options`, in the order [`Context::with_options`] prefers them (the first is
+/// chosen).
+async fn candidates(options: &AdapterOptions) -> Vec<wgpu::Adapter> {
+    let mut adapters = instance(options).enumerate_adapters(options.backends).await;
+    if let Some(name) = &options.name {
+        let name = name.to_lowercase();
+        adapters.retain(|a| a.get_info().name.to_lowercase().contains(&name));
+    }
+    // Stable sort keeps the driver's order among equals, so the choice is repeatable.
+    adapters.sort_by_key(|a| rank(&a.get_info()));
+    adapters
+}
+
+/// Every adapter wgpu finds on the given backends, marking the one `options` would choose.
+#[must_use]
+pub fn list_adapters(options: &AdapterOptions) -> Vec<AdapterListing> {
+    let chosen = pollster::block_on(candidates(options)).first().map(wgpu::Adapter::get_info);
+    let all = AdapterOptions { name: None, ..options.clone() };
+    let mut adapters = pollster::block_on(instance(&all).enumerate_adapters(all.backends));
+    adapters.sort_by_key(|a| rank(&a.get_info()));
+    let mut marked = false;
+    adapters
+        .into_iter()
+        .map(|a| {
+            let info = a.get_info();
+            let is = !marked && chosen.as_ref() == Some(&info);
+            marked |= is;
+            AdapterListing { limits: a.limits(), info, chosen: is }
+        })
+        .collect()
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A wgpu device and queue with convgrad's kernels, shareable between threads (`Send + Sync`).
+///
+/// Pipelines are compiled on first use and cached; each operation then creates only buffers, bind
+/// groups and one command buffer.
+pub struct Context {
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    info: wgpu::AdapterInfo,
+    limits: wgpu::Limits,
+    pipelines: PipelineCache,
+    /// Identifies the tensors this context made.
+    pub(crate) id: u64,
+    /// Set when the device is lost or reports an error outside any scope.
+    lost: Arc<Mutex<Option<String>>>,
+    /// Bound where a kernel's optional input (the bias) is absent.
+    pub(crate) placeholder: OnceLock<wgpu::Buffer>,
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("adapter", &self.info.name)
+            .field("backend", &self.info.backend)
+            .field("device_type", &self.info.device_type)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    /// A context on the default adapter, honouring `WGPU_BACKEND` and `WGPU_ADAPTER_NAME`.
+    ///
+    /// # Errors
+    /// [`Error::NoAdapter`] when no adapter matches; [`Error::RequestDevice`] when it refuses a device.
+    pub fn new() -> Result<Self> {
+        Self::with_options(&AdapterOptions::from_env())
+    }
+
+    /// A context on the best adapter matching `options` (see [`list_adapters`] for the order).
+    ///
+    /// # Errors
+    /// As [`Context::new`].
+    pub fn with_options(options: &AdapterOptions) -> Result<Self> {
+        pollster::block_on(Self::with_options_async(options))
+    }
+
+    /// The async form of [`Context::with_options`].
+    ///
+    /// # Errors
+    /// As [`Context::new`].
+    pub async fn with_options_async(options: &AdapterOptions) -> Result<Self> {
+        let adapter = candidates(options).await.into_iter().next().ok_or_else(|| Error::NoAdapter {
+            detail: match &options.name {
+                Some(n) => format!(" whose name contains {n:?} on backends {:?}", options.backends),
+                None => format!(" on backends {:?}", options.backends),
+            },
+        })?;
+        let info = adapter.get_info();
+        // Ask for everything the adapter supports: the default limits cap storage bindings at 128 MiB
+        // even on GPUs that allow more.
+        let limits = adapter.limits();
+        let features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("convgrad"),
+                required_features: features,
+                required_limits: limits.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::RequestDevice { adapter: info.name.clone(), message: e.to_string() })?;
+        let ctx = Self::build(device, queue, info, limits);
+        // Our own device: an error outside every scope is recorded, not a panic.
+        let sink = ctx.lost.clone();
+        ctx.device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            let mut slot = sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            slot.get_or_insert_with(|| e.to_string());
+        }));
+        Ok(ctx)
+    }
+
+    /// A context over a device and queue the caller already has (for example a renderer's). The
+    /// device's own limits apply; its uncaptured-error handler is left as the caller set it.
+    #[must_use]
+    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Self {
+        let info = device.adapter_info();
+        let limits = device.limits();
+        Self::build(device, queue, info, limits)
+    }
+
+    fn build(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo, limits: wgpu::Limits) -> Self {
+        let lost = Arc::new(Mutex::new(None));
+        let sink = lost.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            let mut slot = sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            slot.get_or_insert_with(|| format!("device lost ({reason:?}): {message}"));
+        });
+        Self {
+            device,
+            queue,
+            info,
+            limits,
+            pipelines: PipelineCache::default(),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            lost,
+            placeholder: OnceLock::new(),
+        }
+    }
+
+    /// The adapter's name, backend, type and driver.
+    #[must_use]
+    pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
+        &self.info
+    }
+
+    /// The device's limits.
+    #[must_use]
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.limits
+    }
+
+    /// The wgpu device, for callers that mix their own passes with convgrad's.
+    #[must_use]
+    pub fn device(&self) -> &wgpu::Device {
+        &self.device
+    }
+
+    /// The wgpu queue.
+    #[must_use]
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.queue
+    }
+
+    /// Whether the adapter is a CPU (software) implementation such as lavapipe.
+    #[must_use]
+    pub fn is_software(&self) -> bool {
+        self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
+    /// Compiles every kernel now, so that later calls (and benchmarks) do not pay for it.
+    ///
+    /// # Errors
+    /// [`Error::Wgpu`] naming a kernel the device rejects.
+    pub fn warm_up(&self) -> Result<()> {
+        for spec in crate::gpu::kernels::ALL_KERNELS {
+            self.pipeline(spec)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn pipeline(&self, spec: &KernelSpec) -> Result<Arc<Pipeline>> {
+        self.check_alive()?;
+        self.pipelines.get(&self.device, spec)
+    }
+
+    /// An error if the device was lost or reported an uncaptured error.
+    pub(crate) fn check_alive(&self) -> Result<()> {
+        let slot = self.lost.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match slot.as_ref() {
+            Some(m) => Err(Error::Wgpu { kernel: "device".into(), message: m.clone() }),
+            None => Ok(()),
+        }
+    }
+}

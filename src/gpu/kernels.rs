@@ -1,0 +1,253 @@
+//! The WGSL kernels, their binding layouts, the uniform ABI and the pipeline cache.
+//!
+//! Each kernel lives in `shaders/NAME.wgsl`; its name is also its wgpu label and its cache key. The
+//! convolution kernels are compiled with `shaders/common.wgsl` prepended, which declares the uniform
+//! struct mirrored by [`ConvUniform`] and the flat-index helper.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::error::{Error, Result};
+use crate::geometry::Conv2dGeometry;
+
+/// How a kernel sees one binding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Binding {
+    /// `var<uniform>`: the parameters.
+    Uniform,
+    /// `var<storage, read>`: an input tensor.
+    Read,
+    /// `var<storage, read_write>`: the output tensor.
+    Write,
+}
+
+/// A kernel: its name, its WGSL source (without the common prelude) and its bindings in order.
+#[derive(Debug)]
+pub struct KernelSpec {
+    /// Name of the file in `shaders/` without `.wgsl`, the wgpu label and the cache key.
+    pub name: &'static str,
+    /// The kernel's own WGSL.
+    pub source: &'static str,
+    pub(crate) bindings: &'static [Binding],
+}
+
+use Binding::{Read, Uniform, Write};
+
+/// The prelude shared by all kernels.
+pub const COMMON_WGSL: &str = include_str!("../../shaders/common.wgsl");
+
+macro_rules! kernel {
+    ($ident:ident, $name:literal, [$($b:expr),*]) => {
+        pub(crate) const $ident: KernelSpec = KernelSpec {
+            name: $name,
+            source: include_str!(concat!("../../shaders/", $name, ".wgsl")),
+            bindings: &[$($b),*],
+        };
+    };
+}
+
+kernel!(FORWARD, "conv2d_forward", [Uniform, Read, Read, Read, Write]);
+kernel!(WEIGHT_GRAD, "conv2d_weight_grad", [Uniform, Read, Read, Write]);
+kernel!(INPUT_GRAD, "conv2d_input_grad", [Uniform, Read, Read, Write]);
+kernel!(BIAS_GRAD, "conv2d_bias_grad", [Uniform, Read, Write]);
+
+/// Every kernel the crate ships, for validation and warm-up.
+pub const ALL_KERNELS: &[&KernelSpec] = &[&FORWARD, &WEIGHT_GRAD, &INPUT_GRAD, &BIAS_GRAD];
+
+impl KernelSpec {
+    /// The full WGSL that is compiled: the common prelude followed by the kernel.
+    #[must_use]
+    pub fn full_source(&self) -> String {
+        format!("{COMMON_WGSL}\n{}", self.source)
+    }
+}
+
+/// Invocations per workgroup of the simple kernels (the `WG` override).
+pub(crate) const WORKGROUP: u32 = 64;
+
+/// The uniform block of every convolution kernel; twin of `ConvParams` in `shaders/common.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub(crate) struct ConvUniform {
+    n: u32,
+    c: u32,
+    h: u32,
+    w: u32,
+    k: u32,
+    s: u32,
+    t: u32,
+    p: u32,
+    q: u32,
+    sh: u32,
+    sw: u32,
+    ph: u32,
+    pw: u32,
+    dh: u32,
+    dw: u32,
+    cpg: u32,
+    kpg: u32,
+    flags: u32,
+    total: u32,
+    base: u32,
+}
+
+const _: () = assert!(std::mem::size_of::<ConvUniform>() % 16 == 0);
+
+/// `flags` bit: the forward pass adds the bias.
+pub(crate) const FLAG_BIAS: u32 = 1;
+
+impl ConvUniform {
+    /// The parameters of `geo`, for `total` invocations starting at flat index `base`.
+    ///
+    /// Every value fits in `u32`: [`Conv2dGeometry::new`] checked the element counts and the padded
+    /// extents, which bound every other field.
+    pub(crate) fn new(geo: &Conv2dGeometry, flags: u32, total: u32, base: u32) -> Self {
+        let u = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+        let pr = &geo.params;
+        Self {
+            n: u(geo.n),
+            c: u(geo.c),
+            h: u(geo.h),
+            w: u(geo.w),
+            k: u(geo.k),
+            s: u(geo.s),
+            t: u(geo.t),
+            p: u(geo.p),
+            q: u(geo.q),
+            sh: u(pr.stride[0]),
+            sw: u(pr.stride[1]),
+            ph: u(pr.padding[0]),
+            pw: u(pr.padding[1]),
+            dh: u(pr.dilation[0]),
+            dw: u(pr.dilation[1]),
+            cpg: u(geo.channels_per_group()),
+            kpg: u(geo.filters_per_group()),
+            flags,
+            total,
+            base,
+        }
+    }
+}
+
+/// A compiled kernel.
+#[derive(Debug)]
+pub(crate) struct Pipeline {
+    pub(crate) pipeline: wgpu::ComputePipeline,
+    pub(crate) layout: wgpu::BindGroupLayout,
+}
+
+/// Pipelines built once per kernel and reused by every call.
+#[derive(Debug, Default)]
+pub(crate) struct PipelineCache {
+    map: Mutex<HashMap<&'static str, Arc<Pipeline>>>,
+}
+
+impl PipelineCache {
+    /// The pipeline of `spec`, compiled on first use inside an error scope so that a shader the device
+    /// rejects is an [`Error::Wgpu`] naming the kernel rather than a panic.
+    pub(crate) fn get(&self, device: &wgpu::Device, spec: &KernelSpec) -> Result<Arc<Pipeline>> {
+        if let Some(p) = self.lock().get(spec.name) {
+            return Ok(p.clone());
+        }
+        // Compiled outside the lock: two threads may both compile a kernel the first time, and the
+        // second result is dropped. That is cheaper than serialising every compilation.
+        let built = Arc::new(build(device, spec)?);
+        Ok(self.lock().entry(spec.name).or_insert(built).clone())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<&'static str, Arc<Pipeline>>> {
+        // A poisoned map still holds only complete pipelines.
+        self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn build(device: &wgpu::Device, spec: &KernelSpec) -> Result<Pipeline> {
+    let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some(spec.name),
+        source: wgpu::ShaderSource::Wgsl(spec.full_source().into()),
+    });
+    let entries: Vec<wgpu::BindGroupLayoutEntry> = spec
+        .bindings
+        .iter()
+        .enumerate()
+        .map(|(i, b)| wgpu::BindGroupLayoutEntry {
+            binding: i as u32,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: match b {
+                Binding::Uniform => wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Uniform,
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                Binding::Read | Binding::Write => wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Storage { read_only: *b == Binding::Read },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+            },
+            count: None,
+        })
+        .collect();
+    let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some(spec.name),
+        entries: &entries,
+    });
+    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some(spec.name),
+        bind_group_layouts: &[Some(&layout)],
+        immediate_size: 0,
+    });
+    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(spec.name),
+        layout: Some(&pipeline_layout),
+        module: &module,
+        entry_point: Some("main"),
+        compilation_options: wgpu::PipelineCompilationOptions {
+            constants: &[("WG", f64::from(WORKGROUP))],
+            // The simple kernels use no workgroup memory.
+            zero_initialize_workgroup_memory: false,
+        },
+        cache: None,
+    });
+    if let Some(e) = pollster::block_on(scope.pop()) {
+        return Err(Error::Wgpu { kernel: spec.name.to_string(), message: e.to_string() });
+    }
+    Ok(Pipeline { pipeline, layout })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every shader parses and validates with naga; no adapter needed.
+    #[test]
+    fn all_shaders_validate_with_naga() {
+        use wgpu::naga;
+        for spec in ALL_KERNELS {
+            let src = spec.full_source();
+            let module = naga::front::wgsl::parse_str(&src)
+                .unwrap_or_else(|e| panic!("{} does not parse:\n{}", spec.name, e.emit_to_string(&src)));
+            naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all())
+                .validate(&module)
+                .unwrap_or_else(|e| panic!("{} does not validate: {e:?}", spec.name));
+            // The binding count in Rust must match the shader's globals.
+            let bound = module.global_variables.iter().filter(|(_, g)| g.binding.is_some()).count();
+            assert_eq!(bound, spec.bindings.len(), "{}: bindings in Rust and WGSL differ", spec.name);
+        }
+    }
+
+    #[test]
+    fn uniform_field_count_matches_wgsl() {
+        let fields = COMMON_WGSL
+            .split("struct ConvParams {")
+            .nth(1)
+            .and_then(|s| s.split('}').next())
+            .map(|body| body.lines().map(|l| l.split("//").next().unwrap_or("")).collect::<String>())
+            .map(|body| body.matches(": u32").count())
+            .unwrap();
+        assert_eq!(fields * 4, std::mem::size_of::<ConvUniform>());
+    }
+}

@@ -1,0 +1,10 @@
+//! Everything that talks to wgpu: the context, device tensors, the kernels and the operations.
+
+pub(crate) mod context;
+pub(crate) mod kernels;
+pub(crate) mod ops;
+pub(crate) mod tensor;
+
+pub use context::{AdapterListing, AdapterOptions, Context, list_adapters};
+pub use kernels::{ALL_KERNELS, COMMON_WGSL, KernelSpec};
+pub use tensor::Tensor;

@@ -1,0 +1,344 @@
+//! The operations: forward, weight gradient, input gradient and bias gradient, on device tensors and
+//! as ndarray-in, ndarray-out conveniences.
+
+use ndarray::{Array1, Array2, Array3, Array4, ArrayView1, ArrayView2, ArrayView3, ArrayView4, Ix1, Ix4};
+use wgpu::util::DeviceExt;
+
+use crate::error::{Error, Result};
+use crate::geometry::{Conv2dGeometry, Conv2dParams};
+use crate::gpu::context::Context;
+use crate::gpu::kernels::{self, ConvUniform, KernelSpec, WORKGROUP};
+use crate::gpu::tensor::Tensor;
+
+impl Context {
+    /// Forward correlation on device tensors: `X` is `[N, C, H, W]`, `W` is `[K, C/G, S, T]`, the
+    /// optional bias has `K` elements; the result `Y` is `[N, K, P, Q]`.
+    ///
+    /// `Y[n,k,p,q] = b[k] + Σ_cg Σ_i Σ_j X[n, g·C/G + cg, p·sh + i·dh − ph, q·sw + j·dw − pw] · W[k,cg,i,j]`
+    ///
+    /// # Errors
+    /// Shape and parameter errors of [`Conv2dParams::geometry`], a bias of the wrong length, device
+    /// limits, a tensor from another context, wgpu errors.
+    pub fn forward(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, params: &Conv2dParams) -> Result<Tensor> {
+        let geo = params.geometry(x.shape4("input X")?, w.shape4("weights W")?)?;
+        let y = self.alloc("output Y", &geo.output_shape())?;
+        self.forward_into(x, w, bias, params, &y)?;
+        Ok(y)
+    }
+
+    /// [`Context::forward`] into an existing tensor of shape `[N, K, P, Q]` (a training loop reuses its
+    /// buffers this way). Every element of `y` is overwritten.
+    ///
+    /// # Errors
+    /// As [`Context::forward`], and a `y` of the wrong shape or that is one of the inputs.
+    pub fn forward_into(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        bias: Option<&Tensor>,
+        params: &Conv2dParams,
+        y: &Tensor,
+    ) -> Result<()> {
+        let geo = params.geometry(x.shape4("input X")?, w.shape4("weights W")?)?;
+        let mut flags = 0;
+        if let Some(b) = bias {
+            if b.shape() != [geo.k] {
+                return Err(Error::shape("bias shape", format!("[{}]", geo.k), format!("{:?}", b.shape())));
+            }
+            flags |= kernels::FLAG_BIAS;
+        }
+        let bias_buf = match bias {
+            Some(b) => &b.buffer,
+            None => self.placeholder(),
+        };
+        let inputs: Vec<&Tensor> = [x, w].into_iter().chain(bias).collect();
+        self.check_out(y, &geo.output_shape(), &inputs)?;
+        self.run(&kernels::FORWARD, &geo, flags, &[&x.buffer, &w.buffer, bias_buf], y)
+    }
+
+    /// Weight gradient on device tensors: `X` is `[N, C, H, W]`, `dY` is `[N, K, P, Q]`, `kernel` is
+    /// `[S, T]`; the result `dW` is `[K, C/G, S, T]`.
+    ///
+    /// `dW[k,cg,i,j] = Σ_n Σ_p Σ_q X[n, g·C/G + cg, p·sh + i·dh − ph, q·sw + j·dw − pw] · dY[n,k,p,q]`
+    ///
+    /// # Errors
+    /// As [`Context::forward`], and a `dY` whose size does not match `X`, `kernel` and `params`.
+    pub fn weight_grad(&self, x: &Tensor, dy: &Tensor, kernel: [usize; 2], params: &Conv2dParams) -> Result<Tensor> {
+        let geo = params.geometry_for_weight_grad(x.shape4("input X")?, dy.shape4("output gradient dY")?, kernel)?;
+        let dw = self.alloc("weight gradient dW", &geo.weight_shape())?;
+        self.weight_grad_into(x, dy, params, &dw)?;
+        Ok(dw)
+    }
+
+    /// [`Context::weight_grad`] into an existing tensor of shape `[K, C/G, S, T]`, whose shape gives
+    /// the kernel size. Every element of `dw` is overwritten.
+    ///
+    /// # Errors
+    /// As [`Context::weight_grad`], and a `dw` of the wrong shape or that is one of the inputs.
+    pub fn weight_grad_into(&self, x: &Tensor, dy: &Tensor, params: &Conv2dParams, dw: &Tensor) -> Result<()> {
+        let [_, _, s, t] = dw.shape4("weight gradient dW")?;
+        let geo = params.geometry_for_weight_grad(x.shape4("input X")?, dy.shape4("output gradient dY")?, [s, t])?;
+        self.check_out(dw, &geo.weight_shape(), &[x, dy])?;
+        self.run(&kernels::WEIGHT_GRAD, &geo, 0, &[&x.buffer, &dy.buffer], dw)
+    }
+
+    /// Input gradient on device tensors: `dY` is `[N, K, P, Q]`, `W` is `[K, C/G, S, T]`, `input_size`
+    /// is `[H, W]` (needed because with a stride above 1 several input sizes give the same output
+    /// size); the result `dX` is `[N, C, H, W]`.
+    ///
+    /// `dX[n,c,h,w] = Σ_k Σ_i Σ_j dY[n,k,p,q] · W[k,cg,i,j]` over the `(p,q)` with
+    /// `p·sh + i·dh − ph = h` and `q·sw + j·dw − pw = w`; inputs that no output reads get 0.
+    ///
+    /// # Errors
+    /// As [`Context::forward`], and an `input_size` that does not give `dY`'s `[P, Q]`.
+    pub fn input_grad(&self, dy: &Tensor, w: &Tensor, input_size: [usize; 2], params: &Conv2dParams) -> Result<Tensor> {
+        let geo = params.geometry_for_input_grad(dy.shape4("output gradient dY")?, w.shape4("weights W")?, input_size)?;
+        let dx = self.alloc("input gradient dX", &geo.input_shape())?;
+        self.input_grad_into(dy, w, params, &dx)?;
+        Ok(dx)
+    }
+
+    /// [`Context::input_grad`] into an existing tensor of shape `[N, C, H, W]`, whose shape gives the
+    /// input size. Every element of `dx` is overwritten.
+    ///
+    /// # Errors
+    /// As [`Context::input_grad`], and a `dx` of the wrong shape or that is one of the inputs.
+    pub fn input_grad_into(&self, dy: &Tensor, w: &Tensor, params: &Conv2dParams, dx: &Tensor) -> Result<()> {
+        let [_, _, h, wd] = dx.shape4("input gradient dX")?;
+        let geo = params.geometry_for_input_grad(dy.shape4("output gradient dY")?, w.shape4("weights W")?, [h, wd])?;
+        self.check_out(dx, &geo.input_shape(), &[dy, w])?;
+        self.run(&kernels::INPUT_GRAD, &geo, 0, &[&dy.buffer, &w.buffer], dx)
+    }
+
+    /// Bias gradient on a device tensor: `dB[k] = Σ_n Σ_p Σ_q dY[n,k,p,q]`, `K` elements.
+    ///
+    /// # Errors
+    /// A `dY` that is not 4-D or has a zero dimension, a tensor from another context, wgpu errors.
+    pub fn bias_grad(&self, dy: &Tensor) -> Result<Tensor> {
+        let [_, k, _, _] = dy.shape4("output gradient dY")?;
+        let db = self.alloc("bias gradient dB", &[k])?;
+        self.bias_grad_into(dy, &db)?;
+        Ok(db)
+    }
+
+    /// [`Context::bias_grad`] into an existing tensor of shape `[K]`.
+    ///
+    /// # Errors
+    /// As [`Context::bias_grad`], and a `db` of the wrong shape or that is `dy` itself.
+    pub fn bias_grad_into(&self, dy: &Tensor, db: &Tensor) -> Result<()> {
+        let [n, k, p, q] = dy.shape4("output gradient dY")?;
+        // dB depends only on dY: a 1×1 layer over a P×Q input with K groups has exactly dY's shape.
+        let geo = Conv2dGeometry::new(n, k, [p, q], k, [1, 1], Conv2dParams::default().groups(k))?;
+        self.check_out(db, &[k], &[dy])?;
+        self.run(&kernels::BIAS_GRAD, &geo, 0, &[&dy.buffer], db)
+    }
+
+    /// Checks the tensors of an operation: all made here, the output of the expected shape and not one
+    /// of the inputs.
+    fn check_out(&self, out: &Tensor, shape: &[usize], inputs: &[&Tensor]) -> Result<()> {
+        for t in inputs.iter().chain(std::iter::once(&out)) {
+            self.own(t)?;
+        }
+        if out.shape() != shape {
+            return Err(Error::shape("output tensor", format!("{shape:?}"), format!("{:?}", out.shape())));
+        }
+        if inputs.iter().any(|t| std::ptr::eq(*t, out)) {
+            return Err(Error::shape("output tensor", "a tensor distinct from the inputs", "one of the inputs"));
+        }
+        Ok(())
+    }
+
+    /// Runs `spec` with one invocation per element of `out`, binding the uniform, `inputs` and `out`
+    /// in that order. The caller has checked the tensors with [`Context::check_out`].
+    fn run(
+        &self,
+        spec: &KernelSpec,
+        geo: &Conv2dGeometry,
+        flags: u32,
+        inputs: &[&wgpu::Buffer],
+        out: &Tensor,
+    ) -> Result<()> {
+        let total = out.len();
+        let total32 = u32::try_from(total)
+            .map_err(|_| Error::Overflow { what: "invocation count", detail: format!("{total} > 2^32−1") })?;
+        let [gx, gy] = self.grid(spec.name, total32.div_ceil(WORKGROUP))?;
+        let pipeline = self.pipeline(spec)?;
+        let uniform = ConvUniform::new(geo, flags, total32, 0);
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let ubuf = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(spec.name),
+            contents: bytemuck::bytes_of(&uniform),
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let buffers: Vec<&wgpu::Buffer> =
+            std::iter::once(&ubuf).chain(inputs.iter().copied()).chain(std::iter::once(&out.buffer)).collect();
+        let entries: Vec<wgpu::BindGroupEntry> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
+            .collect();
+        let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(spec.name),
+            layout: &pipeline.layout,
+            entries: &entries,
+        });
+        let mut enc = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(spec.name) });
+        {
+            let mut pass =
+                enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(spec.name), timestamp_writes: None });
+            pass.set_pipeline(&pipeline.pipeline);
+            pass.set_bind_group(0, &bind, &[]);
+            pass.dispatch_workgroups(gx, gy, 1);
+        }
+        self.queue.submit([enc.finish()]);
+        let oom = pollster::block_on(oom.pop());
+        let invalid = pollster::block_on(scope.pop());
+        if let Some(e) = oom.or(invalid) {
+            return Err(Error::Wgpu { kernel: spec.name.to_string(), message: e.to_string() });
+        }
+        Ok(())
+    }
+
+    /// Spreads `workgroups` over a 2-D grid within `max_compute_workgroups_per_dimension`.
+    pub(crate) fn grid(&self, kernel: &str, workgroups: u32) -> Result<[u32; 2]> {
+        let max = self.limits().max_compute_workgroups_per_dimension.max(1);
+        let gx = workgroups.clamp(1, max);
+        let gy = workgroups.div_ceil(gx).max(1);
+        if gy > max {
+            return Err(Error::DeviceLimit {
+                what: format!("{kernel} dispatch of {workgroups} workgroups"),
+                needed: u64::from(workgroups),
+                limit: u64::from(max) * u64::from(max),
+                limit_name: "max_compute_workgroups_per_dimension (squared)",
+            });
+        }
+        Ok([gx, gy])
+    }
+
+    /// A 4-byte buffer bound where a kernel's optional input is absent.
+    fn placeholder(&self) -> &wgpu::Buffer {
+        self.placeholder.get_or_init(|| {
+            self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("convgrad placeholder"),
+                size: 4,
+                usage: wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            })
+        })
+    }
+
+    // ---- ndarray conveniences -------------------------------------------------------------------
+
+    /// [`Context::forward`] on host arrays: uploads, runs, downloads.
+    ///
+    /// # Errors
+    /// As [`Context::forward`] and [`Context::download`].
+    pub fn conv2d(
+        &self,
+        x: ArrayView4<f32>,
+        w: ArrayView4<f32>,
+        bias: Option<ArrayView1<f32>>,
+        params: &Conv2dParams,
+    ) -> Result<Array4<f32>> {
+        params.geometry(crate::dims4(&x), crate::dims4(&w))?;
+        let b = bias.map(|b| self.upload(b)).transpose()?;
+        let y = self.forward(&self.upload(x)?, &self.upload(w)?, b.as_ref(), params)?;
+        self.download::<Ix4>(&y)
+    }
+
+    /// [`Context::weight_grad`] on host arrays.
+    ///
+    /// # Errors
+    /// As [`Context::weight_grad`] and [`Context::download`].
+    pub fn conv2d_weight_grad(
+        &self,
+        x: ArrayView4<f32>,
+        dy: ArrayView4<f32>,
+        kernel: [usize; 2],
+        params: &Conv2dParams,
+    ) -> Result<Array4<f32>> {
+        params.geometry_for_weight_grad(crate::dims4(&x), crate::dims4(&dy), kernel)?;
+        let dw = self.weight_grad(&self.upload(x)?, &self.upload(dy)?, kernel, params)?;
+        self.download::<Ix4>(&dw)
+    }
+
+    /// [`Context::input_grad`] on host arrays.
+    ///
+    /// # Errors
+    /// As [`Context::input_grad`] and [`Context::download`].
+    pub fn conv2d_input_grad(
+        &self,
+        dy: ArrayView4<f32>,
+        w: ArrayView4<f32>,
+        input_size: [usize; 2],
+        params: &Conv2dParams,
+    ) -> Result<Array4<f32>> {
+        params.geometry_for_input_grad(crate::dims4(&dy), crate::dims4(&w), input_size)?;
+        let dx = self.input_grad(&self.upload(dy)?, &self.upload(w)?, input_size, params)?;
+        self.download::<Ix4>(&dx)
+    }
+
+    /// [`Context::bias_grad`] on a host array.
+    ///
+    /// # Errors
+    /// As [`Context::bias_grad`] and [`Context::download`].
+    pub fn conv2d_bias_grad(&self, dy: ArrayView4<f32>) -> Result<Array1<f32>> {
+        let db = self.bias_grad(&self.upload(dy)?)?;
+        self.download::<Ix1>(&db)
+    }
+
+    // ---- the single-channel form ----------------------------------------------------------------
+
+    /// The single-channel layer: one `U×V` image correlated with a bank of `K` filters of `S×T`,
+    /// `Y^k(p,q) = Σ_i Σ_j X(p+i, q+j) · W^k(i,j)`, giving `K×(U−S+1)×(V−T+1)`.
+    ///
+    /// # Errors
+    /// A filter larger than the image, a zero dimension, device limits, wgpu errors.
+    pub fn correlate(&self, image: ArrayView2<f32>, filters: ArrayView3<f32>) -> Result<Array3<f32>> {
+        let y = self.conv2d(image.insert_axis(ndarray::Axis(0)).insert_axis(ndarray::Axis(0)), filters.insert_axis(ndarray::Axis(1)), None, &Conv2dParams::default())?;
+        Ok(y.index_axis_move(ndarray::Axis(0), 0))
+    }
+
+    /// The single-channel weight gradient: `∂J/∂W^k(i,j) = Σ_p Σ_q X(p+i, q+j) · ∂J/∂Y^k(p,q)`, the
+    /// valid correlation of the `U×V` image with each `P×Q` output gradient, giving `K×S×T` with
+    /// `S = U−P+1`, `T = V−Q+1`.
+    ///
+    /// # Errors
+    /// An output gradient larger than the image, a zero dimension, device limits, wgpu errors.
+    pub fn correlate_weight_grad(&self, image: ArrayView2<f32>, grad_output: ArrayView3<f32>) -> Result<Array3<f32>> {
+        let (u, v) = image.dim();
+        let (_, p, q) = grad_output.dim();
+        let s = (u + 1).checked_sub(p).filter(|&s| s > 0);
+        let t = (v + 1).checked_sub(q).filter(|&t| t > 0);
+        let (Some(s), Some(t)) = (s, t) else {
+            return Err(Error::shape("output gradient size (at most the image size)", format!("≤ {u}×{v}"), format!("{p}×{q}")));
+        };
+        let dw = self.conv2d_weight_grad(
+            image.insert_axis(ndarray::Axis(0)).insert_axis(ndarray::Axis(0)),
+            grad_output.insert_axis(ndarray::Axis(0)),
+            [s, t],
+            &Conv2dParams::default(),
+        )?;
+        Ok(dw.index_axis_move(ndarray::Axis(1), 0))
+    }
+
+    /// The single-channel input gradient: `∂J/∂X(u,v) = Σ_k Σ_i Σ_j ∂J/∂Y^k(u−i, v−j) · W^k(i,j)`, a
+    /// `U×V` image with `U = P+S−1`, `V = Q+T−1`.
+    ///
+    /// # Errors
+    /// Filters and gradients of different counts, a zero dimension, device limits, wgpu errors.
+    pub fn correlate_input_grad(&self, grad_output: ArrayView3<f32>, filters: ArrayView3<f32>) -> Result<Array2<f32>> {
+        let (_, p, q) = grad_output.dim();
+        let (_, s, t) = filters.dim();
+        let size = [p.saturating_add(s).saturating_sub(1), q.saturating_add(t).saturating_sub(1)];
+        let dx = self.conv2d_input_grad(
+            grad_output.insert_axis(ndarray::Axis(0)),
+            filters.insert_axis(ndarray::Axis(1)),
+            size,
+            &Conv2dParams::default(),
+        )?;
+        Ok(dx.index_axis_move(ndarray::Axis(0), 0).index_axis_move(ndarray::Axis(0), 0))
+    }
+}
+

@@ -1,0 +1,175 @@
+//! Device-resident tensors: upload once, run many operations, download explicitly.
+
+use std::sync::mpsc;
+
+use ndarray::{Array, ArrayView, Dimension, IxDyn};
+use wgpu::util::DeviceExt;
+
+use crate::error::{Error, Result};
+use crate::gpu::context::Context;
+
+/// An `f32` tensor in a device buffer, in C (row-major) order.
+///
+/// Made by [`Context::upload`] or by an operation; read with [`Context::download`]. Dropping it frees
+/// the device memory.
+#[derive(Debug)]
+pub struct Tensor {
+    pub(crate) buffer: wgpu::Buffer,
+    shape: Vec<usize>,
+    pub(crate) ctx_id: u64,
+}
+
+impl Tensor {
+    /// The shape, outermost dimension first.
+    #[must_use]
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// Number of elements.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Whether the tensor has no elements (never true for tensors made by convgrad).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The shape as `[d0, d1, d2, d3]`, or an error naming `what` if the rank is not 4.
+    pub(crate) fn shape4(&self, what: &str) -> Result<[usize; 4]> {
+        <[usize; 4]>::try_from(self.shape.as_slice())
+            .map_err(|_| Error::shape(format!("rank of {what}"), "4", self.shape.len().to_string()))
+    }
+
+    /// The underlying buffer, for callers that bind it in their own passes.
+    #[must_use]
+    pub fn buffer(&self) -> &wgpu::Buffer {
+        &self.buffer
+    }
+}
+
+const USAGE: wgpu::BufferUsages =
+    wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC).union(wgpu::BufferUsages::COPY_DST);
+
+impl Context {
+    /// Checks that a tensor of `len` elements can be bound by the kernels.
+    pub(crate) fn check_tensor_size(&self, what: &str, len: usize) -> Result<u64> {
+        if len == 0 {
+            return Err(Error::ZeroDimension { what: "tensor size" });
+        }
+        let bytes = (len as u64).saturating_mul(4);
+        let limits = self.limits();
+        if bytes > limits.max_buffer_size {
+            return Err(Error::DeviceLimit {
+                what: format!("{what} ({len} f32 elements)"),
+                needed: bytes,
+                limit: limits.max_buffer_size,
+                limit_name: "max_buffer_size",
+            });
+        }
+        if bytes > u64::from(limits.max_storage_buffer_binding_size) {
+            return Err(Error::DeviceLimit {
+                what: format!("{what} ({len} f32 elements)"),
+                needed: bytes,
+                limit: u64::from(limits.max_storage_buffer_binding_size),
+                limit_name: "max_storage_buffer_binding_size",
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Copies an array of any layout (non-contiguous and transposed views included) to the device.
+    ///
+    /// # Errors
+    /// An empty array, or one larger than the device's buffer limits.
+    pub fn upload<D: Dimension>(&self, a: ArrayView<'_, f32, D>) -> Result<Tensor> {
+        self.check_tensor_size("uploaded tensor", a.len())?;
+        let standard = a.as_standard_layout();
+        let data = standard.as_slice().ok_or_else(|| Error::Wgpu {
+            kernel: "upload".into(),
+            message: "array is not contiguous after as_standard_layout".into(),
+        })?;
+        let buffer = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("convgrad tensor"),
+            contents: bytemuck::cast_slice(data),
+            usage: USAGE,
+        });
+        Ok(Tensor { buffer, shape: a.shape().to_vec(), ctx_id: self.id })
+    }
+
+    /// A new device tensor of the given shape whose contents are unspecified until a kernel writes
+    /// every element.
+    pub(crate) fn alloc(&self, what: &str, shape: &[usize]) -> Result<Tensor> {
+        let len = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| Error::Overflow {
+            what: "tensor size",
+            detail: format!("shape {shape:?}"),
+        })?;
+        let bytes = self.check_tensor_size(what, len)?;
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("convgrad tensor"),
+            size: bytes,
+            usage: USAGE,
+            mapped_at_creation: false,
+        });
+        Ok(Tensor { buffer, shape: shape.to_vec(), ctx_id: self.id })
+    }
+
+    /// Checks that `t` was made by this context.
+    pub(crate) fn own(&self, t: &Tensor) -> Result<()> {
+        if t.ctx_id == self.id { Ok(()) } else { Err(Error::ForeignTensor) }
+    }
+
+    /// Copies a tensor back to the host as an array of dimension `D` (use `IxDyn` for any rank).
+    ///
+    /// Blocks until the work queued before it has finished.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] if the tensor's rank is not `D`'s; [`Error::Readback`] if mapping fails or
+    /// the device is lost.
+    pub fn download<D: Dimension>(&self, t: &Tensor) -> Result<Array<f32, D>> {
+        self.own(t)?;
+        let data = self.read_buffer(&t.buffer, "tensor")?;
+        let a = Array::from_shape_vec(IxDyn(&t.shape), data)
+            .map_err(|e| Error::Readback { what: "tensor".into(), message: e.to_string() })?;
+        let rank = t.shape.len();
+        a.into_dimensionality::<D>().map_err(|_| {
+            Error::shape("rank of the downloaded tensor", D::NDIM.map_or("any".into(), |n| n.to_string()), rank.to_string())
+        })
+    }
+
+    /// The one readback path: copy to a staging buffer, map it, wait for that submission, copy out,
+    /// unmap. Errors are returned, never panicked on.
+    pub(crate) fn read_buffer(&self, src: &wgpu::Buffer, what: &str) -> Result<Vec<f32>> {
+        self.check_alive()?;
+        let size = src.size();
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("convgrad readback"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
+        enc.copy_buffer_to_buffer(src, 0, &staging, 0, size);
+        let index = self.queue.submit([enc.finish()]);
+        let (tx, rx) = mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            // The receiver outlives the poll below; a send error cannot be acted on here anyway.
+            let _ = tx.send(r);
+        });
+        let fail = |message: String| Error::Readback { what: what.to_string(), message };
+        self.device
+            .poll(wgpu::PollType::Wait { submission_index: Some(index), timeout: None })
+            .map_err(|e| fail(e.to_string()))?;
+        rx.recv().map_err(|e| fail(e.to_string()))?.map_err(|e| fail(e.to_string()))?;
+        let out = {
+            let view = staging.get_mapped_range(..).map_err(|e| fail(e.to_string()))?;
+            bytemuck::pod_collect_to_vec::<u8, f32>(&view)
+        };
+        staging.unmap();
+        self.check_alive()?;
+        Ok(out)
+    }
+}

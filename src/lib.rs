@@ -1,0 +1,76 @@
+//! # convgrad
+//!
+//! The forward pass and the gradients of 2-D convolution layers, as WGSL compute shaders on wgpu, with
+//! an `f64` CPU reference that every kernel is tested against.
+//!
+//! ## What it computes
+//!
+//! A layer correlates an input `X` of shape `N×C×H×W` (NCHW) with `K` filters `W` of shape
+//! `K×(C/G)×S×T` (OIHW / KCST), with stride `(sh, sw)`, zero padding `(ph, pw)` on both sides,
+//! dilation `(dh, dw)` and `G` groups (filter `k` sees the `C/G` channels of group `g = k / (K/G)`).
+//! The output `Y` is `N×K×P×Q` with
+//!
+//! ```text
+//! P = ⌊(H + 2·ph − dh·(S−1) − 1) / sh⌋ + 1        Q = ⌊(W + 2·pw − dw·(T−1) − 1) / sw⌋ + 1
+//! ```
+//!
+//! and, writing `c = g·C/G + cg` and treating `X` outside the image as 0,
+//!
+//! ```text
+//! forward       Y[n,k,p,q]   = b[k] + Σ_{cg<C/G} Σ_{i<S} Σ_{j<T} X[n, c, p·sh + i·dh − ph, q·sw + j·dw − pw] · W[k,cg,i,j]
+//! weight grad   dW[k,cg,i,j] = Σ_{n<N} Σ_{p<P} Σ_{q<Q}         X[n, c, p·sh + i·dh − ph, q·sw + j·dw − pw] · dY[n,k,p,q]
+//! input grad    dX[n,c,h,w]  = Σ_{k in g} Σ_{i<S} Σ_{j<T} dY[n,k,p,q] · W[k,cg,i,j]   over p·sh + i·dh − ph = h, q·sw + j·dw − pw = w
+//! bias grad     dB[k]        = Σ_{n<N} Σ_{p<P} Σ_{q<Q} dY[n,k,p,q]
+//! ```
+//!
+//! where `dY = ∂J/∂Y` for any scalar cost `J`. With `N = C = G = 1`, stride 1, no padding and no
+//! dilation this is the single-channel layer `Y^k = X ⊗ W^k` of size `(U−S+1)×(V−T+1)`, and its weight
+//! gradient `∂J/∂W^k = X ⊗ ∂J/∂Y^k` is again a valid cross-correlation, of the input with the output
+//! gradient, of size `S×T` ([`Context::correlate`], [`Context::correlate_weight_grad`]).
+//! `docs/derivation.md` derives these from the chain rule.
+//!
+//! ## Precision and determinism
+//!
+//! Inputs and outputs are `f32`; the kernels accumulate in `f32` in a fixed order, with long
+//! reductions summed in blocks (a row at a time) so the rounding error grows with the block length
+//! rather than the whole reduction. There are no atomics: the same inputs on the same adapter give
+//! bitwise identical outputs. The [`reference`] module accumulates in `f64`.
+//!
+//! ## Example
+//!
+//! ```no_run
+//! use convgrad::{Context, Conv2dParams};
+//! use ndarray::Array4;
+//!
+//! # fn main() -> convgrad::Result<()> {
+//! let ctx = Context::new()?; // honours WGPU_BACKEND and WGPU_ADAPTER_NAME
+//! let params = Conv2dParams::new().padding(1, 1);
+//! let x = Array4::<f32>::from_shape_fn((2, 3, 8, 8), |(n, c, h, w)| (n + c + h * w) as f32 / 64.0);
+//! let w = Array4::<f32>::from_elem((4, 3, 3, 3), 0.1);
+//!
+//! // Device-resident: upload once, run several ops, download what you need.
+//! let (xd, wd) = (ctx.upload(x.view())?, ctx.upload(w.view())?);
+//! let y = ctx.forward(&xd, &wd, None, &params)?;          // 2×4×8×8
+//! let dw = ctx.weight_grad(&xd, &y, [3, 3], &params)?;     // ∂(½‖Y‖²)/∂W, 4×3×3×3
+//! let dx = ctx.input_grad(&y, &wd, [8, 8], &params)?;      // ∂(½‖Y‖²)/∂X, 2×3×8×8
+//! let dw_host: Array4<f32> = ctx.download(&dw)?;
+//! # let _ = (dx, dw_host); Ok(()) }
+//! ```
+
+#![warn(missing_docs)]
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod error;
+pub mod geometry;
+pub mod gpu;
+pub mod reference;
+
+pub use error::{Error, Result};
+pub use geometry::{Conv2dGeometry, Conv2dParams};
+pub use gpu::{AdapterOptions, Context, Tensor, list_adapters};
+
+/// The shape of a 4-D view as an array.
+pub(crate) fn dims4<T>(a: &ndarray::ArrayView4<T>) -> [usize; 4] {
+    let d = a.dim();
+    [d.0, d.1, d.2, d.3]
+}
