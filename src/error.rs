@@ -132,7 +132,9 @@ pub enum Error {
     },
 
     /// Reading a result back from the device failed (device lost, timeout, mapping error).
-    #[error("reading back {what} failed: {message}; the device may have been lost: create a new Context")]
+    #[error(
+        "reading back {what} failed: {message}; the device may have been lost: create a new Context"
+    )]
     Readback {
         /// What was being read back.
         what: String,
@@ -149,8 +151,16 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    pub(crate) fn shape(what: impl Into<String>, expected: impl Into<String>, got: impl Into<String>) -> Self {
-        Error::ShapeMismatch { what: what.into(), expected: expected.into(), got: got.into() }
+    pub(crate) fn shape(
+        what: impl Into<String>,
+        expected: impl Into<String>,
+        got: impl Into<String>,
+    ) -> Self {
+        Error::ShapeMismatch {
+            what: what.into(),
+            expected: expected.into(),
+            got: got.into(),
+        }
     }
 }
 
@@ -176,6 +186,9 @@ mod tests {
             padded: 6,
         };
         let m = e.to_string();
-        assert!(m.contains('9') && m.contains('6') && m.contains("height"), "{m}");
+        assert!(
+            m.contains('9') && m.contains('6') && m.contains("height"),
+            "{m}"
+        );
     }
 }

@@ -14,10 +14,18 @@ use crate::geometry::{Conv2dGeometry, Conv2dParams};
 /// The input row (or column) read by output position `p` and kernel tap `i`: `p·stride + i·dilation −
 /// padding`, or `None` in the zero padding.
 #[inline]
-fn tap(p: usize, i: usize, stride: usize, dilation: usize, padding: usize, size: usize) -> Option<usize> {
-    (p * stride + i * dilation).checked_sub(padding).filter(|&h| h < size)
+fn tap(
+    p: usize,
+    i: usize,
+    stride: usize,
+    dilation: usize,
+    padding: usize,
+    size: usize,
+) -> Option<usize> {
+    (p * stride + i * dilation)
+        .checked_sub(padding)
+        .filter(|&h| h < size)
 }
-
 
 /// Forward correlation with optional bias:
 /// `Y[n,k,p,q] = b[k] + Σ_cg Σ_i Σ_j X[n, g·C/G + cg, p·sh + i·dh − ph, q·sw + j·dw − pw] · W[k,cg,i,j]`
@@ -34,10 +42,24 @@ pub fn forward<T: Copy + Into<f64>>(
     let geo = params.geometry(crate::dims4(&x), crate::dims4(&w))?;
     if let Some(b) = &bias {
         if b.len() != geo.k {
-            return Err(Error::shape("bias length", geo.k.to_string(), b.len().to_string()));
+            return Err(Error::shape(
+                "bias length",
+                geo.k.to_string(),
+                b.len().to_string(),
+            ));
         }
     }
-    let Conv2dGeometry { n: nn, h, w: ww, k: kk, s, t, p: pp, q: qq, .. } = geo;
+    let Conv2dGeometry {
+        n: nn,
+        h,
+        w: ww,
+        k: kk,
+        s,
+        t,
+        p: pp,
+        q: qq,
+        ..
+    } = geo;
     let [sh, sw] = params.stride;
     let [ph, pw] = params.padding;
     let [dh, dw] = params.dilation;
@@ -52,9 +74,13 @@ pub fn forward<T: Copy + Into<f64>>(
                     for cg in 0..cpg {
                         let c = g * cpg + cg;
                         for i in 0..s {
-                            let Some(hh) = tap(p, i, sh, dh, ph, h) else { continue };
+                            let Some(hh) = tap(p, i, sh, dh, ph, h) else {
+                                continue;
+                            };
                             for j in 0..t {
-                                let Some(wi) = tap(q, j, sw, dw, pw, ww) else { continue };
+                                let Some(wi) = tap(q, j, sw, dw, pw, ww) else {
+                                    continue;
+                                };
                                 acc += x[[n, c, hh, wi]].into() * w[[k, cg, i, j]].into();
                             }
                         }
@@ -79,7 +105,17 @@ pub fn weight_grad<T: Copy + Into<f64>>(
     params: &Conv2dParams,
 ) -> Result<Array4<f64>> {
     let geo = params.geometry_for_weight_grad(crate::dims4(&x), crate::dims4(&dy), kernel)?;
-    let Conv2dGeometry { n: nn, h, w: ww, k: kk, s, t, p: pp, q: qq, .. } = geo;
+    let Conv2dGeometry {
+        n: nn,
+        h,
+        w: ww,
+        k: kk,
+        s,
+        t,
+        p: pp,
+        q: qq,
+        ..
+    } = geo;
     let [sh, sw] = params.stride;
     let [ph, pw] = params.padding;
     let [dh, dw] = params.dilation;
@@ -94,9 +130,13 @@ pub fn weight_grad<T: Copy + Into<f64>>(
                     let mut acc = 0.0f64;
                     for n in 0..nn {
                         for p in 0..pp {
-                            let Some(hh) = tap(p, i, sh, dh, ph, h) else { continue };
+                            let Some(hh) = tap(p, i, sh, dh, ph, h) else {
+                                continue;
+                            };
                             for q in 0..qq {
-                                let Some(wi) = tap(q, j, sw, dw, pw, ww) else { continue };
+                                let Some(wi) = tap(q, j, sw, dw, pw, ww) else {
+                                    continue;
+                                };
                                 acc += x[[n, c, hh, wi]].into() * dy[[n, k, p, q]].into();
                             }
                         }
@@ -124,7 +164,17 @@ pub fn input_grad<T: Copy + Into<f64>>(
     params: &Conv2dParams,
 ) -> Result<Array4<f64>> {
     let geo = params.geometry_for_input_grad(crate::dims4(&dy), crate::dims4(&w), input_size)?;
-    let Conv2dGeometry { n: nn, h, w: ww, k: kk, s, t, p: pp, q: qq, .. } = geo;
+    let Conv2dGeometry {
+        n: nn,
+        h,
+        w: ww,
+        k: kk,
+        s,
+        t,
+        p: pp,
+        q: qq,
+        ..
+    } = geo;
     let [sh, sw] = params.stride;
     let [ph, pw] = params.padding;
     let [dh, dw] = params.dilation;
@@ -139,9 +189,13 @@ pub fn input_grad<T: Copy + Into<f64>>(
                     for cg in 0..cpg {
                         let c = g * cpg + cg;
                         for i in 0..s {
-                            let Some(hh) = tap(p, i, sh, dh, ph, h) else { continue };
+                            let Some(hh) = tap(p, i, sh, dh, ph, h) else {
+                                continue;
+                            };
                             for j in 0..t {
-                                let Some(wi) = tap(q, j, sw, dw, pw, ww) else { continue };
+                                let Some(wi) = tap(q, j, sw, dw, pw, ww) else {
+                                    continue;
+                                };
                                 dx[[n, c, hh, wi]] += d * w[[k, cg, i, j]].into();
                             }
                         }

@@ -21,7 +21,10 @@ pub struct AdapterOptions {
 
 impl Default for AdapterOptions {
     fn default() -> Self {
-        Self { backends: wgpu::Backends::all(), name: None }
+        Self {
+            backends: wgpu::Backends::all(),
+            name: None,
+        }
     }
 }
 
@@ -31,7 +34,9 @@ impl AdapterOptions {
     pub fn from_env() -> Self {
         Self {
             backends: wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all()),
-            name: std::env::var("WGPU_ADAPTER_NAME").ok().filter(|s| !s.is_empty()),
+            name: std::env::var("WGPU_ADAPTER_NAME")
+                .ok()
+                .filter(|s| !s.is_empty()),
         }
     }
 }
@@ -86,8 +91,13 @@ async fn candidates(options: &AdapterOptions) -> Vec<wgpu::Adapter> {
 /// Every adapter wgpu finds on the given backends, marking the one `options` would choose.
 #[must_use]
 pub fn list_adapters(options: &AdapterOptions) -> Vec<AdapterListing> {
-    let chosen = pollster::block_on(candidates(options)).first().map(wgpu::Adapter::get_info);
-    let all = AdapterOptions { name: None, ..options.clone() };
+    let chosen = pollster::block_on(candidates(options))
+        .first()
+        .map(wgpu::Adapter::get_info);
+    let all = AdapterOptions {
+        name: None,
+        ..options.clone()
+    };
     let mut adapters = pollster::block_on(instance(&all).enumerate_adapters(all.backends));
     adapters.sort_by_key(|a| rank(&a.get_info()));
     let mut marked = false;
@@ -97,7 +107,11 @@ pub fn list_adapters(options: &AdapterOptions) -> Vec<AdapterListing> {
             let info = a.get_info();
             let is = !marked && chosen.as_ref() == Some(&info);
             marked |= is;
-            AdapterListing { limits: a.limits(), info, chosen: is }
+            AdapterListing {
+                limits: a.limits(),
+                info,
+                chosen: is,
+            }
         })
         .collect()
 }
@@ -154,12 +168,19 @@ impl Context {
     /// # Errors
     /// As [`Context::new`].
     pub async fn with_options_async(options: &AdapterOptions) -> Result<Self> {
-        let adapter = candidates(options).await.into_iter().next().ok_or_else(|| Error::NoAdapter {
-            detail: match &options.name {
-                Some(n) => format!(" whose name contains {n:?} on backends {:?}", options.backends),
-                None => format!(" on backends {:?}", options.backends),
-            },
-        })?;
+        let adapter = candidates(options)
+            .await
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::NoAdapter {
+                detail: match &options.name {
+                    Some(n) => format!(
+                        " whose name contains {n:?} on backends {:?}",
+                        options.backends
+                    ),
+                    None => format!(" on backends {:?}", options.backends),
+                },
+            })?;
         let info = adapter.get_info();
         // Ask for everything the adapter supports: the default limits cap storage bindings at 128 MiB
         // even on GPUs that allow more.
@@ -173,14 +194,20 @@ impl Context {
                 ..Default::default()
             })
             .await
-            .map_err(|e| Error::RequestDevice { adapter: info.name.clone(), message: e.to_string() })?;
+            .map_err(|e| Error::RequestDevice {
+                adapter: info.name.clone(),
+                message: e.to_string(),
+            })?;
         let ctx = Self::build(device, queue, info, limits);
         // Our own device: an error outside every scope is recorded, not a panic.
         let sink = ctx.lost.clone();
-        ctx.device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
-            let mut slot = sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            slot.get_or_insert_with(|| e.to_string());
-        }));
+        ctx.device
+            .on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+                let mut slot = sink
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                slot.get_or_insert_with(|| e.to_string());
+            }));
         Ok(ctx)
     }
 
@@ -193,11 +220,18 @@ impl Context {
         Self::build(device, queue, info, limits)
     }
 
-    fn build(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo, limits: wgpu::Limits) -> Self {
+    fn build(
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        info: wgpu::AdapterInfo,
+        limits: wgpu::Limits,
+    ) -> Self {
         let lost = Arc::new(Mutex::new(None));
         let sink = lost.clone();
         device.set_device_lost_callback(move |reason, message| {
-            let mut slot = sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut slot = sink
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             slot.get_or_insert_with(|| format!("device lost ({reason:?}): {message}"));
         });
         Self {
@@ -260,9 +294,15 @@ impl Context {
 
     /// An error if the device was lost or reported an uncaptured error.
     pub(crate) fn check_alive(&self) -> Result<()> {
-        let slot = self.lost.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let slot = self
+            .lost
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match slot.as_ref() {
-            Some(m) => Err(Error::Wgpu { kernel: "device".into(), message: m.clone() }),
+            Some(m) => Err(Error::Wgpu {
+                kernel: "device".into(),
+                message: m.clone(),
+            }),
             None => Ok(()),
         }
     }

@@ -47,12 +47,20 @@ impl Rng {
         lo + (self.next_u64() % (hi - lo + 1) as u64) as i64
     }
 
-    pub fn array<D: Dimension, Sh: ndarray::ShapeBuilder<Dim = D>>(&mut self, shape: Sh) -> Array<f32, D> {
+    pub fn array<D: Dimension, Sh: ndarray::ShapeBuilder<Dim = D>>(
+        &mut self,
+        shape: Sh,
+    ) -> Array<f32, D> {
         Array::from_shape_simple_fn(shape, || self.uniform())
     }
 
     /// Small integers: every f32 sum of their products is exact.
-    pub fn int_array<D: Dimension, Sh: ndarray::ShapeBuilder<Dim = D>>(&mut self, shape: Sh, lo: i64, hi: i64) -> Array<f32, D> {
+    pub fn int_array<D: Dimension, Sh: ndarray::ShapeBuilder<Dim = D>>(
+        &mut self,
+        shape: Sh,
+        lo: i64,
+        hi: i64,
+    ) -> Array<f32, D> {
         Array::from_shape_simple_fn(shape, || self.int(lo, hi) as f32)
     }
 }
@@ -83,7 +91,11 @@ pub fn rel_err<D: Dimension>(gpu: &Array<f32, D>, reference: &Array<f64, D>) -> 
         num += d * d;
         den += r * r;
     }
-    if den == 0.0 { num.sqrt() } else { (num / den).sqrt() }
+    if den == 0.0 {
+        num.sqrt()
+    } else {
+        (num / den).sqrt()
+    }
 }
 
 /// Checks every element of `gpu` against the f64 `reference` with the bound γ_len · `magnitude`
@@ -98,15 +110,24 @@ pub fn check<D: Dimension>(
     max_rel: f64,
 ) -> Result<f64, String> {
     if gpu.shape() != reference.shape() {
-        return Err(format!("shape {:?} vs reference {:?}", gpu.shape(), reference.shape()));
+        return Err(format!(
+            "shape {:?} vs reference {:?}",
+            gpu.shape(),
+            reference.shape()
+        ));
     }
     let g = gamma(len);
-    for ((idx, &v), (&r, &m)) in gpu.indexed_iter().zip(reference.iter().zip(magnitude.iter())) {
+    for ((idx, &v), (&r, &m)) in gpu
+        .indexed_iter()
+        .zip(reference.iter().zip(magnitude.iter()))
+    {
         let err = (f64::from(v) - r).abs();
         // The result is rounded to f32 once more when stored: half an ulp of |r|.
         let bound = g * m + U32 * r.abs() + f64::from(f32::MIN_POSITIVE);
         if !(err <= bound) {
-            return Err(format!("element {idx:?}: gpu {v} vs reference {r}, error {err:e} > bound {bound:e}"));
+            return Err(format!(
+                "element {idx:?}: gpu {v} vs reference {r}, error {err:e} > bound {bound:e}"
+            ));
         }
     }
     let rel = rel_err(gpu, reference);
@@ -122,5 +143,8 @@ pub fn abs4(a: &Array4<f32>) -> Array4<f32> {
 
 /// ⟨a, b⟩ in f64.
 pub fn dot<D: Dimension>(a: &Array<f32, D>, b: &Array<f32, D>) -> f64 {
-    a.iter().zip(b.iter()).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum()
+    a.iter()
+        .zip(b.iter())
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum()
 }

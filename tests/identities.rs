@@ -1,0 +1,129 @@
+//! Identities that pin the structure of the results: adjointness of the three operations, the weight
+//! gradient as a correlation computed by the forward kernel, and the input gradient as a correlation of
+//! the padded output gradient with the flipped filters.
+
+mod common;
+
+use common::{Rng, abs4, ctx, dot, gamma};
+use convgrad::{Conv2dGeometry, Conv2dParams, reference};
+use ndarray::{Array3, Array4, Axis, s};
+
+fn layers() -> Vec<(usize, usize, [usize; 2], usize, [usize; 2], Conv2dParams)> {
+    let d = Conv2dParams::new();
+    vec![
+        (1, 1, [17, 13], 3, [4, 3], d),
+        (2, 3, [9, 10], 4, [3, 3], d.stride(2, 2).padding(1, 1)),
+        (2, 4, [12, 11], 6, [3, 2], d.dilation(2, 3).groups(2)),
+        (
+            3,
+            6,
+            [8, 9],
+            3,
+            [2, 3],
+            d.stride(3, 1).padding(2, 0).groups(3),
+        ),
+    ]
+}
+
+/// ⟨conv(X, W), G⟩ = ⟨W, weight_grad(X, G)⟩ = ⟨X, input_grad(G, W)⟩, each side computed on the GPU.
+///
+/// Each GPU sum of L products is within γ_L of the exact sum times the same sum on |inputs|; all three
+/// products equal M = ⟨conv(|X|, |W|), |G|⟩ when taken on absolute values, so the sides may differ by
+/// at most (γ_a + γ_b)·M (the f64 dot products add far less).
+#[test]
+fn adjoint_identities_hold_on_the_gpu() {
+    let ctx = ctx();
+    let mut rng = Rng::new(31);
+    for (n, c, hw, k, st, params) in layers() {
+        let geo = Conv2dGeometry::new(n, c, hw, k, st, params).unwrap();
+        let x: Array4<f32> = rng.array(geo.input_shape());
+        let w: Array4<f32> = rng.array(geo.weight_shape());
+        let g: Array4<f32> = rng.array(geo.output_shape());
+        let y = ctx.conv2d(x.view(), w.view(), None, &params).unwrap();
+        let dw = ctx
+            .conv2d_weight_grad(x.view(), g.view(), st, &params)
+            .unwrap();
+        let dx = ctx
+            .conv2d_input_grad(g.view(), w.view(), hw, &params)
+            .unwrap();
+        let lhs = dot(&y, &g);
+        let via_w = dot(&w, &dw);
+        let via_x = dot(&x, &dx);
+        let m: f64 = reference::forward(abs4(&x).view(), abs4(&w).view(), None, &params)
+            .unwrap()
+            .iter()
+            .zip(g.iter())
+            .map(|(a, b)| a * f64::from(b.abs()))
+            .sum();
+        let lf = geo.channels_per_group() * geo.s * geo.t;
+        let tol_w = (gamma(lf) + gamma(n * geo.p * geo.q)) * m;
+        let tol_x = (gamma(lf) + gamma(geo.filters_per_group() * geo.s * geo.t)) * m;
+        eprintln!(
+            "{}: ⟨Y,G⟩ = {lhs:.9}, ⟨W,dW⟩ − ⟨Y,G⟩ = {:.2e} (bound {tol_w:.2e}), ⟨X,dX⟩ − ⟨Y,G⟩ = {:.2e} (bound {tol_x:.2e})",
+            geo.describe(),
+            via_w - lhs,
+            via_x - lhs
+        );
+        assert!(
+            (via_w - lhs).abs() <= tol_w,
+            "weight-gradient adjoint fails on {}",
+            geo.describe()
+        );
+        assert!(
+            (via_x - lhs).abs() <= tol_x,
+            "input-gradient adjoint fails on {}",
+            geo.describe()
+        );
+    }
+}
+
+/// In the single-channel case ∂J/∂W^k = X ⊗ ∂J/∂Y^k: the weight gradient is the forward correlation
+/// of X with the output gradient used as the filter, computed here by the forward kernel itself.
+#[test]
+fn single_channel_weight_grad_is_the_forward_correlation_with_dy() {
+    let ctx = ctx();
+    let mut rng = Rng::new(5);
+    let x: ndarray::Array2<f32> = rng.int_array((23, 19), -5, 5);
+    let dy: Array3<f32> = rng.int_array((4, 18, 15), -5, 5);
+    let dw = ctx.correlate_weight_grad(x.view(), dy.view()).unwrap();
+    assert_eq!(dw.dim(), (4, 6, 5));
+    // Each dY^k as a one-filter bank: X ⊗ dY^k is 6×5.
+    for k in 0..4 {
+        let filt = dy.slice(s![k..k + 1, .., ..]);
+        let via_forward = ctx.correlate(x.view(), filt).unwrap();
+        // Integers: both orders of summation are exact, so the two kernels agree to the bit.
+        assert_eq!(
+            via_forward.index_axis(Axis(0), 0),
+            dw.index_axis(Axis(0), k)
+        );
+    }
+}
+
+/// For stride 1 the input gradient is the correlation of dY, zero-padded by dh·(S−1) − ph, with the
+/// filters flipped in both axes and with K and C swapped: dX = pad(dY) ⊗ flip(W)ᵀ.
+#[test]
+fn input_grad_is_padded_dy_correlated_with_flipped_filters() {
+    let ctx = ctx();
+    let mut rng = Rng::new(11);
+    for (dil, pad) in [([1, 1], [0, 0]), ([2, 1], [1, 0]), ([1, 3], [0, 2])] {
+        let params = Conv2dParams::new()
+            .dilation(dil[0], dil[1])
+            .padding(pad[0], pad[1]);
+        let geo = Conv2dGeometry::new(2, 3, [10, 12], 4, [3, 2], params).unwrap();
+        let w: Array4<f32> = rng.int_array(geo.weight_shape(), -3, 3);
+        let dy: Array4<f32> = rng.int_array(geo.output_shape(), -3, 3);
+        let dx = ctx
+            .conv2d_input_grad(dy.view(), w.view(), [10, 12], &params)
+            .unwrap();
+        // W'[c, k, i, j] = W[k, c, S−1−i, T−1−j]
+        let flipped = w
+            .slice(s![.., .., ..;-1, ..;-1])
+            .permuted_axes([1, 0, 2, 3])
+            .to_owned();
+        let full = Conv2dParams::new()
+            .dilation(dil[0], dil[1])
+            .padding(dil[0] * (geo.s - 1) - pad[0], dil[1] * (geo.t - 1) - pad[1]);
+        let via_forward = ctx.conv2d(dy.view(), flipped.view(), None, &full).unwrap();
+        assert_eq!(via_forward, dx, "dilation {dil:?}, padding {pad:?}");
+    }
+}
