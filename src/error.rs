@@ -69,9 +69,7 @@ pub enum Error {
     },
 
     /// An input size that does not map to the given output gradient size.
-    #[error(
-        "input size {input:?} does not give output size {output:?} with these parameters (it gives {expected:?})"
-    )]
+    #[error("input size {input:?} does not give output size {output:?} with these parameters (it gives {expected:?})")]
     InputSizeMismatch {
         /// The input size (H, W) given.
         input: (usize, usize),
@@ -132,9 +130,7 @@ pub enum Error {
     },
 
     /// Reading a result back from the device failed (device lost, timeout, mapping error).
-    #[error(
-        "reading back {what} failed: {message}; the device may have been lost: create a new Context"
-    )]
+    #[error("reading back {what} failed: {message}; the device may have been lost: create a new Context")]
     Readback {
         /// What was being read back.
         what: String,
@@ -151,16 +147,8 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    pub(crate) fn shape(
-        what: impl Into<String>,
-        expected: impl Into<String>,
-        got: impl Into<String>,
-    ) -> Self {
-        Error::ShapeMismatch {
-            what: what.into(),
-            expected: expected.into(),
-            got: got.into(),
-        }
+    pub(crate) fn shape(what: impl Into<String>, expected: impl Into<String>, got: impl Into<String>) -> Self {
+        Error::ShapeMismatch { what: what.into(), expected: expected.into(), got: got.into() }
     }
 }
 
@@ -186,9 +174,6 @@ mod tests {
             padded: 6,
         };
         let m = e.to_string();
-        assert!(
-            m.contains('9') && m.contains('6') && m.contains("height"),
-            "{m}"
-        );
+        assert!(m.contains('9') && m.contains('6') && m.contains("height"), "{m}");
     }
 }

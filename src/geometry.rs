@@ -31,12 +31,7 @@ pub struct Conv2dParams {
 
 impl Default for Conv2dParams {
     fn default() -> Self {
-        Self {
-            stride: [1, 1],
-            padding: [0, 0],
-            dilation: [1, 1],
-            groups: 1,
-        }
+        Self { stride: [1, 1], padding: [0, 0], dilation: [1, 1], groups: 1 }
     }
 }
 
@@ -108,11 +103,7 @@ impl Conv2dParams {
         let [n, c, h, w] = input;
         let [n2, k, p, q] = grad_output;
         if n2 != n {
-            return Err(Error::shape(
-                "batch of the output gradient",
-                n.to_string(),
-                n2.to_string(),
-            ));
+            return Err(Error::shape("batch of the output gradient", n.to_string(), n2.to_string()));
         }
         self.check_groups(c, k)?;
         let geo = Conv2dGeometry::new(n, c, [h, w], k, kernel, *self)?;
@@ -135,11 +126,7 @@ impl Conv2dParams {
         let [n, k, p, q] = grad_output;
         let [k2, cg, s, t] = weight;
         if k2 != k {
-            return Err(Error::shape(
-                "filters of the weights (dimension 0)",
-                k.to_string(),
-                k2.to_string(),
-            ));
+            return Err(Error::shape("filters of the weights (dimension 0)", k.to_string(), k2.to_string()));
         }
         let c = cg.checked_mul(self.groups).ok_or_else(|| Error::Overflow {
             what: "channel count",
@@ -156,18 +143,10 @@ impl Conv2dParams {
             return Err(Error::ZeroDimension { what: "groups" });
         }
         if c % self.groups != 0 {
-            return Err(Error::GroupsMismatch {
-                what: "input channels",
-                value: c,
-                groups: self.groups,
-            });
+            return Err(Error::GroupsMismatch { what: "input channels", value: c, groups: self.groups });
         }
         if k % self.groups != 0 {
-            return Err(Error::GroupsMismatch {
-                what: "filters",
-                value: k,
-                groups: self.groups,
-            });
+            return Err(Error::GroupsMismatch { what: "filters", value: k, groups: self.groups });
         }
         Ok(())
     }
@@ -188,51 +167,23 @@ pub fn output_size(
 ) -> Result<usize> {
     let is_h = axis == "height";
     if stride == 0 {
-        return Err(Error::ZeroStep {
-            what: if is_h {
-                "stride (height)"
-            } else {
-                "stride (width)"
-            },
-            value: 0,
-        });
+        return Err(Error::ZeroStep { what: if is_h { "stride (height)" } else { "stride (width)" }, value: 0 });
     }
     if dilation == 0 {
-        return Err(Error::ZeroStep {
-            what: if is_h {
-                "dilation (height)"
-            } else {
-                "dilation (width)"
-            },
-            value: 0,
-        });
+        return Err(Error::ZeroStep { what: if is_h { "dilation (height)" } else { "dilation (width)" }, value: 0 });
     }
     if input == 0 {
-        return Err(Error::ZeroDimension {
-            what: if is_h { "input height" } else { "input width" },
-        });
+        return Err(Error::ZeroDimension { what: if is_h { "input height" } else { "input width" } });
     }
     if kernel == 0 {
-        return Err(Error::ZeroDimension {
-            what: if is_h {
-                "kernel height"
-            } else {
-                "kernel width"
-            },
-        });
+        return Err(Error::ZeroDimension { what: if is_h { "kernel height" } else { "kernel width" } });
     }
     let overflow = || Error::Overflow {
         what: "output size",
         detail: format!("input {input}, kernel {kernel}, padding {padding}, dilation {dilation}"),
     };
-    let padded = padding
-        .checked_mul(2)
-        .and_then(|p2| input.checked_add(p2))
-        .ok_or_else(overflow)?;
-    let extent = dilation
-        .checked_mul(kernel - 1)
-        .and_then(|e| e.checked_add(1))
-        .ok_or_else(overflow)?;
+    let padded = padding.checked_mul(2).and_then(|p2| input.checked_add(p2)).ok_or_else(overflow)?;
+    let extent = dilation.checked_mul(kernel - 1).and_then(|e| e.checked_add(1)).ok_or_else(overflow)?;
     let room = padded.checked_sub(extent).ok_or(Error::KernelTooLarge {
         axis,
         kernel,
@@ -293,34 +244,9 @@ impl Conv2dGeometry {
             }
         }
         params.check_groups(c, k)?;
-        let p = output_size(
-            "height",
-            h,
-            s,
-            params.stride[0],
-            params.padding[0],
-            params.dilation[0],
-        )?;
-        let q = output_size(
-            "width",
-            w,
-            t,
-            params.stride[1],
-            params.padding[1],
-            params.dilation[1],
-        )?;
-        let geo = Self {
-            n,
-            c,
-            h,
-            w,
-            k,
-            s,
-            t,
-            p,
-            q,
-            params,
-        };
+        let p = output_size("height", h, s, params.stride[0], params.padding[0], params.dilation[0])?;
+        let q = output_size("width", w, t, params.stride[1], params.padding[1], params.dilation[1])?;
+        let geo = Self { n, c, h, w, k, s, t, p, q, params };
         for (what, shape) in [
             ("input element count", geo.input_shape()),
             ("weight element count", geo.weight_shape()),
@@ -329,15 +255,9 @@ impl Conv2dGeometry {
             count_u32(what, shape)?;
         }
         // The padded extents enter the kernels' index arithmetic as u32 too.
-        for (what, v) in [
-            ("padded height", h + 2 * params.padding[0]),
-            ("padded width", w + 2 * params.padding[1]),
-        ] {
+        for (what, v) in [("padded height", h + 2 * params.padding[0]), ("padded width", w + 2 * params.padding[1])] {
             if u32::try_from(v).is_err() {
-                return Err(Error::Overflow {
-                    what,
-                    detail: format!("{v} does not fit in u32"),
-                });
+                return Err(Error::Overflow { what, detail: format!("{v} does not fit in u32") });
             }
         }
         Ok(geo)
@@ -385,18 +305,10 @@ impl Conv2dGeometry {
     /// `2·N·K·P·Q·(C/G)·S·T`.
     #[must_use]
     pub fn flops(&self) -> f64 {
-        2.0 * [
-            self.n,
-            self.k,
-            self.p,
-            self.q,
-            self.channels_per_group(),
-            self.s,
-            self.t,
-        ]
-        .iter()
-        .map(|&v| v as f64)
-        .product::<f64>()
+        2.0 * [self.n, self.k, self.p, self.q, self.channels_per_group(), self.s, self.t]
+            .iter()
+            .map(|&v| v as f64)
+            .product::<f64>()
     }
 
     /// Checks that an output gradient of size `[P, Q]` matches this geometry.
@@ -416,11 +328,7 @@ impl Conv2dGeometry {
     pub fn describe(&self) -> String {
         let pr = &self.params;
         let pair = |a: [usize; 2]| {
-            if a[0] == a[1] {
-                a[0].to_string()
-            } else {
-                format!("{},{}", a[0], a[1])
-            }
+            if a[0] == a[1] { a[0].to_string() } else { format!("{},{}", a[0], a[1]) }
         };
         format!(
             "{}×{}×{}×{} * {}×{}×{}×{} s{} p{} d{} g{}",
@@ -442,14 +350,10 @@ impl Conv2dGeometry {
 
 /// Element count of a shape, checked to fit in `u32`.
 pub(crate) fn count_u32(what: &'static str, shape: [usize; 4]) -> Result<usize> {
-    let n = shape
-        .iter()
-        .try_fold(1usize, |a, &d| a.checked_mul(d))
-        .filter(|&n| u32::try_from(n).is_ok())
-        .ok_or_else(|| Error::Overflow {
-            what,
-            detail: format!("shape {shape:?} has more than 2^32−1 elements"),
-        })?;
+    let n =
+        shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).filter(|&n| u32::try_from(n).is_ok()).ok_or_else(
+            || Error::Overflow { what, detail: format!("shape {shape:?} has more than 2^32−1 elements") },
+        )?;
     Ok(n)
 }
 
@@ -477,63 +381,26 @@ mod tests {
     #[test]
     fn kernel_too_large_is_an_error() {
         let e = output_size("height", 4, 3, 1, 0, 2).unwrap_err();
-        assert!(
-            matches!(
-                e,
-                Error::KernelTooLarge {
-                    extent: 5,
-                    padded: 4,
-                    ..
-                }
-            ),
-            "{e}"
-        );
+        assert!(matches!(e, Error::KernelTooLarge { extent: 5, padded: 4, .. }), "{e}");
     }
 
     #[test]
     fn zero_sizes_and_steps_are_errors() {
-        assert!(matches!(
-            output_size("height", 4, 3, 0, 0, 1),
-            Err(Error::ZeroStep { .. })
-        ));
-        assert!(matches!(
-            output_size("height", 4, 3, 1, 0, 0),
-            Err(Error::ZeroStep { .. })
-        ));
-        assert!(matches!(
-            output_size("width", 0, 3, 1, 0, 1),
-            Err(Error::ZeroDimension { .. })
-        ));
-        assert!(matches!(
-            output_size("width", 4, 0, 1, 0, 1),
-            Err(Error::ZeroDimension { .. })
-        ));
+        assert!(matches!(output_size("height", 4, 3, 0, 0, 1), Err(Error::ZeroStep { .. })));
+        assert!(matches!(output_size("height", 4, 3, 1, 0, 0), Err(Error::ZeroStep { .. })));
+        assert!(matches!(output_size("width", 0, 3, 1, 0, 1), Err(Error::ZeroDimension { .. })));
+        assert!(matches!(output_size("width", 4, 0, 1, 0, 1), Err(Error::ZeroDimension { .. })));
         let p = Conv2dParams::default();
-        assert!(matches!(
-            Conv2dGeometry::new(0, 1, [3, 3], 1, [1, 1], p),
-            Err(Error::ZeroDimension { .. })
-        ));
-        assert!(matches!(
-            p.groups(0).geometry([1, 2, 3, 3], [2, 2, 1, 1]),
-            Err(Error::ZeroDimension { .. })
-        ));
+        assert!(matches!(Conv2dGeometry::new(0, 1, [3, 3], 1, [1, 1], p), Err(Error::ZeroDimension { .. })));
+        assert!(matches!(p.groups(0).geometry([1, 2, 3, 3], [2, 2, 1, 1]), Err(Error::ZeroDimension { .. })));
     }
 
     #[test]
     fn groups_must_divide() {
         let p = Conv2dParams::default().groups(2);
-        assert!(matches!(
-            p.geometry([1, 3, 5, 5], [2, 1, 3, 3]),
-            Err(Error::GroupsMismatch { value: 3, .. })
-        ));
-        assert!(matches!(
-            p.geometry([1, 4, 5, 5], [3, 2, 3, 3]),
-            Err(Error::GroupsMismatch { value: 3, .. })
-        ));
-        assert!(matches!(
-            p.geometry([1, 4, 5, 5], [2, 4, 3, 3]),
-            Err(Error::ShapeMismatch { .. })
-        ));
+        assert!(matches!(p.geometry([1, 3, 5, 5], [2, 1, 3, 3]), Err(Error::GroupsMismatch { value: 3, .. })));
+        assert!(matches!(p.geometry([1, 4, 5, 5], [3, 2, 3, 3]), Err(Error::GroupsMismatch { value: 3, .. })));
+        assert!(matches!(p.geometry([1, 4, 5, 5], [2, 4, 3, 3]), Err(Error::ShapeMismatch { .. })));
         assert!(p.geometry([1, 4, 5, 5], [2, 2, 3, 3]).is_ok());
     }
 
@@ -550,35 +417,15 @@ mod tests {
     fn input_grad_needs_a_matching_input_size() {
         let p = Conv2dParams::default().stride(2, 2);
         // H = 7 and H = 8 both give P = 3 for S = 3, stride 2.
-        assert!(
-            p.geometry_for_input_grad([1, 1, 3, 3], [1, 1, 3, 3], [7, 7])
-                .is_ok()
-        );
-        assert!(
-            p.geometry_for_input_grad([1, 1, 3, 3], [1, 1, 3, 3], [8, 8])
-                .is_ok()
-        );
-        let e = p
-            .geometry_for_input_grad([1, 1, 3, 3], [1, 1, 3, 3], [9, 9])
-            .unwrap_err();
-        assert!(
-            matches!(
-                e,
-                Error::InputSizeMismatch {
-                    expected: (4, 4),
-                    ..
-                }
-            ),
-            "{e}"
-        );
+        assert!(p.geometry_for_input_grad([1, 1, 3, 3], [1, 1, 3, 3], [7, 7]).is_ok());
+        assert!(p.geometry_for_input_grad([1, 1, 3, 3], [1, 1, 3, 3], [8, 8]).is_ok());
+        let e = p.geometry_for_input_grad([1, 1, 3, 3], [1, 1, 3, 3], [9, 9]).unwrap_err();
+        assert!(matches!(e, Error::InputSizeMismatch { expected: (4, 4), .. }), "{e}");
     }
 
     #[test]
     fn flops_formula() {
-        let g = Conv2dParams::default()
-            .padding(1, 1)
-            .geometry([8, 64, 56, 56], [64, 64, 3, 3])
-            .unwrap();
+        let g = Conv2dParams::default().padding(1, 1).geometry([8, 64, 56, 56], [64, 64, 3, 3]).unwrap();
         assert_eq!(g.flops(), 2.0 * 8.0 * 64.0 * 56.0 * 56.0 * 64.0 * 9.0);
     }
 }

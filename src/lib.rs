@@ -60,10 +60,12 @@
 #![warn(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod bench;
 mod error;
 pub mod geometry;
 pub mod gpu;
 pub mod reference;
+pub mod verify;
 
 pub use error::{Error, Result};
 pub use geometry::{Conv2dGeometry, Conv2dParams};

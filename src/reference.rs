@@ -14,17 +14,8 @@ use crate::geometry::{Conv2dGeometry, Conv2dParams};
 /// The input row (or column) read by output position `p` and kernel tap `i`: `p·stride + i·dilation −
 /// padding`, or `None` in the zero padding.
 #[inline]
-fn tap(
-    p: usize,
-    i: usize,
-    stride: usize,
-    dilation: usize,
-    padding: usize,
-    size: usize,
-) -> Option<usize> {
-    (p * stride + i * dilation)
-        .checked_sub(padding)
-        .filter(|&h| h < size)
+fn tap(p: usize, i: usize, stride: usize, dilation: usize, padding: usize, size: usize) -> Option<usize> {
+    (p * stride + i * dilation).checked_sub(padding).filter(|&h| h < size)
 }
 
 /// Forward correlation with optional bias:
@@ -42,24 +33,10 @@ pub fn forward<T: Copy + Into<f64>>(
     let geo = params.geometry(crate::dims4(&x), crate::dims4(&w))?;
     if let Some(b) = &bias {
         if b.len() != geo.k {
-            return Err(Error::shape(
-                "bias length",
-                geo.k.to_string(),
-                b.len().to_string(),
-            ));
+            return Err(Error::shape("bias length", geo.k.to_string(), b.len().to_string()));
         }
     }
-    let Conv2dGeometry {
-        n: nn,
-        h,
-        w: ww,
-        k: kk,
-        s,
-        t,
-        p: pp,
-        q: qq,
-        ..
-    } = geo;
+    let Conv2dGeometry { n: nn, h, w: ww, k: kk, s, t, p: pp, q: qq, .. } = geo;
     let [sh, sw] = params.stride;
     let [ph, pw] = params.padding;
     let [dh, dw] = params.dilation;
@@ -105,17 +82,7 @@ pub fn weight_grad<T: Copy + Into<f64>>(
     params: &Conv2dParams,
 ) -> Result<Array4<f64>> {
     let geo = params.geometry_for_weight_grad(crate::dims4(&x), crate::dims4(&dy), kernel)?;
-    let Conv2dGeometry {
-        n: nn,
-        h,
-        w: ww,
-        k: kk,
-        s,
-        t,
-        p: pp,
-        q: qq,
-        ..
-    } = geo;
+    let Conv2dGeometry { n: nn, h, w: ww, k: kk, s, t, p: pp, q: qq, .. } = geo;
     let [sh, sw] = params.stride;
     let [ph, pw] = params.padding;
     let [dh, dw] = params.dilation;
@@ -164,17 +131,7 @@ pub fn input_grad<T: Copy + Into<f64>>(
     params: &Conv2dParams,
 ) -> Result<Array4<f64>> {
     let geo = params.geometry_for_input_grad(crate::dims4(&dy), crate::dims4(&w), input_size)?;
-    let Conv2dGeometry {
-        n: nn,
-        h,
-        w: ww,
-        k: kk,
-        s,
-        t,
-        p: pp,
-        q: qq,
-        ..
-    } = geo;
+    let Conv2dGeometry { n: nn, h, w: ww, k: kk, s, t, p: pp, q: qq, .. } = geo;
     let [sh, sw] = params.stride;
     let [ph, pw] = params.padding;
     let [dh, dw] = params.dilation;

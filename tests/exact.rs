@@ -33,13 +33,7 @@ fn two_filters_single_channel() {
     let x = array![[1.0f32, 3.0, 6.0, 10.0], [0.0, 2.0, 2.0, 5.0]];
     let w = array![[[1.0f32, 1.0]], [[1.0, -1.0]]];
     let y = ctx.correlate(x.view(), w.view()).unwrap();
-    assert_eq!(
-        y,
-        array![
-            [[4.0, 9.0, 16.0], [2.0, 4.0, 7.0]],
-            [[-2.0, -3.0, -4.0], [-2.0, 0.0, -3.0]]
-        ]
-    );
+    assert_eq!(y, array![[[4.0, 9.0, 16.0], [2.0, 4.0, 7.0]], [[-2.0, -3.0, -4.0], [-2.0, 0.0, -3.0]]]);
     // dY = Y for filter 0 only: dW^0(0,j) = Σ_pq X(p, q+j)·Y^0(p,q).
     let mut dy = Array3::<f32>::zeros((2, 2, 3));
     dy.slice_mut(s![0, .., ..]).assign(&y.slice(s![0, .., ..]));
@@ -78,14 +72,7 @@ fn dilation_by_hand() {
     // 5×5 ramp, 2×2 ones with dilation 2: Y(p,q) = X(p,q)+X(p,q+2)+X(p+2,q)+X(p+2,q+2), P = 3.
     let x = ramp(5, 5).into_shape_with_order((1, 1, 5, 5)).unwrap();
     let w = Array4::<f32>::ones((1, 1, 2, 2));
-    let y = ctx
-        .conv2d(
-            x.view(),
-            w.view(),
-            None,
-            &Conv2dParams::new().dilation(2, 2),
-        )
-        .unwrap();
+    let y = ctx.conv2d(x.view(), w.view(), None, &Conv2dParams::new().dilation(2, 2)).unwrap();
     // (0,0): 1+3+11+13 = 28; each step right adds 4, each step down adds 20.
     let expect = Array::from_shape_fn((1, 1, 3, 3), |(_, _, p, q)| (28 + 20 * p + 4 * q) as f32);
     assert_eq!(y, expect);
@@ -97,16 +84,10 @@ fn groups_keep_channels_apart() {
     // C = 2, K = 2, G = 2, 1×1 filters 2 and 3: Y[0] = 2·X[0], Y[1] = 3·X[1].
     let x = Array::from_shape_fn((1, 2, 2, 3), |(_, c, h, w)| (c * 10 + h * 3 + w) as f32);
     let w = array![[[[2.0f32]]], [[[3.0]]]];
-    let y = ctx
-        .conv2d(x.view(), w.view(), None, &Conv2dParams::new().groups(2))
-        .unwrap();
+    let y = ctx.conv2d(x.view(), w.view(), None, &Conv2dParams::new().groups(2)).unwrap();
     let mut expect = x.clone();
-    expect
-        .slice_mut(s![.., 0, .., ..])
-        .mapv_inplace(|v| 2.0 * v);
-    expect
-        .slice_mut(s![.., 1, .., ..])
-        .mapv_inplace(|v| 3.0 * v);
+    expect.slice_mut(s![.., 0, .., ..]).mapv_inplace(|v| 2.0 * v);
+    expect.slice_mut(s![.., 1, .., ..]).mapv_inplace(|v| 3.0 * v);
     assert_eq!(y, expect);
 }
 
@@ -116,9 +97,7 @@ fn bias_forward_and_gradient_by_hand() {
     let x = Array4::<f32>::ones((2, 1, 3, 3));
     let w = Array4::<f32>::ones((3, 1, 2, 2));
     let b = array![0.5f32, -1.0, 2.0];
-    let y = ctx
-        .conv2d(x.view(), w.view(), Some(b.view()), &Conv2dParams::new())
-        .unwrap();
+    let y = ctx.conv2d(x.view(), w.view(), Some(b.view()), &Conv2dParams::new()).unwrap();
     for k in 0..3 {
         assert!(y.slice(s![.., k, .., ..]).iter().all(|&v| v == 4.0 + b[k]));
     }
@@ -135,36 +114,19 @@ fn input_grad_by_hand() {
     // A single 1 at dY(0,0) scatters W into the top-left corner of dX.
     let dy = array![[[1.0f32, 0.0], [0.0, 0.0]]];
     let dx = ctx.correlate_input_grad(dy.view(), w.view()).unwrap();
-    assert_eq!(
-        dx,
-        array![[1.0, 2.0, 0.0], [3.0, 4.0, 0.0], [0.0, 0.0, 0.0]]
-    );
+    assert_eq!(dx, array![[1.0, 2.0, 0.0], [3.0, 4.0, 0.0], [0.0, 0.0, 0.0]]);
 
     // Stride 2, dY all ones: the 2×2 kernel tiles a 4×4 input; a 5×5 input (same P = 2) gets zeros in
     // its last row and column, which no output reads.
     let params = Conv2dParams::new().stride(2, 2);
     let dy = Array4::<f32>::ones((1, 1, 2, 2));
     let w4 = w.clone().into_shape_with_order((1, 1, 2, 2)).unwrap();
-    let tile = array![
-        [1.0f32, 2.0, 1.0, 2.0],
-        [3.0, 4.0, 3.0, 4.0],
-        [1.0, 2.0, 1.0, 2.0],
-        [3.0, 4.0, 3.0, 4.0]
-    ];
-    let dx4 = ctx
-        .conv2d_input_grad(dy.view(), w4.view(), [4, 4], &params)
-        .unwrap();
+    let tile = array![[1.0f32, 2.0, 1.0, 2.0], [3.0, 4.0, 3.0, 4.0], [1.0, 2.0, 1.0, 2.0], [3.0, 4.0, 3.0, 4.0]];
+    let dx4 = ctx.conv2d_input_grad(dy.view(), w4.view(), [4, 4], &params).unwrap();
     assert_eq!(dx4.slice(s![0, 0, .., ..]), tile);
-    let dx5 = ctx
-        .conv2d_input_grad(dy.view(), w4.view(), [5, 5], &params)
-        .unwrap();
+    let dx5 = ctx.conv2d_input_grad(dy.view(), w4.view(), [5, 5], &params).unwrap();
     assert_eq!(dx5.slice(s![0, 0, ..4, ..4]), tile);
-    assert!(
-        dx5.slice(s![0, 0, 4, ..])
-            .iter()
-            .chain(dx5.slice(s![0, 0, .., 4]).iter())
-            .all(|&v| v == 0.0)
-    );
+    assert!(dx5.slice(s![0, 0, 4, ..]).iter().chain(dx5.slice(s![0, 0, .., 4]).iter()).all(|&v| v == 0.0));
 }
 
 #[test]
@@ -173,28 +135,14 @@ fn integer_sweep_is_exact() {
     // GPU result must equal the f64 reference exactly.
     let ctx = ctx();
     let mut rng = common::Rng::new(99);
-    let params = Conv2dParams::new()
-        .stride(2, 1)
-        .padding(1, 2)
-        .dilation(2, 1)
-        .groups(2);
+    let params = Conv2dParams::new().stride(2, 1).padding(1, 2).dilation(2, 1).groups(2);
     let x: Array4<f32> = rng.int_array((2, 4, 11, 9), -4, 4);
     let w: Array4<f32> = rng.int_array((6, 2, 3, 4), -3, 3);
     let y = ctx.conv2d(x.view(), w.view(), None, &params).unwrap();
     let y_ref = convgrad::reference::forward(x.view(), w.view(), None, &params).unwrap();
     assert_eq!(y.mapv(f64::from), y_ref);
-    let dw = ctx
-        .conv2d_weight_grad(x.view(), y.view(), [3, 4], &params)
-        .unwrap();
-    assert_eq!(
-        dw.mapv(f64::from),
-        convgrad::reference::weight_grad(x.view(), y.view(), [3, 4], &params).unwrap()
-    );
-    let dx = ctx
-        .conv2d_input_grad(y.view(), w.view(), [11, 9], &params)
-        .unwrap();
-    assert_eq!(
-        dx.mapv(f64::from),
-        convgrad::reference::input_grad(y.view(), w.view(), [11, 9], &params).unwrap()
-    );
+    let dw = ctx.conv2d_weight_grad(x.view(), y.view(), [3, 4], &params).unwrap();
+    assert_eq!(dw.mapv(f64::from), convgrad::reference::weight_grad(x.view(), y.view(), [3, 4], &params).unwrap());
+    let dx = ctx.conv2d_input_grad(y.view(), w.view(), [11, 9], &params).unwrap();
+    assert_eq!(dx.mapv(f64::from), convgrad::reference::input_grad(y.view(), w.view(), [11, 9], &params).unwrap());
 }

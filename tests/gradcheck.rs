@@ -66,12 +66,7 @@ fn central<D: Dimension>(a: &Array<f64, D>, cost: impl Fn(&Array<f64, D>) -> f64
 }
 
 /// max |a − fd| over the bound, where the bound per element is `fd_tol + extra`.
-fn worst_ratio<D: Dimension>(
-    a: &Array<f64, D>,
-    fd: &Array<f64, D>,
-    fd_tol: f64,
-    extra: Option<&Array<f64, D>>,
-) -> f64 {
+fn worst_ratio<D: Dimension>(a: &Array<f64, D>, fd: &Array<f64, D>, fd_tol: f64, extra: Option<&Array<f64, D>>) -> f64 {
     a.iter()
         .zip(fd.iter())
         .enumerate()
@@ -93,15 +88,7 @@ fn problems() -> Vec<(&'static str, Problem)> {
         ("padding", 2, 1, [5, 5], 2, [3, 3], d.padding(2, 1)),
         ("dilation", 1, 2, [8, 9], 2, [2, 3], d.dilation(3, 2)),
         ("groups", 2, 4, [5, 6], 4, [2, 2], d.groups(2)),
-        (
-            "all",
-            2,
-            4,
-            [9, 8],
-            2,
-            [3, 2],
-            d.stride(2, 1).padding(1, 1).dilation(1, 2).groups(2),
-        ),
+        ("all", 2, 4, [9, 8], 2, [3, 2], d.stride(2, 1).padding(1, 1).dilation(1, 2).groups(2)),
     ];
     specs
         .into_iter()
@@ -127,8 +114,7 @@ fn finite_differences_agree_with_reference_and_gpu_gradients() {
     let mut worst = [0.0f64; 6];
     for (label, pr) in problems() {
         let geo = &pr.geo;
-        let y =
-            reference::forward(pr.x.view(), pr.w.view(), Some(pr.b.view()), &pr.params).unwrap();
+        let y = reference::forward(pr.x.view(), pr.w.view(), Some(pr.b.view()), &pr.params).unwrap();
         let dy = &y - &pr.target;
         let st = [geo.s, geo.t];
         let hw = [geo.h, geo.w];
@@ -149,31 +135,19 @@ fn finite_differences_agree_with_reference_and_gpu_gradients() {
         ];
 
         // The GPU's f32 gradients, from f32 copies of X, W and dY.
-        let (x32, w32, dy32) = (
-            pr.x.mapv(|v| v as f32),
-            pr.w.mapv(|v| v as f32),
-            dy.mapv(|v| v as f32),
-        );
-        let gw = ctx
-            .conv2d_weight_grad(x32.view(), dy32.view(), st, &pr.params)
-            .unwrap()
-            .mapv(f64::from);
-        let gx = ctx
-            .conv2d_input_grad(dy32.view(), w32.view(), hw, &pr.params)
-            .unwrap()
-            .mapv(f64::from);
+        let (x32, w32, dy32) = (pr.x.mapv(|v| v as f32), pr.w.mapv(|v| v as f32), dy.mapv(|v| v as f32));
+        let gw = ctx.conv2d_weight_grad(x32.view(), dy32.view(), st, &pr.params).unwrap().mapv(f64::from);
+        let gx = ctx.conv2d_input_grad(dy32.view(), w32.view(), hw, &pr.params).unwrap().mapv(f64::from);
         let gb = ctx.conv2d_bias_grad(dy32.view()).unwrap().mapv(f64::from);
         let (ax, aw, ady) = (pr.x.mapv(f64::abs), pr.w.mapv(f64::abs), dy.mapv(f64::abs));
         // f32 bound: γ_L for the sum, plus the three f32 roundings of X, W or dY and of the result.
         let lw = geo.n * geo.p * geo.q;
         let lx = geo.filters_per_group() * geo.s * geo.t;
         let u = common::U32;
-        let mw = reference::weight_grad(ax.view(), ady.view(), st, &pr.params)
-            .unwrap()
-            .mapv(|m| (gamma(lw) + 3.0 * u) * m);
-        let mx = reference::input_grad(ady.view(), aw.view(), hw, &pr.params)
-            .unwrap()
-            .mapv(|m| (gamma(lx) + 3.0 * u) * m);
+        let mw =
+            reference::weight_grad(ax.view(), ady.view(), st, &pr.params).unwrap().mapv(|m| (gamma(lw) + 3.0 * u) * m);
+        let mx =
+            reference::input_grad(ady.view(), aw.view(), hw, &pr.params).unwrap().mapv(|m| (gamma(lx) + 3.0 * u) * m);
         let mb = reference::bias_grad(ady.view()).mapv(|m| (gamma(lw) + 2.0 * u) * m);
         let g = [
             worst_ratio(&gw, &fd_w, tol, Some(&mw)),
@@ -193,10 +167,7 @@ fn finite_differences_agree_with_reference_and_gpu_gradients() {
         );
         for (i, v) in r.iter().chain(g.iter()).enumerate() {
             worst[i] = worst[i].max(*v);
-            assert!(
-                *v <= 1.0,
-                "{label}: gradient {i} misses the finite-difference bound by {v:.3}×"
-            );
+            assert!(*v <= 1.0, "{label}: gradient {i} misses the finite-difference bound by {v:.3}×");
         }
     }
     eprintln!("worst over all problems (1.0 = at the bound): {worst:.3?}");
@@ -208,8 +179,7 @@ fn a_slightly_wrong_gradient_fails_the_check() {
     let (_, pr) = problems().remove(0);
     let y = reference::forward(pr.x.view(), pr.w.view(), Some(pr.b.view()), &pr.params).unwrap();
     let dy = &y - &pr.target;
-    let mut dw =
-        reference::weight_grad(pr.x.view(), dy.view(), [pr.geo.s, pr.geo.t], &pr.params).unwrap();
+    let mut dw = reference::weight_grad(pr.x.view(), dy.view(), [pr.geo.s, pr.geo.t], &pr.params).unwrap();
     let fd_w = central(&pr.w, |w| pr.cost(&pr.x, w, &pr.b));
     assert!(worst_ratio(&dw, &fd_w, pr.fd_bound(), None) <= 1.0);
     dw[[0, 0, 1, 1]] *= 1.0 + 1e-4;

@@ -14,14 +14,7 @@ fn layers() -> Vec<(usize, usize, [usize; 2], usize, [usize; 2], Conv2dParams)> 
         (1, 1, [17, 13], 3, [4, 3], d),
         (2, 3, [9, 10], 4, [3, 3], d.stride(2, 2).padding(1, 1)),
         (2, 4, [12, 11], 6, [3, 2], d.dilation(2, 3).groups(2)),
-        (
-            3,
-            6,
-            [8, 9],
-            3,
-            [2, 3],
-            d.stride(3, 1).padding(2, 0).groups(3),
-        ),
+        (3, 6, [8, 9], 3, [2, 3], d.stride(3, 1).padding(2, 0).groups(3)),
     ]
 }
 
@@ -40,12 +33,8 @@ fn adjoint_identities_hold_on_the_gpu() {
         let w: Array4<f32> = rng.array(geo.weight_shape());
         let g: Array4<f32> = rng.array(geo.output_shape());
         let y = ctx.conv2d(x.view(), w.view(), None, &params).unwrap();
-        let dw = ctx
-            .conv2d_weight_grad(x.view(), g.view(), st, &params)
-            .unwrap();
-        let dx = ctx
-            .conv2d_input_grad(g.view(), w.view(), hw, &params)
-            .unwrap();
+        let dw = ctx.conv2d_weight_grad(x.view(), g.view(), st, &params).unwrap();
+        let dx = ctx.conv2d_input_grad(g.view(), w.view(), hw, &params).unwrap();
         let lhs = dot(&y, &g);
         let via_w = dot(&w, &dw);
         let via_x = dot(&x, &dx);
@@ -64,16 +53,8 @@ fn adjoint_identities_hold_on_the_gpu() {
             via_w - lhs,
             via_x - lhs
         );
-        assert!(
-            (via_w - lhs).abs() <= tol_w,
-            "weight-gradient adjoint fails on {}",
-            geo.describe()
-        );
-        assert!(
-            (via_x - lhs).abs() <= tol_x,
-            "input-gradient adjoint fails on {}",
-            geo.describe()
-        );
+        assert!((via_w - lhs).abs() <= tol_w, "weight-gradient adjoint fails on {}", geo.describe());
+        assert!((via_x - lhs).abs() <= tol_x, "input-gradient adjoint fails on {}", geo.describe());
     }
 }
 
@@ -92,10 +73,7 @@ fn single_channel_weight_grad_is_the_forward_correlation_with_dy() {
         let filt = dy.slice(s![k..k + 1, .., ..]);
         let via_forward = ctx.correlate(x.view(), filt).unwrap();
         // Integers: both orders of summation are exact, so the two kernels agree to the bit.
-        assert_eq!(
-            via_forward.index_axis(Axis(0), 0),
-            dw.index_axis(Axis(0), k)
-        );
+        assert_eq!(via_forward.index_axis(Axis(0), 0), dw.index_axis(Axis(0), k));
     }
 }
 
@@ -106,20 +84,13 @@ fn input_grad_is_padded_dy_correlated_with_flipped_filters() {
     let ctx = ctx();
     let mut rng = Rng::new(11);
     for (dil, pad) in [([1, 1], [0, 0]), ([2, 1], [1, 0]), ([1, 3], [0, 2])] {
-        let params = Conv2dParams::new()
-            .dilation(dil[0], dil[1])
-            .padding(pad[0], pad[1]);
+        let params = Conv2dParams::new().dilation(dil[0], dil[1]).padding(pad[0], pad[1]);
         let geo = Conv2dGeometry::new(2, 3, [10, 12], 4, [3, 2], params).unwrap();
         let w: Array4<f32> = rng.int_array(geo.weight_shape(), -3, 3);
         let dy: Array4<f32> = rng.int_array(geo.output_shape(), -3, 3);
-        let dx = ctx
-            .conv2d_input_grad(dy.view(), w.view(), [10, 12], &params)
-            .unwrap();
+        let dx = ctx.conv2d_input_grad(dy.view(), w.view(), [10, 12], &params).unwrap();
         // W'[c, k, i, j] = W[k, c, S−1−i, T−1−j]
-        let flipped = w
-            .slice(s![.., .., ..;-1, ..;-1])
-            .permuted_axes([1, 0, 2, 3])
-            .to_owned();
+        let flipped = w.slice(s![.., .., ..;-1, ..;-1]).permuted_axes([1, 0, 2, 3]).to_owned();
         let full = Conv2dParams::new()
             .dilation(dil[0], dil[1])
             .padding(dil[0] * (geo.s - 1) - pad[0], dil[1] * (geo.t - 1) - pad[1]);

@@ -11,17 +11,7 @@ use convgrad::{Conv2dGeometry, Conv2dParams, reference};
 use ndarray::{Array1, Array4, Ix1, Ix4};
 
 /// `(label, N, C, H, W, K, S, T, params)`.
-type Case = (
-    &'static str,
-    usize,
-    usize,
-    usize,
-    usize,
-    usize,
-    usize,
-    usize,
-    Conv2dParams,
-);
+type Case = (&'static str, usize, usize, usize, usize, usize, usize, usize, Conv2dParams);
 
 fn cases() -> Vec<Case> {
     let d = Conv2dParams::default();
@@ -42,29 +32,9 @@ fn cases() -> Vec<Case> {
         ("groups 2", 2, 6, 8, 9, 4, 3, 3, d.groups(2)),
         ("depthwise", 1, 4, 7, 7, 4, 3, 3, d.groups(4)),
         ("groups 3, K/G=3", 1, 6, 5, 5, 9, 1, 1, d.groups(3)),
-        (
-            "everything",
-            2,
-            4,
-            15,
-            14,
-            6,
-            3,
-            2,
-            d.stride(2, 1).padding(2, 1).dilation(1, 2).groups(2),
-        ),
+        ("everything", 2, 4, 15, 14, 6, 3, 2, d.stride(2, 1).padding(2, 1).dilation(1, 2).groups(2)),
         ("resnet-like", 2, 16, 14, 14, 16, 3, 3, d.padding(1, 1)),
-        (
-            "stem-like",
-            1,
-            3,
-            23,
-            21,
-            8,
-            7,
-            7,
-            d.padding(3, 3).stride(2, 2),
-        ),
+        ("stem-like", 1, 3, 23, 21, 8, 7, 7, d.padding(3, 3).stride(2, 2)),
         ("mnist-like", 4, 1, 28, 28, 8, 5, 5, d),
     ]
 }
@@ -75,10 +45,7 @@ fn gpu_matches_reference_on_edge_shapes() {
     let mut rng = Rng::new(0x5eed);
     let mut failures = Vec::new();
     let mut worst = [0.0f64; 4];
-    eprintln!(
-        "{:<26} {:>34} {:>10} {:>10} {:>10} {:>10}",
-        "case", "geometry", "forward", "weight", "input", "bias"
-    );
+    eprintln!("{:<26} {:>34} {:>10} {:>10} {:>10} {:>10}", "case", "geometry", "forward", "weight", "input", "bias");
     for (label, n, c, h, w, k, s, t, params) in cases() {
         let geo = Conv2dGeometry::new(n, c, [h, w], k, [s, t], params).unwrap();
         let x: Array4<f32> = rng.array(geo.input_shape());
@@ -99,13 +66,7 @@ fn gpu_matches_reference_on_edge_shapes() {
         let y = ctx.download::<Ix4>(&y).unwrap();
         let y_ref = reference::forward(x.view(), wt.view(), Some(b.view()), &params).unwrap();
         let y_mag = reference::forward(ax.view(), aw.view(), Some(ab.view()), &params).unwrap();
-        let fwd = check(
-            &y,
-            &y_ref,
-            &y_mag,
-            geo.channels_per_group() * s * t + 1,
-            1e-5,
-        );
+        let fwd = check(&y, &y_ref, &y_mag, geo.channels_per_group() * s * t + 1, 1e-5);
 
         let dw = nan_tensor(&geo.weight_shape());
         ctx.weight_grad_into(&xd, &dyd, &params, &dw).unwrap();
@@ -129,14 +90,8 @@ fn gpu_matches_reference_on_edge_shapes() {
         let bg = check(&db, &db_ref, &db_mag, n * geo.p * geo.q, 1e-5);
 
         let mut row = format!("{label:<26} {:>34}", geo.describe());
-        for (i, (op, r)) in [
-            ("forward", fwd),
-            ("weight_grad", wg),
-            ("input_grad", ig),
-            ("bias_grad", bg),
-        ]
-        .into_iter()
-        .enumerate()
+        for (i, (op, r)) in
+            [("forward", fwd), ("weight_grad", wg), ("input_grad", ig), ("bias_grad", bg)].into_iter().enumerate()
         {
             match r {
                 Ok(e) => {
@@ -155,12 +110,7 @@ fn gpu_matches_reference_on_edge_shapes() {
         "worst normwise relative error: forward {:.2e}, weight_grad {:.2e}, input_grad {:.2e}, bias_grad {:.2e}",
         worst[0], worst[1], worst[2], worst[3]
     );
-    assert!(
-        failures.is_empty(),
-        "{} failures:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
 }
 
 /// The same inputs give bitwise identical outputs, run after run.
@@ -170,25 +120,13 @@ fn results_are_bitwise_deterministic() {
     let mut rng = Rng::new(7);
     let params = Conv2dParams::default().padding(1, 1).stride(2, 1).groups(2);
     let geo = Conv2dGeometry::new(3, 4, [19, 17], 6, [3, 3], params).unwrap();
-    let x = ctx
-        .upload(rng.array::<ndarray::Ix4, _>(geo.input_shape()).view())
-        .unwrap();
-    let w = ctx
-        .upload(rng.array::<ndarray::Ix4, _>(geo.weight_shape()).view())
-        .unwrap();
-    let dy = ctx
-        .upload(rng.array::<ndarray::Ix4, _>(geo.output_shape()).view())
-        .unwrap();
+    let x = ctx.upload(rng.array::<ndarray::Ix4, _>(geo.input_shape()).view()).unwrap();
+    let w = ctx.upload(rng.array::<ndarray::Ix4, _>(geo.weight_shape()).view()).unwrap();
+    let dy = ctx.upload(rng.array::<ndarray::Ix4, _>(geo.output_shape()).view()).unwrap();
     let run = || {
-        let y = ctx
-            .download::<Ix4>(&ctx.forward(&x, &w, None, &params).unwrap())
-            .unwrap();
-        let dw = ctx
-            .download::<Ix4>(&ctx.weight_grad(&x, &dy, [3, 3], &params).unwrap())
-            .unwrap();
-        let dx = ctx
-            .download::<Ix4>(&ctx.input_grad(&dy, &w, [19, 17], &params).unwrap())
-            .unwrap();
+        let y = ctx.download::<Ix4>(&ctx.forward(&x, &w, None, &params).unwrap()).unwrap();
+        let dw = ctx.download::<Ix4>(&ctx.weight_grad(&x, &dy, [3, 3], &params).unwrap()).unwrap();
+        let dx = ctx.download::<Ix4>(&ctx.input_grad(&dy, &w, [19, 17], &params).unwrap()).unwrap();
         let db = ctx.download::<Ix1>(&ctx.bias_grad(&dy).unwrap()).unwrap();
         let bits = |a: &[f32]| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         (

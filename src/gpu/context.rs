@@ -21,10 +21,7 @@ pub struct AdapterOptions {
 
 impl Default for AdapterOptions {
     fn default() -> Self {
-        Self {
-            backends: wgpu::Backends::all(),
-            name: None,
-        }
+        Self { backends: wgpu::Backends::all(), name: None }
     }
 }
 
@@ -34,9 +31,7 @@ impl AdapterOptions {
     pub fn from_env() -> Self {
         Self {
             backends: wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all()),
-            name: std::env::var("WGPU_ADAPTER_NAME")
-                .ok()
-                .filter(|s| !s.is_empty()),
+            name: std::env::var("WGPU_ADAPTER_NAME").ok().filter(|s| !s.is_empty()),
         }
     }
 }
@@ -91,13 +86,8 @@ async fn candidates(options: &AdapterOptions) -> Vec<wgpu::Adapter> {
 /// Every adapter wgpu finds on the given backends, marking the one `options` would choose.
 #[must_use]
 pub fn list_adapters(options: &AdapterOptions) -> Vec<AdapterListing> {
-    let chosen = pollster::block_on(candidates(options))
-        .first()
-        .map(wgpu::Adapter::get_info);
-    let all = AdapterOptions {
-        name: None,
-        ..options.clone()
-    };
+    let chosen = pollster::block_on(candidates(options)).first().map(wgpu::Adapter::get_info);
+    let all = AdapterOptions { name: None, ..options.clone() };
     let mut adapters = pollster::block_on(instance(&all).enumerate_adapters(all.backends));
     adapters.sort_by_key(|a| rank(&a.get_info()));
     let mut marked = false;
@@ -107,11 +97,7 @@ pub fn list_adapters(options: &AdapterOptions) -> Vec<AdapterListing> {
             let info = a.get_info();
             let is = !marked && chosen.as_ref() == Some(&info);
             marked |= is;
-            AdapterListing {
-                limits: a.limits(),
-                info,
-                chosen: is,
-            }
+            AdapterListing { limits: a.limits(), info, chosen: is }
         })
         .collect()
 }
@@ -132,6 +118,9 @@ pub struct Context {
     pub(crate) id: u64,
     /// Set when the device is lost or reports an error outside any scope.
     lost: Arc<Mutex<Option<String>>>,
+    /// When profiling, the resolved timestamp pairs of the passes run since the last
+    /// [`Context::take_device_ms`].
+    pub(crate) profile: Mutex<Option<Vec<wgpu::Buffer>>>,
     /// Bound where a kernel's optional input (the bias) is absent.
     pub(crate) placeholder: OnceLock<wgpu::Buffer>,
 }
@@ -168,19 +157,12 @@ impl Context {
     /// # Errors
     /// As [`Context::new`].
     pub async fn with_options_async(options: &AdapterOptions) -> Result<Self> {
-        let adapter = candidates(options)
-            .await
-            .into_iter()
-            .next()
-            .ok_or_else(|| Error::NoAdapter {
-                detail: match &options.name {
-                    Some(n) => format!(
-                        " whose name contains {n:?} on backends {:?}",
-                        options.backends
-                    ),
-                    None => format!(" on backends {:?}", options.backends),
-                },
-            })?;
+        let adapter = candidates(options).await.into_iter().next().ok_or_else(|| Error::NoAdapter {
+            detail: match &options.name {
+                Some(n) => format!(" whose name contains {n:?} on backends {:?}", options.backends),
+                None => format!(" on backends {:?}", options.backends),
+            },
+        })?;
         let info = adapter.get_info();
         // Ask for everything the adapter supports: the default limits cap storage bindings at 128 MiB
         // even on GPUs that allow more.
@@ -194,20 +176,14 @@ impl Context {
                 ..Default::default()
             })
             .await
-            .map_err(|e| Error::RequestDevice {
-                adapter: info.name.clone(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| Error::RequestDevice { adapter: info.name.clone(), message: e.to_string() })?;
         let ctx = Self::build(device, queue, info, limits);
         // Our own device: an error outside every scope is recorded, not a panic.
         let sink = ctx.lost.clone();
-        ctx.device
-            .on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
-                let mut slot = sink
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                slot.get_or_insert_with(|| e.to_string());
-            }));
+        ctx.device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            let mut slot = sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            slot.get_or_insert_with(|| e.to_string());
+        }));
         Ok(ctx)
     }
 
@@ -220,18 +196,11 @@ impl Context {
         Self::build(device, queue, info, limits)
     }
 
-    fn build(
-        device: wgpu::Device,
-        queue: wgpu::Queue,
-        info: wgpu::AdapterInfo,
-        limits: wgpu::Limits,
-    ) -> Self {
+    fn build(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo, limits: wgpu::Limits) -> Self {
         let lost = Arc::new(Mutex::new(None));
         let sink = lost.clone();
         device.set_device_lost_callback(move |reason, message| {
-            let mut slot = sink
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut slot = sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             slot.get_or_insert_with(|| format!("device lost ({reason:?}): {message}"));
         });
         Self {
@@ -243,6 +212,7 @@ impl Context {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             lost,
             placeholder: OnceLock::new(),
+            profile: Mutex::new(None),
         }
     }
 
@@ -287,6 +257,61 @@ impl Context {
         Ok(())
     }
 
+    /// Turns device timing of every kernel on or off; returns whether it is on (it stays off on
+    /// adapters without timestamp queries).
+    pub fn set_profiling(&self, on: bool) -> bool {
+        let on = on && self.device.features().contains(wgpu::Features::TIMESTAMP_QUERY);
+        *self.profile.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = on.then(Vec::new);
+        on
+    }
+
+    /// Device milliseconds spent in the kernels run since profiling was turned on or this was last
+    /// called (0 when profiling is off).
+    ///
+    /// # Errors
+    /// [`Error::Readback`] if the timestamps cannot be read.
+    pub fn take_device_ms(&self) -> Result<f64> {
+        let pending = {
+            let mut slot = self.profile.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            slot.as_mut().map(std::mem::take).unwrap_or_default()
+        };
+        let period_ns = f64::from(self.queue.get_timestamp_period());
+        let mut total = 0.0;
+        for buf in &pending {
+            let ticks = bytemuck::pod_collect_to_vec::<u8, u64>(&self.read_bytes(buf, "timestamps")?);
+            if let [start, end] = ticks[..] {
+                total += end.saturating_sub(start) as f64 * period_ns * 1e-6;
+            }
+        }
+        Ok(total)
+    }
+
+    /// A query set and resolve buffer for timing one pass, when profiling is on.
+    pub(crate) fn timestamp_pair(&self) -> Option<(wgpu::QuerySet, wgpu::Buffer)> {
+        let slot = self.profile.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        slot.as_ref()?;
+        let set = self.device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("convgrad timestamps"),
+            ty: wgpu::QueryType::Timestamp,
+            count: 2,
+        });
+        let buf = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("convgrad timestamps"),
+            size: 16,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        Some((set, buf))
+    }
+
+    /// Records a resolved timestamp buffer for [`Context::take_device_ms`].
+    pub(crate) fn push_timestamps(&self, buf: wgpu::Buffer) {
+        let mut slot = self.profile.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(v) = slot.as_mut() {
+            v.push(buf);
+        }
+    }
+
     pub(crate) fn pipeline(&self, spec: &KernelSpec) -> Result<Arc<Pipeline>> {
         self.check_alive()?;
         self.pipelines.get(&self.device, spec)
@@ -294,15 +319,9 @@ impl Context {
 
     /// An error if the device was lost or reported an uncaptured error.
     pub(crate) fn check_alive(&self) -> Result<()> {
-        let slot = self
-            .lost
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let slot = self.lost.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match slot.as_ref() {
-            Some(m) => Err(Error::Wgpu {
-                kernel: "device".into(),
-                message: m.clone(),
-            }),
+            Some(m) => Err(Error::Wgpu { kernel: "device".into(), message: m.clone() }),
             None => Ok(()),
         }
     }

@@ -48,21 +48,9 @@ macro_rules! kernel {
     };
 }
 
-kernel!(
-    FORWARD,
-    "conv2d_forward",
-    [Uniform, Read, Read, Read, Write]
-);
-kernel!(
-    WEIGHT_GRAD,
-    "conv2d_weight_grad",
-    [Uniform, Read, Read, Write]
-);
-kernel!(
-    INPUT_GRAD,
-    "conv2d_input_grad",
-    [Uniform, Read, Read, Write]
-);
+kernel!(FORWARD, "conv2d_forward", [Uniform, Read, Read, Read, Write]);
+kernel!(WEIGHT_GRAD, "conv2d_weight_grad", [Uniform, Read, Read, Write]);
+kernel!(INPUT_GRAD, "conv2d_input_grad", [Uniform, Read, Read, Write]);
 kernel!(BIAS_GRAD, "conv2d_bias_grad", [Uniform, Read, Write]);
 
 /// Every kernel the crate ships, for validation and warm-up.
@@ -171,9 +159,7 @@ impl PipelineCache {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<&'static str, Arc<Pipeline>>> {
         // A poisoned map still holds only complete pipelines.
-        self.map
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -197,9 +183,7 @@ fn build(device: &wgpu::Device, spec: &KernelSpec) -> Result<Pipeline> {
                     min_binding_size: None,
                 },
                 Binding::Read | Binding::Write => wgpu::BindingType::Buffer {
-                    ty: wgpu::BufferBindingType::Storage {
-                        read_only: *b == Binding::Read,
-                    },
+                    ty: wgpu::BufferBindingType::Storage { read_only: *b == Binding::Read },
                     has_dynamic_offset: false,
                     min_binding_size: None,
                 },
@@ -207,10 +191,8 @@ fn build(device: &wgpu::Device, spec: &KernelSpec) -> Result<Pipeline> {
             count: None,
         })
         .collect();
-    let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-        label: Some(spec.name),
-        entries: &entries,
-    });
+    let layout =
+        device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(spec.name), entries: &entries });
     let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
         label: Some(spec.name),
         bind_group_layouts: &[Some(&layout)],
@@ -229,10 +211,7 @@ fn build(device: &wgpu::Device, spec: &KernelSpec) -> Result<Pipeline> {
         cache: None,
     });
     if let Some(e) = pollster::block_on(scope.pop()) {
-        return Err(Error::Wgpu {
-            kernel: spec.name.to_string(),
-            message: e.to_string(),
-        });
+        return Err(Error::Wgpu { kernel: spec.name.to_string(), message: e.to_string() });
     }
     Ok(Pipeline { pipeline, layout })
 }
@@ -247,27 +226,14 @@ mod tests {
         use wgpu::naga;
         for spec in ALL_KERNELS {
             let src = spec.full_source();
-            let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| {
-                panic!("{} does not parse:\n{}", spec.name, e.emit_to_string(&src))
-            });
-            naga::valid::Validator::new(
-                naga::valid::ValidationFlags::all(),
-                naga::valid::Capabilities::all(),
-            )
-            .validate(&module)
-            .unwrap_or_else(|e| panic!("{} does not validate: {e:?}", spec.name));
+            let module = naga::front::wgsl::parse_str(&src)
+                .unwrap_or_else(|e| panic!("{} does not parse:\n{}", spec.name, e.emit_to_string(&src)));
+            naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all())
+                .validate(&module)
+                .unwrap_or_else(|e| panic!("{} does not validate: {e:?}", spec.name));
             // The binding count in Rust must match the shader's globals.
-            let bound = module
-                .global_variables
-                .iter()
-                .filter(|(_, g)| g.binding.is_some())
-                .count();
-            assert_eq!(
-                bound,
-                spec.bindings.len(),
-                "{}: bindings in Rust and WGSL differ",
-                spec.name
-            );
+            let bound = module.global_variables.iter().filter(|(_, g)| g.binding.is_some()).count();
+            assert_eq!(bound, spec.bindings.len(), "{}: bindings in Rust and WGSL differ", spec.name);
         }
     }
 
@@ -277,11 +243,7 @@ mod tests {
             .split("struct ConvParams {")
             .nth(1)
             .and_then(|s| s.split('}').next())
-            .map(|body| {
-                body.lines()
-                    .map(|l| l.split("//").next().unwrap_or(""))
-                    .collect::<String>()
-            })
+            .map(|body| body.lines().map(|l| l.split("//").next().unwrap_or("")).collect::<String>())
             .map(|body| body.matches(": u32").count())
             .unwrap();
         assert_eq!(fields * 4, std::mem::size_of::<ConvUniform>());

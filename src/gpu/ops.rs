@@ -1,9 +1,7 @@
 //! The operations: forward, weight gradient, input gradient and bias gradient, on device tensors and
 //! as ndarray-in, ndarray-out conveniences.
 
-use ndarray::{
-    Array1, Array2, Array3, Array4, ArrayView1, ArrayView2, ArrayView3, ArrayView4, Ix1, Ix4,
-};
+use ndarray::{Array1, Array2, Array3, Array4, ArrayView1, ArrayView2, ArrayView3, ArrayView4, Ix1, Ix4};
 use wgpu::util::DeviceExt;
 
 use crate::error::{Error, Result};
@@ -21,13 +19,7 @@ impl Context {
     /// # Errors
     /// Shape and parameter errors of [`Conv2dParams::geometry`], a bias of the wrong length, device
     /// limits, a tensor from another context, wgpu errors.
-    pub fn forward(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        bias: Option<&Tensor>,
-        params: &Conv2dParams,
-    ) -> Result<Tensor> {
+    pub fn forward(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, params: &Conv2dParams) -> Result<Tensor> {
         let geo = params.geometry(x.shape4("input X")?, w.shape4("weights W")?)?;
         let y = self.alloc("output Y", &geo.output_shape())?;
         self.forward_into(x, w, bias, params, &y)?;
@@ -51,11 +43,7 @@ impl Context {
         let mut flags = 0;
         if let Some(b) = bias {
             if b.shape() != [geo.k] {
-                return Err(Error::shape(
-                    "bias shape",
-                    format!("[{}]", geo.k),
-                    format!("{:?}", b.shape()),
-                ));
+                return Err(Error::shape("bias shape", format!("[{}]", geo.k), format!("{:?}", b.shape())));
             }
             flags |= kernels::FLAG_BIAS;
         }
@@ -65,13 +53,7 @@ impl Context {
         };
         let inputs: Vec<&Tensor> = [x, w].into_iter().chain(bias).collect();
         self.check_out(y, &geo.output_shape(), &inputs)?;
-        self.run(
-            &kernels::FORWARD,
-            &geo,
-            flags,
-            &[&x.buffer, &w.buffer, bias_buf],
-            y,
-        )
+        self.run(&kernels::FORWARD, &geo, flags, &[&x.buffer, &w.buffer, bias_buf], y)
     }
 
     /// Weight gradient on device tensors: `X` is `[N, C, H, W]`, `dY` is `[N, K, P, Q]`, `kernel` is
@@ -81,18 +63,8 @@ impl Context {
     ///
     /// # Errors
     /// As [`Context::forward`], and a `dY` whose size does not match `X`, `kernel` and `params`.
-    pub fn weight_grad(
-        &self,
-        x: &Tensor,
-        dy: &Tensor,
-        kernel: [usize; 2],
-        params: &Conv2dParams,
-    ) -> Result<Tensor> {
-        let geo = params.geometry_for_weight_grad(
-            x.shape4("input X")?,
-            dy.shape4("output gradient dY")?,
-            kernel,
-        )?;
+    pub fn weight_grad(&self, x: &Tensor, dy: &Tensor, kernel: [usize; 2], params: &Conv2dParams) -> Result<Tensor> {
+        let geo = params.geometry_for_weight_grad(x.shape4("input X")?, dy.shape4("output gradient dY")?, kernel)?;
         let dw = self.alloc("weight gradient dW", &geo.weight_shape())?;
         self.weight_grad_into(x, dy, params, &dw)?;
         Ok(dw)
@@ -103,19 +75,9 @@ impl Context {
     ///
     /// # Errors
     /// As [`Context::weight_grad`], and a `dw` of the wrong shape or that is one of the inputs.
-    pub fn weight_grad_into(
-        &self,
-        x: &Tensor,
-        dy: &Tensor,
-        params: &Conv2dParams,
-        dw: &Tensor,
-    ) -> Result<()> {
+    pub fn weight_grad_into(&self, x: &Tensor, dy: &Tensor, params: &Conv2dParams, dw: &Tensor) -> Result<()> {
         let [_, _, s, t] = dw.shape4("weight gradient dW")?;
-        let geo = params.geometry_for_weight_grad(
-            x.shape4("input X")?,
-            dy.shape4("output gradient dY")?,
-            [s, t],
-        )?;
+        let geo = params.geometry_for_weight_grad(x.shape4("input X")?, dy.shape4("output gradient dY")?, [s, t])?;
         self.check_out(dw, &geo.weight_shape(), &[x, dy])?;
         self.run(&kernels::WEIGHT_GRAD, &geo, 0, &[&x.buffer, &dy.buffer], dw)
     }
@@ -129,18 +91,9 @@ impl Context {
     ///
     /// # Errors
     /// As [`Context::forward`], and an `input_size` that does not give `dY`'s `[P, Q]`.
-    pub fn input_grad(
-        &self,
-        dy: &Tensor,
-        w: &Tensor,
-        input_size: [usize; 2],
-        params: &Conv2dParams,
-    ) -> Result<Tensor> {
-        let geo = params.geometry_for_input_grad(
-            dy.shape4("output gradient dY")?,
-            w.shape4("weights W")?,
-            input_size,
-        )?;
+    pub fn input_grad(&self, dy: &Tensor, w: &Tensor, input_size: [usize; 2], params: &Conv2dParams) -> Result<Tensor> {
+        let geo =
+            params.geometry_for_input_grad(dy.shape4("output gradient dY")?, w.shape4("weights W")?, input_size)?;
         let dx = self.alloc("input gradient dX", &geo.input_shape())?;
         self.input_grad_into(dy, w, params, &dx)?;
         Ok(dx)
@@ -151,19 +104,9 @@ impl Context {
     ///
     /// # Errors
     /// As [`Context::input_grad`], and a `dx` of the wrong shape or that is one of the inputs.
-    pub fn input_grad_into(
-        &self,
-        dy: &Tensor,
-        w: &Tensor,
-        params: &Conv2dParams,
-        dx: &Tensor,
-    ) -> Result<()> {
+    pub fn input_grad_into(&self, dy: &Tensor, w: &Tensor, params: &Conv2dParams, dx: &Tensor) -> Result<()> {
         let [_, _, h, wd] = dx.shape4("input gradient dX")?;
-        let geo = params.geometry_for_input_grad(
-            dy.shape4("output gradient dY")?,
-            w.shape4("weights W")?,
-            [h, wd],
-        )?;
+        let geo = params.geometry_for_input_grad(dy.shape4("output gradient dY")?, w.shape4("weights W")?, [h, wd])?;
         self.check_out(dx, &geo.input_shape(), &[dy, w])?;
         self.run(&kernels::INPUT_GRAD, &geo, 0, &[&dy.buffer, &w.buffer], dx)
     }
@@ -198,18 +141,10 @@ impl Context {
             self.own(t)?;
         }
         if out.shape() != shape {
-            return Err(Error::shape(
-                "output tensor",
-                format!("{shape:?}"),
-                format!("{:?}", out.shape()),
-            ));
+            return Err(Error::shape("output tensor", format!("{shape:?}"), format!("{:?}", out.shape())));
         }
         if inputs.iter().any(|t| std::ptr::eq(*t, out)) {
-            return Err(Error::shape(
-                "output tensor",
-                "a tensor distinct from the inputs",
-                "one of the inputs",
-            ));
+            return Err(Error::shape("output tensor", "a tensor distinct from the inputs", "one of the inputs"));
         }
         Ok(())
     }
@@ -225,61 +160,54 @@ impl Context {
         out: &Tensor,
     ) -> Result<()> {
         let total = out.len();
-        let total32 = u32::try_from(total).map_err(|_| Error::Overflow {
-            what: "invocation count",
-            detail: format!("{total} > 2^32−1"),
-        })?;
+        let total32 = u32::try_from(total)
+            .map_err(|_| Error::Overflow { what: "invocation count", detail: format!("{total} > 2^32−1") })?;
         let [gx, gy] = self.grid(spec.name, total32.div_ceil(WORKGROUP))?;
         let pipeline = self.pipeline(spec)?;
         let uniform = ConvUniform::new(geo, flags, total32, 0);
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let ubuf = self
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(spec.name),
-                contents: bytemuck::bytes_of(&uniform),
-                usage: wgpu::BufferUsages::UNIFORM,
-            });
-        let buffers: Vec<&wgpu::Buffer> = std::iter::once(&ubuf)
-            .chain(inputs.iter().copied())
-            .chain(std::iter::once(&out.buffer))
-            .collect();
+        let ubuf = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(spec.name),
+            contents: bytemuck::bytes_of(&uniform),
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let buffers: Vec<&wgpu::Buffer> =
+            std::iter::once(&ubuf).chain(inputs.iter().copied()).chain(std::iter::once(&out.buffer)).collect();
         let entries: Vec<wgpu::BindGroupEntry> = buffers
             .iter()
             .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry {
-                binding: i as u32,
-                resource: b.as_entire_binding(),
-            })
+            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
             .collect();
         let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(spec.name),
             layout: &pipeline.layout,
             entries: &entries,
         });
-        let mut enc = self
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some(spec.name),
-            });
+        let mut enc = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(spec.name) });
+        let stamps = self.timestamp_pair();
         {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some(spec.name),
-                timestamp_writes: None,
+            let timestamp_writes = stamps.as_ref().map(|(set, _)| wgpu::ComputePassTimestampWrites {
+                query_set: set,
+                beginning_of_pass_write_index: Some(0),
+                end_of_pass_write_index: Some(1),
             });
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(spec.name), timestamp_writes });
             pass.set_pipeline(&pipeline.pipeline);
             pass.set_bind_group(0, &bind, &[]);
             pass.dispatch_workgroups(gx, gy, 1);
         }
+        if let Some((set, buf)) = &stamps {
+            enc.resolve_query_set(set, 0..2, buf, 0);
+        }
         self.queue.submit([enc.finish()]);
+        if let Some((_, buf)) = stamps {
+            self.push_timestamps(buf);
+        }
         let oom = pollster::block_on(oom.pop());
         let invalid = pollster::block_on(scope.pop());
         if let Some(e) = oom.or(invalid) {
-            return Err(Error::Wgpu {
-                kernel: spec.name.to_string(),
-                message: e.to_string(),
-            });
+            return Err(Error::Wgpu { kernel: spec.name.to_string(), message: e.to_string() });
         }
         Ok(())
     }
@@ -379,15 +307,9 @@ impl Context {
     ///
     /// # Errors
     /// A filter larger than the image, a zero dimension, device limits, wgpu errors.
-    pub fn correlate(
-        &self,
-        image: ArrayView2<f32>,
-        filters: ArrayView3<f32>,
-    ) -> Result<Array3<f32>> {
+    pub fn correlate(&self, image: ArrayView2<f32>, filters: ArrayView3<f32>) -> Result<Array3<f32>> {
         let y = self.conv2d(
-            image
-                .insert_axis(ndarray::Axis(0))
-                .insert_axis(ndarray::Axis(0)),
+            image.insert_axis(ndarray::Axis(0)).insert_axis(ndarray::Axis(0)),
             filters.insert_axis(ndarray::Axis(1)),
             None,
             &Conv2dParams::default(),
@@ -401,11 +323,7 @@ impl Context {
     ///
     /// # Errors
     /// An output gradient larger than the image, a zero dimension, device limits, wgpu errors.
-    pub fn correlate_weight_grad(
-        &self,
-        image: ArrayView2<f32>,
-        grad_output: ArrayView3<f32>,
-    ) -> Result<Array3<f32>> {
+    pub fn correlate_weight_grad(&self, image: ArrayView2<f32>, grad_output: ArrayView3<f32>) -> Result<Array3<f32>> {
         let (u, v) = image.dim();
         let (_, p, q) = grad_output.dim();
         let s = (u + 1).checked_sub(p).filter(|&s| s > 0);
@@ -418,9 +336,7 @@ impl Context {
             ));
         };
         let dw = self.conv2d_weight_grad(
-            image
-                .insert_axis(ndarray::Axis(0))
-                .insert_axis(ndarray::Axis(0)),
+            image.insert_axis(ndarray::Axis(0)).insert_axis(ndarray::Axis(0)),
             grad_output.insert_axis(ndarray::Axis(0)),
             [s, t],
             &Conv2dParams::default(),
@@ -433,25 +349,16 @@ impl Context {
     ///
     /// # Errors
     /// Filters and gradients of different counts, a zero dimension, device limits, wgpu errors.
-    pub fn correlate_input_grad(
-        &self,
-        grad_output: ArrayView3<f32>,
-        filters: ArrayView3<f32>,
-    ) -> Result<Array2<f32>> {
+    pub fn correlate_input_grad(&self, grad_output: ArrayView3<f32>, filters: ArrayView3<f32>) -> Result<Array2<f32>> {
         let (_, p, q) = grad_output.dim();
         let (_, s, t) = filters.dim();
-        let size = [
-            p.saturating_add(s).saturating_sub(1),
-            q.saturating_add(t).saturating_sub(1),
-        ];
+        let size = [p.saturating_add(s).saturating_sub(1), q.saturating_add(t).saturating_sub(1)];
         let dx = self.conv2d_input_grad(
             grad_output.insert_axis(ndarray::Axis(0)),
             filters.insert_axis(ndarray::Axis(1)),
             size,
             &Conv2dParams::default(),
         )?;
-        Ok(dx
-            .index_axis_move(ndarray::Axis(0), 0)
-            .index_axis_move(ndarray::Axis(0), 0))
+        Ok(dx.index_axis_move(ndarray::Axis(0), 0).index_axis_move(ndarray::Axis(0), 0))
     }
 }

@@ -51,17 +51,14 @@ impl Tensor {
     }
 }
 
-const USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
-    .union(wgpu::BufferUsages::COPY_SRC)
-    .union(wgpu::BufferUsages::COPY_DST);
+const USAGE: wgpu::BufferUsages =
+    wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC).union(wgpu::BufferUsages::COPY_DST);
 
 impl Context {
     /// Checks that a tensor of `len` elements can be bound by the kernels.
     pub(crate) fn check_tensor_size(&self, what: &str, len: usize) -> Result<u64> {
         if len == 0 {
-            return Err(Error::ZeroDimension {
-                what: "tensor size",
-            });
+            return Err(Error::ZeroDimension { what: "tensor size" });
         }
         let bytes = (len as u64).saturating_mul(4);
         let limits = self.limits();
@@ -95,18 +92,12 @@ impl Context {
             kernel: "upload".into(),
             message: "array is not contiguous after as_standard_layout".into(),
         })?;
-        let buffer = self
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("convgrad tensor"),
-                contents: bytemuck::cast_slice(data),
-                usage: USAGE,
-            });
-        Ok(Tensor {
-            buffer,
-            shape: a.shape().to_vec(),
-            ctx_id: self.id,
-        })
+        let buffer = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("convgrad tensor"),
+            contents: bytemuck::cast_slice(data),
+            usage: USAGE,
+        });
+        Ok(Tensor { buffer, shape: a.shape().to_vec(), ctx_id: self.id })
     }
 
     /// A new device tensor of the given shape whose contents are unspecified until a kernel writes
@@ -115,10 +106,7 @@ impl Context {
         let len = shape
             .iter()
             .try_fold(1usize, |a, &d| a.checked_mul(d))
-            .ok_or_else(|| Error::Overflow {
-                what: "tensor size",
-                detail: format!("shape {shape:?}"),
-            })?;
+            .ok_or_else(|| Error::Overflow { what: "tensor size", detail: format!("shape {shape:?}") })?;
         let bytes = self.check_tensor_size(what, len)?;
         let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("convgrad tensor"),
@@ -126,20 +114,12 @@ impl Context {
             usage: USAGE,
             mapped_at_creation: false,
         });
-        Ok(Tensor {
-            buffer,
-            shape: shape.to_vec(),
-            ctx_id: self.id,
-        })
+        Ok(Tensor { buffer, shape: shape.to_vec(), ctx_id: self.id })
     }
 
     /// Checks that `t` was made by this context.
     pub(crate) fn own(&self, t: &Tensor) -> Result<()> {
-        if t.ctx_id == self.id {
-            Ok(())
-        } else {
-            Err(Error::ForeignTensor)
-        }
+        if t.ctx_id == self.id { Ok(()) } else { Err(Error::ForeignTensor) }
     }
 
     /// Copies a tensor back to the host as an array of dimension `D` (use `IxDyn` for any rank).
@@ -152,10 +132,8 @@ impl Context {
     pub fn download<D: Dimension>(&self, t: &Tensor) -> Result<Array<f32, D>> {
         self.own(t)?;
         let data = self.read_buffer(&t.buffer, "tensor")?;
-        let a = Array::from_shape_vec(IxDyn(&t.shape), data).map_err(|e| Error::Readback {
-            what: "tensor".into(),
-            message: e.to_string(),
-        })?;
+        let a = Array::from_shape_vec(IxDyn(&t.shape), data)
+            .map_err(|e| Error::Readback { what: "tensor".into(), message: e.to_string() })?;
         let rank = t.shape.len();
         a.into_dimensionality::<D>().map_err(|_| {
             Error::shape(
@@ -169,6 +147,11 @@ impl Context {
     /// The one readback path: copy to a staging buffer, map it, wait for that submission, copy out,
     /// unmap. Errors are returned, never panicked on.
     pub(crate) fn read_buffer(&self, src: &wgpu::Buffer, what: &str) -> Result<Vec<f32>> {
+        Ok(bytemuck::pod_collect_to_vec::<u8, f32>(&self.read_bytes(src, what)?))
+    }
+
+    /// The bytes of `src` (see [`Context::read_buffer`]).
+    pub(crate) fn read_bytes(&self, src: &wgpu::Buffer, what: &str) -> Result<Vec<u8>> {
         self.check_alive()?;
         let size = src.size();
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
@@ -177,11 +160,7 @@ impl Context {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let mut enc = self
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("readback"),
-            });
+        let mut enc = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
         enc.copy_buffer_to_buffer(src, 0, &staging, 0, size);
         let index = self.queue.submit([enc.finish()]);
         let (tx, rx) = mpsc::channel();
@@ -189,24 +168,14 @@ impl Context {
             // The receiver outlives the poll below; a send error cannot be acted on here anyway.
             let _ = tx.send(r);
         });
-        let fail = |message: String| Error::Readback {
-            what: what.to_string(),
-            message,
-        };
+        let fail = |message: String| Error::Readback { what: what.to_string(), message };
         self.device
-            .poll(wgpu::PollType::Wait {
-                submission_index: Some(index),
-                timeout: None,
-            })
+            .poll(wgpu::PollType::Wait { submission_index: Some(index), timeout: None })
             .map_err(|e| fail(e.to_string()))?;
-        rx.recv()
-            .map_err(|e| fail(e.to_string()))?
-            .map_err(|e| fail(e.to_string()))?;
+        rx.recv().map_err(|e| fail(e.to_string()))?.map_err(|e| fail(e.to_string()))?;
         let out = {
-            let view = staging
-                .get_mapped_range(..)
-                .map_err(|e| fail(e.to_string()))?;
-            bytemuck::pod_collect_to_vec::<u8, f32>(&view)
+            let view = staging.get_mapped_range(..).map_err(|e| fail(e.to_string()))?;
+            view.to_vec()
         };
         staging.unmap();
         self.check_alive()?;

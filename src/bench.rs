@@ -1,0 +1,213 @@
+//! The benchmark suites and the timing loop shared by `convgrad bench` and the criterion benches.
+//!
+//! Resident mode: the inputs are on the device before the clock starts; the timed region is the
+//! operation plus the read-back of its result to the host, so the time includes synchronisation. Where
+//! the adapter has timestamp queries, the device time of the kernels alone is measured too.
+//! GFLOP/s = `2·N·K·P·Q·(C/G)·S·T` / time, the same count for all three operations.
+
+use std::time::Instant;
+
+use ndarray::Ix4;
+
+use crate::error::Result;
+use crate::geometry::{Conv2dGeometry, Conv2dParams};
+use crate::gpu::{Context, Tensor};
+use crate::verify::Rng;
+
+/// An operation the suite times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// `Y = X ⊗ W`.
+    Forward,
+    /// `dW` from `X` and `dY`.
+    WeightGrad,
+    /// `dX` from `dY` and `W`.
+    InputGrad,
+}
+
+impl Op {
+    /// All three, in suite order.
+    pub const ALL: [Op; 3] = [Op::Forward, Op::WeightGrad, Op::InputGrad];
+
+    /// The name used in tables, JSON and on the command line.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Forward => "forward",
+            Op::WeightGrad => "weight-grad",
+            Op::InputGrad => "input-grad",
+        }
+    }
+
+    /// The operation with this name.
+    #[must_use]
+    pub fn from_name(s: &str) -> Option<Op> {
+        Op::ALL.into_iter().find(|o| o.name() == s)
+    }
+}
+
+/// A named layer of a suite.
+#[derive(Debug, Clone)]
+pub struct Shape {
+    /// The suite name, e.g. `resnet_8x64x56x56_k64_3x3_p1`.
+    pub name: &'static str,
+    /// The layer.
+    pub geo: Conv2dGeometry,
+}
+
+fn shape(name: &'static str, n: usize, c: usize, hw: usize, k: usize, st: usize, pad: usize, stride: usize) -> Shape {
+    let params = Conv2dParams::new().padding(pad, pad).stride(stride, stride);
+    match Conv2dGeometry::new(n, c, [hw, hw], k, [st, st], params) {
+        Ok(geo) => Shape { name, geo },
+        // The suites are constants; a failure here is a bug in this file, caught by its unit test.
+        Err(e) => unreachable!("suite shape {name} is invalid: {e}"),
+    }
+}
+
+/// The named suites: `standard` (the five layers results are reported on), `quick` (the criterion
+/// default: the two small layers) and `tiny` (seconds on a software adapter, for tests).
+#[must_use]
+pub fn suite(name: &str) -> Option<Vec<Shape>> {
+    let standard = || {
+        vec![
+            shape("seed_1x1x256x256_k8_5x5", 1, 1, 256, 8, 5, 0, 1),
+            shape("mnist_32x1x28x28_k32_5x5", 32, 1, 28, 32, 5, 0, 1),
+            shape("resnet_8x64x56x56_k64_3x3_p1", 8, 64, 56, 64, 3, 1, 1),
+            shape("deep_8x256x14x14_k256_3x3_p1", 8, 256, 14, 256, 3, 1, 1),
+            shape("stem_4x3x224x224_k64_7x7_p3_s2", 4, 3, 224, 64, 7, 3, 2),
+        ]
+    };
+    match name {
+        "standard" => Some(standard()),
+        "quick" => Some(standard().into_iter().take(2).collect()),
+        "tiny" => Some(vec![
+            shape("tiny_1x1x64x64_k4_5x5", 1, 1, 64, 4, 5, 0, 1),
+            shape("tiny_2x8x16x16_k8_3x3_p1", 2, 8, 16, 8, 3, 1, 1),
+        ]),
+        _ => None,
+    }
+}
+
+/// Names accepted by [`suite`].
+pub const SUITES: [&str; 3] = ["standard", "quick", "tiny"];
+
+/// Device-resident inputs of one layer: `X`, `W` and `dY`, seeded.
+#[derive(Debug)]
+pub struct Inputs {
+    /// The layer.
+    pub geo: Conv2dGeometry,
+    x: Tensor,
+    w: Tensor,
+    dy: Tensor,
+}
+
+impl Inputs {
+    /// Uploads seeded random inputs for `geo`.
+    ///
+    /// # Errors
+    /// Device limits or wgpu errors.
+    pub fn new(ctx: &Context, geo: Conv2dGeometry) -> Result<Self> {
+        let mut rng = Rng::new(42);
+        let x = ctx.upload(rng.array::<Ix4, _>(geo.input_shape()).view())?;
+        let w = ctx.upload(rng.array::<Ix4, _>(geo.weight_shape()).view())?;
+        let dy = ctx.upload(rng.array::<Ix4, _>(geo.output_shape()).view())?;
+        Ok(Self { geo, x, w, dy })
+    }
+
+    /// Runs `op` and reads its result back to the host: one timed unit of the benchmark.
+    ///
+    /// # Errors
+    /// wgpu or device errors.
+    pub fn run(&self, ctx: &Context, op: Op) -> Result<()> {
+        let g = &self.geo;
+        let out = match op {
+            Op::Forward => ctx.forward(&self.x, &self.w, None, &g.params)?,
+            Op::WeightGrad => ctx.weight_grad(&self.x, &self.dy, [g.s, g.t], &g.params)?,
+            Op::InputGrad => ctx.input_grad(&self.dy, &self.w, [g.h, g.w], &g.params)?,
+        };
+        let host = ctx.download::<ndarray::IxDyn>(&out)?;
+        std::hint::black_box(host);
+        Ok(())
+    }
+}
+
+/// Timings of one layer and operation.
+#[derive(Debug, Clone)]
+pub struct Timing {
+    /// Wall-clock milliseconds of each timed run (operation + read-back), in run order.
+    pub wall_ms: Vec<f64>,
+    /// Device milliseconds of the kernels of each run, where the adapter has timestamp queries.
+    pub device_ms: Option<Vec<f64>>,
+}
+
+impl Timing {
+    /// Median wall-clock milliseconds.
+    #[must_use]
+    pub fn median_ms(&self) -> f64 {
+        median(&self.wall_ms)
+    }
+
+    /// Median device milliseconds.
+    #[must_use]
+    pub fn device_median_ms(&self) -> Option<f64> {
+        self.device_ms.as_deref().map(median)
+    }
+}
+
+/// The median of a list (the mean of the middle two for an even count; NaN if empty).
+#[must_use]
+pub fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    match s.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => s[n / 2],
+        n => 0.5 * (s[n / 2 - 1] + s[n / 2]),
+    }
+}
+
+/// One warm-up run (pipeline creation and shader compilation stay out of the numbers), then `reps`
+/// timed runs.
+///
+/// # Errors
+/// wgpu or device errors.
+pub fn time_op(ctx: &Context, inputs: &Inputs, op: Op, reps: usize) -> Result<Timing> {
+    inputs.run(ctx, op)?;
+    let profiling = ctx.set_profiling(true);
+    let mut wall_ms = Vec::with_capacity(reps);
+    let mut device_ms = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let t0 = Instant::now();
+        inputs.run(ctx, op)?;
+        wall_ms.push(t0.elapsed().as_secs_f64() * 1e3);
+        if profiling {
+            device_ms.push(ctx.take_device_ms()?);
+        }
+    }
+    ctx.set_profiling(false);
+    Ok(Timing { wall_ms, device_ms: profiling.then_some(device_ms) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suites_are_valid_and_named_after_their_shapes() {
+        for name in SUITES {
+            for s in suite(name).unwrap() {
+                let g = &s.geo;
+                let dims = format!("{}x{}x{}x{}_k{}_{}x{}", g.n, g.c, g.h, g.w, g.k, g.s, g.t);
+                assert!(s.name.contains(&dims), "{} vs {dims}", s.name);
+            }
+        }
+        assert_eq!(suite("standard").unwrap().len(), 5);
+        assert!(suite("nope").is_none());
+    }
+
+    #[test]
+    fn median_of_odd_and_even() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+}

@@ -1,0 +1,353 @@
+//! The `convgrad` command line: NumPy `.npy` files in and out, adapter info, a self-check, the filter
+//! learning demo and the benchmark suite.
+
+mod bench;
+mod demo;
+mod npy;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use convgrad::{AdapterOptions, Context, Conv2dParams};
+use ndarray::{ArrayD, Ix1, Ix2, Ix3, Ix4};
+
+/// Forward pass and gradients of 2-D convolution layers on the GPU (wgpu), checked against an f64
+/// CPU reference.
+#[derive(Debug, Parser)]
+#[command(name = "convgrad", version, about, long_about = None)]
+struct Cli {
+    /// Use the first adapter whose name contains this (case-insensitive); also WGPU_ADAPTER_NAME.
+    #[arg(long, global = true, value_name = "NAME")]
+    adapter: Option<String>,
+    /// Only consider this backend; also WGPU_BACKEND.
+    #[arg(long, global = true, value_enum)]
+    backend: Option<Backend>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Backend {
+    Vulkan,
+    Metal,
+    Dx12,
+    Gl,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Learn hidden filters by gradient descent with the GPU forward pass and weight gradient.
+    Demo(demo::DemoArgs),
+    /// Y = X ⊗ W (+ b): NCHW input, KCST weights (or a U×V image and K×S×T filters).
+    Forward(ForwardArgs),
+    /// dW = Σ_n Σ_p Σ_q X[.., p·sh+i·dh−ph, q·sw+j·dw−pw] · dY: the weight gradient.
+    WeightGrad(WeightGradArgs),
+    /// dX: the input gradient (transposed convolution).
+    InputGrad(InputGradArgs),
+    /// List the adapters and mark the one that would be used.
+    Info,
+    /// Check the chosen adapter against the f64 CPU reference and finite differences.
+    Check,
+    /// Time the standard suite of layers.
+    Bench(bench::BenchArgs),
+}
+
+/// Stride, padding, dilation and groups; each pair takes one number (both axes) or two (`2,1`).
+#[derive(Debug, Args)]
+struct ConvFlags {
+    /// Stride: S or SH,SW.
+    #[arg(long, default_value = "1", value_parser = parse_pair, value_name = "S[,S]")]
+    stride: [usize; 2],
+    /// Zero padding on each side: P or PH,PW.
+    #[arg(long, default_value = "0", value_parser = parse_pair, value_name = "P[,P]")]
+    padding: [usize; 2],
+    /// Dilation: D or DH,DW.
+    #[arg(long, default_value = "1", value_parser = parse_pair, value_name = "D[,D]")]
+    dilation: [usize; 2],
+    /// Groups G (C and K divisible by G).
+    #[arg(long, default_value_t = 1)]
+    groups: usize,
+}
+
+impl ConvFlags {
+    fn params(&self) -> Conv2dParams {
+        Conv2dParams { stride: self.stride, padding: self.padding, dilation: self.dilation, groups: self.groups }
+    }
+}
+
+#[derive(Debug, Args)]
+struct ForwardArgs {
+    /// Input X: N×C×H×W, or U×V for one single-channel image.
+    #[arg(long)]
+    input: PathBuf,
+    /// Weights W: K×(C/G)×S×T, or K×S×T single-channel filters.
+    #[arg(long)]
+    weight: PathBuf,
+    /// Optional bias: K values.
+    #[arg(long)]
+    bias: Option<PathBuf>,
+    #[command(flatten)]
+    conv: ConvFlags,
+    /// Where to write Y (float32): N×K×P×Q, or K×P×Q in the single-channel form.
+    #[arg(long)]
+    output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct WeightGradArgs {
+    /// Input X: N×C×H×W, or U×V for one single-channel image.
+    #[arg(long)]
+    input: PathBuf,
+    /// Output gradient dY: N×K×P×Q, or K×P×Q with a U×V input.
+    #[arg(long)]
+    grad_output: PathBuf,
+    /// Kernel size S,T (one number for square kernels).
+    #[arg(long, value_parser = parse_pair, value_name = "S,T")]
+    kernel_size: [usize; 2],
+    #[command(flatten)]
+    conv: ConvFlags,
+    /// Where to write dW (float32): K×(C/G)×S×T, or K×S×T in the single-channel form.
+    #[arg(long)]
+    output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct InputGradArgs {
+    /// Output gradient dY: N×K×P×Q, or K×P×Q with K×S×T weights.
+    #[arg(long)]
+    grad_output: PathBuf,
+    /// Weights W: K×(C/G)×S×T, or K×S×T single-channel filters.
+    #[arg(long)]
+    weight: PathBuf,
+    /// Input size H,W (several sizes give the same output size when the stride is above 1).
+    #[arg(long, value_parser = parse_pair, value_name = "H,W")]
+    input_size: [usize; 2],
+    #[command(flatten)]
+    conv: ConvFlags,
+    /// Where to write dX (float32): N×C×H×W, or H×W in the single-channel form.
+    #[arg(long)]
+    output: PathBuf,
+}
+
+fn parse_pair(s: &str) -> Result<[usize; 2], String> {
+    let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+    let num = |p: &str| p.parse::<usize>().map_err(|_| format!("'{p}' is not a non-negative integer"));
+    match parts.as_slice() {
+        [a] => Ok([num(a)?; 2]),
+        [a, b] => Ok([num(a)?, num(b)?]),
+        _ => Err(format!("expected one number or two separated by a comma, got '{s}'")),
+    }
+}
+
+/// A failure the user can act on: printed as one line, exit code 2.
+#[derive(Debug)]
+pub struct CliError(pub String);
+
+impl From<npy::FileError> for CliError {
+    fn from(e: npy::FileError) -> Self {
+        CliError(e.0)
+    }
+}
+
+impl From<convgrad::Error> for CliError {
+    fn from(e: convgrad::Error) -> Self {
+        CliError(e.to_string())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(CliError(msg)) => {
+            eprintln!("convgrad: error: {msg}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn adapter_options(cli: &Cli) -> AdapterOptions {
+    let mut o = AdapterOptions::from_env();
+    if let Some(b) = cli.backend {
+        o.backends = match b {
+            Backend::Vulkan => wgpu::Backends::VULKAN,
+            Backend::Metal => wgpu::Backends::METAL,
+            Backend::Dx12 => wgpu::Backends::DX12,
+            Backend::Gl => wgpu::Backends::GL,
+        };
+    }
+    if let Some(a) = &cli.adapter {
+        o.name = Some(a.clone());
+    }
+    o
+}
+
+pub fn context(options: &AdapterOptions) -> Result<Context, CliError> {
+    Ok(Context::with_options(options)?)
+}
+
+fn run(cli: Cli) -> Result<ExitCode, CliError> {
+    let options = adapter_options(&cli);
+    match cli.command {
+        Command::Forward(a) => forward(&options, &a).map(|()| ExitCode::SUCCESS),
+        Command::WeightGrad(a) => weight_grad(&options, &a).map(|()| ExitCode::SUCCESS),
+        Command::InputGrad(a) => input_grad(&options, &a).map(|()| ExitCode::SUCCESS),
+        Command::Info => info(&options),
+        Command::Check => check(&options),
+        Command::Demo(a) => demo::run(&options, &a),
+        Command::Bench(a) => bench::run(&options, &a),
+    }
+}
+
+/// An array as 4-D, or an error naming the file and the rank it has.
+fn rank<D: ndarray::Dimension>(a: ArrayD<f32>, path: &Path, want: &str) -> Result<ndarray::Array<f32, D>, CliError> {
+    let r = a.ndim();
+    a.into_dimensionality::<D>().map_err(|_| CliError(format!("{}: expected {want}, got a {r}-D array", path.display())))
+}
+
+/// Error context: which files the shapes came from.
+fn shapes_err(e: convgrad::Error, files: &[(&Path, &[usize])]) -> CliError {
+    let list: Vec<String> = files.iter().map(|(p, s)| format!("{} {:?}", p.display(), s)).collect();
+    CliError(format!("{e} ({})", list.join(", ")))
+}
+
+fn report(what: &str, path: &Path, shape: &[usize], ctx: &Context) {
+    let dims: Vec<String> = shape.iter().map(ToString::to_string).collect();
+    eprintln!("convgrad: wrote {} ({what}, float32 {}) on {}", path.display(), dims.join("×"), ctx.adapter_info().name);
+}
+
+fn forward(options: &AdapterOptions, a: &ForwardArgs) -> Result<(), CliError> {
+    let x = npy::read_f32(&a.input)?;
+    let w = npy::read_f32(&a.weight)?;
+    let b = match &a.bias {
+        Some(p) => Some(rank::<Ix1>(npy::read_f32(p)?, p, "a 1-D bias of K values")?),
+        None => None,
+    };
+    let (xs, ws) = (x.shape().to_vec(), w.shape().to_vec());
+    let files: [(&Path, &[usize]); 2] = [(&a.input, &xs), (&a.weight, &ws)];
+    let params = a.conv.params();
+    let single = x.ndim() == 2;
+    let (x4, w4) = if single {
+        let w3 = rank::<Ix3>(w, &a.weight, "K×S×T filters with a 2-D (single-channel) input")?;
+        (rank::<Ix2>(x, &a.input, "2-D")?.insert_axis(ndarray::Axis(0)).insert_axis(ndarray::Axis(0)), w3.insert_axis(ndarray::Axis(1)))
+    } else {
+        (rank::<Ix4>(x, &a.input, "an N×C×H×W (4-D) or U×V (2-D) input")?, rank::<Ix4>(w, &a.weight, "K×C/G×S×T (4-D) weights")?)
+    };
+    // Shapes are checked before a device is opened, so a bad file fails fast.
+    params.geometry(convgrad_dims(&x4), convgrad_dims(&w4)).map_err(|e| shapes_err(e, &files))?;
+    let ctx = context(options)?;
+    let y = ctx.conv2d(x4.view(), w4.view(), b.as_ref().map(|b| b.view()), &params).map_err(|e| shapes_err(e, &files))?;
+    let y = if single { y.index_axis_move(ndarray::Axis(0), 0).into_dyn() } else { y.into_dyn() };
+    npy::write_f32(&a.output, &y)?;
+    report("forward", &a.output, y.shape(), &ctx);
+    Ok(())
+}
+
+fn weight_grad(options: &AdapterOptions, a: &WeightGradArgs) -> Result<(), CliError> {
+    let x = npy::read_f32(&a.input)?;
+    let dy = npy::read_f32(&a.grad_output)?;
+    let (xs, ds) = (x.shape().to_vec(), dy.shape().to_vec());
+    let files: [(&Path, &[usize]); 2] = [(&a.input, &xs), (&a.grad_output, &ds)];
+    let params = a.conv.params();
+    let single = x.ndim() == 2;
+    let (x4, dy4) = if single {
+        let d3 = rank::<Ix3>(dy, &a.grad_output, "a K×P×Q output gradient with a 2-D (single-channel) input")?;
+        (rank::<Ix2>(x, &a.input, "2-D")?.insert_axis(ndarray::Axis(0)).insert_axis(ndarray::Axis(0)), d3.insert_axis(ndarray::Axis(0)))
+    } else {
+        (rank::<Ix4>(x, &a.input, "an N×C×H×W (4-D) or U×V (2-D) input")?, rank::<Ix4>(dy, &a.grad_output, "an N×K×P×Q (4-D) output gradient")?)
+    };
+    params.geometry_for_weight_grad(convgrad_dims(&x4), convgrad_dims(&dy4), a.kernel_size).map_err(|e| shapes_err(e, &files))?;
+    let ctx = context(options)?;
+    let dw = ctx.conv2d_weight_grad(x4.view(), dy4.view(), a.kernel_size, &params).map_err(|e| shapes_err(e, &files))?;
+    let dw = if single { dw.index_axis_move(ndarray::Axis(1), 0).into_dyn() } else { dw.into_dyn() };
+    npy::write_f32(&a.output, &dw)?;
+    report("weight gradient", &a.output, dw.shape(), &ctx);
+    Ok(())
+}
+
+fn input_grad(options: &AdapterOptions, a: &InputGradArgs) -> Result<(), CliError> {
+    let dy = npy::read_f32(&a.grad_output)?;
+    let w = npy::read_f32(&a.weight)?;
+    let (ds, ws) = (dy.shape().to_vec(), w.shape().to_vec());
+    let files: [(&Path, &[usize]); 2] = [(&a.grad_output, &ds), (&a.weight, &ws)];
+    let params = a.conv.params();
+    let single = dy.ndim() == 3;
+    let (dy4, w4) = if single {
+        let w3 = rank::<Ix3>(w, &a.weight, "K×S×T filters with a K×P×Q output gradient")?;
+        (rank::<Ix3>(dy, &a.grad_output, "3-D")?.insert_axis(ndarray::Axis(0)), w3.insert_axis(ndarray::Axis(1)))
+    } else {
+        (rank::<Ix4>(dy, &a.grad_output, "an N×K×P×Q (4-D) or K×P×Q (3-D) output gradient")?, rank::<Ix4>(w, &a.weight, "K×C/G×S×T (4-D) weights")?)
+    };
+    params.geometry_for_input_grad(convgrad_dims(&dy4), convgrad_dims(&w4), a.input_size).map_err(|e| shapes_err(e, &files))?;
+    let ctx = context(options)?;
+    let dx = ctx.conv2d_input_grad(dy4.view(), w4.view(), a.input_size, &params).map_err(|e| shapes_err(e, &files))?;
+    let dx: ArrayD<f32> =
+        if single { dx.index_axis_move(ndarray::Axis(0), 0).index_axis_move(ndarray::Axis(0), 0).into_dyn() } else { dx.into_dyn() };
+    npy::write_f32(&a.output, &dx)?;
+    report("input gradient", &a.output, dx.shape(), &ctx);
+    Ok(())
+}
+
+fn convgrad_dims(a: &ndarray::Array4<f32>) -> [usize; 4] {
+    let d = a.dim();
+    [d.0, d.1, d.2, d.3]
+}
+
+fn info(options: &AdapterOptions) -> Result<ExitCode, CliError> {
+    let adapters = convgrad::list_adapters(options);
+    if adapters.is_empty() {
+        return Err(CliError(convgrad::Error::NoAdapter { detail: format!(" on backends {:?}", options.backends) }.to_string()));
+    }
+    println!("convgrad {}: {} adapter(s); * = the one convgrad would use", env!("CARGO_PKG_VERSION"), adapters.len());
+    for a in &adapters {
+        let i = &a.info;
+        let l = &a.limits;
+        println!(
+            "{} {} [{:?}, {:?}] driver: {} {}",
+            if a.chosen { "*" } else { " " },
+            i.name,
+            i.backend,
+            i.device_type,
+            i.driver,
+            i.driver_info
+        );
+        println!(
+            "    max storage binding {} MiB, max buffer {} MiB, workgroups/dim {}, invocations/workgroup {}, workgroup memory {} KiB",
+            l.max_storage_buffer_binding_size >> 20,
+            l.max_buffer_size >> 20,
+            l.max_compute_workgroups_per_dimension,
+            l.max_compute_invocations_per_workgroup,
+            l.max_compute_workgroup_storage_size >> 10
+        );
+    }
+    if !adapters.iter().any(|a| a.chosen) {
+        println!("no adapter matches the name given (--adapter / WGPU_ADAPTER_NAME)");
+        return Ok(ExitCode::from(2));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(options: &AdapterOptions) -> Result<ExitCode, CliError> {
+    let ctx = context(options)?;
+    let i = ctx.adapter_info();
+    println!("convgrad check on {} ({:?}, {:?}, driver {} {})", i.name, i.backend, i.device_type, i.driver, i.driver_info);
+    println!("each row: GPU vs f64 reference; bound = worst element error / its f32 rounding bound (pass ≤ 1)");
+    println!("{:<12} {:<62} {:>10} {:>8}  result", "op", "layer", "rel. err", "bound");
+    let rows = convgrad::verify::self_test(&ctx)?;
+    let mut failed = 0;
+    for r in &rows {
+        println!(
+            "{:<12} {:<62} {:>10.2e} {:>8.3}  {}",
+            r.op,
+            r.shape,
+            r.rel_err,
+            r.bound_ratio,
+            if r.pass { "pass" } else { "FAIL" }
+        );
+        failed += usize::from(!r.pass);
+    }
+    println!("{} passed, {} failed", rows.len() - failed, failed);
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+

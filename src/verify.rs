@@ -1,0 +1,268 @@
+//! Error bounds, reproducible test data and the built-in self-test behind `convgrad check`.
+//!
+//! A sum of `L` products computed in `f32`, in any order, differs from the exact sum by at most
+//! `γ_L · Σ|products|` with `γ_L = L·u / (1 − L·u)` and `u = 2⁻²⁴` (Higham, *Accuracy and Stability of
+//! Numerical Algorithms*, §3.1). Applying the same operation to `|inputs|` in `f64` gives
+//! `Σ|products|` for every output element at once, so each GPU element can be checked against the
+//! `f64` reference with a bound that holds whatever the data, with no tolerance picked by hand.
+
+use ndarray::{Array, Array4, Dimension};
+
+use crate::error::Result;
+use crate::geometry::{Conv2dGeometry, Conv2dParams};
+use crate::gpu::Context;
+use crate::reference;
+
+/// Unit roundoff of `f32`, `2⁻²⁴`.
+pub const U32: f64 = f32::EPSILON as f64 / 2.0;
+
+/// `γ_L = L·u / (1 − L·u)` for `f32`.
+#[must_use]
+pub fn gamma(len: usize) -> f64 {
+    let lu = len as f64 * U32;
+    lu / (1.0 - lu)
+}
+
+/// Normwise relative error `‖gpu − ref‖₂ / ‖ref‖₂` (`‖gpu‖₂` if the reference is zero; NaN if any
+/// element is NaN).
+#[must_use]
+pub fn rel_err<D: Dimension>(gpu: &Array<f32, D>, reference: &Array<f64, D>) -> f64 {
+    let (mut num, mut den) = (0.0f64, 0.0f64);
+    for (g, r) in gpu.iter().zip(reference.iter()) {
+        let d = f64::from(*g) - r;
+        num += d * d;
+        den += r * r;
+    }
+    if den == 0.0 { num.sqrt() } else { (num / den).sqrt() }
+}
+
+/// The largest ratio of |gpu − reference| to the bound `γ_len·magnitude + u·|reference|` (the last term
+/// is the final rounding to `f32`) over all elements. At most 1 means every element is within its
+/// bound; a NaN or a shape mismatch gives infinity.
+#[must_use]
+pub fn bound_ratio<D: Dimension>(
+    gpu: &Array<f32, D>,
+    reference: &Array<f64, D>,
+    magnitude: &Array<f64, D>,
+    len: usize,
+) -> f64 {
+    if gpu.shape() != reference.shape() || gpu.shape() != magnitude.shape() {
+        return f64::INFINITY;
+    }
+    let g = gamma(len);
+    gpu.iter().zip(reference.iter().zip(magnitude.iter())).fold(0.0, |worst, (&v, (&r, &m))| {
+        let err = (f64::from(v) - r).abs();
+        let bound = g * m + U32 * r.abs() + f64::from(f32::MIN_POSITIVE);
+        let ratio = err / bound;
+        if ratio.is_nan() { f64::INFINITY } else { worst.max(ratio) }
+    })
+}
+
+/// SplitMix64: a small seeded generator, so that test data and demo images are reproducible.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from a seed.
+    #[must_use]
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[-1, 1)`, on a grid of 2⁻²³.
+    pub fn uniform(&mut self) -> f32 {
+        ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+
+    /// An integer in `[lo, hi]`.
+    pub fn int(&mut self, lo: i64, hi: i64) -> i64 {
+        let span = hi.saturating_sub(lo).saturating_add(1).max(1) as u64;
+        lo + (self.next_u64() % span) as i64
+    }
+
+    /// An array of uniform values in `[-1, 1)`.
+    pub fn array<D: Dimension, Sh: ndarray::ShapeBuilder<Dim = D>>(&mut self, shape: Sh) -> Array<f32, D> {
+        Array::from_shape_simple_fn(shape, || self.uniform())
+    }
+
+    /// An array of integers in `[lo, hi]`: sums of their products are exact in `f32` while they stay
+    /// below 2²⁴.
+    pub fn int_array<D: Dimension, Sh: ndarray::ShapeBuilder<Dim = D>>(
+        &mut self,
+        shape: Sh,
+        lo: i64,
+        hi: i64,
+    ) -> Array<f32, D> {
+        Array::from_shape_simple_fn(shape, || self.int(lo, hi) as f32)
+    }
+}
+
+/// One line of the self-test.
+#[derive(Debug, Clone)]
+pub struct CheckRow {
+    /// The operation checked.
+    pub op: &'static str,
+    /// The layer, as [`Conv2dGeometry::describe`] writes it.
+    pub shape: String,
+    /// Normwise relative error against the `f64` reference.
+    pub rel_err: f64,
+    /// Worst element error over its bound (≤ 1 passes).
+    pub bound_ratio: f64,
+    /// Whether the row passes: within the bound and within 1e-5 normwise.
+    pub pass: bool,
+}
+
+/// Largest normwise relative error the self-test accepts.
+pub const MAX_REL_ERR: f64 = 1e-5;
+
+/// The layers the self-test runs: each parameter on its own, then all together.
+#[must_use]
+pub fn self_test_layers() -> Vec<(usize, usize, [usize; 2], usize, [usize; 2], Conv2dParams)> {
+    let d = Conv2dParams::new();
+    vec![
+        (1, 1, [32, 29], 8, [5, 5], d),
+        (4, 3, [12, 13], 4, [3, 3], d.stride(2, 3)),
+        (2, 2, [9, 8], 3, [3, 5], d.padding(1, 2)),
+        (1, 2, [14, 12], 2, [3, 2], d.dilation(2, 3)),
+        (2, 6, [8, 9], 4, [3, 3], d.groups(2)),
+        (2, 4, [15, 14], 6, [3, 2], d.stride(2, 1).padding(2, 1).dilation(1, 2).groups(2)),
+    ]
+}
+
+/// Runs forward, weight, input and bias gradients of each self-test layer on `ctx` against the `f64`
+/// reference, and a finite-difference check of the three gradients of `J = ½‖Y‖²` on a small layer.
+///
+/// # Errors
+/// Only wgpu or device errors; a wrong result is a failing row, not an error.
+pub fn self_test(ctx: &Context) -> Result<Vec<CheckRow>> {
+    let mut rng = Rng::new(0xC0FFEE);
+    let mut rows = Vec::new();
+    for (n, c, hw, k, st, params) in self_test_layers() {
+        let geo = Conv2dGeometry::new(n, c, hw, k, st, params)?;
+        let x: Array4<f32> = rng.array(geo.input_shape());
+        let w: Array4<f32> = rng.array(geo.weight_shape());
+        let b: ndarray::Array1<f32> = rng.array(k);
+        let dy: Array4<f32> = rng.array(geo.output_shape());
+        let abs = |a: &Array4<f32>| a.mapv(f32::abs);
+        let (ax, aw, ady) = (abs(&x), abs(&w), abs(&dy));
+        let ab = b.mapv(f32::abs);
+        let shape = geo.describe();
+        let mut row = |op, r: f64, ratio: f64| {
+            rows.push(CheckRow {
+                op,
+                shape: shape.clone(),
+                rel_err: r,
+                bound_ratio: ratio,
+                pass: ratio <= 1.0 && r <= MAX_REL_ERR,
+            });
+        };
+
+        let y = ctx.conv2d(x.view(), w.view(), Some(b.view()), &params)?;
+        let y_ref = reference::forward(x.view(), w.view(), Some(b.view()), &params)?;
+        let y_mag = reference::forward(ax.view(), aw.view(), Some(ab.view()), &params)?;
+        let lf = geo.channels_per_group() * geo.s * geo.t + 1;
+        row("forward", rel_err(&y, &y_ref), bound_ratio(&y, &y_ref, &y_mag, lf));
+
+        let dw = ctx.conv2d_weight_grad(x.view(), dy.view(), st, &params)?;
+        let dw_ref = reference::weight_grad(x.view(), dy.view(), st, &params)?;
+        let dw_mag = reference::weight_grad(ax.view(), ady.view(), st, &params)?;
+        let lw = geo.n * geo.p * geo.q;
+        row("weight-grad", rel_err(&dw, &dw_ref), bound_ratio(&dw, &dw_ref, &dw_mag, lw));
+
+        let dx = ctx.conv2d_input_grad(dy.view(), w.view(), hw, &params)?;
+        let dx_ref = reference::input_grad(dy.view(), w.view(), hw, &params)?;
+        let dx_mag = reference::input_grad(ady.view(), aw.view(), hw, &params)?;
+        let li = geo.filters_per_group() * geo.s * geo.t;
+        row("input-grad", rel_err(&dx, &dx_ref), bound_ratio(&dx, &dx_ref, &dx_mag, li));
+
+        let db = ctx.conv2d_bias_grad(dy.view())?;
+        let db_ref = reference::bias_grad(dy.view());
+        let db_mag = reference::bias_grad(ady.view());
+        row("bias-grad", rel_err(&db, &db_ref), bound_ratio(&db, &db_ref, &db_mag, lw));
+    }
+    rows.extend(finite_difference_rows(ctx, &mut rng)?);
+    Ok(rows)
+}
+
+/// Central differences of `J = ½‖conv(X, W) + b‖²` (evaluated in `f64`) against the GPU's gradients.
+/// `J` is quadratic in each coordinate, so the differences are exact up to `f64` rounding; the bound
+/// column is the GPU gradient's `f32` bound plus that rounding.
+fn finite_difference_rows(ctx: &Context, rng: &mut Rng) -> Result<Vec<CheckRow>> {
+    const EPS: f64 = 1e-2;
+    let params = Conv2dParams::new().stride(2, 1).padding(1, 0).dilation(1, 2).groups(2);
+    let geo = Conv2dGeometry::new(2, 4, [7, 8], 2, [2, 2], params)?;
+    let x = rng.array::<ndarray::Ix4, _>(geo.input_shape()).mapv(f64::from);
+    let w = rng.array::<ndarray::Ix4, _>(geo.weight_shape()).mapv(f64::from);
+    let b = rng.array::<ndarray::Ix1, _>(geo.k).mapv(f64::from);
+    let cost = |x: &Array4<f64>, w: &Array4<f64>, b: &ndarray::Array1<f64>| -> Result<f64> {
+        Ok(0.5 * reference::forward(x.view(), w.view(), Some(b.view()), &params)?.mapv(|v| v * v).sum())
+    };
+    let y = reference::forward(x.view(), w.view(), Some(b.view()), &params)?;
+    let y_abs =
+        reference::forward(x.mapv(f64::abs).view(), w.mapv(f64::abs).view(), Some(b.mapv(f64::abs).view()), &params)?;
+    let m = geo.channels_per_group() * geo.s * geo.t + 3 + y.len();
+    let gamma64 = m as f64 * f64::EPSILON / 2.0 / (1.0 - m as f64 * f64::EPSILON / 2.0);
+    let fd_tol = 2.0 * gamma64 * 0.5 * y_abs.mapv(|v| v * v).sum() / EPS;
+
+    let perturb = |e: usize, which: usize, delta: f64| -> Result<f64> {
+        let (mut x2, mut w2, mut b2) = (x.clone(), w.clone(), b.clone());
+        let slot = match which {
+            0 => x2.iter_mut().nth(e),
+            1 => w2.iter_mut().nth(e),
+            _ => b2.iter_mut().nth(e),
+        };
+        if let Some(v) = slot {
+            *v += delta;
+        }
+        cost(&x2, &w2, &b2)
+    };
+    let dy32 = y.mapv(|v| v as f32);
+    let (x32, w32) = (x.mapv(|v| v as f32), w.mapv(|v| v as f32));
+    let gx = ctx.conv2d_input_grad(dy32.view(), w32.view(), [geo.h, geo.w], &params)?;
+    let gw = ctx.conv2d_weight_grad(x32.view(), dy32.view(), [geo.s, geo.t], &params)?;
+    let gb = ctx.conv2d_bias_grad(dy32.view())?;
+    let ady = y.mapv(f64::abs);
+    let mx = reference::input_grad(ady.view(), w.mapv(f64::abs).view(), [geo.h, geo.w], &params)?;
+    let mw = reference::weight_grad(x.mapv(f64::abs).view(), ady.view(), [geo.s, geo.t], &params)?;
+    let mb = reference::bias_grad(ady.view());
+    let lx = geo.filters_per_group() * geo.s * geo.t;
+    let lw = geo.n * geo.p * geo.q;
+
+    let mut rows = Vec::new();
+    let shape = format!("{} (finite differences)", geo.describe());
+    let grads: [(&'static str, Vec<f32>, Vec<f64>, usize); 3] = [
+        ("input-grad", gx.iter().copied().collect(), mx.iter().copied().collect(), lx),
+        ("weight-grad", gw.iter().copied().collect(), mw.iter().copied().collect(), lw),
+        ("bias-grad", gb.iter().copied().collect(), mb.iter().copied().collect(), lw),
+    ];
+    for (which, (op, gpu, mag, len)) in grads.into_iter().enumerate() {
+        let (mut worst, mut num, mut den) = (0.0f64, 0.0f64, 0.0f64);
+        for (e, (&g, &m)) in gpu.iter().zip(mag.iter()).enumerate() {
+            let fd = (perturb(e, which, EPS)? - perturb(e, which, -EPS)?) / (2.0 * EPS);
+            let err = (f64::from(g) - fd).abs();
+            let bound = fd_tol + (gamma(len) + 3.0 * U32) * m;
+            let ratio = err / bound;
+            worst = if ratio.is_nan() { f64::INFINITY } else { worst.max(ratio) };
+            num += err * err;
+            den += fd * fd;
+        }
+        let rel = if den == 0.0 { num.sqrt() } else { (num / den).sqrt() };
+        rows.push(CheckRow {
+            op,
+            shape: shape.clone(),
+            rel_err: rel,
+            bound_ratio: worst,
+            pass: worst <= 1.0 && rel <= MAX_REL_ERR,
+        });
+    }
+    Ok(rows)
+}
