@@ -65,11 +65,12 @@ mod error;
 pub mod geometry;
 pub mod gpu;
 pub mod reference;
+pub mod synthetic;
 pub mod verify;
 
 pub use error::{Error, Result};
 pub use geometry::{Conv2dGeometry, Conv2dParams};
-pub use gpu::{AdapterOptions, Context, Tensor, list_adapters};
+pub use gpu::{Adam, AdapterOptions, Context, Tensor, list_adapters};
 
 /// The shape of a 4-D view as an array.
 pub(crate) fn dims4<T>(a: &ndarray::ArrayView4<T>) -> [usize; 4] {

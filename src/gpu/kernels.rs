@@ -52,9 +52,12 @@ kernel!(FORWARD, "conv2d_forward", [Uniform, Read, Read, Read, Write]);
 kernel!(WEIGHT_GRAD, "conv2d_weight_grad", [Uniform, Read, Read, Write]);
 kernel!(INPUT_GRAD, "conv2d_input_grad", [Uniform, Read, Read, Write]);
 kernel!(BIAS_GRAD, "conv2d_bias_grad", [Uniform, Read, Write]);
+kernel!(AXPBY, "axpby", [Uniform, Read, Read, Write]);
+kernel!(SUM_SQUARES, "sum_squares", [Uniform, Read, Write]);
+kernel!(ADAM, "adam", [Uniform, Read, Write, Write, Write]);
 
 /// Every kernel the crate ships, for validation and warm-up.
-pub const ALL_KERNELS: &[&KernelSpec] = &[&FORWARD, &WEIGHT_GRAD, &INPUT_GRAD, &BIAS_GRAD];
+pub const ALL_KERNELS: &[&KernelSpec] = &[&FORWARD, &WEIGHT_GRAD, &INPUT_GRAD, &BIAS_GRAD, &AXPBY, &SUM_SQUARES, &ADAM];
 
 impl KernelSpec {
     /// The full WGSL that is compiled: the common prelude followed by the kernel.

@@ -149,8 +149,9 @@ impl Context {
         Ok(())
     }
 
-    /// Runs `spec` with one invocation per element of `out`, binding the uniform, `inputs` and `out`
-    /// in that order. The caller has checked the tensors with [`Context::check_out`].
+    /// Runs a convolution kernel with one invocation per element of `out`, binding the uniform,
+    /// `inputs` and `out` in that order. The caller has checked the tensors with
+    /// [`Context::check_out`].
     fn run(
         &self,
         spec: &KernelSpec,
@@ -162,20 +163,32 @@ impl Context {
         let total = out.len();
         let total32 = u32::try_from(total)
             .map_err(|_| Error::Overflow { what: "invocation count", detail: format!("{total} > 2^32−1") })?;
-        let [gx, gy] = self.grid(spec.name, total32.div_ceil(WORKGROUP))?;
-        let pipeline = self.pipeline(spec)?;
         let uniform = ConvUniform::new(geo, flags, total32, 0);
+        let buffers: Vec<&wgpu::Buffer> = inputs.iter().copied().chain(std::iter::once(&out.buffer)).collect();
+        self.dispatch(spec, bytemuck::bytes_of(&uniform), &buffers, total32)
+    }
+
+    /// The one dispatch path: binds a fresh uniform buffer holding `uniform` at binding 0 and
+    /// `buffers` after it, runs `invocations` invocations of `spec` in one command buffer, and turns
+    /// validation and out-of-memory errors into [`Error::Wgpu`].
+    pub(crate) fn dispatch(
+        &self,
+        spec: &KernelSpec,
+        uniform: &[u8],
+        buffers: &[&wgpu::Buffer],
+        invocations: u32,
+    ) -> Result<()> {
+        let [gx, gy] = self.grid(spec.name, invocations.div_ceil(WORKGROUP))?;
+        let pipeline = self.pipeline(spec)?;
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let ubuf = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some(spec.name),
-            contents: bytemuck::bytes_of(&uniform),
+            contents: uniform,
             usage: wgpu::BufferUsages::UNIFORM,
         });
-        let buffers: Vec<&wgpu::Buffer> =
-            std::iter::once(&ubuf).chain(inputs.iter().copied()).chain(std::iter::once(&out.buffer)).collect();
-        let entries: Vec<wgpu::BindGroupEntry> = buffers
-            .iter()
+        let entries: Vec<wgpu::BindGroupEntry> = std::iter::once(&ubuf)
+            .chain(buffers.iter().copied())
             .enumerate()
             .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
             .collect();
@@ -192,7 +205,8 @@ impl Context {
                 beginning_of_pass_write_index: Some(0),
                 end_of_pass_write_index: Some(1),
             });
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(spec.name), timestamp_writes });
+            let mut pass =
+                enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(spec.name), timestamp_writes });
             pass.set_pipeline(&pipeline.pipeline);
             pass.set_bind_group(0, &bind, &[]);
             pass.dispatch_workgroups(gx, gy, 1);

@@ -100,8 +100,16 @@ impl Context {
         Ok(Tensor { buffer, shape: a.shape().to_vec(), ctx_id: self.id })
     }
 
-    /// A new device tensor of the given shape whose contents are unspecified until a kernel writes
-    /// every element.
+    /// A new device tensor of zeros (wgpu zero-initialises every buffer), for the `*_into`
+    /// operations and training loops.
+    ///
+    /// # Errors
+    /// An empty shape, or one larger than the device's buffer limits.
+    pub fn zeros(&self, shape: &[usize]) -> Result<Tensor> {
+        self.alloc("tensor", shape)
+    }
+
+    /// A new device tensor of zeros; `what` names it in errors.
     pub(crate) fn alloc(&self, what: &str, shape: &[usize]) -> Result<Tensor> {
         let len = shape
             .iter()

@@ -3,8 +3,8 @@
 
 use std::sync::OnceLock;
 
-use convgrad::{Context, Tensor};
 pub use convgrad::verify::{Rng, U32, bound_ratio, gamma, rel_err};
+use convgrad::{Context, Tensor};
 use ndarray::{Array, Array4, ArrayD, Dimension, IxDyn};
 
 /// The adapter every GPU test uses. Without one the tests fail, loudly, with what to do.

@@ -1,2 +1,222 @@
-pub fn run(_o: &convgrad::AdapterOptions, _a: &BenchArgs) -> Result<std::process::ExitCode, crate::CliError> { todo!() }
-#[derive(Debug, clap::Args)] pub struct BenchArgs {}
+//! `convgrad bench`: time a suite of layers on the chosen adapter; print a table, and optionally write
+//! JSON records and an SVG chart.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use convgrad::AdapterOptions;
+use convgrad::bench::{Inputs, Op, SUITES, suite, time_op};
+use indicatif::{ProgressBar, ProgressStyle};
+use plotters::prelude::*;
+
+use crate::CliError;
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Which layers: standard (the five reported layers), quick (its two small ones) or tiny.
+    #[arg(long, default_value = "standard")]
+    suite: String,
+    /// Operations to time, comma-separated: forward, weight-grad, input-grad.
+    #[arg(long, default_value = "forward,weight-grad,input-grad", value_delimiter = ',')]
+    ops: Vec<String>,
+    /// Timed runs per layer and op, after one warm-up run (at least 5 for a median worth reading).
+    #[arg(long, default_value_t = 5)]
+    reps: usize,
+    /// Write one JSON record per layer and op here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Draw GFLOP/s per layer and op here (SVG).
+    #[arg(long)]
+    plot: Option<PathBuf>,
+}
+
+/// One measured layer and op.
+struct Record {
+    shape: &'static str,
+    op: Op,
+    median_ms: f64,
+    min_ms: f64,
+    max_ms: f64,
+    gflops: f64,
+    device_ms: Option<f64>,
+}
+
+pub fn run(options: &AdapterOptions, a: &BenchArgs) -> Result<ExitCode, CliError> {
+    let shapes = suite(&a.suite)
+        .ok_or_else(|| CliError(format!("unknown suite '{}'; choose one of {}", a.suite, SUITES.join(", "))))?;
+    let ops = a
+        .ops
+        .iter()
+        .map(|o| {
+            Op::from_name(o.trim())
+                .ok_or_else(|| CliError(format!("unknown op '{o}'; use forward, weight-grad or input-grad")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if a.reps == 0 {
+        return Err(CliError("--reps must be at least 1".into()));
+    }
+    if let Some(p) = &a.plot {
+        if p.extension().and_then(|e| e.to_str()) != Some("svg") {
+            return Err(CliError(format!("{}: --plot writes SVG; give a file name ending in .svg", p.display())));
+        }
+    }
+    let ctx = crate::context(options)?;
+    let info = ctx.adapter_info().clone();
+    let bar = ProgressBar::new((shapes.len() * ops.len()) as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed_precise}]")
+            .map_err(|e| CliError(e.to_string()))?,
+    );
+    let mut records = Vec::new();
+    for sh in &shapes {
+        let inputs = Inputs::new(&ctx, sh.geo)?;
+        for &op in &ops {
+            bar.set_message(format!("{} {}", sh.name, op.name()));
+            let t = time_op(&ctx, &inputs, op, a.reps)?;
+            let median_ms = t.median_ms();
+            records.push(Record {
+                shape: sh.name,
+                op,
+                median_ms,
+                min_ms: t.wall_ms.iter().copied().fold(f64::INFINITY, f64::min),
+                max_ms: t.wall_ms.iter().copied().fold(0.0, f64::max),
+                gflops: sh.geo.flops() / (median_ms * 1e-3) / 1e9,
+                device_ms: t.device_median_ms(),
+            });
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+
+    println!(
+        "convgrad bench, suite {}, {} timed runs each (median), resident inputs, result read back",
+        a.suite, a.reps
+    );
+    println!(
+        "adapter: {} ({:?}, {:?}), driver: {} {}",
+        info.name, info.backend, info.device_type, info.driver, info.driver_info
+    );
+    println!("{:<32} {:<12} {:>11} {:>9} {:>11}", "shape", "op", "median ms", "GFLOP/s", "device ms");
+    for r in &records {
+        let dev = r.device_ms.map_or("-".to_string(), |d| format!("{d:.3}"));
+        println!("{:<32} {:<12} {:>11.3} {:>9.2} {:>11}", r.shape, r.op.name(), r.median_ms, r.gflops, dev);
+    }
+    if let Some(p) = &a.json {
+        let text = json(&records, &info);
+        write_atomic(p, text.as_bytes())?;
+        println!("wrote {}", p.display());
+    }
+    if let Some(p) = &a.plot {
+        plot(p, &records, &info).map_err(|e| CliError(format!("{}: {e}", p.display())))?;
+        println!("wrote {}", p.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len() + 2);
+    o.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(o, "\\u{:04x}", u32::from(c));
+            }
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+fn num(v: f64) -> String {
+    if v.is_finite() { format!("{v}") } else { "null".into() }
+}
+
+fn json(records: &[Record], info: &wgpu::AdapterInfo) -> String {
+    let rows: Vec<String> = records
+        .iter()
+        .map(|r| {
+            format!(
+                "  {{\"shape\": {}, \"op\": {}, \"median_ms\": {}, \"min_ms\": {}, \"max_ms\": {}, \"gflops\": {}, \"device_ms\": {}, \"adapter\": {}, \"backend\": {}, \"driver\": {}}}",
+                esc(r.shape),
+                esc(r.op.name()),
+                num(r.median_ms),
+                num(r.min_ms),
+                num(r.max_ms),
+                num(r.gflops),
+                r.device_ms.map_or("null".into(), num),
+                esc(&info.name),
+                esc(&format!("{:?}", info.backend)),
+                esc(&format!("{} {}", info.driver, info.driver_info).trim().to_string()),
+            )
+        })
+        .collect();
+    format!("[\n{}\n]\n", rows.join(",\n"))
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
+    let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
+    std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path)).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        CliError(format!("{}: cannot write: {e}", path.display()))
+    })
+}
+
+/// Grouped horizontal bars: one group per layer, one bar per op.
+fn plot(path: &Path, records: &[Record], info: &wgpu::AdapterInfo) -> Result<(), Box<dyn std::error::Error>> {
+    let mut shapes: Vec<&str> = Vec::new();
+    for r in records {
+        if !shapes.contains(&r.shape) {
+            shapes.push(r.shape);
+        }
+    }
+    let ops: Vec<Op> = Op::ALL.into_iter().filter(|o| records.iter().any(|r| r.op == *o)).collect();
+    let max = records.iter().map(|r| r.gflops).filter(|g| g.is_finite()).fold(1e-3, f64::max) * 1.15;
+    let rows = shapes.len() * (ops.len() + 1);
+    let root = SVGBackend::new(path, (900, (90 + rows * 18) as u32)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(format!("convgrad GFLOP/s on {} ({:?})", info.name, info.backend), ("sans-serif", 16))
+        .margin(10)
+        .x_label_area_size(32)
+        .y_label_area_size(250)
+        .build_cartesian_2d(0.0..max, 0..rows)?;
+    let labels = shapes.clone();
+    let per = ops.len() + 1;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .y_labels(rows)
+        .y_label_formatter(&|y| {
+            if y % per == per / 2 {
+                labels.get(y / per).map_or(String::new(), |s| s.to_string())
+            } else {
+                String::new()
+            }
+        })
+        .x_desc("GFLOP/s (2·N·K·P·Q·(C/G)·S·T / median time)")
+        .draw()?;
+    let colors = [RGBColor(31, 119, 180), RGBColor(255, 127, 14), RGBColor(44, 160, 44)];
+    for (oi, op) in ops.iter().enumerate() {
+        let color = colors[oi % colors.len()];
+        chart
+            .draw_series(records.iter().filter(|r| r.op == *op).map(|r| {
+                let si = shapes.iter().position(|s| *s == r.shape).unwrap_or(0);
+                let y = si * per + oi;
+                Rectangle::new([(0.0, y), (r.gflops.max(0.0), y + 1)], color.filled())
+            }))?
+            .label(op.name())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}

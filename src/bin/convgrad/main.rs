@@ -203,7 +203,8 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
 /// An array as 4-D, or an error naming the file and the rank it has.
 fn rank<D: ndarray::Dimension>(a: ArrayD<f32>, path: &Path, want: &str) -> Result<ndarray::Array<f32, D>, CliError> {
     let r = a.ndim();
-    a.into_dimensionality::<D>().map_err(|_| CliError(format!("{}: expected {want}, got a {r}-D array", path.display())))
+    a.into_dimensionality::<D>()
+        .map_err(|_| CliError(format!("{}: expected {want}, got a {r}-D array", path.display())))
 }
 
 /// Error context: which files the shapes came from.
@@ -230,14 +231,21 @@ fn forward(options: &AdapterOptions, a: &ForwardArgs) -> Result<(), CliError> {
     let single = x.ndim() == 2;
     let (x4, w4) = if single {
         let w3 = rank::<Ix3>(w, &a.weight, "K×S×T filters with a 2-D (single-channel) input")?;
-        (rank::<Ix2>(x, &a.input, "2-D")?.insert_axis(ndarray::Axis(0)).insert_axis(ndarray::Axis(0)), w3.insert_axis(ndarray::Axis(1)))
+        (
+            rank::<Ix2>(x, &a.input, "2-D")?.insert_axis(ndarray::Axis(0)).insert_axis(ndarray::Axis(0)),
+            w3.insert_axis(ndarray::Axis(1)),
+        )
     } else {
-        (rank::<Ix4>(x, &a.input, "an N×C×H×W (4-D) or U×V (2-D) input")?, rank::<Ix4>(w, &a.weight, "K×C/G×S×T (4-D) weights")?)
+        (
+            rank::<Ix4>(x, &a.input, "an N×C×H×W (4-D) or U×V (2-D) input")?,
+            rank::<Ix4>(w, &a.weight, "K×C/G×S×T (4-D) weights")?,
+        )
     };
     // Shapes are checked before a device is opened, so a bad file fails fast.
     params.geometry(convgrad_dims(&x4), convgrad_dims(&w4)).map_err(|e| shapes_err(e, &files))?;
     let ctx = context(options)?;
-    let y = ctx.conv2d(x4.view(), w4.view(), b.as_ref().map(|b| b.view()), &params).map_err(|e| shapes_err(e, &files))?;
+    let y =
+        ctx.conv2d(x4.view(), w4.view(), b.as_ref().map(|b| b.view()), &params).map_err(|e| shapes_err(e, &files))?;
     let y = if single { y.index_axis_move(ndarray::Axis(0), 0).into_dyn() } else { y.into_dyn() };
     npy::write_f32(&a.output, &y)?;
     report("forward", &a.output, y.shape(), &ctx);
@@ -253,13 +261,22 @@ fn weight_grad(options: &AdapterOptions, a: &WeightGradArgs) -> Result<(), CliEr
     let single = x.ndim() == 2;
     let (x4, dy4) = if single {
         let d3 = rank::<Ix3>(dy, &a.grad_output, "a K×P×Q output gradient with a 2-D (single-channel) input")?;
-        (rank::<Ix2>(x, &a.input, "2-D")?.insert_axis(ndarray::Axis(0)).insert_axis(ndarray::Axis(0)), d3.insert_axis(ndarray::Axis(0)))
+        (
+            rank::<Ix2>(x, &a.input, "2-D")?.insert_axis(ndarray::Axis(0)).insert_axis(ndarray::Axis(0)),
+            d3.insert_axis(ndarray::Axis(0)),
+        )
     } else {
-        (rank::<Ix4>(x, &a.input, "an N×C×H×W (4-D) or U×V (2-D) input")?, rank::<Ix4>(dy, &a.grad_output, "an N×K×P×Q (4-D) output gradient")?)
+        (
+            rank::<Ix4>(x, &a.input, "an N×C×H×W (4-D) or U×V (2-D) input")?,
+            rank::<Ix4>(dy, &a.grad_output, "an N×K×P×Q (4-D) output gradient")?,
+        )
     };
-    params.geometry_for_weight_grad(convgrad_dims(&x4), convgrad_dims(&dy4), a.kernel_size).map_err(|e| shapes_err(e, &files))?;
+    params
+        .geometry_for_weight_grad(convgrad_dims(&x4), convgrad_dims(&dy4), a.kernel_size)
+        .map_err(|e| shapes_err(e, &files))?;
     let ctx = context(options)?;
-    let dw = ctx.conv2d_weight_grad(x4.view(), dy4.view(), a.kernel_size, &params).map_err(|e| shapes_err(e, &files))?;
+    let dw =
+        ctx.conv2d_weight_grad(x4.view(), dy4.view(), a.kernel_size, &params).map_err(|e| shapes_err(e, &files))?;
     let dw = if single { dw.index_axis_move(ndarray::Axis(1), 0).into_dyn() } else { dw.into_dyn() };
     npy::write_f32(&a.output, &dw)?;
     report("weight gradient", &a.output, dw.shape(), &ctx);
@@ -277,13 +294,21 @@ fn input_grad(options: &AdapterOptions, a: &InputGradArgs) -> Result<(), CliErro
         let w3 = rank::<Ix3>(w, &a.weight, "K×S×T filters with a K×P×Q output gradient")?;
         (rank::<Ix3>(dy, &a.grad_output, "3-D")?.insert_axis(ndarray::Axis(0)), w3.insert_axis(ndarray::Axis(1)))
     } else {
-        (rank::<Ix4>(dy, &a.grad_output, "an N×K×P×Q (4-D) or K×P×Q (3-D) output gradient")?, rank::<Ix4>(w, &a.weight, "K×C/G×S×T (4-D) weights")?)
+        (
+            rank::<Ix4>(dy, &a.grad_output, "an N×K×P×Q (4-D) or K×P×Q (3-D) output gradient")?,
+            rank::<Ix4>(w, &a.weight, "K×C/G×S×T (4-D) weights")?,
+        )
     };
-    params.geometry_for_input_grad(convgrad_dims(&dy4), convgrad_dims(&w4), a.input_size).map_err(|e| shapes_err(e, &files))?;
+    params
+        .geometry_for_input_grad(convgrad_dims(&dy4), convgrad_dims(&w4), a.input_size)
+        .map_err(|e| shapes_err(e, &files))?;
     let ctx = context(options)?;
     let dx = ctx.conv2d_input_grad(dy4.view(), w4.view(), a.input_size, &params).map_err(|e| shapes_err(e, &files))?;
-    let dx: ArrayD<f32> =
-        if single { dx.index_axis_move(ndarray::Axis(0), 0).index_axis_move(ndarray::Axis(0), 0).into_dyn() } else { dx.into_dyn() };
+    let dx: ArrayD<f32> = if single {
+        dx.index_axis_move(ndarray::Axis(0), 0).index_axis_move(ndarray::Axis(0), 0).into_dyn()
+    } else {
+        dx.into_dyn()
+    };
     npy::write_f32(&a.output, &dx)?;
     report("input gradient", &a.output, dx.shape(), &ctx);
     Ok(())
@@ -297,7 +322,9 @@ fn convgrad_dims(a: &ndarray::Array4<f32>) -> [usize; 4] {
 fn info(options: &AdapterOptions) -> Result<ExitCode, CliError> {
     let adapters = convgrad::list_adapters(options);
     if adapters.is_empty() {
-        return Err(CliError(convgrad::Error::NoAdapter { detail: format!(" on backends {:?}", options.backends) }.to_string()));
+        return Err(CliError(
+            convgrad::Error::NoAdapter { detail: format!(" on backends {:?}", options.backends) }.to_string(),
+        ));
     }
     println!("convgrad {}: {} adapter(s); * = the one convgrad would use", env!("CARGO_PKG_VERSION"), adapters.len());
     for a in &adapters {
@@ -331,7 +358,10 @@ fn info(options: &AdapterOptions) -> Result<ExitCode, CliError> {
 fn check(options: &AdapterOptions) -> Result<ExitCode, CliError> {
     let ctx = context(options)?;
     let i = ctx.adapter_info();
-    println!("convgrad check on {} ({:?}, {:?}, driver {} {})", i.name, i.backend, i.device_type, i.driver, i.driver_info);
+    println!(
+        "convgrad check on {} ({:?}, {:?}, driver {} {})",
+        i.name, i.backend, i.device_type, i.driver, i.driver_info
+    );
     println!("each row: GPU vs f64 reference; bound = worst element error / its f32 rounding bound (pass ≤ 1)");
     println!("{:<12} {:<62} {:>10} {:>8}  result", "op", "layer", "rel. err", "bound");
     let rows = convgrad::verify::self_test(&ctx)?;
@@ -350,4 +380,3 @@ fn check(options: &AdapterOptions) -> Result<ExitCode, CliError> {
     println!("{} passed, {} failed", rows.len() - failed, failed);
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
-

@@ -1,0 +1,163 @@
+//! Small device-side helpers for training loops: element-wise `a·x + b·y`, a deterministic sum of
+//! squares, and the Adam optimiser. With them a loop uploads its data once and reads back only the
+//! scalars it wants to see.
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::error::{Error, Result};
+use crate::gpu::context::Context;
+use crate::gpu::kernels;
+use crate::gpu::tensor::Tensor;
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+struct ElemUniform {
+    len: u32,
+    a: f32,
+    b: f32,
+    _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+struct ReduceUniform {
+    len: u32,
+    chunk: u32,
+    square: u32,
+    _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+struct AdamUniform {
+    len: u32,
+    lr_t: f32,
+    beta1: f32,
+    beta2: f32,
+    eps_t: f32,
+    _pad: [u32; 3],
+}
+
+const _: () = assert!(std::mem::size_of::<ElemUniform>() % 16 == 0);
+const _: () = assert!(std::mem::size_of::<ReduceUniform>() % 16 == 0);
+const _: () = assert!(std::mem::size_of::<AdamUniform>() % 16 == 0);
+
+/// Elements summed by one invocation of the first reduction pass.
+const CHUNK: usize = 256;
+
+fn len32(t: &Tensor) -> Result<u32> {
+    u32::try_from(t.len()).map_err(|_| Error::Overflow { what: "tensor length", detail: format!("{}", t.len()) })
+}
+
+impl Context {
+    /// `out = a·x + b·y`, element-wise, on tensors of the same shape.
+    ///
+    /// # Errors
+    /// Shapes that differ, an `out` that is `x` or `y`, a tensor from another context, wgpu errors.
+    pub fn axpby(&self, a: f32, x: &Tensor, b: f32, y: &Tensor, out: &Tensor) -> Result<()> {
+        for t in [x, y, out] {
+            self.own(t)?;
+        }
+        if x.shape() != y.shape() || x.shape() != out.shape() {
+            return Err(Error::shape(
+                "axpby operands",
+                format!("{:?} for all three", x.shape()),
+                format!("{:?}, {:?}, {:?}", x.shape(), y.shape(), out.shape()),
+            ));
+        }
+        if std::ptr::eq(out, x) || std::ptr::eq(out, y) {
+            return Err(Error::shape("axpby output", "a tensor distinct from the inputs", "one of the inputs"));
+        }
+        let len = len32(x)?;
+        let u = ElemUniform { len, a, b, _pad: 0 };
+        self.dispatch(&kernels::AXPBY, bytemuck::bytes_of(&u), &[&x.buffer, &y.buffer, &out.buffer], len)
+    }
+
+    /// `Σ x[e]²` computed on the device in a fixed order (chunks of 256, then the chunk sums in order),
+    /// read back as one `f32`.
+    ///
+    /// # Errors
+    /// A tensor from another context, wgpu errors, read-back errors.
+    pub fn sum_squares(&self, x: &Tensor) -> Result<f32> {
+        self.own(x)?;
+        let len = len32(x)?;
+        let parts = x.len().div_ceil(CHUNK);
+        let partial = self.alloc("partial sums", &[parts])?;
+        let total = self.alloc("sum", &[1])?;
+        let u = ReduceUniform { len, chunk: CHUNK as u32, square: 1, _pad: 0 };
+        self.dispatch(&kernels::SUM_SQUARES, bytemuck::bytes_of(&u), &[&x.buffer, &partial.buffer], parts as u32)?;
+        // One invocation adds every partial sum in order: at most 2^32/256 of them.
+        let u = ReduceUniform { len: parts as u32, chunk: parts as u32, square: 0, _pad: 0 };
+        self.dispatch(&kernels::SUM_SQUARES, bytemuck::bytes_of(&u), &[&partial.buffer, &total.buffer], 1)?;
+        let v = self.read_buffer(&total.buffer, "sum of squares")?;
+        v.first().copied().ok_or_else(|| Error::Readback { what: "sum of squares".into(), message: "empty".into() })
+    }
+}
+
+/// The Adam optimiser (Kingma & Ba, 2015) with its moment estimates on the device.
+#[derive(Debug)]
+pub struct Adam {
+    /// Step size.
+    pub lr: f32,
+    /// Decay of the first moment.
+    pub beta1: f32,
+    /// Decay of the second moment.
+    pub beta2: f32,
+    /// Added to √v̂.
+    pub eps: f32,
+    m: Tensor,
+    v: Tensor,
+    t: i32,
+}
+
+impl Adam {
+    /// Adam for parameters shaped like `w`, with the usual β1 = 0.9, β2 = 0.999, ε = 1e-8.
+    ///
+    /// # Errors
+    /// Device limits or wgpu errors.
+    pub fn new(ctx: &Context, w: &Tensor, lr: f32) -> Result<Self> {
+        let zeros = ndarray::ArrayD::<f32>::zeros(w.shape());
+        Ok(Self {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            m: ctx.upload(zeros.view())?,
+            v: ctx.upload(zeros.view())?,
+            t: 0,
+        })
+    }
+
+    /// One step: updates `w` in place from its gradient `grad`.
+    ///
+    /// # Errors
+    /// Shapes that differ from the ones Adam was made for, wgpu errors.
+    pub fn step(&mut self, ctx: &Context, w: &Tensor, grad: &Tensor) -> Result<()> {
+        for t in [w, grad] {
+            ctx.own(t)?;
+            if t.shape() != self.m.shape() {
+                return Err(Error::shape(
+                    "Adam parameter",
+                    format!("{:?}", self.m.shape()),
+                    format!("{:?}", t.shape()),
+                ));
+            }
+        }
+        if std::ptr::eq(w, grad) {
+            return Err(Error::shape("Adam gradient", "a tensor distinct from the parameters", "the parameters"));
+        }
+        self.t = self.t.saturating_add(1);
+        let c1 = 1.0 - self.beta1.powi(self.t);
+        let c2 = (1.0 - self.beta2.powi(self.t)).sqrt();
+        let u = AdamUniform {
+            len: len32(w)?,
+            lr_t: self.lr * c2 / c1,
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps_t: self.eps * c2,
+            _pad: [0; 3],
+        };
+        let bufs = [&grad.buffer, &self.m.buffer, &self.v.buffer, &w.buffer];
+        ctx.dispatch(&kernels::ADAM, bytemuck::bytes_of(&u), &bufs, u.len)
+    }
+}

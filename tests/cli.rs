@@ -1,0 +1,308 @@
+//! The `convgrad` binary, run as a user would: round trips against the CPU reference for every
+//! subcommand in both forms, and each kind of bad input (one-line error, exit code 2, no output file,
+//! never a panic).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::Rng;
+use convgrad::{Conv2dParams, reference};
+use ndarray::{Array, ArrayD, Dimension, Ix2, Ix3, Ix4};
+use ndarray_npy::{ReadNpyExt, WriteNpyExt};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_convgrad"));
+    c.env("WGPU_BACKEND", std::env::var("WGPU_BACKEND").unwrap_or_else(|_| "vulkan".into()));
+    c
+}
+
+/// A fresh folder per test.
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("convgrad-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn save<D: Dimension>(path: &Path, a: &Array<f32, D>) {
+    a.write_npy(std::fs::File::create(path).unwrap()).unwrap();
+}
+
+fn load(path: &Path) -> ArrayD<f32> {
+    ArrayD::<f32>::read_npy(std::fs::File::open(path).unwrap()).unwrap()
+}
+
+fn run(args: &[&str]) -> Output {
+    let out = bin().args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "the binary panicked: {stderr}");
+    out
+}
+
+fn ok(args: &[&str]) {
+    let out = run(args);
+    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Runs a command that must fail with exit code 2, one line on stderr naming `needle`, and no `output`.
+fn fails(args: &[&str], needle: &str, output: &Path) {
+    let out = run(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.contains("XDG_RUNTIME_DIR")).collect();
+    assert_eq!(lines.len(), 1, "expected one line, got: {stderr}");
+    assert!(lines[0].contains(needle), "{needle:?} not in: {}", lines[0]);
+    assert!(!output.exists(), "{} was left behind", output.display());
+    let leftovers: Vec<_> = std::fs::read_dir(output.parent().unwrap())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
+
+fn close(gpu: &ArrayD<f32>, r: &ArrayD<f64>) {
+    assert_eq!(gpu.shape(), r.shape());
+    let e = common::rel_err(gpu, r);
+    assert!(e <= 1e-5, "relative error {e:e}");
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn general_form_round_trips() {
+    let d = dir("general");
+    let mut rng = Rng::new(1);
+    let x: Array<f32, Ix4> = rng.array((2, 4, 11, 10));
+    let w: Array<f32, Ix4> = rng.array((6, 2, 3, 2));
+    let b: Array<f32, ndarray::Ix1> = rng.array(6);
+    let params = Conv2dParams::new().stride(2, 1).padding(1, 0).dilation(1, 2).groups(2);
+    let (xp, wp, bp, yp) = (d.join("x.npy"), d.join("w.npy"), d.join("b.npy"), d.join("y.npy"));
+    save(&xp, &x);
+    save(&wp, &w);
+    save(&bp, &b);
+    let flags = ["--stride", "2,1", "--padding", "1,0", "--dilation", "1,2", "--groups", "2"];
+    let mut args = vec!["forward", "--input", s(&xp), "--weight", s(&wp), "--bias", s(&bp), "--output", s(&yp)];
+    args.extend(flags);
+    ok(&args);
+    let y = load(&yp);
+    close(&y, &reference::forward(x.view(), w.view(), Some(b.view()), &params).unwrap().into_dyn());
+
+    let dyp = d.join("dy.npy");
+    save(&dyp, &y);
+    let dwp = d.join("dw.npy");
+    let mut args = vec!["weight-grad", "--input", s(&xp), "--grad-output", s(&dyp), "--kernel-size", "3,2"];
+    args.extend(flags);
+    args.extend(["--output", s(&dwp)]);
+    ok(&args);
+    let y4 = y.clone().into_dimensionality::<Ix4>().unwrap();
+    close(&load(&dwp), &reference::weight_grad(x.view(), y4.view(), [3, 2], &params).unwrap().into_dyn());
+
+    let dxp = d.join("dx.npy");
+    let mut args = vec!["input-grad", "--grad-output", s(&dyp), "--weight", s(&wp), "--input-size", "11,10"];
+    args.extend(flags);
+    args.extend(["--output", s(&dxp)]);
+    ok(&args);
+    close(&load(&dxp), &reference::input_grad(y4.view(), w.view(), [11, 10], &params).unwrap().into_dyn());
+}
+
+#[test]
+fn single_channel_form_round_trips() {
+    let d = dir("single");
+    let mut rng = Rng::new(2);
+    let x: Array<f32, Ix2> = rng.array((20, 17));
+    let w: Array<f32, Ix3> = rng.array((3, 4, 5));
+    let (xp, wp, yp) = (d.join("x.npy"), d.join("w.npy"), d.join("y.npy"));
+    save(&xp, &x);
+    save(&wp, &w);
+    ok(&["forward", "--input", s(&xp), "--weight", s(&wp), "--output", s(&yp)]);
+    let y = load(&yp);
+    assert_eq!(y.shape(), [3, 17, 13]);
+    let x4 = x.clone().into_shape_with_order((1, 1, 20, 17)).unwrap();
+    let w4 = w.clone().into_shape_with_order((3, 1, 4, 5)).unwrap();
+    let y_ref = reference::forward(x4.view(), w4.view(), None, &Conv2dParams::new()).unwrap();
+    close(&y, &y_ref.clone().into_shape_with_order(vec![3, 17, 13]).unwrap().into_dyn());
+
+    let dwp = d.join("dw.npy");
+    ok(&["weight-grad", "--input", s(&xp), "--grad-output", s(&yp), "--kernel-size", "4,5", "--output", s(&dwp)]);
+    let dw = load(&dwp);
+    assert_eq!(dw.shape(), [3, 4, 5]);
+    let y4 = y.clone().into_shape_with_order(vec![1, 3, 17, 13]).unwrap().into_dimensionality::<Ix4>().unwrap();
+    let dw_ref = reference::weight_grad(x4.view(), y4.view(), [4, 5], &Conv2dParams::new()).unwrap();
+    close(&dw, &dw_ref.into_shape_with_order(vec![3, 4, 5]).unwrap().into_dyn());
+
+    let dxp = d.join("dx.npy");
+    ok(&["input-grad", "--grad-output", s(&yp), "--weight", s(&wp), "--input-size", "20,17", "--output", s(&dxp)]);
+    let dx = load(&dxp);
+    assert_eq!(dx.shape(), [20, 17]);
+    let dx_ref = reference::input_grad(y4.view(), w4.view(), [20, 17], &Conv2dParams::new()).unwrap();
+    close(&dx, &dx_ref.into_shape_with_order(vec![20, 17]).unwrap().into_dyn());
+}
+
+/// A `.npy` file written byte by byte, to make the files numpy would make and the ones it would not.
+fn raw_npy(path: &Path, descr: &str, fortran: bool, shape: &[usize], data: &[u8]) {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let tuple = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let mut header = format!(
+        "{{'descr': '{descr}', 'fortran_order': {}, 'shape': {tuple}, }}",
+        if fortran { "True" } else { "False" }
+    );
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    bytes.extend(data);
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+#[test]
+fn float64_big_endian_and_fortran_order_are_read_correctly() {
+    let d = dir("layouts");
+    let mut rng = Rng::new(3);
+    let x: Array<f32, Ix2> = rng.array((6, 7));
+    let w: Array<f32, Ix3> = rng.array((2, 3, 3));
+    let wp = d.join("w.npy");
+    save(&wp, &w);
+    // The reference answer from a plain C-order float32 file.
+    let (cp, yc) = (d.join("x_c.npy"), d.join("y_c.npy"));
+    save(&cp, &x);
+    ok(&["forward", "--input", s(&cp), "--weight", s(&wp), "--output", s(&yc)]);
+    let expect = load(&yc);
+    // Fortran order: the data is the transpose's C order.
+    let fp = d.join("x_f.npy");
+    let xt: Vec<f32> = x.t().iter().copied().collect();
+    raw_npy(&fp, "<f4", true, &[6, 7], &f32_bytes(&xt));
+    // float64, big-endian.
+    let bp = d.join("x_be.npy");
+    let be: Vec<u8> = x.iter().flat_map(|v| f64::from(*v).to_be_bytes()).collect();
+    raw_npy(&bp, ">f8", false, &[6, 7], &be);
+    for (i, p) in [fp, bp].iter().enumerate() {
+        let yp = d.join(format!("y{i}.npy"));
+        ok(&["forward", "--input", s(p), "--weight", s(&wp), "--output", s(&yp)]);
+        assert_eq!(load(&yp), expect, "{}", p.display());
+    }
+}
+
+#[test]
+fn bad_files_are_one_line_errors_with_exit_code_2() {
+    let d = dir("bad");
+    let mut rng = Rng::new(4);
+    let good_w = d.join("w.npy");
+    save(&good_w, &rng.array::<Ix4, _>((2, 1, 3, 3)));
+    let good_x = d.join("x.npy");
+    save(&good_x, &rng.array::<Ix4, _>((1, 1, 8, 8)));
+    let y = d.join("y.npy");
+    let fwd = |x: &Path, w: &Path| {
+        vec![
+            "forward".to_string(),
+            "--input".into(),
+            s(x).into(),
+            "--weight".into(),
+            s(w).into(),
+            "--output".into(),
+            s(&y).into(),
+        ]
+    };
+    let check = |x: &Path, w: &Path, needle: &str| {
+        let args = fwd(x, w);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        fails(&args, needle, &y);
+    };
+
+    check(&d.join("missing.npy"), &good_w, "missing.npy: cannot read");
+
+    let p = d.join("truncated.npy");
+    let full = std::fs::read(&good_x).unwrap();
+    std::fs::write(&p, &full[..full.len() - 10]).unwrap();
+    check(&p, &good_w, "truncated");
+
+    let p = d.join("corrupt.npy");
+    std::fs::write(&p, b"\x93NUMPY\x01\x00\x10\x00{'descr': garbage").unwrap();
+    check(&p, &good_w, "corrupt.npy");
+
+    let p = d.join("notnpy.npy");
+    std::fs::write(&p, b"hello, world, this is text").unwrap();
+    check(&p, &good_w, "not a .npy file");
+
+    let p = d.join("int.npy");
+    raw_npy(&p, "<i4", false, &[1, 1, 8, 8], &[0u8; 256]);
+    check(&p, &good_w, "integer");
+
+    let p = d.join("complex.npy");
+    raw_npy(&p, "<c8", false, &[1, 1, 8, 8], &[0u8; 512]);
+    check(&p, &good_w, "complex");
+
+    let p = d.join("rank3.npy");
+    raw_npy(&p, "<f4", false, &[1, 8, 8], &f32_bytes(&[0.0; 64]));
+    check(&p, &good_w, "3-D");
+
+    let p = d.join("zero.npy");
+    raw_npy(&p, "<f4", false, &[1, 0, 8, 8], &[]);
+    check(&p, &good_w, "zero-sized");
+
+    // A header that declares 2^62 bytes of data on a file of a few bytes: refused before allocating.
+    let p = d.join("huge.npy");
+    raw_npy(&p, "<f4", false, &[1 << 15, 1 << 15, 1 << 15, 1 << 15], &f32_bytes(&[0.0; 4]));
+    check(&p, &good_w, "huge.npy");
+
+    let p = d.join("wide.npy");
+    let big = f32::MAX as f64 * 4.0;
+    raw_npy(&p, "<f8", false, &[1, 1, 1, 2], &[big.to_le_bytes(), 1.0f64.to_le_bytes()].concat());
+    check(&p, &good_w, "does not fit in float32");
+
+    // Shapes that disagree: 3 input channels, weights for 1.
+    let p = d.join("x3.npy");
+    save(&p, &rng.array::<Ix4, _>((1, 3, 8, 8)));
+    check(&p, &good_w, "shape mismatch");
+
+    // A kernel larger than the input.
+    let p = d.join("small.npy");
+    save(&p, &rng.array::<Ix4, _>((1, 1, 2, 8)));
+    check(&p, &good_w, "does not fit");
+
+    // An input-size that does not match the output gradient.
+    let dy = d.join("dy.npy");
+    save(&dy, &rng.array::<Ix4, _>((1, 2, 6, 6)));
+    fails(
+        &["input-grad", "--grad-output", s(&dy), "--weight", s(&good_w), "--input-size", "9,9", "--output", s(&y)],
+        "input size",
+        &y,
+    );
+}
+
+#[test]
+fn an_existing_output_survives_a_failed_command() {
+    let d = dir("keep");
+    let y = d.join("y.npy");
+    std::fs::write(&y, b"precious").unwrap();
+    let out =
+        run(&["forward", "--input", s(&d.join("nope.npy")), "--weight", s(&d.join("nope.npy")), "--output", s(&y)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(std::fs::read(&y).unwrap(), b"precious");
+}
+
+#[test]
+fn info_and_check_run_on_the_adapter() {
+    let out = run(&["info"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.lines().any(|l| l.starts_with('*')), "no adapter marked: {text}");
+    let out = run(&["check"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains(" 0 failed") && text.contains("finite differences"), "{text}");
+    let out = run(&["--adapter", "no-such-adapter-xyz", "check"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no GPU adapter"));
+}
