@@ -38,7 +38,7 @@
 //!
 //! ## Example
 //!
-//! ```no_run
+//! ```
 //! use convgrad::{Context, Conv2dParams};
 //! use ndarray::Array4;
 //!
@@ -71,6 +71,11 @@ pub mod verify;
 pub use error::{Error, Result};
 pub use geometry::{Conv2dGeometry, Conv2dParams};
 pub use gpu::{Adam, AdapterOptions, Context, Tensor, list_adapters};
+
+/// The README's Rust example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 /// The shape of a 4-D view as an array.
 pub(crate) fn dims4<T>(a: &ndarray::ArrayView4<T>) -> [usize; 4] {

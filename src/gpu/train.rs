@@ -73,6 +73,22 @@ impl Context {
         self.dispatch(&kernels::AXPBY, bytemuck::bytes_of(&u), &[&x.buffer, &y.buffer, &out.buffer], len)
     }
 
+    /// Sums of squares of consecutive blocks of `block` elements (the last may be shorter), computed on
+    /// the device and read back: with `block = (C/G)·S·T` on a weight tensor, one value per filter.
+    ///
+    /// # Errors
+    /// A zero `block`, a tensor from another context, wgpu errors, read-back errors.
+    pub fn sum_squares_by(&self, x: &Tensor, block: usize) -> Result<Vec<f32>> {
+        self.own(x)?;
+        let len = len32(x)?;
+        let block32 = u32::try_from(block).ok().filter(|&b| b > 0).ok_or(Error::ZeroDimension { what: "block" })?;
+        let parts = x.len().div_ceil(block);
+        let partial = self.alloc("block sums", &[parts])?;
+        let u = ReduceUniform { len, chunk: block32, square: 1, _pad: 0 };
+        self.dispatch(&kernels::SUM_SQUARES, bytemuck::bytes_of(&u), &[&x.buffer, &partial.buffer], parts as u32)?;
+        self.read_buffer(&partial.buffer, "block sums of squares")
+    }
+
     /// `Σ x[e]²` computed on the device in a fixed order (chunks of 256, then the chunk sums in order),
     /// read back as one `f32`.
     ///
