@@ -6,6 +6,10 @@ struct ConvParams {
     q: u32, sh: u32, sw: u32, ph: u32,   // output width Q, stride, padding (height)
     pw: u32, dh: u32, dw: u32, cpg: u32, // padding (width), dilation, channels per group C/G
     kpg: u32, flags: u32, total: u32, base: u32, // filters per group K/G, bit 0 = has bias, invocations, first index
+    // For the tiled kernels: padded input size, tiles along q and k (per group), groups G, the split of
+    // the weight gradient's reduction into `splits` chunks of `chunk` rows (n, p), and tiles along taps.
+    hp: u32, wp: u32, qtiles: u32, ktiles: u32,
+    g: u32, splits: u32, chunk: u32, rtiles: u32,
 }
 
 // Workgroup size; a pipeline-overridable constant so that variants can be tuned per adapter.

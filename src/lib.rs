@@ -70,7 +70,7 @@ pub mod verify;
 
 pub use error::{Error, Result};
 pub use geometry::{Conv2dGeometry, Conv2dParams};
-pub use gpu::{Adam, AdapterOptions, Context, Tensor, list_adapters};
+pub use gpu::{Adam, AdapterOptions, Context, Kernels, Tensor, list_adapters};
 
 /// The README's Rust example, compiled and run as a doctest.
 #[cfg(doctest)]

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Rng, abs4, check, ctx, nan_tensor};
+use common::{Rng, abs4, both_paths, check, nan_tensor};
 use convgrad::{Conv2dGeometry, Conv2dParams, reference};
 use ndarray::{Array1, Array4, Ix1, Ix4};
 
@@ -40,11 +40,21 @@ fn cases() -> Vec<Case> {
 }
 
 #[test]
-fn gpu_matches_reference_on_edge_shapes() {
-    let ctx = ctx();
+fn tuned_kernels_match_reference_on_edge_shapes() {
+    sweep("tuned");
+}
+
+#[test]
+fn reference_kernels_match_reference_on_edge_shapes() {
+    sweep("reference");
+}
+
+fn sweep(path: &str) {
+    let ctx = both_paths().into_iter().find(|(p, _)| *p == path).unwrap().1;
     let mut rng = Rng::new(0x5eed);
     let mut failures = Vec::new();
     let mut worst = [0.0f64; 4];
+    eprintln!("{path} kernels");
     eprintln!("{:<26} {:>34} {:>10} {:>10} {:>10} {:>10}", "case", "geometry", "forward", "weight", "input", "bias");
     for (label, n, c, h, w, k, s, t, params) in cases() {
         let geo = Conv2dGeometry::new(n, c, [h, w], k, [s, t], params).unwrap();
@@ -61,28 +71,28 @@ fn gpu_matches_reference_on_edge_shapes() {
             ctx.upload(dy.view()).unwrap(),
         );
 
-        let y = nan_tensor(&geo.output_shape());
+        let y = nan_tensor(ctx, &geo.output_shape());
         ctx.forward_into(&xd, &wd, Some(&bd), &params, &y).unwrap();
         let y = ctx.download::<Ix4>(&y).unwrap();
         let y_ref = reference::forward(x.view(), wt.view(), Some(b.view()), &params).unwrap();
         let y_mag = reference::forward(ax.view(), aw.view(), Some(ab.view()), &params).unwrap();
         let fwd = check(&y, &y_ref, &y_mag, geo.channels_per_group() * s * t + 1, 1e-5);
 
-        let dw = nan_tensor(&geo.weight_shape());
+        let dw = nan_tensor(ctx, &geo.weight_shape());
         ctx.weight_grad_into(&xd, &dyd, &params, &dw).unwrap();
         let dw = ctx.download::<Ix4>(&dw).unwrap();
         let dw_ref = reference::weight_grad(x.view(), dy.view(), [s, t], &params).unwrap();
         let dw_mag = reference::weight_grad(ax.view(), ady.view(), [s, t], &params).unwrap();
         let wg = check(&dw, &dw_ref, &dw_mag, n * geo.p * geo.q, 1e-5);
 
-        let dx = nan_tensor(&geo.input_shape());
+        let dx = nan_tensor(ctx, &geo.input_shape());
         ctx.input_grad_into(&dyd, &wd, &params, &dx).unwrap();
         let dx = ctx.download::<Ix4>(&dx).unwrap();
         let dx_ref = reference::input_grad(dy.view(), wt.view(), [h, w], &params).unwrap();
         let dx_mag = reference::input_grad(ady.view(), aw.view(), [h, w], &params).unwrap();
         let ig = check(&dx, &dx_ref, &dx_mag, geo.filters_per_group() * s * t, 1e-5);
 
-        let db = nan_tensor(&[k]);
+        let db = nan_tensor(ctx, &[k]);
         ctx.bias_grad_into(&dyd, &db).unwrap();
         let db = ctx.download::<Ix1>(&db).unwrap();
         let db_ref = reference::bias_grad(dy.view());
@@ -107,16 +117,21 @@ fn gpu_matches_reference_on_edge_shapes() {
         eprintln!("{row}");
     }
     eprintln!(
-        "worst normwise relative error: forward {:.2e}, weight_grad {:.2e}, input_grad {:.2e}, bias_grad {:.2e}",
+        "{path} kernels, worst normwise relative error: forward {:.2e}, weight_grad {:.2e}, input_grad {:.2e}, bias_grad {:.2e}",
         worst[0], worst[1], worst[2], worst[3]
     );
     assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
 }
 
-/// The same inputs give bitwise identical outputs, run after run.
+/// The same inputs give bitwise identical outputs, run after run, on both kernel paths.
 #[test]
 fn results_are_bitwise_deterministic() {
-    let ctx = ctx();
+    for (_, ctx) in both_paths() {
+        deterministic(ctx);
+    }
+}
+
+fn deterministic(ctx: &convgrad::Context) {
     let mut rng = Rng::new(7);
     let params = Conv2dParams::default().padding(1, 1).stride(2, 1).groups(2);
     let geo = Conv2dGeometry::new(3, 4, [19, 17], 6, [3, 3], params).unwrap();

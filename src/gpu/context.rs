@@ -1,7 +1,7 @@
 //! The GPU context: adapter choice, device, limits and the shared pipeline cache.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::error::{Error, Result};
@@ -104,6 +104,17 @@ pub fn list_adapters(options: &AdapterOptions) -> Vec<AdapterListing> {
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
+/// Which kernels a context runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Kernels {
+    /// Register-tiled implicit-GEMM kernels with tile sizes chosen per adapter and shape (the default).
+    #[default]
+    Tuned,
+    /// The simple kernels (one output element per invocation): the reference path the tests and
+    /// benchmarks compare the tuned kernels with.
+    Reference,
+}
+
 /// A wgpu device and queue with convgrad's kernels, shareable between threads (`Send + Sync`).
 ///
 /// Pipelines are compiled on first use and cached; each operation then creates only buffers, bind
@@ -121,6 +132,8 @@ pub struct Context {
     /// When profiling, the resolved timestamp pairs of the passes run since the last
     /// [`Context::take_device_ms`].
     pub(crate) profile: Mutex<Option<Vec<wgpu::Buffer>>>,
+    /// Runs the reference kernels instead of the tuned ones.
+    reference_kernels: AtomicBool,
     /// Bound where a kernel's optional input (the bias) is absent.
     pub(crate) placeholder: OnceLock<wgpu::Buffer>,
 }
@@ -213,6 +226,7 @@ impl Context {
             lost,
             placeholder: OnceLock::new(),
             profile: Mutex::new(None),
+            reference_kernels: AtomicBool::new(false),
         }
     }
 
@@ -252,9 +266,20 @@ impl Context {
     /// [`Error::Wgpu`] naming a kernel the device rejects.
     pub fn warm_up(&self) -> Result<()> {
         for spec in crate::gpu::kernels::ALL_KERNELS {
-            self.pipeline(spec)?;
+            self.pipeline(spec, &spec.default_variant())?;
         }
         Ok(())
+    }
+
+    /// Chooses the kernels later calls run (tuned by default).
+    pub fn set_kernels(&self, kernels: Kernels) {
+        self.reference_kernels.store(kernels == Kernels::Reference, Ordering::Relaxed);
+    }
+
+    /// The kernels calls run now.
+    #[must_use]
+    pub fn kernels(&self) -> Kernels {
+        if self.reference_kernels.load(Ordering::Relaxed) { Kernels::Reference } else { Kernels::Tuned }
     }
 
     /// Turns device timing of every kernel on or off; returns whether it is on (it stays off on
@@ -312,9 +337,9 @@ impl Context {
         }
     }
 
-    pub(crate) fn pipeline(&self, spec: &KernelSpec) -> Result<Arc<Pipeline>> {
+    pub(crate) fn pipeline(&self, spec: &KernelSpec, variant: &crate::gpu::tiled::Variant) -> Result<Arc<Pipeline>> {
         self.check_alive()?;
-        self.pipelines.get(&self.device, spec)
+        self.pipelines.get(&self.device, spec, variant)
     }
 
     /// An error if the device was lost or reported an uncaptured error.

@@ -11,6 +11,7 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::error::{Error, Result};
 use crate::geometry::Conv2dGeometry;
+use crate::gpu::tiled::{self, Variant};
 
 /// How a kernel sees one binding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,15 +56,52 @@ kernel!(BIAS_GRAD, "conv2d_bias_grad", [Uniform, Read, Write]);
 kernel!(AXPBY, "axpby", [Uniform, Read, Read, Write]);
 kernel!(SUM_SQUARES, "sum_squares", [Uniform, Read, Write]);
 kernel!(ADAM, "adam", [Uniform, Read, Write, Write, Write]);
+kernel!(PAD_INPUT, "pad_input", [Uniform, Read, Write]);
+kernel!(FORWARD_TILED, "conv2d_forward_tiled", [Uniform, Read, Read, Read, Write]);
+kernel!(WEIGHT_GRAD_TILED, "conv2d_weight_grad_tiled", [Uniform, Read, Read, Write]);
+kernel!(SPLIT_SUM, "split_sum", [Uniform, Read, Write]);
+kernel!(FLIP_WEIGHTS, "flip_weights", [Uniform, Read, Write]);
 
 /// Every kernel the crate ships, for validation and warm-up.
-pub const ALL_KERNELS: &[&KernelSpec] = &[&FORWARD, &WEIGHT_GRAD, &INPUT_GRAD, &BIAS_GRAD, &AXPBY, &SUM_SQUARES, &ADAM];
+pub const ALL_KERNELS: &[&KernelSpec] = &[
+    &FORWARD,
+    &WEIGHT_GRAD,
+    &INPUT_GRAD,
+    &BIAS_GRAD,
+    &AXPBY,
+    &SUM_SQUARES,
+    &ADAM,
+    &PAD_INPUT,
+    &FORWARD_TILED,
+    &WEIGHT_GRAD_TILED,
+    &SPLIT_SUM,
+    &FLIP_WEIGHTS,
+];
 
 impl KernelSpec {
-    /// The full WGSL that is compiled: the common prelude followed by the kernel.
+    /// The full WGSL that is compiled: the common prelude followed by the kernel, with each
+    /// `{{NAME}}` marker (the generated tile code of the tiled kernels) replaced.
+    pub(crate) fn full_source_with(&self, variant: &Variant) -> String {
+        let mut src = format!("{COMMON_WGSL}\n{}", self.source);
+        for (name, value) in &variant.subs {
+            src = src.replace(&format!("{{{{{name}}}}}"), value);
+        }
+        src
+    }
+
+    /// The full WGSL of the kernel's default variant (the tiled kernels with their default tiles).
     #[must_use]
     pub fn full_source(&self) -> String {
-        format!("{COMMON_WGSL}\n{}", self.source)
+        self.full_source_with(&self.default_variant())
+    }
+
+    /// The variant compiled when none is chosen.
+    pub(crate) fn default_variant(&self) -> Variant {
+        match self.name {
+            "conv2d_forward_tiled" => tiled::forward(4, 8),
+            "conv2d_weight_grad_tiled" => tiled::weight_grad(4, 4),
+            _ => Variant::none(),
+        }
     }
 }
 
@@ -91,9 +129,17 @@ pub(crate) struct ConvUniform {
     dw: u32,
     cpg: u32,
     kpg: u32,
-    flags: u32,
-    total: u32,
+    pub(crate) flags: u32,
+    pub(crate) total: u32,
     base: u32,
+    pub(crate) hp: u32,
+    pub(crate) wp: u32,
+    pub(crate) qtiles: u32,
+    pub(crate) ktiles: u32,
+    g: u32,
+    pub(crate) splits: u32,
+    pub(crate) chunk: u32,
+    pub(crate) rtiles: u32,
 }
 
 const _: () = assert!(std::mem::size_of::<ConvUniform>() % 16 == 0);
@@ -130,6 +176,14 @@ impl ConvUniform {
             flags,
             total,
             base,
+            hp: u(geo.h + 2 * pr.padding[0]),
+            wp: u(geo.w + 2 * pr.padding[1]),
+            qtiles: 1,
+            ktiles: 1,
+            g: u(pr.groups),
+            splits: 1,
+            chunk: 1,
+            rtiles: 1,
         }
     }
 }
@@ -144,33 +198,35 @@ pub(crate) struct Pipeline {
 /// Pipelines built once per kernel and reused by every call.
 #[derive(Debug, Default)]
 pub(crate) struct PipelineCache {
-    map: Mutex<HashMap<&'static str, Arc<Pipeline>>>,
+    map: Mutex<HashMap<String, Arc<Pipeline>>>,
 }
 
 impl PipelineCache {
     /// The pipeline of `spec`, compiled on first use inside an error scope so that a shader the device
     /// rejects is an [`Error::Wgpu`] naming the kernel rather than a panic.
-    pub(crate) fn get(&self, device: &wgpu::Device, spec: &KernelSpec) -> Result<Arc<Pipeline>> {
-        if let Some(p) = self.lock().get(spec.name) {
+    /// The pipeline of `spec` in `variant`; the cache key is the kernel's name and the variant's key.
+    pub(crate) fn get(&self, device: &wgpu::Device, spec: &KernelSpec, variant: &Variant) -> Result<Arc<Pipeline>> {
+        let key = if variant.key.is_empty() { spec.name.to_string() } else { format!("{}/{}", spec.name, variant.key) };
+        if let Some(p) = self.lock().get(&key) {
             return Ok(p.clone());
         }
         // Compiled outside the lock: two threads may both compile a kernel the first time, and the
         // second result is dropped. That is cheaper than serialising every compilation.
-        let built = Arc::new(build(device, spec)?);
-        Ok(self.lock().entry(spec.name).or_insert(built).clone())
+        let built = Arc::new(build(device, spec, variant, &key)?);
+        Ok(self.lock().entry(key).or_insert(built).clone())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<&'static str, Arc<Pipeline>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Pipeline>>> {
         // A poisoned map still holds only complete pipelines.
         self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
-fn build(device: &wgpu::Device, spec: &KernelSpec) -> Result<Pipeline> {
+fn build(device: &wgpu::Device, spec: &KernelSpec, variant: &Variant, label: &str) -> Result<Pipeline> {
     let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
     let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-        label: Some(spec.name),
-        source: wgpu::ShaderSource::Wgsl(spec.full_source().into()),
+        label: Some(label),
+        source: wgpu::ShaderSource::Wgsl(spec.full_source_with(variant).into()),
     });
     let entries: Vec<wgpu::BindGroupLayoutEntry> = spec
         .bindings
@@ -214,7 +270,7 @@ fn build(device: &wgpu::Device, spec: &KernelSpec) -> Result<Pipeline> {
         cache: None,
     });
     if let Some(e) = pollster::block_on(scope.pop()) {
-        return Err(Error::Wgpu { kernel: spec.name.to_string(), message: e.to_string() });
+        return Err(Error::Wgpu { kernel: label.to_string(), message: e.to_string() });
     }
     Ok(Pipeline { pipeline, layout })
 }
@@ -250,5 +306,13 @@ mod tests {
             .map(|body| body.matches(": u32").count())
             .unwrap();
         assert_eq!(fields * 4, std::mem::size_of::<ConvUniform>());
+    }
+}
+#[cfg(test)]
+mod dump {
+    #[test]
+    #[ignore]
+    fn dump_forward_tiled() {
+        println!("{}", super::FORWARD_TILED.full_source());
     }
 }

@@ -4,9 +4,10 @@ pub(crate) mod context;
 pub(crate) mod kernels;
 pub(crate) mod ops;
 pub(crate) mod tensor;
+pub(crate) mod tiled;
 pub(crate) mod train;
 
-pub use context::{AdapterListing, AdapterOptions, Context, list_adapters};
+pub use context::{AdapterListing, AdapterOptions, Context, Kernels, list_adapters};
 pub use kernels::{ALL_KERNELS, COMMON_WGSL, KernelSpec};
 pub use tensor::Tensor;
 pub use train::Adam;

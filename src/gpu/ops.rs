@@ -6,9 +6,10 @@ use wgpu::util::DeviceExt;
 
 use crate::error::{Error, Result};
 use crate::geometry::{Conv2dGeometry, Conv2dParams};
-use crate::gpu::context::Context;
+use crate::gpu::context::{Context, Kernels};
 use crate::gpu::kernels::{self, ConvUniform, KernelSpec, WORKGROUP};
 use crate::gpu::tensor::Tensor;
+use crate::gpu::tiled::{self, Variant};
 
 impl Context {
     /// Forward correlation on device tensors: `X` is `[N, C, H, W]`, `W` is `[K, C/G, S, T]`, the
@@ -53,7 +54,36 @@ impl Context {
         };
         let inputs: Vec<&Tensor> = [x, w].into_iter().chain(bias).collect();
         self.check_out(y, &geo.output_shape(), &inputs)?;
-        self.run(&kernels::FORWARD, &geo, flags, &[&x.buffer, &w.buffer, bias_buf], y)
+        match self.kernels() {
+            Kernels::Reference => self.run(&kernels::FORWARD, &geo, flags, &[&x.buffer, &w.buffer, bias_buf], y),
+            Kernels::Tuned => self.forward_tiled(&geo, flags, &x.buffer, &w.buffer, bias_buf, &y.buffer),
+        }
+    }
+
+    /// The tuned forward pass: pad the input once, then the register-tiled implicit GEMM.
+    pub(crate) fn forward_tiled(
+        &self,
+        geo: &Conv2dGeometry,
+        flags: u32,
+        x: &wgpu::Buffer,
+        w: &wgpu::Buffer,
+        bias: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+    ) -> Result<()> {
+        let (bk, bq) = tiles::forward(geo, self.is_software());
+        let qtiles = geo.q.div_ceil(bq);
+        let ktiles = geo.filters_per_group().div_ceil(bk);
+        let pr = &geo.params;
+        // The last tile of a row reads up to column (qtiles·BQ − 1)·sw + (T−1)·dw.
+        let wp = (geo.w + 2 * pr.padding[1]).max((qtiles * bq - 1) * pr.stride[1] + (geo.t - 1) * pr.dilation[1] + 1);
+        let (xp, mut u) = self.padded_input(geo, x, wp)?;
+        u.flags = flags;
+        let total = u32_of(geo.n * geo.params.groups * ktiles * geo.p * qtiles)?;
+        u.total = total;
+        u.qtiles = u32_of(qtiles)?;
+        u.ktiles = u32_of(ktiles)?;
+        let variant = tiled::forward(bk, bq);
+        self.dispatch(&kernels::FORWARD_TILED, &variant, bytemuck::bytes_of(&u), &[&xp.buffer, w, bias, y], total)
     }
 
     /// Weight gradient on device tensors: `X` is `[N, C, H, W]`, `dY` is `[N, K, P, Q]`, `kernel` is
@@ -79,7 +109,10 @@ impl Context {
         let [_, _, s, t] = dw.shape4("weight gradient dW")?;
         let geo = params.geometry_for_weight_grad(x.shape4("input X")?, dy.shape4("output gradient dY")?, [s, t])?;
         self.check_out(dw, &geo.weight_shape(), &[x, dy])?;
-        self.run(&kernels::WEIGHT_GRAD, &geo, 0, &[&x.buffer, &dy.buffer], dw)
+        match self.kernels() {
+            Kernels::Reference => self.run(&kernels::WEIGHT_GRAD, &geo, 0, &[&x.buffer, &dy.buffer], dw),
+            Kernels::Tuned => self.weight_grad_tiled(&geo, &x.buffer, &dy.buffer, dw),
+        }
     }
 
     /// Input gradient on device tensors: `dY` is `[N, K, P, Q]`, `W` is `[K, C/G, S, T]`, `input_size`
@@ -108,7 +141,32 @@ impl Context {
         let [_, _, h, wd] = dx.shape4("input gradient dX")?;
         let geo = params.geometry_for_input_grad(dy.shape4("output gradient dY")?, w.shape4("weights W")?, [h, wd])?;
         self.check_out(dx, &geo.input_shape(), &[dy, w])?;
-        self.run(&kernels::INPUT_GRAD, &geo, 0, &[&dy.buffer, &w.buffer], dx)
+        match (self.kernels(), Self::input_grad_as_forward(&geo)) {
+            (Kernels::Tuned, Some(fwd)) => {
+                let flipped = self.alloc("flipped weights", &[geo.c, geo.filters_per_group(), geo.s, geo.t])?;
+                let u = ConvUniform::new(&geo, 0, u32_of(flipped.len())?, 0);
+                let bufs = [&w.buffer, &flipped.buffer];
+                self.dispatch(&kernels::FLIP_WEIGHTS, &Variant::none(), bytemuck::bytes_of(&u), &bufs, u.total)?;
+                self.forward_tiled(&fwd, 0, &dy.buffer, &flipped.buffer, self.placeholder(), &dx.buffer)
+            }
+            // Strides above 1 (and padding beyond the dilated kernel) keep the gather kernel.
+            _ => self.run(&kernels::INPUT_GRAD, &geo, 0, &[&dy.buffer, &w.buffer], dx),
+        }
+    }
+
+    /// For stride 1, the input gradient as a forward correlation: input dY (`N×K×P×Q`), filters
+    /// flipped (`C×(K/G)×S×T`), padding `dh·(S−1) − ph` (and likewise in width), same dilation and
+    /// groups. `None` where that does not apply (a stride above 1, or padding beyond the kernel).
+    fn input_grad_as_forward(geo: &Conv2dGeometry) -> Option<Conv2dGeometry> {
+        let pr = &geo.params;
+        if pr.stride != [1, 1] {
+            return None;
+        }
+        let ph = (pr.dilation[0] * (geo.s - 1)).checked_sub(pr.padding[0])?;
+        let pw = (pr.dilation[1] * (geo.t - 1)).checked_sub(pr.padding[1])?;
+        let params = Conv2dParams::new().padding(ph, pw).dilation(pr.dilation[0], pr.dilation[1]).groups(pr.groups);
+        let fwd = Conv2dGeometry::new(geo.n, geo.k, [geo.p, geo.q], geo.c, [geo.s, geo.t], params).ok()?;
+        (fwd.output_shape() == geo.input_shape()).then_some(fwd)
     }
 
     /// Bias gradient on a device tensor: `dB[k] = Σ_n Σ_p Σ_q dY[n,k,p,q]`, `K` elements.
@@ -165,7 +223,7 @@ impl Context {
             .map_err(|_| Error::Overflow { what: "invocation count", detail: format!("{total} > 2^32−1") })?;
         let uniform = ConvUniform::new(geo, flags, total32, 0);
         let buffers: Vec<&wgpu::Buffer> = inputs.iter().copied().chain(std::iter::once(&out.buffer)).collect();
-        self.dispatch(spec, bytemuck::bytes_of(&uniform), &buffers, total32)
+        self.dispatch(spec, &Variant::none(), bytemuck::bytes_of(&uniform), &buffers, total32)
     }
 
     /// The one dispatch path: binds a fresh uniform buffer holding `uniform` at binding 0 and
@@ -174,12 +232,13 @@ impl Context {
     pub(crate) fn dispatch(
         &self,
         spec: &KernelSpec,
+        variant: &Variant,
         uniform: &[u8],
         buffers: &[&wgpu::Buffer],
         invocations: u32,
     ) -> Result<()> {
         let [gx, gy] = self.grid(spec.name, invocations.div_ceil(WORKGROUP))?;
-        let pipeline = self.pipeline(spec)?;
+        let pipeline = self.pipeline(spec, variant)?;
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let ubuf = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -224,6 +283,68 @@ impl Context {
             return Err(Error::Wgpu { kernel: spec.name.to_string(), message: e.to_string() });
         }
         Ok(())
+    }
+
+    /// Copies `x` into a zero-padded `N×C×(H+2ph)×wp` tensor (`wp ≥ W + 2pw`); returns it and the
+    /// uniform with the padded sizes set.
+    fn padded_input(&self, geo: &Conv2dGeometry, x: &wgpu::Buffer, wp: usize) -> Result<(Tensor, ConvUniform)> {
+        let hp = geo.h + 2 * geo.params.padding[0];
+        let xp = self.alloc("padded input", &[geo.n, geo.c, hp, wp])?;
+        let mut u = ConvUniform::new(geo, 0, u32_of(xp.len())?, 0);
+        u.hp = u32_of(hp)?;
+        u.wp = u32_of(wp)?;
+        self.dispatch(&kernels::PAD_INPUT, &Variant::none(), bytemuck::bytes_of(&u), &[x, &xp.buffer], u.total)?;
+        Ok((xp, u))
+    }
+
+    /// The tuned weight gradient: pad the input, the register-tiled implicit GEMM over a split
+    /// reduction, then the ordered sum of the splits.
+    fn weight_grad_tiled(&self, geo: &Conv2dGeometry, x: &wgpu::Buffer, dy: &wgpu::Buffer, dw: &Tensor) -> Result<()> {
+        let (bk, br) = tiles::weight_grad(geo);
+        let taps = geo.channels_per_group() * geo.s * geo.t;
+        let ktiles = geo.filters_per_group().div_ceil(bk);
+        let rtiles = taps.div_ceil(br);
+        let tiles_total = geo.params.groups * ktiles * rtiles;
+        let rows = geo.n * geo.p;
+        let len = dw.len();
+        // Enough independent sums to fill the adapter, no more partial results than fit one binding.
+        let want: usize = if self.is_software() { 512 } else { 16_384 };
+        let max_splits = (self.limits().max_storage_buffer_binding_size as usize / 4 / len).max(1);
+        let splits = want.div_ceil(tiles_total).clamp(1, rows.min(max_splits));
+        let chunk = rows.div_ceil(splits);
+        let splits = rows.div_ceil(chunk);
+        let (xp, mut u) = self.padded_input(geo, x, geo.w + 2 * geo.params.padding[1])?;
+        u.total = u32_of(tiles_total * splits)?;
+        u.ktiles = u32_of(ktiles)?;
+        u.rtiles = u32_of(rtiles)?;
+        u.splits = u32_of(splits)?;
+        u.chunk = u32_of(chunk)?;
+        let variant = tiled::weight_grad(bk, br);
+        if splits == 1 {
+            return self.dispatch(
+                &kernels::WEIGHT_GRAD_TILED,
+                &variant,
+                bytemuck::bytes_of(&u),
+                &[&xp.buffer, dy, &dw.buffer],
+                u.total,
+            );
+        }
+        let partial = self.alloc("weight-gradient partial sums", &[splits, len])?;
+        self.dispatch(
+            &kernels::WEIGHT_GRAD_TILED,
+            &variant,
+            bytemuck::bytes_of(&u),
+            &[&xp.buffer, dy, &partial.buffer],
+            u.total,
+        )?;
+        u.total = u32_of(len)?;
+        self.dispatch(
+            &kernels::SPLIT_SUM,
+            &Variant::none(),
+            bytemuck::bytes_of(&u),
+            &[&partial.buffer, &dw.buffer],
+            u.total,
+        )
     }
 
     /// Spreads `workgroups` over a 2-D grid within `max_compute_workgroups_per_dimension`.
@@ -374,5 +495,30 @@ impl Context {
             &Conv2dParams::default(),
         )?;
         Ok(dx.index_axis_move(ndarray::Axis(0), 0).index_axis_move(ndarray::Axis(0), 0))
+    }
+}
+
+/// A size as `u32`, for a uniform field or an invocation count.
+pub(crate) fn u32_of(v: usize) -> Result<u32> {
+    u32::try_from(v).map_err(|_| Error::Overflow { what: "kernel size parameter", detail: format!("{v} > 2^32−1") })
+}
+
+/// Tile sizes chosen per adapter and shape.
+pub(crate) mod tiles {
+    use crate::geometry::Conv2dGeometry;
+
+    /// `(BK, BQ)` of the tiled forward pass: filters × output columns per invocation.
+    pub(crate) fn forward(geo: &Conv2dGeometry, _software: bool) -> (usize, usize) {
+        let bk = if geo.filters_per_group() >= 4 { 4 } else { geo.filters_per_group().max(1) };
+        let bq = if geo.q >= 8 { 8 } else { 4 };
+        (bk, bq)
+    }
+
+    /// `(BK, BR)` of the tiled weight gradient: filters × taps per invocation.
+    pub(crate) fn weight_grad(geo: &Conv2dGeometry) -> (usize, usize) {
+        let bk = if geo.filters_per_group() >= 4 { 4 } else { geo.filters_per_group().max(1) };
+        let taps = geo.channels_per_group() * geo.s * geo.t;
+        let br = if taps >= 8 { 8 } else { 4 };
+        (bk, br)
     }
 }

@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::gpu::context::Context;
 use crate::gpu::kernels;
 use crate::gpu::tensor::Tensor;
+use crate::gpu::tiled::Variant;
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
@@ -70,7 +71,13 @@ impl Context {
         }
         let len = len32(x)?;
         let u = ElemUniform { len, a, b, _pad: 0 };
-        self.dispatch(&kernels::AXPBY, bytemuck::bytes_of(&u), &[&x.buffer, &y.buffer, &out.buffer], len)
+        self.dispatch(
+            &kernels::AXPBY,
+            &Variant::none(),
+            bytemuck::bytes_of(&u),
+            &[&x.buffer, &y.buffer, &out.buffer],
+            len,
+        )
     }
 
     /// Sums of squares of consecutive blocks of `block` elements (the last may be shorter), computed on
@@ -85,7 +92,13 @@ impl Context {
         let parts = x.len().div_ceil(block);
         let partial = self.alloc("block sums", &[parts])?;
         let u = ReduceUniform { len, chunk: block32, square: 1, _pad: 0 };
-        self.dispatch(&kernels::SUM_SQUARES, bytemuck::bytes_of(&u), &[&x.buffer, &partial.buffer], parts as u32)?;
+        self.dispatch(
+            &kernels::SUM_SQUARES,
+            &Variant::none(),
+            bytemuck::bytes_of(&u),
+            &[&x.buffer, &partial.buffer],
+            parts as u32,
+        )?;
         self.read_buffer(&partial.buffer, "block sums of squares")
     }
 
@@ -101,10 +114,22 @@ impl Context {
         let partial = self.alloc("partial sums", &[parts])?;
         let total = self.alloc("sum", &[1])?;
         let u = ReduceUniform { len, chunk: CHUNK as u32, square: 1, _pad: 0 };
-        self.dispatch(&kernels::SUM_SQUARES, bytemuck::bytes_of(&u), &[&x.buffer, &partial.buffer], parts as u32)?;
+        self.dispatch(
+            &kernels::SUM_SQUARES,
+            &Variant::none(),
+            bytemuck::bytes_of(&u),
+            &[&x.buffer, &partial.buffer],
+            parts as u32,
+        )?;
         // One invocation adds every partial sum in order: at most 2^32/256 of them.
         let u = ReduceUniform { len: parts as u32, chunk: parts as u32, square: 0, _pad: 0 };
-        self.dispatch(&kernels::SUM_SQUARES, bytemuck::bytes_of(&u), &[&partial.buffer, &total.buffer], 1)?;
+        self.dispatch(
+            &kernels::SUM_SQUARES,
+            &Variant::none(),
+            bytemuck::bytes_of(&u),
+            &[&partial.buffer, &total.buffer],
+            1,
+        )?;
         let v = self.read_buffer(&total.buffer, "sum of squares")?;
         v.first().copied().ok_or_else(|| Error::Readback { what: "sum of squares".into(), message: "empty".into() })
     }
@@ -174,6 +199,6 @@ impl Adam {
             _pad: [0; 3],
         };
         let bufs = [&grad.buffer, &self.m.buffer, &self.v.buffer, &w.buffer];
-        ctx.dispatch(&kernels::ADAM, bytemuck::bytes_of(&u), &bufs, u.len)
+        ctx.dispatch(&kernels::ADAM, &Variant::none(), bytemuck::bytes_of(&u), &bufs, u.len)
     }
 }

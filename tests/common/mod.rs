@@ -27,11 +27,27 @@ pub fn ctx() -> &'static Context {
     })
 }
 
+/// A second context on the same adapter that runs the reference (simple) kernels, so tests can check
+/// both paths without switching the shared one under another test's feet.
+pub fn reference_ctx() -> &'static Context {
+    static CTX: OnceLock<Context> = OnceLock::new();
+    CTX.get_or_init(|| {
+        let c = Context::new().expect("the first context was created, so this one can be");
+        c.set_kernels(convgrad::Kernels::Reference);
+        c
+    })
+}
+
+/// Both kernel paths, each with its context: `[("tuned", ..), ("reference", ..)]`.
+pub fn both_paths() -> [(&'static str, &'static Context); 2] {
+    [("tuned", ctx()), ("reference", reference_ctx())]
+}
+
 /// A device tensor of `shape` filled with NaN: an element a kernel forgets to write stays NaN and
 /// fails every comparison.
-pub fn nan_tensor(shape: &[usize]) -> Tensor {
+pub fn nan_tensor(ctx: &Context, shape: &[usize]) -> Tensor {
     let a = ArrayD::<f32>::from_elem(IxDyn(shape), f32::NAN);
-    ctx().upload(a.view()).unwrap()
+    ctx.upload(a.view()).unwrap()
 }
 
 /// Checks every element of `gpu` against the f64 `reference` with the bound γ_len · `magnitude`

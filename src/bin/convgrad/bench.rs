@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use convgrad::AdapterOptions;
 use convgrad::bench::{Inputs, Op, SUITES, suite, time_op};
+use convgrad::{AdapterOptions, Kernels};
 use indicatif::{ProgressBar, ProgressStyle};
 use plotters::prelude::*;
 
@@ -29,12 +29,24 @@ pub struct BenchArgs {
     /// Draw GFLOP/s per layer and op here (SVG).
     #[arg(long)]
     plot: Option<PathBuf>,
+    /// Which kernels: tuned (the default path), reference (the simple kernels) or both, timed
+    /// alternately in the same run for a before/after comparison.
+    #[arg(long, value_enum, default_value = "tuned")]
+    kernels: KernelArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum KernelArg {
+    Tuned,
+    Reference,
+    Both,
 }
 
 /// One measured layer and op.
 struct Record {
     shape: &'static str,
     op: Op,
+    kernels: &'static str,
     median_ms: f64,
     min_ms: f64,
     max_ms: f64,
@@ -63,7 +75,12 @@ pub fn run(options: &AdapterOptions, a: &BenchArgs) -> Result<ExitCode, CliError
     }
     let ctx = crate::context(options)?;
     let info = ctx.adapter_info().clone();
-    let bar = ProgressBar::new((shapes.len() * ops.len()) as u64);
+    let kernel_sets: Vec<Kernels> = match a.kernels {
+        KernelArg::Tuned => vec![Kernels::Tuned],
+        KernelArg::Reference => vec![Kernels::Reference],
+        KernelArg::Both => vec![Kernels::Reference, Kernels::Tuned],
+    };
+    let bar = ProgressBar::new((shapes.len() * ops.len() * kernel_sets.len()) as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed_precise}]")
             .map_err(|e| CliError(e.to_string()))?,
@@ -71,13 +88,15 @@ pub fn run(options: &AdapterOptions, a: &BenchArgs) -> Result<ExitCode, CliError
     let mut records = Vec::new();
     for sh in &shapes {
         let inputs = Inputs::new(&ctx, sh.geo)?;
-        for &op in &ops {
-            bar.set_message(format!("{} {}", sh.name, op.name()));
+        for (&op, &kernels) in ops.iter().flat_map(|o| kernel_sets.iter().map(move |k| (o, k))) {
+            bar.set_message(format!("{} {} ({})", sh.name, op.name(), kernel_name(kernels)));
+            ctx.set_kernels(kernels);
             let t = time_op(&ctx, &inputs, op, a.reps)?;
             let median_ms = t.median_ms();
             records.push(Record {
                 shape: sh.name,
                 op,
+                kernels: kernel_name(kernels),
                 median_ms,
                 min_ms: t.wall_ms.iter().copied().fold(f64::INFINITY, f64::min),
                 max_ms: t.wall_ms.iter().copied().fold(0.0, f64::max),
@@ -97,10 +116,18 @@ pub fn run(options: &AdapterOptions, a: &BenchArgs) -> Result<ExitCode, CliError
         "adapter: {} ({:?}, {:?}), driver: {} {}",
         info.name, info.backend, info.device_type, info.driver, info.driver_info
     );
-    println!("{:<32} {:<12} {:>11} {:>9} {:>11}", "shape", "op", "median ms", "GFLOP/s", "device ms");
+    println!("{:<32} {:<12} {:<10} {:>11} {:>9} {:>11}", "shape", "op", "kernels", "median ms", "GFLOP/s", "device ms");
     for r in &records {
         let dev = r.device_ms.map_or("-".to_string(), |d| format!("{d:.3}"));
-        println!("{:<32} {:<12} {:>11.3} {:>9.2} {:>11}", r.shape, r.op.name(), r.median_ms, r.gflops, dev);
+        println!(
+            "{:<32} {:<12} {:<10} {:>11.3} {:>9.2} {:>11}",
+            r.shape,
+            r.op.name(),
+            r.kernels,
+            r.median_ms,
+            r.gflops,
+            dev
+        );
     }
     if let Some(p) = &a.json {
         let text = json(&records, &info);
@@ -112,6 +139,13 @@ pub fn run(options: &AdapterOptions, a: &BenchArgs) -> Result<ExitCode, CliError
         println!("wrote {}", p.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn kernel_name(k: Kernels) -> &'static str {
+    match k {
+        Kernels::Tuned => "tuned",
+        Kernels::Reference => "reference",
+    }
 }
 
 fn esc(s: &str) -> String {
@@ -140,9 +174,10 @@ fn json(records: &[Record], info: &wgpu::AdapterInfo) -> String {
         .iter()
         .map(|r| {
             format!(
-                "  {{\"shape\": {}, \"op\": {}, \"median_ms\": {}, \"min_ms\": {}, \"max_ms\": {}, \"gflops\": {}, \"device_ms\": {}, \"adapter\": {}, \"backend\": {}, \"driver\": {}}}",
+                "  {{\"shape\": {}, \"op\": {}, \"kernels\": {}, \"median_ms\": {}, \"min_ms\": {}, \"max_ms\": {}, \"gflops\": {}, \"device_ms\": {}, \"adapter\": {}, \"backend\": {}, \"driver\": {}}}",
                 esc(r.shape),
                 esc(r.op.name()),
+                esc(r.kernels),
                 num(r.median_ms),
                 num(r.min_ms),
                 num(r.max_ms),
@@ -173,7 +208,12 @@ fn plot(path: &Path, records: &[Record], info: &wgpu::AdapterInfo) -> Result<(),
             shapes.push(r.shape);
         }
     }
-    let ops: Vec<Op> = Op::ALL.into_iter().filter(|o| records.iter().any(|r| r.op == *o)).collect();
+    let mut ops: Vec<(Op, &str)> = Vec::new();
+    for r in records {
+        if !ops.contains(&(r.op, r.kernels)) {
+            ops.push((r.op, r.kernels));
+        }
+    }
     let max = records.iter().map(|r| r.gflops).filter(|g| g.is_finite()).fold(1e-3, f64::max) * 1.15;
     let rows = shapes.len() * (ops.len() + 1);
     let root = SVGBackend::new(path, (900, (90 + rows * 18) as u32)).into_drawing_area();
@@ -199,16 +239,23 @@ fn plot(path: &Path, records: &[Record], info: &wgpu::AdapterInfo) -> Result<(),
         })
         .x_desc("GFLOP/s (2·N·K·P·Q·(C/G)·S·T / median time)")
         .draw()?;
-    let colors = [RGBColor(31, 119, 180), RGBColor(255, 127, 14), RGBColor(44, 160, 44)];
-    for (oi, op) in ops.iter().enumerate() {
+    let colors = [
+        RGBColor(31, 119, 180),
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+        RGBColor(148, 103, 189),
+        RGBColor(140, 86, 75),
+        RGBColor(214, 39, 40),
+    ];
+    for (oi, &(op, kernels)) in ops.iter().enumerate() {
         let color = colors[oi % colors.len()];
         chart
-            .draw_series(records.iter().filter(|r| r.op == *op).map(|r| {
+            .draw_series(records.iter().filter(|r| r.op == op && r.kernels == kernels).map(|r| {
                 let si = shapes.iter().position(|s| *s == r.shape).unwrap_or(0);
                 let y = si * per + oi;
                 Rectangle::new([(0.0, y), (r.gflops.max(0.0), y + 1)], color.filled())
             }))?
-            .label(op.name())
+            .label(format!("{} ({kernels})", op.name()))
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
     }
     chart

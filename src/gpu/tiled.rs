@@ -1,0 +1,90 @@
+//! Generated parts of the tiled kernels: the register tile unrolled into named scalars.
+//!
+//! A tile of `BK × BQ` accumulators written as an array indexed in loops is left in memory by some
+//! shader compilers (lavapipe's among them: measured 2–4× slower here), so the lines that touch the
+//! tile are generated for each tile size and spliced into the `{{...}}` markers of the WGSL file.
+
+/// A kernel's template values for one tile size, and the pipeline-cache key that names it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Variant {
+    pub(crate) key: String,
+    pub(crate) subs: Vec<(&'static str, String)>,
+}
+
+impl Variant {
+    /// No substitutions: the plain kernels.
+    pub(crate) fn none() -> Self {
+        Self::default()
+    }
+}
+
+fn lines(it: impl Iterator<Item = String>) -> String {
+    it.collect::<Vec<_>>().join("\n")
+}
+
+fn grid(a: usize, b: usize) -> impl Iterator<Item = (usize, usize)> + Clone {
+    (0..a).flat_map(move |v| (0..b).map(move |u| (v, u)))
+}
+
+/// The forward pass's tile of `bk` filters × `bq` output columns (`conv2d_forward_tiled.wgsl`).
+pub(crate) fn forward(bk: usize, bq: usize) -> Variant {
+    let t = grid(bk, bq);
+    Variant {
+        key: format!("BK{bk}/BQ{bq}"),
+        subs: vec![
+            ("BK", bk.to_string()),
+            ("BQ", bq.to_string()),
+            (
+                "W_OFFSETS",
+                lines((0..bk).map(|v| format!("    let wo{v} = (g * P.kpg + min(k_in + {v}u, P.kpg - 1u)) * taps;"))),
+            ),
+            ("ACC_DECL", lines(t.clone().map(|(v, u)| format!("    var a{v}_{u} = 0.0;")))),
+            ("LOAD_X", lines((0..bq).map(|u| format!("                let x{u} = xp[xb + {u}u * P.sw];")))),
+            // Each weight is loaded just before its row of the tile, which keeps fewer values live.
+            (
+                "FMA",
+                lines((0..bk).map(|v| {
+                    let fmas = lines((0..bq).map(|u| format!("                a{v}_{u} = fma(w{v}, x{u}, a{v}_{u});")));
+                    format!("                let w{v} = wt[wo{v} + tap];\n{fmas}")
+                })),
+            ),
+            ("STORE", lines(t.map(|(v, u)| format!("    acc[{v}][{u}] = a{v}_{u};")))),
+        ],
+    }
+}
+
+/// The weight gradient's tile of `bk` filters × `br` taps (`conv2d_weight_grad_tiled.wgsl`).
+pub(crate) fn weight_grad(bk: usize, br: usize) -> Variant {
+    let t = grid(bk, br);
+    Variant {
+        key: format!("BK{bk}/BR{br}"),
+        subs: vec![
+            ("BK", bk.to_string()),
+            ("BR", br.to_string()),
+            (
+                "TAP_OFFSETS",
+                lines((0..br).map(|u| {
+                    format!(
+                        "    let t{u} = min(r0 + {u}u, taps - 1u);\n    let xo{u} = (t{u} / st) * plane + ((t{u} % st) / P.t) * P.dh * P.wp + (t{u} % P.t) * P.dw;"
+                    )
+                })),
+            ),
+            ("K_INDEX", lines((0..bk).map(|v| format!("    let k{v} = g * P.kpg + min(k_in + {v}u, P.kpg - 1u);")))),
+            ("ACC_DECL", lines(t.clone().map(|(v, u)| format!("    var a{v}_{u} = 0.0;")))),
+            ("DY_ROWS", lines((0..bk).map(|v| format!("        let dr{v} = ((n * P.k + k{v}) * P.p + p) * P.q;")))),
+            (
+                "FMA",
+                lines((0..br).map(|u| format!("            let x{u} = xp[xq + xo{u}];")).chain((0..bk).map(|v| {
+                    let fmas = lines((0..br).map(|u| format!("            a{v}_{u} = fma(d{v}, x{u}, a{v}_{u});")));
+                    format!("            let d{v} = dy[dr{v} + q];\n{fmas}")
+                }))),
+            ),
+            (
+                "STORE",
+                lines(t.map(|(v, u)| {
+                    format!("    if (k_in + {v}u < P.kpg && r0 + {u}u < taps) {{ partial[out + k{v} * taps + r0 + {u}u] = a{v}_{u}; }}")
+                })),
+            ),
+        ],
+    }
+}
