@@ -5,9 +5,12 @@
 // (an invocation is a SIMD lane) and on a GPU alike keeps the arithmetic ahead of the loads.
 // Filters and columns past the end of a tile are computed on clamped indices and not stored.
 //
-// The lines marked `{{...}}` are generated for the tile size (src/gpu/tiled.rs): a0_0 … a{BK-1}_{BQ-1}
-// are the accumulators, x0 … x{BQ-1} the inputs and w0 … w{BK-1} the weights of the current tap.
-// Explicit scalars rather than arrays, because compilers keep those in registers.
+// The marked lines are generated for the tile size (src/gpu/tiled.rs): a0_0 … a{BK-1}_{BQ-1}
+// are the accumulators, w0 … w{BK-1} the weights of the current tap. Explicit scalars rather than
+// arrays, because compilers keep those in registers. The kernel row (the ROW marker) is either a loop over the
+// taps j that loads BQ inputs per tap, or, when T, sw and dw are fixed in the variant, the whole input
+// window of the row (x0 … x{(BQ−1)·sw + (T−1)·dw}) loaded once and reused by every tap: BQ+T−1 loads
+// instead of BQ·T for stride 1.
 
 const BK: u32 = {{BK}}u;
 const BQ: u32 = {{BQ}}u;
@@ -44,12 +47,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         let w_cg = cg * P.s * P.t;
         for (var i = 0u; i < P.s; i++) {
             let x_row = x_plane + (p * P.sh + i * P.dh) * P.wp + q0 * P.sw;
-            for (var j = 0u; j < P.t; j++) {
-                let xb = x_row + j * P.dw;
-                let tap = w_cg + i * P.t + j;
-{{LOAD_X}}
-{{FMA}}
-            }
+            let w_row = w_cg + i * P.t;
+{{ROW}}
         }
     }
     var acc: array<array<f32, BQ>, BK>;

@@ -5,7 +5,7 @@
 // partial[split] and split_sum.wgsl then adds the partials in order of split. Fixed order, no atomics:
 // the same bits every run. Each invocation holds a register tile of BK filters × BR taps.
 //
-// The `{{...}}` lines are generated for the tile size (src/gpu/tiled.rs): a{v}_{u} accumulators,
+// The marked lines are generated for the tile size (src/gpu/tiled.rs): a{v}_{u} accumulators,
 // xo{u} the offset of tap u inside an image's padded channel block, d{v} the output gradients.
 
 const BK: u32 = {{BK}}u;

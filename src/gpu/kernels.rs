@@ -98,7 +98,7 @@ impl KernelSpec {
     /// The variant compiled when none is chosen.
     pub(crate) fn default_variant(&self) -> Variant {
         match self.name {
-            "conv2d_forward_tiled" => tiled::forward(4, 8),
+            "conv2d_forward_tiled" => tiled::forward(4, 8, None),
             "conv2d_weight_grad_tiled" => tiled::weight_grad(4, 4),
             _ => Variant::none(),
         }
@@ -293,6 +293,26 @@ mod tests {
             // The binding count in Rust must match the shader's globals.
             let bound = module.global_variables.iter().filter(|(_, g)| g.binding.is_some()).count();
             assert_eq!(bound, spec.bindings.len(), "{}: bindings in Rust and WGSL differ", spec.name);
+        }
+    }
+
+    /// The generated variants parse and validate too: the loop row and windowed rows.
+    #[test]
+    fn tiled_variants_validate_with_naga() {
+        use crate::gpu::tiled::{Window, forward, weight_grad};
+        use wgpu::naga;
+        let mut variants = vec![(&FORWARD_TILED, forward(1, 16, None)), (&WEIGHT_GRAD_TILED, weight_grad(2, 8))];
+        for (t, sw, dw) in [(1, 1, 1), (3, 1, 1), (5, 1, 2), (7, 2, 1)] {
+            variants.push((&FORWARD_TILED, forward(4, 8, Some(Window { t, sw, dw }))));
+        }
+        for (spec, v) in variants {
+            let src = spec.full_source_with(&v);
+            assert!(!src.contains("{{"), "{}/{}: a marker was not replaced", spec.name, v.key);
+            let module = naga::front::wgsl::parse_str(&src)
+                .unwrap_or_else(|e| panic!("{}/{} does not parse:\n{}", spec.name, v.key, e.emit_to_string(&src)));
+            naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all())
+                .validate(&module)
+                .unwrap_or_else(|e| panic!("{}/{} does not validate: {e:?}", spec.name, v.key));
         }
     }
 

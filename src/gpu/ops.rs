@@ -70,7 +70,7 @@ impl Context {
         bias: &wgpu::Buffer,
         y: &wgpu::Buffer,
     ) -> Result<()> {
-        let (bk, bq) = tiles::forward(geo, self.is_software());
+        let (bk, bq, window) = tiles::forward(geo, self.is_software());
         let qtiles = geo.q.div_ceil(bq);
         let ktiles = geo.filters_per_group().div_ceil(bk);
         let pr = &geo.params;
@@ -82,7 +82,7 @@ impl Context {
         u.total = total;
         u.qtiles = u32_of(qtiles)?;
         u.ktiles = u32_of(ktiles)?;
-        let variant = tiled::forward(bk, bq);
+        let variant = tiled::forward(bk, bq, window);
         self.dispatch(&kernels::FORWARD_TILED, &variant, bytemuck::bytes_of(&u), &[&xp.buffer, w, bias, y], total)
     }
 
@@ -506,12 +506,22 @@ pub(crate) fn u32_of(v: usize) -> Result<u32> {
 /// Tile sizes chosen per adapter and shape.
 pub(crate) mod tiles {
     use crate::geometry::Conv2dGeometry;
+    use crate::gpu::tiled::Window;
 
-    /// `(BK, BQ)` of the tiled forward pass: filters × output columns per invocation.
-    pub(crate) fn forward(geo: &Conv2dGeometry, _software: bool) -> (usize, usize) {
-        let bk = if geo.filters_per_group() >= 4 { 4 } else { geo.filters_per_group().max(1) };
-        let bq = if geo.q >= 8 { 8 } else { 4 };
-        (bk, bq)
+    /// `(BK, BQ, window)` of the tiled forward pass: filters × output columns per invocation, and the
+    /// specialised row when the whole input window of a tile row stays small.
+    pub(crate) fn forward(geo: &Conv2dGeometry, _software: bool) -> (usize, usize, Option<Window>) {
+        let bk = geo.filters_per_group().min(4);
+        // Fewer filters per tile: widen it along q so each loaded input still feeds several sums.
+        let bq = match (bk, geo.q) {
+            (1 | 2, q) if q >= 16 => 16,
+            (_, q) if q >= 8 => 8,
+            _ => 4,
+        };
+        let pr = &geo.params;
+        let window = Window { t: geo.t, sw: pr.stride[1], dw: pr.dilation[1] };
+        let window = (geo.t <= 11 && window.len(bq) <= 40).then_some(window);
+        (bk, bq, window)
     }
 
     /// `(BK, BR)` of the tiled weight gradient: filters × taps per invocation.

@@ -26,11 +26,55 @@ fn grid(a: usize, b: usize) -> impl Iterator<Item = (usize, usize)> + Clone {
     (0..a).flat_map(move |v| (0..b).map(move |u| (v, u)))
 }
 
-/// The forward pass's tile of `bk` filters × `bq` output columns (`conv2d_forward_tiled.wgsl`).
-pub(crate) fn forward(bk: usize, bq: usize) -> Variant {
+/// A row of the forward kernel specialised for its kernel width `t`, stride `sw` and dilation `dw`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Window {
+    pub(crate) t: usize,
+    pub(crate) sw: usize,
+    pub(crate) dw: usize,
+}
+
+impl Window {
+    /// Inputs one row of a tile of `bq` columns reads.
+    pub(crate) fn len(&self, bq: usize) -> usize {
+        (bq - 1) * self.sw + (self.t - 1) * self.dw + 1
+    }
+}
+
+/// The forward pass's tile of `bk` filters × `bq` output columns (`conv2d_forward_tiled.wgsl`), with
+/// the kernel row unrolled over a loaded input window when `window` is given.
+pub(crate) fn forward(bk: usize, bq: usize, window: Option<Window>) -> Variant {
     let t = grid(bk, bq);
+    let fmas = |indent: &str, x: &dyn Fn(usize) -> String, tap: &str| {
+        lines((0..bk).map(|v| {
+            let f = lines((0..bq).map(|u| format!("{indent}a{v}_{u} = fma(w{v}, {}, a{v}_{u});", x(u))));
+            format!("{indent}let w{v} = wt[wo{v} + {tap}];\n{f}")
+        }))
+    };
+    let (row, key) = match window {
+        None => {
+            let loads = lines((0..bq).map(|u| format!("                let x{u} = xp[xb + {u}u * P.sw];")));
+            let body = fmas("                ", &|u| format!("x{u}"), "w_row + j");
+            (
+                format!(
+                    "            for (var j = 0u; j < P.t; j++) {{\n                let xb = x_row + j * P.dw;\n{loads}\n{body}\n            }}"
+                ),
+                format!("BK{bk}/BQ{bq}"),
+            )
+        }
+        Some(wd) => {
+            let loads = lines((0..wd.len(bq)).map(|m| format!("            let x{m} = xp[x_row + {m}u];")));
+            // Each tap in its own block: the weights w0 … are named afresh per tap.
+            let taps = lines((0..wd.t).map(|j| {
+                let body =
+                    fmas("                ", &|u| format!("x{}", u * wd.sw + j * wd.dw), &format!("w_row + {j}u"));
+                format!("            {{\n{body}\n            }}")
+            }));
+            (format!("{loads}\n{taps}"), format!("BK{bk}/BQ{bq}/T{}/SW{}/DW{}", wd.t, wd.sw, wd.dw))
+        }
+    };
     Variant {
-        key: format!("BK{bk}/BQ{bq}"),
+        key,
         subs: vec![
             ("BK", bk.to_string()),
             ("BQ", bq.to_string()),
@@ -39,15 +83,7 @@ pub(crate) fn forward(bk: usize, bq: usize) -> Variant {
                 lines((0..bk).map(|v| format!("    let wo{v} = (g * P.kpg + min(k_in + {v}u, P.kpg - 1u)) * taps;"))),
             ),
             ("ACC_DECL", lines(t.clone().map(|(v, u)| format!("    var a{v}_{u} = 0.0;")))),
-            ("LOAD_X", lines((0..bq).map(|u| format!("                let x{u} = xp[xb + {u}u * P.sw];")))),
-            // Each weight is loaded just before its row of the tile, which keeps fewer values live.
-            (
-                "FMA",
-                lines((0..bk).map(|v| {
-                    let fmas = lines((0..bq).map(|u| format!("                a{v}_{u} = fma(w{v}, x{u}, a{v}_{u});")));
-                    format!("                let w{v} = wt[wo{v} + tap];\n{fmas}")
-                })),
-            ),
+            ("ROW", row),
             ("STORE", lines(t.map(|(v, u)| format!("    acc[{v}][{u}] = a{v}_{u};")))),
         ],
     }
