@@ -61,6 +61,7 @@ kernel!(FORWARD_TILED, "conv2d_forward_tiled", [Uniform, Read, Read, Read, Write
 kernel!(WEIGHT_GRAD_TILED, "conv2d_weight_grad_tiled", [Uniform, Read, Read, Write]);
 kernel!(SPLIT_SUM, "split_sum", [Uniform, Read, Write]);
 kernel!(FLIP_WEIGHTS, "flip_weights", [Uniform, Read, Write]);
+kernel!(SCATTER_DY, "scatter_dy", [Uniform, Read, Write]);
 
 /// Every kernel the crate ships, for validation and warm-up.
 pub const ALL_KERNELS: &[&KernelSpec] = &[

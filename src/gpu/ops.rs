@@ -70,20 +70,32 @@ impl Context {
         bias: &wgpu::Buffer,
         y: &wgpu::Buffer,
     ) -> Result<()> {
-        let (bk, bq, window) = tiles::forward(geo, self.is_software());
-        let qtiles = geo.q.div_ceil(bq);
-        let ktiles = geo.filters_per_group().div_ceil(bk);
-        let pr = &geo.params;
-        // The last tile of a row reads up to column (qtiles·BQ − 1)·sw + (T−1)·dw.
-        let wp = (geo.w + 2 * pr.padding[1]).max((qtiles * bq - 1) * pr.stride[1] + (geo.t - 1) * pr.dilation[1] + 1);
-        let (xp, mut u) = self.padded_input(geo, x, wp)?;
+        let plan = tiles::forward(geo, self.is_software());
+        let (xp, u) = self.padded_input(geo, x, plan.wp)?;
+        self.forward_tiled_padded(geo, &plan, u, flags, &xp.buffer, w, bias, y)
+    }
+
+    /// The tiled forward kernel on an input already laid out as the zero-padded `N×C×u.hp×u.wp`
+    /// buffer `xp` (with `u.wp ≥ plan.wp`).
+    #[allow(clippy::too_many_arguments)]
+    fn forward_tiled_padded(
+        &self,
+        geo: &Conv2dGeometry,
+        plan: &tiles::ForwardPlan,
+        mut u: ConvUniform,
+        flags: u32,
+        xp: &wgpu::Buffer,
+        w: &wgpu::Buffer,
+        bias: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+    ) -> Result<()> {
         u.flags = flags;
-        let total = u32_of(geo.n * geo.params.groups * ktiles * geo.p * qtiles)?;
+        let total = u32_of(geo.n * geo.params.groups * plan.ktiles * geo.p * plan.qtiles)?;
         u.total = total;
-        u.qtiles = u32_of(qtiles)?;
-        u.ktiles = u32_of(ktiles)?;
-        let variant = tiled::forward(bk, bq, window);
-        self.dispatch(&kernels::FORWARD_TILED, &variant, bytemuck::bytes_of(&u), &[&xp.buffer, w, bias, y], total)
+        u.qtiles = u32_of(plan.qtiles)?;
+        u.ktiles = u32_of(plan.ktiles)?;
+        let variant = tiled::forward(plan.bk, plan.bq, plan.window);
+        self.dispatch(&kernels::FORWARD_TILED, &variant, bytemuck::bytes_of(&u), &[xp, w, bias, y], total)
     }
 
     /// Weight gradient on device tensors: `X` is `[N, C, H, W]`, `dY` is `[N, K, P, Q]`, `kernel` is
@@ -142,31 +154,56 @@ impl Context {
         let geo = params.geometry_for_input_grad(dy.shape4("output gradient dY")?, w.shape4("weights W")?, [h, wd])?;
         self.check_out(dx, &geo.input_shape(), &[dy, w])?;
         match (self.kernels(), Self::input_grad_as_forward(&geo)) {
-            (Kernels::Tuned, Some(fwd)) => {
-                let flipped = self.alloc("flipped weights", &[geo.c, geo.filters_per_group(), geo.s, geo.t])?;
-                let u = ConvUniform::new(&geo, 0, u32_of(flipped.len())?, 0);
-                let bufs = [&w.buffer, &flipped.buffer];
-                self.dispatch(&kernels::FLIP_WEIGHTS, &Variant::none(), bytemuck::bytes_of(&u), &bufs, u.total)?;
-                self.forward_tiled(&fwd, 0, &dy.buffer, &flipped.buffer, self.placeholder(), &dx.buffer)
-            }
-            // Strides above 1 (and padding beyond the dilated kernel) keep the gather kernel.
+            (Kernels::Tuned, Some(fwd)) => self.input_grad_tiled(&geo, &fwd, &dy.buffer, &w.buffer, &dx.buffer),
+            // Padding beyond the dilated kernel keeps the gather kernel.
             _ => self.run(&kernels::INPUT_GRAD, &geo, 0, &[&dy.buffer, &w.buffer], dx),
         }
     }
 
-    /// For stride 1, the input gradient as a forward correlation: input dY (`N×K×P×Q`), filters
-    /// flipped (`C×(K/G)×S×T`), padding `dh·(S−1) − ph` (and likewise in width), same dilation and
-    /// groups. `None` where that does not apply (a stride above 1, or padding beyond the kernel).
+    /// The input gradient as the stride-1 valid correlation of dY, spread by the stride into a zero
+    /// frame (`scatter_dy.wgsl`), with the flipped filters: the geometry of that forward pass, whose
+    /// input is `H + dh·(S−1)` by `W + dw·(T−1)` and whose output is `N×C×H×W`. `None` when the padding
+    /// exceeds the dilated kernel (the frame would need a negative width).
     fn input_grad_as_forward(geo: &Conv2dGeometry) -> Option<Conv2dGeometry> {
         let pr = &geo.params;
-        if pr.stride != [1, 1] {
+        let eh = pr.dilation[0] * (geo.s - 1);
+        let ew = pr.dilation[1] * (geo.t - 1);
+        if pr.padding[0] > eh || pr.padding[1] > ew {
             return None;
         }
-        let ph = (pr.dilation[0] * (geo.s - 1)).checked_sub(pr.padding[0])?;
-        let pw = (pr.dilation[1] * (geo.t - 1)).checked_sub(pr.padding[1])?;
-        let params = Conv2dParams::new().padding(ph, pw).dilation(pr.dilation[0], pr.dilation[1]).groups(pr.groups);
-        let fwd = Conv2dGeometry::new(geo.n, geo.k, [geo.p, geo.q], geo.c, [geo.s, geo.t], params).ok()?;
+        let params = Conv2dParams::new().dilation(pr.dilation[0], pr.dilation[1]).groups(pr.groups);
+        let fwd = Conv2dGeometry::new(geo.n, geo.k, [geo.h + eh, geo.w + ew], geo.c, [geo.s, geo.t], params).ok()?;
         (fwd.output_shape() == geo.input_shape()).then_some(fwd)
+    }
+
+    fn input_grad_tiled(
+        &self,
+        geo: &Conv2dGeometry,
+        fwd: &Conv2dGeometry,
+        dy: &wgpu::Buffer,
+        w: &wgpu::Buffer,
+        dx: &wgpu::Buffer,
+    ) -> Result<()> {
+        let flipped = self.alloc("flipped weights", &[geo.c, geo.filters_per_group(), geo.s, geo.t])?;
+        let u = ConvUniform::new(geo, 0, u32_of(flipped.len())?, 0);
+        self.dispatch(
+            &kernels::FLIP_WEIGHTS,
+            &Variant::none(),
+            bytemuck::bytes_of(&u),
+            &[w, &flipped.buffer],
+            u.total,
+        )?;
+        let plan = tiles::forward(fwd, self.is_software());
+        let (hp, wp) = (fwd.h, plan.wp);
+        let spread = self.alloc("spread output gradient", &[geo.n, geo.k, hp, wp])?;
+        let mut u = ConvUniform::new(geo, 0, u32_of(spread.len())?, 0);
+        u.hp = u32_of(hp)?;
+        u.wp = u32_of(wp)?;
+        self.dispatch(&kernels::SCATTER_DY, &Variant::none(), bytemuck::bytes_of(&u), &[dy, &spread.buffer], u.total)?;
+        let mut uf = ConvUniform::new(fwd, 0, 0, 0);
+        uf.hp = u.hp;
+        uf.wp = u.wp;
+        self.forward_tiled_padded(fwd, &plan, uf, 0, &spread.buffer, &flipped.buffer, self.placeholder(), dx)
     }
 
     /// Bias gradient on a device tensor: `dB[k] = Σ_n Σ_p Σ_q dY[n,k,p,q]`, `K` elements.
@@ -508,9 +545,32 @@ pub(crate) mod tiles {
     use crate::geometry::Conv2dGeometry;
     use crate::gpu::tiled::Window;
 
-    /// `(BK, BQ, window)` of the tiled forward pass: filters × output columns per invocation, and the
-    /// specialised row when the whole input window of a tile row stays small.
-    pub(crate) fn forward(geo: &Conv2dGeometry, _software: bool) -> (usize, usize, Option<Window>) {
+    /// How the tiled forward pass covers a layer.
+    #[derive(Debug, Clone, Copy)]
+    pub(crate) struct ForwardPlan {
+        /// Filters per tile.
+        pub(crate) bk: usize,
+        /// Output columns per tile.
+        pub(crate) bq: usize,
+        /// The specialised kernel row, when the input window of a tile row stays small.
+        pub(crate) window: Option<Window>,
+        pub(crate) qtiles: usize,
+        pub(crate) ktiles: usize,
+        /// Width of the padded input: the last tile of a row reads up to column
+        /// (qtiles·BQ − 1)·sw + (T−1)·dw.
+        pub(crate) wp: usize,
+    }
+
+    /// The tile sizes and padded width of the tiled forward pass for `geo`.
+    pub(crate) fn forward(geo: &Conv2dGeometry, software: bool) -> ForwardPlan {
+        let (bk, bq, window) = forward_tiles(geo, software);
+        let pr = &geo.params;
+        let qtiles = geo.q.div_ceil(bq);
+        let wp = (geo.w + 2 * pr.padding[1]).max((qtiles * bq - 1) * pr.stride[1] + (geo.t - 1) * pr.dilation[1] + 1);
+        ForwardPlan { bk, bq, window, qtiles, ktiles: geo.filters_per_group().div_ceil(bk), wp }
+    }
+
+    fn forward_tiles(geo: &Conv2dGeometry, _software: bool) -> (usize, usize, Option<Window>) {
         let bk = geo.filters_per_group().min(4);
         // Fewer filters per tile: widen it along q so each loaded input still feeds several sums.
         let bq = match (bk, geo.q) {
