@@ -55,6 +55,7 @@ pub struct Shape {
     pub geo: Conv2dGeometry,
 }
 
+#[allow(clippy::too_many_arguments)] // the columns of the suite table below
 fn shape(name: &'static str, n: usize, c: usize, hw: usize, k: usize, st: usize, pad: usize, stride: usize) -> Shape {
     let params = Conv2dParams::new().padding(pad, pad).stride(stride, stride);
     match Conv2dGeometry::new(n, c, [hw, hw], k, [st, st], params) {

@@ -152,6 +152,18 @@ impl Error {
     }
 }
 
+/// An error's message followed by its sources: wgpu's top-level messages ("Validation Error") say
+/// little on their own.
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        msg = format!("{msg}: {s}");
+        src = s.source();
+    }
+    msg.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -142,10 +142,10 @@ impl Conv2dParams {
         if self.groups == 0 {
             return Err(Error::ZeroDimension { what: "groups" });
         }
-        if c % self.groups != 0 {
+        if !c.is_multiple_of(self.groups) {
             return Err(Error::GroupsMismatch { what: "input channels", value: c, groups: self.groups });
         }
-        if k % self.groups != 0 {
+        if !k.is_multiple_of(self.groups) {
             return Err(Error::GroupsMismatch { what: "filters", value: k, groups: self.groups });
         }
         Ok(())

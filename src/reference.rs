@@ -31,10 +31,10 @@ pub fn forward<T: Copy + Into<f64>>(
     params: &Conv2dParams,
 ) -> Result<Array4<f64>> {
     let geo = params.geometry(crate::dims4(&x), crate::dims4(&w))?;
-    if let Some(b) = &bias {
-        if b.len() != geo.k {
-            return Err(Error::shape("bias length", geo.k.to_string(), b.len().to_string()));
-        }
+    if let Some(b) = &bias
+        && b.len() != geo.k
+    {
+        return Err(Error::shape("bias length", geo.k.to_string(), b.len().to_string()));
     }
     let Conv2dGeometry { n: nn, h, w: ww, k: kk, s, t, p: pp, q: qq, .. } = geo;
     let [sh, sw] = params.stride;

@@ -124,9 +124,12 @@ pub struct CheckRow {
 /// Largest normwise relative error the self-test accepts.
 pub const MAX_REL_ERR: f64 = 1e-5;
 
+/// A layer as `(N, C, [H, W], K, [S, T], params)`.
+pub type Layer = (usize, usize, [usize; 2], usize, [usize; 2], Conv2dParams);
+
 /// The layers the self-test runs: each parameter on its own, then all together.
 #[must_use]
-pub fn self_test_layers() -> Vec<(usize, usize, [usize; 2], usize, [usize; 2], Conv2dParams)> {
+pub fn self_test_layers() -> Vec<Layer> {
     let d = Conv2dParams::new();
     vec![
         (1, 1, [32, 29], 8, [5, 5], d),

@@ -115,7 +115,7 @@ fn tensors_from_another_context_are_refused() {
 #[test]
 fn tensor_beyond_the_binding_limit() {
     let ctx = ctx();
-    let limit = u64::from(ctx.limits().max_storage_buffer_binding_size);
+    let limit = ctx.limits().max_storage_buffer_binding_size;
     // An output larger than the binding limit is refused before wgpu sees it. The inputs stay small:
     // a 1×1 kernel with K filters on a C=1 image multiplies the output size by K.
     let side = 1024usize;

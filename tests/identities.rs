@@ -8,7 +8,7 @@ use common::{Rng, abs4, ctx, dot, gamma};
 use convgrad::{Conv2dGeometry, Conv2dParams, reference};
 use ndarray::{Array3, Array4, Axis, s};
 
-fn layers() -> Vec<(usize, usize, [usize; 2], usize, [usize; 2], Conv2dParams)> {
+fn layers() -> Vec<convgrad::verify::Layer> {
     let d = Conv2dParams::new();
     vec![
         (1, 1, [17, 13], 3, [4, 3], d),

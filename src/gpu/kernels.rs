@@ -143,7 +143,7 @@ pub(crate) struct ConvUniform {
     pub(crate) rtiles: u32,
 }
 
-const _: () = assert!(std::mem::size_of::<ConvUniform>() % 16 == 0);
+const _: () = assert!(std::mem::size_of::<ConvUniform>().is_multiple_of(16));
 
 /// `flags` bit: the forward pass adds the bias.
 pub(crate) const FLAG_BIAS: u32 = 1;
@@ -271,7 +271,7 @@ fn build(device: &wgpu::Device, spec: &KernelSpec, variant: &Variant, label: &st
         cache: None,
     });
     if let Some(e) = pollster::block_on(scope.pop()) {
-        return Err(Error::Wgpu { kernel: label.to_string(), message: e.to_string() });
+        return Err(Error::Wgpu { kernel: label.to_string(), message: crate::error::chain(&e) });
     }
     Ok(Pipeline { pipeline, layout })
 }

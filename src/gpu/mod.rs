@@ -1,5 +1,6 @@
 //! Everything that talks to wgpu: the context, device tensors, the kernels and the operations.
 
+pub(crate) mod batch;
 pub(crate) mod context;
 pub(crate) mod kernels;
 pub(crate) mod ops;

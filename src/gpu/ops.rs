@@ -2,7 +2,6 @@
 //! as ndarray-in, ndarray-out conveniences.
 
 use ndarray::{Array1, Array2, Array3, Array4, ArrayView1, ArrayView2, ArrayView3, ArrayView4, Ix1, Ix4};
-use wgpu::util::DeviceExt;
 
 use crate::error::{Error, Result};
 use crate::geometry::{Conv2dGeometry, Conv2dParams};
@@ -54,10 +53,20 @@ impl Context {
         };
         let inputs: Vec<&Tensor> = [x, w].into_iter().chain(bias).collect();
         self.check_out(y, &geo.output_shape(), &inputs)?;
-        match self.kernels() {
-            Kernels::Reference => self.run(&kernels::FORWARD, &geo, flags, &[&x.buffer, &w.buffer, bias_buf], y),
-            Kernels::Tuned => self.forward_tiled(&geo, flags, &x.buffer, &w.buffer, bias_buf, &y.buffer),
-        }
+        self.check_binding("weights W", w.len())?;
+        let [xs, ys] = [geo.c * geo.h * geo.w, geo.k * geo.p * geo.q];
+        let per_sample = xs.max(ys).max(geo.c * (geo.h + 2 * geo.params.padding[0]) * tiles::forward(&geo, true).wp);
+        self.for_batches(&geo, per_sample, |cg, n0| {
+            let xc = self.batch_slice(&x.buffer, xs, n0, cg.n)?;
+            let yc = self.batch_out(&y.buffer, ys, n0, cg.n)?;
+            match self.kernels() {
+                Kernels::Reference => {
+                    self.run(&kernels::FORWARD, cg, flags, &[&xc, &w.buffer, bias_buf], &yc, cg.n * ys)
+                }
+                Kernels::Tuned => self.forward_tiled(cg, flags, &xc, &w.buffer, bias_buf, &yc),
+            }?;
+            self.batch_done(&yc, &y.buffer, ys, n0, cg.n)
+        })
     }
 
     /// The tuned forward pass: pad the input once, then the register-tiled implicit GEMM.
@@ -121,10 +130,18 @@ impl Context {
         let [_, _, s, t] = dw.shape4("weight gradient dW")?;
         let geo = params.geometry_for_weight_grad(x.shape4("input X")?, dy.shape4("output gradient dY")?, [s, t])?;
         self.check_out(dw, &geo.weight_shape(), &[x, dy])?;
-        match self.kernels() {
-            Kernels::Reference => self.run(&kernels::WEIGHT_GRAD, &geo, 0, &[&x.buffer, &dy.buffer], dw),
-            Kernels::Tuned => self.weight_grad_tiled(&geo, &x.buffer, &dy.buffer, dw),
-        }
+        let [xs, ys] = [geo.c * geo.h * geo.w, geo.k * geo.p * geo.q];
+        let per_sample = ys.max(geo.c * (geo.h + 2 * geo.params.padding[0]) * (geo.w + 2 * geo.params.padding[1]));
+        // Over batch chunks dW is a sum: each chunk's dW goes to its slot, then the slots are added in
+        // order (split_sum.wgsl), so the result does not depend on timing.
+        self.reduce_batches(&geo, per_sample, &dw.buffer, dw.len(), |cg, n0, out| {
+            let xc = self.batch_slice(&x.buffer, xs, n0, cg.n)?;
+            let dyc = self.batch_slice(&dy.buffer, ys, n0, cg.n)?;
+            match self.kernels() {
+                Kernels::Reference => self.run(&kernels::WEIGHT_GRAD, cg, 0, &[&xc, &dyc], out, dw.len()),
+                Kernels::Tuned => self.weight_grad_tiled(cg, &xc, &dyc, out, dw.len()),
+            }
+        })
     }
 
     /// Input gradient on device tensors: `dY` is `[N, K, P, Q]`, `W` is `[K, C/G, S, T]`, `input_size`
@@ -153,11 +170,20 @@ impl Context {
         let [_, _, h, wd] = dx.shape4("input gradient dX")?;
         let geo = params.geometry_for_input_grad(dy.shape4("output gradient dY")?, w.shape4("weights W")?, [h, wd])?;
         self.check_out(dx, &geo.input_shape(), &[dy, w])?;
-        match (self.kernels(), Self::input_grad_as_forward(&geo)) {
-            (Kernels::Tuned, Some(fwd)) => self.input_grad_tiled(&geo, &fwd, &dy.buffer, &w.buffer, &dx.buffer),
-            // Padding beyond the dilated kernel keeps the gather kernel.
-            _ => self.run(&kernels::INPUT_GRAD, &geo, 0, &[&dy.buffer, &w.buffer], dx),
-        }
+        self.check_binding("weights W", w.len())?;
+        let [xs, ys] = [geo.c * geo.h * geo.w, geo.k * geo.p * geo.q];
+        let fwd = Self::input_grad_as_forward(&geo);
+        let spread = fwd.as_ref().map_or(0, |f| geo.k * f.h * tiles::forward(f, true).wp);
+        self.for_batches(&geo, xs.max(ys).max(spread), |cg, n0| {
+            let dyc = self.batch_slice(&dy.buffer, ys, n0, cg.n)?;
+            let dxc = self.batch_out(&dx.buffer, xs, n0, cg.n)?;
+            match (self.kernels(), Self::input_grad_as_forward(cg)) {
+                (Kernels::Tuned, Some(f)) => self.input_grad_tiled(cg, &f, &dyc, &w.buffer, &dxc),
+                // Padding beyond the dilated kernel keeps the gather kernel.
+                _ => self.run(&kernels::INPUT_GRAD, cg, 0, &[&dyc, &w.buffer], &dxc, cg.n * xs),
+            }?;
+            self.batch_done(&dxc, &dx.buffer, xs, n0, cg.n)
+        })
     }
 
     /// The input gradient as the stride-1 valid correlation of dY, spread by the stride into a zero
@@ -226,7 +252,11 @@ impl Context {
         // dB depends only on dY: a 1×1 layer over a P×Q input with K groups has exactly dY's shape.
         let geo = Conv2dGeometry::new(n, k, [p, q], k, [1, 1], Conv2dParams::default().groups(k))?;
         self.check_out(db, &[k], &[dy])?;
-        self.run(&kernels::BIAS_GRAD, &geo, 0, &[&dy.buffer], db)
+        let ys = k * p * q;
+        self.reduce_batches(&geo, ys, &db.buffer, k, |cg, n0, out| {
+            let dyc = self.batch_slice(&dy.buffer, ys, n0, cg.n)?;
+            self.run(&kernels::BIAS_GRAD, cg, 0, &[&dyc], out, k)
+        })
     }
 
     /// Checks the tensors of an operation: all made here, the output of the expected shape and not one
@@ -244,8 +274,8 @@ impl Context {
         Ok(())
     }
 
-    /// Runs a convolution kernel with one invocation per element of `out`, binding the uniform,
-    /// `inputs` and `out` in that order. The caller has checked the tensors with
+    /// Runs a simple convolution kernel with `total` invocations (one per output element), binding
+    /// the uniform, `inputs` and `out` in that order. The caller has checked the tensors with
     /// [`Context::check_out`].
     fn run(
         &self,
@@ -253,13 +283,13 @@ impl Context {
         geo: &Conv2dGeometry,
         flags: u32,
         inputs: &[&wgpu::Buffer],
-        out: &Tensor,
+        out: &wgpu::Buffer,
+        total: usize,
     ) -> Result<()> {
-        let total = out.len();
         let total32 = u32::try_from(total)
             .map_err(|_| Error::Overflow { what: "invocation count", detail: format!("{total} > 2^32−1") })?;
         let uniform = ConvUniform::new(geo, flags, total32, 0);
-        let buffers: Vec<&wgpu::Buffer> = inputs.iter().copied().chain(std::iter::once(&out.buffer)).collect();
+        let buffers: Vec<&wgpu::Buffer> = inputs.iter().copied().chain(std::iter::once(out)).collect();
         self.dispatch(spec, &Variant::none(), bytemuck::bytes_of(&uniform), &buffers, total32)
     }
 
@@ -275,14 +305,21 @@ impl Context {
         invocations: u32,
     ) -> Result<()> {
         let [gx, gy] = self.grid(spec.name, invocations.div_ceil(WORKGROUP))?;
+        for b in buffers {
+            self.check_binding(spec.name, (b.size() / 4) as usize)?;
+        }
         let pipeline = self.pipeline(spec, variant)?;
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let ubuf = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        // Not create_buffer_init: mapping at creation panics inside wgpu on a lost device, while a
+        // queued write reports an error.
+        let ubuf = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(spec.name),
-            contents: uniform,
-            usage: wgpu::BufferUsages::UNIFORM,
+            size: uniform.len() as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
         });
+        self.queue.write_buffer(&ubuf, 0, uniform);
         let entries: Vec<wgpu::BindGroupEntry> = std::iter::once(&ubuf)
             .chain(buffers.iter().copied())
             .enumerate()
@@ -317,7 +354,7 @@ impl Context {
         let oom = pollster::block_on(oom.pop());
         let invalid = pollster::block_on(scope.pop());
         if let Some(e) = oom.or(invalid) {
-            return Err(Error::Wgpu { kernel: spec.name.to_string(), message: e.to_string() });
+            return Err(Error::Wgpu { kernel: spec.name.to_string(), message: crate::error::chain(&e) });
         }
         Ok(())
     }
@@ -336,14 +373,20 @@ impl Context {
 
     /// The tuned weight gradient: pad the input, the register-tiled implicit GEMM over a split
     /// reduction, then the ordered sum of the splits.
-    fn weight_grad_tiled(&self, geo: &Conv2dGeometry, x: &wgpu::Buffer, dy: &wgpu::Buffer, dw: &Tensor) -> Result<()> {
+    fn weight_grad_tiled(
+        &self,
+        geo: &Conv2dGeometry,
+        x: &wgpu::Buffer,
+        dy: &wgpu::Buffer,
+        dw: &wgpu::Buffer,
+        len: usize,
+    ) -> Result<()> {
         let (bk, br) = tiles::weight_grad(geo);
         let taps = geo.channels_per_group() * geo.s * geo.t;
         let ktiles = geo.filters_per_group().div_ceil(bk);
         let rtiles = taps.div_ceil(br);
         let tiles_total = geo.params.groups * ktiles * rtiles;
         let rows = geo.n * geo.p;
-        let len = dw.len();
         // Enough independent sums to fill the adapter, no more partial results than fit one binding.
         let want: usize = if self.is_software() { 512 } else { 16_384 };
         let max_splits = (self.limits().max_storage_buffer_binding_size as usize / 4 / len).max(1);
@@ -362,7 +405,7 @@ impl Context {
                 &kernels::WEIGHT_GRAD_TILED,
                 &variant,
                 bytemuck::bytes_of(&u),
-                &[&xp.buffer, dy, &dw.buffer],
+                &[&xp.buffer, dy, dw],
                 u.total,
             );
         }
@@ -375,13 +418,7 @@ impl Context {
             u.total,
         )?;
         u.total = u32_of(len)?;
-        self.dispatch(
-            &kernels::SPLIT_SUM,
-            &Variant::none(),
-            bytemuck::bytes_of(&u),
-            &[&partial.buffer, &dw.buffer],
-            u.total,
-        )
+        self.dispatch(&kernels::SPLIT_SUM, &Variant::none(), bytemuck::bytes_of(&u), &[&partial.buffer, dw], u.total)
     }
 
     /// Spreads `workgroups` over a 2-D grid within `max_compute_workgroups_per_dimension`.

@@ -3,7 +3,6 @@
 use std::sync::mpsc;
 
 use ndarray::{Array, ArrayView, Dimension, IxDyn};
-use wgpu::util::DeviceExt;
 
 use crate::error::{Error, Result};
 use crate::gpu::context::Context;
@@ -70,14 +69,7 @@ impl Context {
                 limit_name: "max_buffer_size",
             });
         }
-        if bytes > u64::from(limits.max_storage_buffer_binding_size) {
-            return Err(Error::DeviceLimit {
-                what: format!("{what} ({len} f32 elements)"),
-                needed: bytes,
-                limit: u64::from(limits.max_storage_buffer_binding_size),
-                limit_name: "max_storage_buffer_binding_size",
-            });
-        }
+        // Larger than one binding is allowed: the operations split such tensors along the batch.
         Ok(bytes)
     }
 
@@ -92,12 +84,12 @@ impl Context {
             kernel: "upload".into(),
             message: "array is not contiguous after as_standard_layout".into(),
         })?;
-        let buffer = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("convgrad tensor"),
-            contents: bytemuck::cast_slice(data),
-            usage: USAGE,
-        });
-        Ok(Tensor { buffer, shape: a.shape().to_vec(), ctx_id: self.id })
+        self.check_alive()?;
+        let t = self.alloc("uploaded tensor", a.shape())?;
+        // A queued write rather than a buffer mapped at creation: the latter panics inside wgpu when
+        // the device is lost.
+        self.queue.write_buffer(&t.buffer, 0, bytemuck::cast_slice(data));
+        Ok(t)
     }
 
     /// A new device tensor of zeros (wgpu zero-initialises every buffer), for the `*_into`
@@ -116,6 +108,7 @@ impl Context {
             .try_fold(1usize, |a, &d| a.checked_mul(d))
             .ok_or_else(|| Error::Overflow { what: "tensor size", detail: format!("shape {shape:?}") })?;
         let bytes = self.check_tensor_size(what, len)?;
+        self.check_alive()?;
         let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("convgrad tensor"),
             size: bytes,

@@ -39,9 +39,9 @@ struct AdamUniform {
     _pad: [u32; 3],
 }
 
-const _: () = assert!(std::mem::size_of::<ElemUniform>() % 16 == 0);
-const _: () = assert!(std::mem::size_of::<ReduceUniform>() % 16 == 0);
-const _: () = assert!(std::mem::size_of::<AdamUniform>() % 16 == 0);
+const _: () = assert!(std::mem::size_of::<ElemUniform>().is_multiple_of(16));
+const _: () = assert!(std::mem::size_of::<ReduceUniform>().is_multiple_of(16));
+const _: () = assert!(std::mem::size_of::<AdamUniform>().is_multiple_of(16));
 
 /// Elements summed by one invocation of the first reduction pass.
 const CHUNK: usize = 256;

@@ -68,10 +68,10 @@ pub fn run(options: &AdapterOptions, a: &BenchArgs) -> Result<ExitCode, CliError
     if a.reps == 0 {
         return Err(CliError("--reps must be at least 1".into()));
     }
-    if let Some(p) = &a.plot {
-        if p.extension().and_then(|e| e.to_str()) != Some("svg") {
-            return Err(CliError(format!("{}: --plot writes SVG; give a file name ending in .svg", p.display())));
-        }
+    if let Some(p) = &a.plot
+        && p.extension().and_then(|e| e.to_str()) != Some("svg")
+    {
+        return Err(CliError(format!("{}: --plot writes SVG; give a file name ending in .svg", p.display())));
     }
     let ctx = crate::context(options)?;
     let info = ctx.adapter_info().clone();
@@ -185,7 +185,7 @@ fn json(records: &[Record], info: &wgpu::AdapterInfo) -> String {
                 r.device_ms.map_or("null".into(), num),
                 esc(&info.name),
                 esc(&format!("{:?}", info.backend)),
-                esc(&format!("{} {}", info.driver, info.driver_info).trim().to_string()),
+                esc(format!("{} {}", info.driver, info.driver_info).trim()),
             )
         })
         .collect();

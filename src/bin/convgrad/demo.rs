@@ -54,7 +54,7 @@ pub fn run(options: &AdapterOptions, a: &DemoArgs) -> Result<ExitCode, CliError>
     if a.filter_size < 3 {
         return Err(CliError(format!("--filter-size must be at least 3, got {}", a.filter_size)));
     }
-    if a.images == 0 || a.image_size < a.filter_size || a.log_every == 0 || !(a.lr > 0.0) {
+    if a.images == 0 || a.image_size < a.filter_size || a.log_every == 0 || a.lr.is_nan() || a.lr <= 0.0 {
         return Err(CliError(
             "--images and --log-every must be positive, --lr above 0, and --image-size at least --filter-size".into(),
         ));

@@ -1,0 +1,132 @@
+//! Work larger than one storage binding, split along the batch.
+//!
+//! A tensor may be as large as `max_buffer_size`, but a kernel can bind at most
+//! `max_storage_buffer_binding_size` bytes of it (128 MiB on lavapipe). When a layer's per-sample
+//! buffers times the batch exceed that, the operation runs on chunks of whole samples: each chunk's
+//! inputs are copied into buffers of their own, the kernels run on them, and outputs are copied back
+//! in place. Reductions over the batch (the weight and bias gradients) write one result per chunk and
+//! add them in chunk order, so chunked results are as deterministic as unchunked ones. The chunk size
+//! depends only on the shapes and the device's limits.
+
+use crate::error::{Error, Result};
+use crate::geometry::Conv2dGeometry;
+use crate::gpu::context::Context;
+use crate::gpu::kernels::{self, ConvUniform};
+use crate::gpu::ops::u32_of;
+use crate::gpu::tiled::Variant;
+
+impl Context {
+    /// An error if `len` f32 elements cannot be bound to one kernel.
+    pub(crate) fn check_binding(&self, what: &str, len: usize) -> Result<()> {
+        let limit = self.limits().max_storage_buffer_binding_size;
+        let bytes = (len as u64).saturating_mul(4);
+        if bytes > limit {
+            return Err(Error::DeviceLimit {
+                what: format!("{what} ({len} f32 elements in one binding)"),
+                needed: bytes,
+                limit,
+                limit_name: "max_storage_buffer_binding_size",
+            });
+        }
+        Ok(())
+    }
+
+    /// Samples per chunk so that `per_sample` elements per sample fit one binding.
+    fn batch_chunk(&self, geo: &Conv2dGeometry, per_sample: usize) -> Result<usize> {
+        let limit = (self.limits().max_storage_buffer_binding_size / 4) as usize;
+        let nb = limit / per_sample.max(1);
+        if nb == 0 {
+            return Err(Error::DeviceLimit {
+                what: format!("one sample of {} ({per_sample} f32 elements per buffer)", geo.describe()),
+                needed: (per_sample as u64).saturating_mul(4),
+                limit: limit as u64 * 4,
+                limit_name: "max_storage_buffer_binding_size",
+            });
+        }
+        Ok(nb.min(geo.n))
+    }
+
+    /// Runs `f(chunk geometry, first sample)` over the batch in chunks that fit one binding.
+    pub(crate) fn for_batches(
+        &self,
+        geo: &Conv2dGeometry,
+        per_sample: usize,
+        mut f: impl FnMut(&Conv2dGeometry, usize) -> Result<()>,
+    ) -> Result<()> {
+        let nb = self.batch_chunk(geo, per_sample)?;
+        for n0 in (0..geo.n).step_by(nb) {
+            f(&Conv2dGeometry { n: nb.min(geo.n - n0), ..*geo }, n0)?;
+        }
+        Ok(())
+    }
+
+    /// Like [`Context::for_batches`] for a sum over the batch of `len` elements into `out`: with one
+    /// chunk `f` writes `out` directly; with several, each chunk writes its own slot and the slots are
+    /// added in order.
+    pub(crate) fn reduce_batches(
+        &self,
+        geo: &Conv2dGeometry,
+        per_sample: usize,
+        out: &wgpu::Buffer,
+        len: usize,
+        mut f: impl FnMut(&Conv2dGeometry, usize, &wgpu::Buffer) -> Result<()>,
+    ) -> Result<()> {
+        let nb = self.batch_chunk(geo, per_sample)?;
+        if nb >= geo.n {
+            return f(geo, 0, out);
+        }
+        let chunks = geo.n.div_ceil(nb);
+        let slots = self.alloc("per-chunk partial sums", &[chunks, len])?;
+        let part = self.alloc("chunk result", &[len])?;
+        for (idx, n0) in (0..geo.n).step_by(nb).enumerate() {
+            f(&Conv2dGeometry { n: nb.min(geo.n - n0), ..*geo }, n0, &part.buffer)?;
+            self.copy(&part.buffer, 0, &slots.buffer, idx * len, len);
+        }
+        let mut u = ConvUniform::new(geo, 0, u32_of(len)?, 0);
+        u.splits = u32_of(chunks)?;
+        self.dispatch(&kernels::SPLIT_SUM, &Variant::none(), bytemuck::bytes_of(&u), &[&slots.buffer, out], u.total)
+    }
+
+    /// Samples `[n0, n0 + nb)` of a batch tensor with `per` elements per sample: the buffer itself
+    /// when that is all of it, else a copy.
+    pub(crate) fn batch_slice(&self, src: &wgpu::Buffer, per: usize, n0: usize, nb: usize) -> Result<wgpu::Buffer> {
+        if n0 == 0 && (nb * per * 4) as u64 == src.size() {
+            return Ok(src.clone());
+        }
+        let t = self.alloc("batch chunk", &[nb, per])?;
+        self.copy(src, n0 * per, &t.buffer, 0, nb * per);
+        Ok(t.buffer)
+    }
+
+    /// Where a chunk's output goes: the output itself when the chunk is all of it, else a new buffer
+    /// that [`Context::batch_done`] copies into place.
+    pub(crate) fn batch_out(&self, dst: &wgpu::Buffer, per: usize, n0: usize, nb: usize) -> Result<wgpu::Buffer> {
+        if n0 == 0 && (nb * per * 4) as u64 == dst.size() {
+            return Ok(dst.clone());
+        }
+        Ok(self.alloc("batch chunk output", &[nb, per])?.buffer)
+    }
+
+    /// Copies a chunk's output into its place in `dst` (nothing if it was written there directly).
+    pub(crate) fn batch_done(
+        &self,
+        chunk: &wgpu::Buffer,
+        dst: &wgpu::Buffer,
+        per: usize,
+        n0: usize,
+        nb: usize,
+    ) -> Result<()> {
+        if chunk != dst {
+            self.copy(chunk, 0, dst, n0 * per, nb * per);
+        }
+        Ok(())
+    }
+
+    /// Queues a copy of `len` f32 elements between buffers (offsets in elements).
+    pub(crate) fn copy(&self, src: &wgpu::Buffer, src_at: usize, dst: &wgpu::Buffer, dst_at: usize, len: usize) {
+        let mut enc =
+            self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("convgrad copy") });
+        enc.copy_buffer_to_buffer(src, (src_at * 4) as u64, dst, (dst_at * 4) as u64, (len * 4) as u64);
+        self.queue.submit([enc.finish()]);
+    }
+}
