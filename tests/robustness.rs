@@ -52,6 +52,21 @@ fn input_larger_than_one_binding() {
     eprintln!("{}: relative errors forward {e:.2e}, weight {ew:.2e}, input {ei:.2e}", geo.describe());
 }
 
+/// More than 65,535 workgroups in one dimension: the dispatch spreads over a 2-D grid. The reference
+/// kernels run one invocation per output, so 8.4 M outputs need 131,072 workgroups of 64.
+#[test]
+fn dispatch_beyond_65535_workgroups() {
+    let ctx = common::reference_ctx();
+    let x = Array4::from_shape_fn((1, 1, 2048, 2048), |(_, _, h, w)| ((h * 7 + w * 3) % 11) as f32 - 5.0);
+    let w = Array4::from_shape_vec((2, 1, 1, 1), vec![2.0f32, -1.0]).unwrap();
+    let workgroups = 2 * 2048 * 2048 / 64;
+    assert!(workgroups > ctx.limits().max_compute_workgroups_per_dimension as usize);
+    let y = ctx.conv2d(x.view(), w.view(), None, &Conv2dParams::new()).unwrap();
+    // Small integers: exact.
+    assert!(y.slice(s![0, 0, .., ..]).iter().zip(x.iter()).all(|(a, b)| *a == 2.0 * b));
+    assert!(y.slice(s![0, 1, .., ..]).iter().zip(x.iter()).all(|(a, b)| *a == -b));
+}
+
 /// Transposed, sliced and strided views upload as their logical contents.
 #[test]
 fn non_contiguous_views_give_the_same_answer() {

@@ -302,9 +302,14 @@ mod tests {
     fn tiled_variants_validate_with_naga() {
         use crate::gpu::tiled::{Window, forward, weight_grad};
         use wgpu::naga;
-        let mut variants = vec![(&FORWARD_TILED, forward(1, 16, None)), (&WEIGHT_GRAD_TILED, weight_grad(2, 8))];
+        let mut variants = vec![
+            (&FORWARD_TILED, forward(1, 16, None)),
+            (&WEIGHT_GRAD_TILED, weight_grad(2, 8)),
+            (&WEIGHT_GRAD_TILED, weight_grad(8, 8)),
+        ];
         for (t, sw, dw) in [(1, 1, 1), (3, 1, 1), (5, 1, 2), (7, 2, 1)] {
             variants.push((&FORWARD_TILED, forward(4, 8, Some(Window { t, sw, dw }))));
+            variants.push((&FORWARD_TILED, forward(8, 16, Some(Window { t, sw, dw }))));
         }
         for (spec, v) in variants {
             let src = spec.full_source_with(&v);
@@ -327,13 +332,5 @@ mod tests {
             .map(|body| body.matches(": u32").count())
             .unwrap();
         assert_eq!(fields * 4, std::mem::size_of::<ConvUniform>());
-    }
-}
-#[cfg(test)]
-mod dump {
-    #[test]
-    #[ignore]
-    fn dump_forward_tiled() {
-        println!("{}", super::FORWARD_TILED.full_source());
     }
 }
