@@ -62,6 +62,8 @@ kernel!(WEIGHT_GRAD_TILED, "conv2d_weight_grad_tiled", [Uniform, Read, Read, Wri
 kernel!(SPLIT_SUM, "split_sum", [Uniform, Read, Write]);
 kernel!(FLIP_WEIGHTS, "flip_weights", [Uniform, Read, Write]);
 kernel!(SCATTER_DY, "scatter_dy", [Uniform, Read, Write]);
+kernel!(TRANSPOSE_WEIGHTS, "transpose_weights", [Uniform, Read, Write]);
+kernel!(FORWARD_VEC4, "conv2d_forward_vec4", [Uniform, Read, Read, Read, Write]);
 
 /// Every kernel the crate ships, for validation and warm-up.
 pub const ALL_KERNELS: &[&KernelSpec] = &[
@@ -101,6 +103,7 @@ impl KernelSpec {
         match self.name {
             "conv2d_forward_tiled" => tiled::forward(4, 8, None),
             "conv2d_weight_grad_tiled" => tiled::weight_grad(4, 4),
+            "conv2d_forward_vec4" => tiled::forward_vec4(8, 16, tiled::Window { t: 3, sw: 1, dw: 1 }),
             _ => Variant::none(),
         }
     }
@@ -300,7 +303,7 @@ mod tests {
     /// The generated variants parse and validate too: the loop row and windowed rows.
     #[test]
     fn tiled_variants_validate_with_naga() {
-        use crate::gpu::tiled::{Window, forward, weight_grad};
+        use crate::gpu::tiled::{Window, forward, forward_vec4, weight_grad};
         use wgpu::naga;
         let mut variants = vec![
             (&FORWARD_TILED, forward(1, 16, None)),
@@ -310,6 +313,8 @@ mod tests {
         for (t, sw, dw) in [(1, 1, 1), (3, 1, 1), (5, 1, 2), (7, 2, 1)] {
             variants.push((&FORWARD_TILED, forward(4, 8, Some(Window { t, sw, dw }))));
             variants.push((&FORWARD_TILED, forward(8, 16, Some(Window { t, sw, dw }))));
+            variants.push((&FORWARD_VEC4, forward_vec4(4, 8, Window { t, sw, dw })));
+            variants.push((&FORWARD_VEC4, forward_vec4(8, 16, Window { t, sw, dw })));
         }
         for (spec, v) in variants {
             let src = spec.full_source_with(&v);

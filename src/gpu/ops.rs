@@ -100,11 +100,38 @@ impl Context {
     ) -> Result<()> {
         u.flags = flags;
         let total = u32_of(geo.n * geo.params.groups * plan.ktiles * geo.p * plan.qtiles)?;
-        u.total = total;
         u.qtiles = u32_of(plan.qtiles)?;
         u.ktiles = u32_of(plan.ktiles)?;
-        let variant = tiled::forward(plan.bk, plan.bq, plan.window);
-        self.dispatch(&kernels::FORWARD_TILED, &variant, bytemuck::bytes_of(&u), &[xp, w, bias, y], total)
+        match (plan.vec4, plan.window) {
+            (true, Some(window)) => {
+                let kpad = plan.ktiles * plan.bk;
+                let taps = geo.channels_per_group() * geo.s * geo.t;
+                let wt = self.alloc("transposed weights", &[geo.params.groups, taps, kpad])?;
+                u.chunk = u32_of(kpad)?;
+                u.total = u32_of(wt.len())?;
+                self.dispatch(
+                    &kernels::TRANSPOSE_WEIGHTS,
+                    &Variant::none(),
+                    bytemuck::bytes_of(&u),
+                    &[w, &wt.buffer],
+                    u.total,
+                )?;
+                u.total = total;
+                let variant = tiled::forward_vec4(plan.bk, plan.bq, window);
+                self.dispatch(
+                    &kernels::FORWARD_VEC4,
+                    &variant,
+                    bytemuck::bytes_of(&u),
+                    &[xp, &wt.buffer, bias, y],
+                    total,
+                )
+            }
+            _ => {
+                u.total = total;
+                let variant = tiled::forward(plan.bk, plan.bq, plan.window);
+                self.dispatch(&kernels::FORWARD_TILED, &variant, bytemuck::bytes_of(&u), &[xp, w, bias, y], total)
+            }
+        }
     }
 
     /// Weight gradient on device tensors: `X` is `[N, C, H, W]`, `dY` is `[N, K, P, Q]`, `kernel` is
@@ -591,6 +618,8 @@ pub(crate) mod tiles {
         pub(crate) bq: usize,
         /// The specialised kernel row, when the input window of a tile row stays small.
         pub(crate) window: Option<Window>,
+        /// Whether the vec4 kernel runs (a window, and a multiple of 4 filters per tile).
+        pub(crate) vec4: bool,
         pub(crate) qtiles: usize,
         pub(crate) ktiles: usize,
         /// Width of the padded input: the last tile of a row reads up to column
@@ -600,11 +629,20 @@ pub(crate) mod tiles {
 
     /// The tile sizes and padded width of the tiled forward pass for `geo`.
     pub(crate) fn forward(geo: &Conv2dGeometry, software: bool) -> ForwardPlan {
-        let (bk, bq, window) = forward_tiles(geo, software);
+        let (mut bk, bq, window) = forward_tiles(geo, software);
         let pr = &geo.params;
         let qtiles = geo.q.div_ceil(bq);
-        let wp = (geo.w + 2 * pr.padding[1]).max((qtiles * bq - 1) * pr.stride[1] + (geo.t - 1) * pr.dilation[1] + 1);
-        ForwardPlan { bk, bq, window, qtiles, ktiles: geo.filters_per_group().div_ceil(bk), wp }
+        let padded = geo.w + 2 * pr.padding[1];
+        let vec4 = window.is_some() && bk >= 4;
+        let wp = match window {
+            Some(wd) if vec4 => {
+                bk -= bk % 4;
+                // Rows start on a multiple of 4 floats, and the last tile's whole vec4s stay inside.
+                padded.max((qtiles - 1) * bq * pr.stride[1] + wd.len(bq).div_ceil(4) * 4).next_multiple_of(4)
+            }
+            _ => padded.max((qtiles * bq - 1) * pr.stride[1] + (geo.t - 1) * pr.dilation[1] + 1),
+        };
+        ForwardPlan { bk, bq, window, vec4, qtiles, ktiles: geo.filters_per_group().div_ceil(bk), wp }
     }
 
     fn forward_tiles(geo: &Conv2dGeometry, _software: bool) -> (usize, usize, Option<Window>) {
@@ -619,7 +657,7 @@ pub(crate) mod tiles {
         };
         let pr = &geo.params;
         let window = Window { t: geo.t, sw: pr.stride[1], dw: pr.dilation[1] };
-        let window = (geo.t <= 11 && window.len(bq) <= 40).then_some(window);
+        let window = (geo.t <= 11 && window.len(bq) <= 64).then_some(window);
         (bk, bq, window)
     }
 

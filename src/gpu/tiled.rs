@@ -124,3 +124,35 @@ pub(crate) fn weight_grad(bk: usize, br: usize) -> Variant {
         ],
     }
 }
+
+/// The forward pass with vec4 loads (`conv2d_forward_vec4.wgsl`): `bk` filters (a multiple of 4) ×
+/// `bq` columns (a multiple of 4), the kernel row unrolled over its input window.
+pub(crate) fn forward_vec4(bk: usize, bq: usize, wd: Window) -> Variant {
+    const C: [&str; 4] = ["x", "y", "z", "w"];
+    let t = grid(bk, bq);
+    let loads = lines((0..wd.len(bq).div_ceil(4)).map(|m| format!("            let xv{m} = xp[x_row + {m}u];")));
+    let taps = lines((0..wd.t).map(|j| {
+        let wl = lines((0..bk / 4).map(|b| format!("                let wv{b} = wt[wb + {b}u];")));
+        let f = lines(grid(bk, bq).map(|(v, u)| {
+            let m = u * wd.sw + j * wd.dw;
+            format!("                a{v}_{u} = fma(wv{}.{}, xv{}.{}, a{v}_{u});", v / 4, C[v % 4], m / 4, C[m % 4])
+        }));
+        format!("            {{\n                let wb = w_base + (tap_row + {j}u) * kv;\n{wl}\n{f}\n            }}")
+    }));
+    let store = lines((0..bk).map(|v| {
+        let cols = lines((0..bq).map(|u| format!("        if (q0 + {u}u < P.q) {{ y[yr + {u}u] = a{v}_{u} + b; }}")));
+        format!(
+            "    if (k_in + {v}u < P.kpg) {{\n        let k = g * P.kpg + k_in + {v}u;\n        var b = 0.0;\n        if (has_bias) {{\n            b = bias[k];\n        }}\n        let yr = ((n * P.k + k) * P.p + p) * P.q + q0;\n{cols}\n    }}"
+        )
+    }));
+    Variant {
+        key: format!("BK{bk}/BQ{bq}/T{}/SW{}/DW{}", wd.t, wd.sw, wd.dw),
+        subs: vec![
+            ("BK", bk.to_string()),
+            ("BQ", bq.to_string()),
+            ("ACC_DECL", lines(t.map(|(v, u)| format!("    var a{v}_{u} = 0.0;")))),
+            ("ROW", format!("{loads}\n{taps}")),
+            ("STORE", store),
+        ],
+    }
+}
