@@ -134,6 +134,8 @@ pub struct Context {
     pub(crate) profile: Mutex<Option<Vec<wgpu::Buffer>>>,
     /// Runs the reference kernels instead of the tuned ones.
     reference_kernels: AtomicBool,
+    /// Readback buffers kept for reuse (see `Context::staging`).
+    pub(crate) staging: Mutex<Vec<wgpu::Buffer>>,
     /// Bound where a kernel's optional input (the bias) is absent.
     pub(crate) placeholder: OnceLock<wgpu::Buffer>,
 }
@@ -225,6 +227,7 @@ impl Context {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             lost,
             placeholder: OnceLock::new(),
+            staging: Mutex::new(Vec::new()),
             profile: Mutex::new(None),
             reference_kernels: AtomicBool::new(false),
         }

@@ -53,7 +53,37 @@ impl Tensor {
 const USAGE: wgpu::BufferUsages =
     wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC).union(wgpu::BufferUsages::COPY_DST);
 
+/// Staging buffers kept for reuse, and the most bytes they may hold together.
+const STAGING_POOL_BYTES: u64 = 64 << 20;
+
 impl Context {
+    /// A mappable buffer of at least `size` bytes: the smallest pooled one that fits, else a new one.
+    fn staging(&self, size: u64) -> wgpu::Buffer {
+        let mut pool = self.staging.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let best =
+            pool.iter().enumerate().filter(|(_, b)| b.size() >= size).min_by_key(|(_, b)| b.size()).map(|(i, _)| i);
+        match best {
+            Some(i) => pool.swap_remove(i),
+            None => self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("convgrad readback"),
+                size,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }),
+        }
+    }
+
+    /// Gives a staging buffer back to the pool, dropping the largest ones while the pool holds more
+    /// than [`STAGING_POOL_BYTES`], so memory stays bounded however many sizes are read.
+    fn return_staging(&self, buf: wgpu::Buffer) {
+        let mut pool = self.staging.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        pool.push(buf);
+        pool.sort_by_key(wgpu::Buffer::size);
+        while pool.iter().map(wgpu::Buffer::size).sum::<u64>() > STAGING_POOL_BYTES {
+            pool.pop();
+        }
+    }
+
     /// Checks that a tensor of `len` elements can be bound by the kernels.
     pub(crate) fn check_tensor_size(&self, what: &str, len: usize) -> Result<u64> {
         if len == 0 {
@@ -148,24 +178,25 @@ impl Context {
     /// The one readback path: copy to a staging buffer, map it, wait for that submission, copy out,
     /// unmap. Errors are returned, never panicked on.
     pub(crate) fn read_buffer(&self, src: &wgpu::Buffer, what: &str) -> Result<Vec<f32>> {
-        Ok(bytemuck::pod_collect_to_vec::<u8, f32>(&self.read_bytes(src, what)?))
+        self.read_mapped(src, what, |bytes| bytemuck::pod_collect_to_vec::<u8, f32>(bytes))
     }
 
     /// The bytes of `src` (see [`Context::read_buffer`]).
     pub(crate) fn read_bytes(&self, src: &wgpu::Buffer, what: &str) -> Result<Vec<u8>> {
+        self.read_mapped(src, what, <[u8]>::to_vec)
+    }
+
+    /// Copies `src` into a staging buffer (reused from a small pool: allocating and clearing a fresh
+    /// one cost as much as the copy), maps it, waits for that submission and hands the bytes to `take`.
+    fn read_mapped<T>(&self, src: &wgpu::Buffer, what: &str, take: impl FnOnce(&[u8]) -> T) -> Result<T> {
         self.check_alive()?;
         let size = src.size();
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("convgrad readback"),
-            size,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        let staging = self.staging(size);
         let mut enc = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
         enc.copy_buffer_to_buffer(src, 0, &staging, 0, size);
         let index = self.queue.submit([enc.finish()]);
         let (tx, rx) = mpsc::channel();
-        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+        staging.slice(..size).map_async(wgpu::MapMode::Read, move |r| {
             // The receiver outlives the poll below; a send error cannot be acted on here anyway.
             let _ = tx.send(r);
         });
@@ -175,10 +206,11 @@ impl Context {
             .map_err(|e| fail(e.to_string()))?;
         rx.recv().map_err(|e| fail(e.to_string()))?.map_err(|e| fail(e.to_string()))?;
         let out = {
-            let view = staging.get_mapped_range(..).map_err(|e| fail(e.to_string()))?;
-            view.to_vec()
+            let view = staging.slice(..size).get_mapped_range().map_err(|e| fail(e.to_string()))?;
+            take(&view)
         };
         staging.unmap();
+        self.return_staging(staging);
         self.check_alive()?;
         Ok(out)
     }
