@@ -178,7 +178,7 @@ impl Context {
     /// The one readback path: copy to a staging buffer, map it, wait for that submission, copy out,
     /// unmap. Errors are returned, never panicked on.
     pub(crate) fn read_buffer(&self, src: &wgpu::Buffer, what: &str) -> Result<Vec<f32>> {
-        self.read_mapped(src, what, |bytes| bytemuck::pod_collect_to_vec::<u8, f32>(bytes))
+        self.read_mapped(src, what, bytemuck::pod_collect_to_vec::<u8, f32>)
     }
 
     /// The bytes of `src` (see [`Context::read_buffer`]).
