@@ -55,7 +55,7 @@ impl Context {
         self.check_out(y, &geo.output_shape(), &inputs)?;
         self.check_binding("weights W", w.len())?;
         let [xs, ys] = [geo.c * geo.h * geo.w, geo.k * geo.p * geo.q];
-        let per_sample = xs.max(ys).max(geo.c * (geo.h + 2 * geo.params.padding[0]) * tiles::forward(&geo, true).wp);
+        let per_sample = xs.max(ys).max(geo.c * (geo.h + 2 * geo.params.padding[0]) * tiles::forward(&geo).wp);
         self.for_batches(&geo, per_sample, |cg, n0| {
             let xc = self.batch_slice(&x.buffer, xs, n0, cg.n)?;
             let yc = self.batch_out(&y.buffer, ys, n0, cg.n)?;
@@ -79,7 +79,7 @@ impl Context {
         bias: &wgpu::Buffer,
         y: &wgpu::Buffer,
     ) -> Result<()> {
-        let plan = tiles::forward(geo, self.is_software());
+        let plan = tiles::forward(geo);
         let (xp, u) = self.padded_input(geo, x, plan.wp)?;
         self.forward_tiled_padded(geo, &plan, u, flags, &xp.buffer, w, bias, y)
     }
@@ -200,7 +200,7 @@ impl Context {
         self.check_binding("weights W", w.len())?;
         let [xs, ys] = [geo.c * geo.h * geo.w, geo.k * geo.p * geo.q];
         let fwd = Self::input_grad_as_forward(&geo);
-        let spread = fwd.as_ref().map_or(0, |f| geo.k * f.h * tiles::forward(f, true).wp);
+        let spread = fwd.as_ref().map_or(0, |f| geo.k * f.h * tiles::forward(f).wp);
         self.for_batches(&geo, xs.max(ys).max(spread), |cg, n0| {
             let dyc = self.batch_slice(&dy.buffer, ys, n0, cg.n)?;
             let dxc = self.batch_out(&dx.buffer, xs, n0, cg.n)?;
@@ -246,7 +246,7 @@ impl Context {
             &[w, &flipped.buffer],
             u.total,
         )?;
-        let plan = tiles::forward(fwd, self.is_software());
+        let plan = tiles::forward(fwd);
         let (hp, wp) = (fwd.h, plan.wp);
         let spread = self.alloc("spread output gradient", &[geo.n, geo.k, hp, wp])?;
         let mut u = ConvUniform::new(geo, 0, u32_of(spread.len())?, 0);
@@ -627,9 +627,10 @@ pub(crate) mod tiles {
         pub(crate) wp: usize,
     }
 
-    /// The tile sizes and padded width of the tiled forward pass for `geo`.
-    pub(crate) fn forward(geo: &Conv2dGeometry, software: bool) -> ForwardPlan {
-        let (mut bk, bq, window) = forward_tiles(geo, software);
+    /// The tile sizes and padded width of the tiled forward pass for `geo`. The same on every
+    /// adapter for now: only lavapipe has been measured (docs/BENCHMARKS.md).
+    pub(crate) fn forward(geo: &Conv2dGeometry) -> ForwardPlan {
+        let (mut bk, bq, window) = forward_tiles(geo);
         let pr = &geo.params;
         let qtiles = geo.q.div_ceil(bq);
         let padded = geo.w + 2 * pr.padding[1];
@@ -645,7 +646,7 @@ pub(crate) mod tiles {
         ForwardPlan { bk, bq, window, vec4, qtiles, ktiles: geo.filters_per_group().div_ceil(bk), wp }
     }
 
-    fn forward_tiles(geo: &Conv2dGeometry, _software: bool) -> (usize, usize, Option<Window>) {
+    fn forward_tiles(geo: &Conv2dGeometry) -> (usize, usize, Option<Window>) {
         // 8×16 tiles measured best on lavapipe for the standard layers (spills and all: each loaded
         // input then feeds 8 sums, each weight 16); narrower rows keep small outputs from wasting
         // most of a tile.
