@@ -20,3 +20,19 @@ override WG: u32 = 64u;
 fn flat_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
     return (wid.y * nwg.x + wid.x) * WG + lid;
 }
+
+// The output tile of invocation `id` in the tiled forward kernels: batch n, group g, first filter
+// k_in (within the group) of BK, row p, first column q0 of BQ. Order, slowest first: n, filter tile
+// (over all groups), p, column tile, so neighbouring invocations share their weights and read
+// neighbouring inputs.
+struct Tile {
+    n: u32, g: u32, k_in: u32, p: u32, q0: u32,
+}
+
+fn forward_tile(id: u32, bk: u32, bq: u32, c: ConvParams) -> Tile {
+    let qt = id % c.qtiles;
+    let p = (id / c.qtiles) % c.p;
+    let kt_all = (id / (c.qtiles * c.p)) % (c.ktiles * c.g);
+    let n = id / (c.qtiles * c.p * c.ktiles * c.g);
+    return Tile(n, kt_all / c.ktiles, (kt_all % c.ktiles) * bk, p, qt * bq);
+}

@@ -24,13 +24,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     if (id >= P.total) {
         return;
     }
-    let qt = id % P.qtiles;
-    let p = (id / P.qtiles) % P.p;
-    let kt_all = (id / (P.qtiles * P.p)) % (P.ktiles * P.g);
-    let n = id / (P.qtiles * P.p * P.ktiles * P.g);
-    let g = kt_all / P.ktiles;
-    let k_in = (kt_all % P.ktiles) * BK;
-    let q0 = qt * BQ;
+    let tile = forward_tile(id, BK, BQ, P);
+    let n = tile.n;
+    let g = tile.g;
+    let k_in = tile.k_in;
+    let p = tile.p;
+    let q0 = tile.q0;
     let taps = P.cpg * P.s * P.t;
     // `chunk` carries kpad: vec4s per tap, and this tile's first vec4 within a tap.
     let kv = P.chunk / 4u;
