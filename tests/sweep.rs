@@ -36,6 +36,11 @@ fn cases() -> Vec<Case> {
         ("resnet-like", 2, 16, 14, 14, 16, 3, 3, d.padding(1, 1)),
         ("stem-like", 1, 3, 23, 21, 8, 7, 7, d.padding(3, 3).stride(2, 2)),
         ("mnist-like", 4, 1, 28, 28, 8, 5, 5, d),
+        // Rows of 32 outputs or more take the weight gradient's vec4 kernel: its tail, a partial
+        // filter tile and a partial block of kernel rows.
+        ("wide rows", 2, 3, 9, 70, 4, 3, 3, d.padding(1, 1)),
+        ("wide 5x5, K=9", 1, 2, 10, 40, 9, 5, 5, d),
+        ("wide, strided, dilated", 1, 4, 11, 83, 6, 3, 4, d.stride(1, 2).dilation(2, 2).groups(2)),
     ]
 }
 

@@ -64,6 +64,7 @@ kernel!(FLIP_WEIGHTS, "flip_weights", [Uniform, Read, Write]);
 kernel!(SCATTER_DY, "scatter_dy", [Uniform, Read, Write]);
 kernel!(TRANSPOSE_WEIGHTS, "transpose_weights", [Uniform, Read, Write]);
 kernel!(FORWARD_VEC4, "conv2d_forward_vec4", [Uniform, Read, Read, Read, Write]);
+kernel!(WEIGHT_GRAD_VEC4, "conv2d_weight_grad_vec4", [Uniform, Read, Read, Read, Read, Write]);
 
 /// Every kernel the crate ships, for validation and warm-up.
 pub const ALL_KERNELS: &[&KernelSpec] = &[
@@ -104,6 +105,7 @@ impl KernelSpec {
             "conv2d_forward_tiled" => tiled::forward(4, 8, None),
             "conv2d_weight_grad_tiled" => tiled::weight_grad(4, 4),
             "conv2d_forward_vec4" => tiled::forward_vec4(8, 16, tiled::Window { t: 3, sw: 1, dw: 1 }),
+            "conv2d_weight_grad_vec4" => tiled::weight_grad_vec4(8, 3, tiled::Window { t: 3, sw: 1, dw: 1 }),
             _ => Variant::none(),
         }
     }
@@ -303,7 +305,7 @@ mod tests {
     /// The generated variants parse and validate too: the loop row and windowed rows.
     #[test]
     fn tiled_variants_validate_with_naga() {
-        use crate::gpu::tiled::{Window, forward, forward_vec4, weight_grad};
+        use crate::gpu::tiled::{Window, forward, forward_vec4, weight_grad, weight_grad_vec4};
         use wgpu::naga;
         let mut variants = vec![
             (&FORWARD_TILED, forward(1, 16, None)),
@@ -315,6 +317,7 @@ mod tests {
             variants.push((&FORWARD_TILED, forward(8, 16, Some(Window { t, sw, dw }))));
             variants.push((&FORWARD_VEC4, forward_vec4(4, 8, Window { t, sw, dw })));
             variants.push((&FORWARD_VEC4, forward_vec4(8, 16, Window { t, sw, dw })));
+            variants.push((&WEIGHT_GRAD_VEC4, weight_grad_vec4(3, 2, Window { t, sw, dw })));
         }
         for (spec, v) in variants {
             let src = spec.full_source_with(&v);

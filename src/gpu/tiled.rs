@@ -156,3 +156,56 @@ pub(crate) fn forward_vec4(bk: usize, bq: usize, wd: Window) -> Variant {
         ],
     }
 }
+
+/// The weight gradient with vec4 loads along q (`conv2d_weight_grad_vec4.wgsl`): `bk` filters × `br`
+/// kernel rows × the `wd.t` taps of each row, four output columns per step.
+pub(crate) fn weight_grad_vec4(bk: usize, br: usize, wd: Window) -> Variant {
+    const C: [&str; 4] = ["x", "y", "z", "w"];
+    let t = wd.t;
+    let span = 3 * wd.sw + (t - 1) * wd.dw + 1;
+    let acc = || (0..bk).flat_map(move |v| (0..br).flat_map(move |r| (0..t).map(move |j| (v, r, j))));
+    let block = {
+        let xl = lines((0..br).flat_map(|r| {
+            (0..span.div_ceil(4)).map(move |m| format!("            let w{r}_{m} = xv[(xb + ro{r}) / 4u + {m}u];"))
+        }));
+        let dl = lines((0..bk).map(|v| format!("            let d{v} = dyv[(dr{v} + q0) / 4u];")));
+        let f = lines(acc().flat_map(|(v, r, j)| {
+            (0..4).map(move |u| {
+                let m = u * wd.sw + j * wd.dw;
+                format!("            a{v}_{r}_{j} = fma(d{v}.{}, w{r}_{}.{}, a{v}_{r}_{j});", C[u], m / 4, C[m % 4])
+            })
+        }));
+        format!("{xl}\n{dl}\n{f}")
+    };
+    let tail = {
+        let xl =
+            lines((0..br).flat_map(|r| {
+                (0..t).map(move |j| format!("            let x{r}_{j} = xs[xq + ro{r} + {j}u * P.dw];"))
+            }));
+        let dl = lines((0..bk).map(|v| format!("            let ds{v} = dys[dr{v} + q];")));
+        let f = lines(acc().map(|(v, r, j)| format!("            a{v}_{r}_{j} = fma(ds{v}, x{r}_{j}, a{v}_{r}_{j});")));
+        format!("{xl}\n{dl}\n{f}")
+    };
+    Variant {
+        key: format!("BK{bk}/BR{br}/T{t}/SW{}/DW{}", wd.sw, wd.dw),
+        subs: vec![
+            ("BK", bk.to_string()),
+            ("BR", br.to_string()),
+            // Offset of kernel row i0 + r inside the (n, cg, p) input block; aligned: Wp % 4 = 0.
+            ("ROW_OFFSETS", lines((0..br).map(|r| format!("    let ro{r} = min(i0 + {r}u, P.s - 1u) * P.dh * P.wp;")))),
+            ("K_INDEX", lines((0..bk).map(|v| format!("    let k{v} = g * P.kpg + min(k_in + {v}u, P.kpg - 1u);")))),
+            ("ACC_DECL", lines(acc().map(|(v, r, j)| format!("    var a{v}_{r}_{j} = 0.0;")))),
+            ("DY_ROWS", lines((0..bk).map(|v| format!("        let dr{v} = ((n * P.k + k{v}) * P.p + p) * qp;")))),
+            ("BLOCK", block),
+            ("TAIL", tail),
+            (
+                "STORE",
+                lines(acc().map(|(v, r, j)| {
+                    format!(
+                        "    if (k_in + {v}u < P.kpg && i0 + {r}u < P.s) {{ partial[out + k{v} * taps + (i0 + {r}u) * P.t + {j}u] = a{v}_{r}_{j}; }}"
+                    )
+                })),
+            ),
+        ],
+    }
+}

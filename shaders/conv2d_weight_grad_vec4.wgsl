@@ -1,0 +1,66 @@
+// The weight gradient of conv2d_weight_grad_tiled.wgsl with vector loads along q. An invocation holds
+// BK filters × BR kernel rows (cg, i .. i+BR−1) × all T taps of each row, and walks its chunk of rows
+// (n, p) four output columns at a time: the four dY values of each filter are one vec4 (dY is copied
+// with its rows padded to a multiple of 4, Qp), and the input window those four columns read across
+// the T taps of a kernel row is a few vec4s of the padded input (rows start on a multiple of 4, and
+// 4·sw is one). Each dY vec4 then feeds BR·T·4 multiply-adds. The last Q mod 4 columns are summed one
+// at a time from scalar views of the same buffers, so padded columns never enter a sum (0 · NaN would
+// not be 0). Partial sums per split as in the tiled kernel, added in order by split_sum.wgsl.
+//
+// The marked lines are generated (src/gpu/tiled.rs): a{v}_{r}_{j} accumulators, d{v} the filters' dY
+// vec4s, w{r}_{m} the window vec4s of kernel row r, ds{v} and x{r}_{j} the scalar tail's values.
+
+const BK: u32 = {{BK}}u;
+const BR: u32 = {{BR}}u;
+
+@group(0) @binding(0) var<uniform> P: ConvParams;
+@group(0) @binding(1) var<storage, read> xv: array<vec4<f32>>;     // N×C×Hp×Wp, zero-padded, Wp % 4 = 0
+@group(0) @binding(2) var<storage, read> xs: array<f32>;           // the same buffer, by element
+@group(0) @binding(3) var<storage, read> dyv: array<vec4<f32>>;    // N×K×P×Qp, rows padded with zeros
+@group(0) @binding(4) var<storage, read> dys: array<f32>;          // the same buffer, by element
+@group(0) @binding(5) var<storage, read_write> partial: array<f32>; // splits × K×(C/G)×S×T
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    let id = flat_id(wid, nwg, lid);
+    if (id >= P.total) {
+        return;
+    }
+    // Row tiles: rtiles = (C/G)·⌈S/BR⌉, each BR kernel rows of one channel.
+    let rt = id % P.rtiles;
+    let kt_all = (id / P.rtiles) % (P.ktiles * P.g);
+    let split = id / (P.rtiles * P.ktiles * P.g);
+    let g = kt_all / P.ktiles;
+    let k_in = (kt_all % P.ktiles) * BK;
+    let per_cg = (P.s + BR - 1u) / BR;
+    let cg = rt / per_cg;
+    let i0 = (rt % per_cg) * BR;
+    let taps = P.cpg * P.s * P.t;
+    let plane = P.hp * P.wp;
+    // `qtiles` carries Qp, the padded row length of dY.
+    let qp = P.qtiles;
+    let q4 = P.q / 4u * 4u;
+    // Kernel rows past S repeat the last one (computed, not stored).
+{{ROW_OFFSETS}}
+{{K_INDEX}}
+{{ACC_DECL}}
+    let rows = P.n * P.p;
+    let row_end = min((split + 1u) * P.chunk, rows);
+    for (var row = split * P.chunk; row < row_end; row++) {
+        let n = row / P.p;
+        let p = row % P.p;
+        let x_row = (n * P.c + g * P.cpg + cg) * plane + p * P.sh * P.wp;
+{{DY_ROWS}}
+        for (var q0 = 0u; q0 < q4; q0 += 4u) {
+            let xb = x_row + q0 * P.sw;
+{{BLOCK}}
+        }
+        for (var q = q4; q < P.q; q++) {
+            let xq = x_row + q * P.sw;
+{{TAIL}}
+        }
+    }
+    let out = split * P.k * taps + cg * P.s * P.t;
+{{STORE}}
+}
