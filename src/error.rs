@@ -138,6 +138,14 @@ pub enum Error {
         message: String,
     },
 
+    /// The device was lost (destroyed, reset, or its driver failed); no later call on the same
+    /// context can succeed.
+    #[error("the GPU device was lost ({message}); create a new Context, and if it keeps happening check the driver")]
+    DeviceLost {
+        /// What wgpu said.
+        message: String,
+    },
+
     /// A tensor made by one context was given to another.
     #[error("a tensor from another device was given to this context")]
     ForeignTensor,

@@ -216,7 +216,9 @@ impl Context {
         let sink = lost.clone();
         device.set_device_lost_callback(move |reason, message| {
             let mut slot = sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            slot.get_or_insert_with(|| format!("device lost ({reason:?}): {message}"));
+            slot.get_or_insert_with(|| {
+                if message.is_empty() { format!("{reason:?}") } else { format!("{reason:?}: {message}") }
+            });
         });
         Self {
             device,
@@ -345,12 +347,19 @@ impl Context {
         self.pipelines.get(&self.device, spec, variant)
     }
 
-    /// An error if the device was lost or reported an uncaptured error.
+    /// An error if the device was lost or reported an error outside every scope.
     pub(crate) fn check_alive(&self) -> Result<()> {
         let slot = self.lost.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match slot.as_ref() {
-            Some(m) => Err(Error::Wgpu { kernel: "device".into(), message: m.clone() }),
+            Some(m) => Err(Error::DeviceLost { message: m.clone() }),
             None => Ok(()),
         }
+    }
+
+    /// `err`, unless the device turns out to be lost, which explains it better: polling lets wgpu
+    /// run a pending device-lost callback first.
+    pub(crate) fn explain(&self, err: Error) -> Error {
+        let _ = self.device.poll(wgpu::PollType::Poll);
+        self.check_alive().err().unwrap_or(err)
     }
 }

@@ -382,7 +382,7 @@ impl Context {
         let oom = pollster::block_on(oom.pop());
         let invalid = pollster::block_on(scope.pop());
         if let Some(e) = oom.or(invalid) {
-            return Err(Error::Wgpu { kernel: spec.name.to_string(), message: crate::error::chain(&e) });
+            return Err(self.explain(Error::Wgpu { kernel: spec.name.to_string(), message: crate::error::chain(&e) }));
         }
         Ok(())
     }

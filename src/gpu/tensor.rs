@@ -200,7 +200,7 @@ impl Context {
             // The receiver outlives the poll below; a send error cannot be acted on here anyway.
             let _ = tx.send(r);
         });
-        let fail = |message: String| Error::Readback { what: what.to_string(), message };
+        let fail = |message: String| self.explain(Error::Readback { what: what.to_string(), message });
         self.device
             .poll(wgpu::PollType::Wait { submission_index: Some(index), timeout: None })
             .map_err(|e| fail(e.to_string()))?;
