@@ -127,8 +127,10 @@ pub struct Context {
     pipelines: PipelineCache,
     /// Identifies the tensors this context made.
     pub(crate) id: u64,
-    /// Set when the device is lost or reports an error outside any scope.
+    /// Set when the device is lost.
     lost: Arc<Mutex<Option<String>>>,
+    /// The last error wgpu reported outside every error scope, if any.
+    uncaptured: Arc<Mutex<Option<String>>>,
     /// When profiling, the resolved timestamp pairs of the passes run since the last
     /// [`Context::take_device_ms`].
     pub(crate) profile: Mutex<Option<Vec<wgpu::Buffer>>>,
@@ -193,11 +195,12 @@ impl Context {
             .await
             .map_err(|e| Error::RequestDevice { adapter: info.name.clone(), message: e.to_string() })?;
         let ctx = Self::build(device, queue, info, limits);
-        // Our own device: an error outside every scope is recorded, not a panic.
-        let sink = ctx.lost.clone();
+        // Our own device: an error outside every scope (the read-back's copy is the only unscoped
+        // work) is kept for the error that follows it, not a panic.
+        let sink = ctx.uncaptured.clone();
         ctx.device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
             let mut slot = sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            slot.get_or_insert_with(|| e.to_string());
+            *slot = Some(crate::error::chain(&e));
         }));
         Ok(ctx)
     }
@@ -228,6 +231,7 @@ impl Context {
             pipelines: PipelineCache::default(),
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             lost,
+            uncaptured: Arc::new(Mutex::new(None)),
             placeholder: OnceLock::new(),
             staging: Mutex::new(Vec::new()),
             profile: Mutex::new(None),
@@ -360,6 +364,15 @@ impl Context {
     /// run a pending device-lost callback first.
     pub(crate) fn explain(&self, err: Error) -> Error {
         let _ = self.device.poll(wgpu::PollType::Poll);
-        self.check_alive().err().unwrap_or(err)
+        if let Err(lost) = self.check_alive() {
+            return lost;
+        }
+        let uncaptured = self.uncaptured.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        match (err, uncaptured) {
+            (Error::Readback { what, message }, Some(u)) => {
+                Error::Readback { what, message: format!("{message} ({u})") }
+            }
+            (err, _) => err,
+        }
     }
 }
