@@ -306,3 +306,52 @@ fn info_and_check_run_on_the_adapter() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no GPU adapter"));
 }
+
+#[test]
+fn bench_writes_a_table_json_and_a_plot() {
+    let d = dir("bench");
+    let (json, svg) = (d.join("out.json"), d.join("out.svg"));
+    let out = run(&[
+        "--backend",
+        "vulkan",
+        "bench",
+        "--suite",
+        "tiny",
+        "--reps",
+        "1",
+        "--kernels",
+        "both",
+        "--json",
+        s(&json),
+        "--plot",
+        s(&svg),
+    ]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{table}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(table.contains("adapter:") && table.contains("GFLOP/s"), "{table}");
+    // One record per layer, op and kernel path, each with every field.
+    let text = std::fs::read_to_string(&json).unwrap();
+    let records: Vec<&str> = text.lines().filter(|l| l.trim_start().starts_with('{')).collect();
+    assert_eq!(records.len(), 2 * 3 * 2, "{text}");
+    for r in &records {
+        for field in [
+            "shape",
+            "op",
+            "kernels",
+            "median_ms",
+            "min_ms",
+            "max_ms",
+            "gflops",
+            "device_ms",
+            "adapter",
+            "backend",
+            "driver",
+        ] {
+            assert!(r.contains(&format!("\"{field}\": ")), "{field} missing in {r}");
+        }
+    }
+    assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
+    // Only SVG plots, said before any work is done.
+    let png = d.join("out.png");
+    fails(&["bench", "--suite", "tiny", "--plot", s(&png)], "SVG", &png);
+}
