@@ -316,6 +316,8 @@ mod tests {
             variants.push((&FORWARD_TILED, forward(4, 8, Some(Window { t, sw, dw }))));
             variants.push((&FORWARD_TILED, forward(8, 16, Some(Window { t, sw, dw }))));
             variants.push((&FORWARD_VEC4, forward_vec4(4, 8, Window { t, sw, dw })));
+            variants.push((&FORWARD_VEC4, forward_vec4(1, 16, Window { t, sw, dw })));
+            variants.push((&FORWARD_VEC4, forward_vec4(3, 16, Window { t, sw, dw })));
             variants.push((&FORWARD_VEC4, forward_vec4(8, 16, Window { t, sw, dw })));
             variants.push((&WEIGHT_GRAD_VEC4, weight_grad_vec4(3, 2, Window { t, sw, dw })));
         }

@@ -104,7 +104,7 @@ impl Context {
         u.ktiles = u32_of(plan.ktiles)?;
         match (plan.vec4, plan.window) {
             (true, Some(window)) => {
-                let kpad = plan.ktiles * plan.bk;
+                let kpad = (plan.ktiles * plan.bk).next_multiple_of(4);
                 let taps = geo.channels_per_group() * geo.s * geo.t;
                 let wt = self.alloc("transposed weights", &[geo.params.groups, taps, kpad])?;
                 u.chunk = u32_of(kpad)?;
@@ -630,7 +630,7 @@ pub(crate) mod tiles {
         pub(crate) bq: usize,
         /// The specialised kernel row, when the input window of a tile row stays small.
         pub(crate) window: Option<Window>,
-        /// Whether the vec4 kernel runs (a window, and a multiple of 4 filters per tile).
+        /// Whether the vec4 kernel runs (a window; a multiple of 4 filters per tile, or one tile).
         pub(crate) vec4: bool,
         pub(crate) qtiles: usize,
         pub(crate) ktiles: usize,
@@ -646,10 +646,14 @@ pub(crate) mod tiles {
         let pr = &geo.params;
         let qtiles = geo.q.div_ceil(bq);
         let padded = geo.w + 2 * pr.padding[1];
-        let vec4 = window.is_some() && bk >= 4;
+        // With fewer than 4 filters per group the vec4 kernel still reads the input as vec4s, and
+        // computes only the real filters (a single tile, so its weights start a vec4).
+        let vec4 = window.is_some();
         let wp = match window {
             Some(wd) if vec4 => {
-                bk -= bk % 4;
+                if bk >= 4 {
+                    bk -= bk % 4;
+                }
                 // Rows start on a multiple of 4 floats, and the last tile's whole vec4s stay inside.
                 padded.max((qtiles - 1) * bq * pr.stride[1] + wd.len(bq).div_ceil(4) * 4).next_multiple_of(4)
             }

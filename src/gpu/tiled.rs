@@ -125,14 +125,15 @@ pub(crate) fn weight_grad(bk: usize, br: usize) -> Variant {
     }
 }
 
-/// The forward pass with vec4 loads (`conv2d_forward_vec4.wgsl`): `bk` filters (a multiple of 4) ×
-/// `bq` columns (a multiple of 4), the kernel row unrolled over its input window.
+/// The forward pass with vec4 loads (`conv2d_forward_vec4.wgsl`): `bk` filters (a multiple of 4, or
+/// fewer than 4 in a single tile) × `bq` columns (a multiple of 4), the kernel row unrolled over its
+/// input window.
 pub(crate) fn forward_vec4(bk: usize, bq: usize, wd: Window) -> Variant {
     const C: [&str; 4] = ["x", "y", "z", "w"];
     let t = grid(bk, bq);
     let loads = lines((0..wd.len(bq).div_ceil(4)).map(|m| format!("            let xv{m} = xp[x_row + {m}u];")));
     let taps = lines((0..wd.t).map(|j| {
-        let wl = lines((0..bk / 4).map(|b| format!("                let wv{b} = wt[wb + {b}u];")));
+        let wl = lines((0..bk.div_ceil(4)).map(|b| format!("                let wv{b} = wt[wb + {b}u];")));
         let f = lines(grid(bk, bq).map(|(v, u)| {
             let m = u * wd.sw + j * wd.dw;
             format!("                a{v}_{u} = fma(wv{}.{}, xv{}.{}, a{v}_{u});", v / 4, C[v % 4], m / 4, C[m % 4])
