@@ -7,6 +7,7 @@ use bytemuck::{Pod, Zeroable};
 use crate::error::{Error, Result};
 use crate::gpu::context::Context;
 use crate::gpu::kernels;
+use crate::gpu::ops::u32_of;
 use crate::gpu::tensor::Tensor;
 use crate::gpu::tiled::Variant;
 
@@ -87,19 +88,11 @@ impl Context {
     /// A zero `block`, a tensor from another context, wgpu errors, read-back errors.
     pub fn sum_squares_by(&self, x: &Tensor, block: usize) -> Result<Vec<f32>> {
         self.own(x)?;
-        let len = len32(x)?;
-        let block32 = u32::try_from(block).ok().filter(|&b| b > 0).ok_or(Error::ZeroDimension { what: "block" })?;
-        let parts = x.len().div_ceil(block);
-        let partial = self.alloc("block sums", &[parts])?;
-        let u = ReduceUniform { len, chunk: block32, square: 1, _pad: 0 };
-        self.dispatch(
-            &kernels::SUM_SQUARES,
-            &Variant::none(),
-            bytemuck::bytes_of(&u),
-            &[&x.buffer, &partial.buffer],
-            parts as u32,
-        )?;
-        self.read_buffer(&partial.buffer, "block sums of squares")
+        if block == 0 {
+            return Err(Error::ZeroDimension { what: "block" });
+        }
+        let sums = self.block_sums(&x.buffer, x.len(), block, true)?;
+        self.read_buffer(&sums.buffer, "block sums of squares")
     }
 
     /// `Σ x[e]²` computed on the device in a fixed order (chunks of 256, then the chunk sums in order),
@@ -109,29 +102,27 @@ impl Context {
     /// A tensor from another context, wgpu errors, read-back errors.
     pub fn sum_squares(&self, x: &Tensor) -> Result<f32> {
         self.own(x)?;
-        let len = len32(x)?;
-        let parts = x.len().div_ceil(CHUNK);
-        let partial = self.alloc("partial sums", &[parts])?;
-        let total = self.alloc("sum", &[1])?;
-        let u = ReduceUniform { len, chunk: CHUNK as u32, square: 1, _pad: 0 };
-        self.dispatch(
-            &kernels::SUM_SQUARES,
-            &Variant::none(),
-            bytemuck::bytes_of(&u),
-            &[&x.buffer, &partial.buffer],
-            parts as u32,
-        )?;
+        let partial = self.block_sums(&x.buffer, x.len(), CHUNK, true)?;
         // One invocation adds every partial sum in order: at most 2^32/256 of them.
-        let u = ReduceUniform { len: parts as u32, chunk: parts as u32, square: 0, _pad: 0 };
-        self.dispatch(
-            &kernels::SUM_SQUARES,
-            &Variant::none(),
-            bytemuck::bytes_of(&u),
-            &[&partial.buffer, &total.buffer],
-            1,
-        )?;
+        let total = self.block_sums(&partial.buffer, partial.len(), partial.len(), false)?;
         let v = self.read_buffer(&total.buffer, "sum of squares")?;
         v.first().copied().ok_or_else(|| Error::Readback { what: "sum of squares".into(), message: "empty".into() })
+    }
+
+    /// The sums (of squares, with `square`) of consecutive blocks of `block` of the `len` elements of
+    /// `src`, one invocation per block, each summing its block in order.
+    fn block_sums(&self, src: &wgpu::Buffer, len: usize, block: usize, square: bool) -> Result<Tensor> {
+        let parts = len.div_ceil(block);
+        let sums = self.alloc("block sums", &[parts])?;
+        let u = ReduceUniform { len: u32_of(len)?, chunk: u32_of(block)?, square: u32::from(square), _pad: 0 };
+        self.dispatch(
+            &kernels::SUM_SQUARES,
+            &Variant::none(),
+            bytemuck::bytes_of(&u),
+            &[src, &sums.buffer],
+            u32_of(parts)?,
+        )?;
+        Ok(sums)
     }
 }
 
