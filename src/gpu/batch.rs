@@ -11,6 +11,7 @@
 use crate::error::{Error, Result};
 use crate::geometry::Conv2dGeometry;
 use crate::gpu::context::Context;
+use crate::gpu::job::Job;
 use crate::gpu::kernels::{self, ConvUniform};
 use crate::gpu::ops::u32_of;
 use crate::gpu::tiled::Variant;
@@ -49,13 +50,18 @@ impl Context {
     /// Runs `f(chunk geometry, first sample)` over the batch in chunks that fit one binding.
     pub(crate) fn for_batches(
         &self,
+        job: &mut Job,
         geo: &Conv2dGeometry,
         per_sample: usize,
-        mut f: impl FnMut(&Conv2dGeometry, usize) -> Result<()>,
+        mut f: impl FnMut(&mut Job, &Conv2dGeometry, usize) -> Result<()>,
     ) -> Result<()> {
         let nb = self.batch_chunk(geo, per_sample)?;
         for n0 in (0..geo.n).step_by(nb) {
-            f(&Conv2dGeometry { n: nb.min(geo.n - n0), ..*geo }, n0)?;
+            f(job, &Conv2dGeometry { n: nb.min(geo.n - n0), ..*geo }, n0)?;
+            if nb < geo.n {
+                // Submit each chunk so that its temporaries can go before the next is made.
+                job.flush();
+            }
         }
         Ok(())
     }
@@ -65,36 +71,45 @@ impl Context {
     /// added in order.
     pub(crate) fn reduce_batches(
         &self,
+        job: &mut Job,
         geo: &Conv2dGeometry,
         per_sample: usize,
         out: &wgpu::Buffer,
         len: usize,
-        mut f: impl FnMut(&Conv2dGeometry, usize, &wgpu::Buffer) -> Result<()>,
+        mut f: impl FnMut(&mut Job, &Conv2dGeometry, usize, &wgpu::Buffer) -> Result<()>,
     ) -> Result<()> {
         let nb = self.batch_chunk(geo, per_sample)?;
         if nb >= geo.n {
-            return f(geo, 0, out);
+            return f(job, geo, 0, out);
         }
         let chunks = geo.n.div_ceil(nb);
         let slots = self.alloc("per-chunk partial sums", &[chunks, len])?;
         let part = self.alloc("chunk result", &[len])?;
         for (idx, n0) in (0..geo.n).step_by(nb).enumerate() {
-            f(&Conv2dGeometry { n: nb.min(geo.n - n0), ..*geo }, n0, &part.buffer)?;
-            self.copy(&part.buffer, 0, &slots.buffer, idx * len, len);
+            f(job, &Conv2dGeometry { n: nb.min(geo.n - n0), ..*geo }, n0, &part.buffer)?;
+            job.copy(&part.buffer, 0, &slots.buffer, idx * len, len);
+            job.flush();
         }
         let mut u = ConvUniform::new(geo, 0, u32_of(len)?, 0);
         u.splits = u32_of(chunks)?;
-        self.dispatch(&kernels::SPLIT_SUM, &Variant::none(), bytemuck::bytes_of(&u), &[&slots.buffer, out], u.total)
+        job.dispatch(&kernels::SPLIT_SUM, &Variant::none(), bytemuck::bytes_of(&u), &[&slots.buffer, out], u.total)
     }
 
     /// Samples `[n0, n0 + nb)` of a batch tensor with `per` elements per sample: the buffer itself
     /// when that is all of it, else a copy.
-    pub(crate) fn batch_slice(&self, src: &wgpu::Buffer, per: usize, n0: usize, nb: usize) -> Result<wgpu::Buffer> {
+    pub(crate) fn batch_slice(
+        &self,
+        job: &mut Job,
+        src: &wgpu::Buffer,
+        per: usize,
+        n0: usize,
+        nb: usize,
+    ) -> Result<wgpu::Buffer> {
         if n0 == 0 && (nb * per * 4) as u64 == src.size() {
             return Ok(src.clone());
         }
         let t = self.alloc("batch chunk", &[nb, per])?;
-        self.copy(src, n0 * per, &t.buffer, 0, nb * per);
+        job.copy(src, n0 * per, &t.buffer, 0, nb * per);
         Ok(t.buffer)
     }
 
@@ -110,23 +125,15 @@ impl Context {
     /// Copies a chunk's output into its place in `dst` (nothing if it was written there directly).
     pub(crate) fn batch_done(
         &self,
+        job: &mut Job,
         chunk: &wgpu::Buffer,
         dst: &wgpu::Buffer,
         per: usize,
         n0: usize,
         nb: usize,
-    ) -> Result<()> {
+    ) {
         if chunk != dst {
-            self.copy(chunk, 0, dst, n0 * per, nb * per);
+            job.copy(chunk, 0, dst, n0 * per, nb * per);
         }
-        Ok(())
-    }
-
-    /// Queues a copy of `len` f32 elements between buffers (offsets in elements).
-    pub(crate) fn copy(&self, src: &wgpu::Buffer, src_at: usize, dst: &wgpu::Buffer, dst_at: usize, len: usize) {
-        let mut enc =
-            self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("convgrad copy") });
-        enc.copy_buffer_to_buffer(src, (src_at * 4) as u64, dst, (dst_at * 4) as u64, (len * 4) as u64);
-        self.queue.submit([enc.finish()]);
     }
 }

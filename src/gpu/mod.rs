@@ -2,6 +2,7 @@
 
 pub(crate) mod batch;
 pub(crate) mod context;
+pub(crate) mod job;
 pub(crate) mod kernels;
 pub(crate) mod ops;
 pub(crate) mod tensor;

@@ -6,7 +6,8 @@ use ndarray::{Array1, Array2, Array3, Array4, ArrayView1, ArrayView2, ArrayView3
 use crate::error::{Error, Result};
 use crate::geometry::{Conv2dGeometry, Conv2dParams};
 use crate::gpu::context::{Context, Kernels};
-use crate::gpu::kernels::{self, ConvUniform, KernelSpec, WORKGROUP};
+use crate::gpu::job::Job;
+use crate::gpu::kernels::{self, ConvUniform, KernelSpec};
 use crate::gpu::tensor::Tensor;
 use crate::gpu::tiled::{self, Variant};
 
@@ -56,22 +57,27 @@ impl Context {
         self.check_binding("weights W", w.len())?;
         let [xs, ys] = [geo.c * geo.h * geo.w, geo.k * geo.p * geo.q];
         let per_sample = xs.max(ys).max(geo.c * (geo.h + 2 * geo.params.padding[0]) * tiles::forward(&geo).wp);
-        self.for_batches(&geo, per_sample, |cg, n0| {
-            let xc = self.batch_slice(&x.buffer, xs, n0, cg.n)?;
+        let mut job = self.job();
+        self.for_batches(&mut job, &geo, per_sample, |job, cg, n0| {
+            let xc = self.batch_slice(job, &x.buffer, xs, n0, cg.n)?;
             let yc = self.batch_out(&y.buffer, ys, n0, cg.n)?;
             match self.kernels() {
                 Kernels::Reference => {
-                    self.run(&kernels::FORWARD, cg, flags, &[&xc, &w.buffer, bias_buf], &yc, cg.n * ys)
+                    self.run(job, &kernels::FORWARD, cg, flags, &[&xc, &w.buffer, bias_buf], &yc, cg.n * ys)
                 }
-                Kernels::Tuned => self.forward_tiled(cg, flags, &xc, &w.buffer, bias_buf, &yc),
+                Kernels::Tuned => self.forward_tiled(job, cg, flags, &xc, &w.buffer, bias_buf, &yc),
             }?;
-            self.batch_done(&yc, &y.buffer, ys, n0, cg.n)
-        })
+            self.batch_done(job, &yc, &y.buffer, ys, n0, cg.n);
+            Ok(())
+        })?;
+        job.finish()
     }
 
     /// The tuned forward pass: pad the input once, then the register-tiled implicit GEMM.
+    #[allow(clippy::too_many_arguments)] // the job, the layer, and the kernel's five bindings
     pub(crate) fn forward_tiled(
         &self,
+        job: &mut Job,
         geo: &Conv2dGeometry,
         flags: u32,
         x: &wgpu::Buffer,
@@ -80,8 +86,8 @@ impl Context {
         y: &wgpu::Buffer,
     ) -> Result<()> {
         let plan = tiles::forward(geo);
-        let (xp, u) = self.padded_input(geo, x, plan.wp)?;
-        self.forward_tiled_padded(geo, &plan, u, flags, &xp.buffer, w, bias, y)
+        let (xp, u) = self.padded_input(job, geo, x, plan.wp)?;
+        self.forward_tiled_padded(job, geo, &plan, u, flags, &xp.buffer, w, bias, y)
     }
 
     /// The tiled forward kernel on an input already laid out as the zero-padded `N×C×u.hp×u.wp`
@@ -89,6 +95,7 @@ impl Context {
     #[allow(clippy::too_many_arguments)]
     fn forward_tiled_padded(
         &self,
+        job: &mut Job,
         geo: &Conv2dGeometry,
         plan: &tiles::ForwardPlan,
         mut u: ConvUniform,
@@ -109,7 +116,7 @@ impl Context {
                 let wt = self.alloc("transposed weights", &[geo.params.groups, taps, kpad])?;
                 u.chunk = u32_of(kpad)?;
                 u.total = u32_of(wt.len())?;
-                self.dispatch(
+                job.dispatch(
                     &kernels::TRANSPOSE_WEIGHTS,
                     &Variant::none(),
                     bytemuck::bytes_of(&u),
@@ -118,7 +125,7 @@ impl Context {
                 )?;
                 u.total = total;
                 let variant = tiled::forward_vec4(plan.bk, plan.bq, window);
-                self.dispatch(
+                job.dispatch(
                     &kernels::FORWARD_VEC4,
                     &variant,
                     bytemuck::bytes_of(&u),
@@ -129,7 +136,7 @@ impl Context {
             _ => {
                 u.total = total;
                 let variant = tiled::forward(plan.bk, plan.bq, plan.window);
-                self.dispatch(&kernels::FORWARD_TILED, &variant, bytemuck::bytes_of(&u), &[xp, w, bias, y], total)
+                job.dispatch(&kernels::FORWARD_TILED, &variant, bytemuck::bytes_of(&u), &[xp, w, bias, y], total)
             }
         }
     }
@@ -162,14 +169,16 @@ impl Context {
             .max(geo.c * (geo.h + 2 * geo.params.padding[0]) * tiles::weight_grad(&geo).wp);
         // Over batch chunks dW is a sum: each chunk's dW goes to its slot, then the slots are added in
         // order (split_sum.wgsl), so the result does not depend on timing.
-        self.reduce_batches(&geo, per_sample, &dw.buffer, dw.len(), |cg, n0, out| {
-            let xc = self.batch_slice(&x.buffer, xs, n0, cg.n)?;
-            let dyc = self.batch_slice(&dy.buffer, ys, n0, cg.n)?;
+        let mut job = self.job();
+        self.reduce_batches(&mut job, &geo, per_sample, &dw.buffer, dw.len(), |job, cg, n0, out| {
+            let xc = self.batch_slice(job, &x.buffer, xs, n0, cg.n)?;
+            let dyc = self.batch_slice(job, &dy.buffer, ys, n0, cg.n)?;
             match self.kernels() {
-                Kernels::Reference => self.run(&kernels::WEIGHT_GRAD, cg, 0, &[&xc, &dyc], out, dw.len()),
-                Kernels::Tuned => self.weight_grad_tiled(cg, &xc, &dyc, out, dw.len()),
+                Kernels::Reference => self.run(job, &kernels::WEIGHT_GRAD, cg, 0, &[&xc, &dyc], out, dw.len()),
+                Kernels::Tuned => self.weight_grad_tiled(job, cg, &xc, &dyc, out, dw.len()),
             }
-        })
+        })?;
+        job.finish()
     }
 
     /// Input gradient on device tensors: `dY` is `[N, K, P, Q]`, `W` is `[K, C/G, S, T]`, `input_size`
@@ -202,16 +211,19 @@ impl Context {
         let [xs, ys] = [geo.c * geo.h * geo.w, geo.k * geo.p * geo.q];
         let fwd = Self::input_grad_as_forward(&geo);
         let spread = fwd.as_ref().map_or(0, |f| geo.k * f.h * tiles::forward(f).wp);
-        self.for_batches(&geo, xs.max(ys).max(spread), |cg, n0| {
-            let dyc = self.batch_slice(&dy.buffer, ys, n0, cg.n)?;
+        let mut job = self.job();
+        self.for_batches(&mut job, &geo, xs.max(ys).max(spread), |job, cg, n0| {
+            let dyc = self.batch_slice(job, &dy.buffer, ys, n0, cg.n)?;
             let dxc = self.batch_out(&dx.buffer, xs, n0, cg.n)?;
             match (self.kernels(), Self::input_grad_as_forward(cg)) {
-                (Kernels::Tuned, Some(f)) => self.input_grad_tiled(cg, &f, &dyc, &w.buffer, &dxc),
+                (Kernels::Tuned, Some(f)) => self.input_grad_tiled(job, cg, &f, &dyc, &w.buffer, &dxc),
                 // Padding beyond the dilated kernel keeps the gather kernel.
-                _ => self.run(&kernels::INPUT_GRAD, cg, 0, &[&dyc, &w.buffer], &dxc, cg.n * xs),
+                _ => self.run(job, &kernels::INPUT_GRAD, cg, 0, &[&dyc, &w.buffer], &dxc, cg.n * xs),
             }?;
-            self.batch_done(&dxc, &dx.buffer, xs, n0, cg.n)
-        })
+            self.batch_done(job, &dxc, &dx.buffer, xs, n0, cg.n);
+            Ok(())
+        })?;
+        job.finish()
     }
 
     /// The input gradient as the stride-1 valid correlation of dY, spread by the stride into a zero
@@ -232,6 +244,7 @@ impl Context {
 
     fn input_grad_tiled(
         &self,
+        job: &mut Job,
         geo: &Conv2dGeometry,
         fwd: &Conv2dGeometry,
         dy: &wgpu::Buffer,
@@ -240,24 +253,18 @@ impl Context {
     ) -> Result<()> {
         let flipped = self.alloc("flipped weights", &[geo.c, geo.filters_per_group(), geo.s, geo.t])?;
         let u = ConvUniform::new(geo, 0, u32_of(flipped.len())?, 0);
-        self.dispatch(
-            &kernels::FLIP_WEIGHTS,
-            &Variant::none(),
-            bytemuck::bytes_of(&u),
-            &[w, &flipped.buffer],
-            u.total,
-        )?;
+        job.dispatch(&kernels::FLIP_WEIGHTS, &Variant::none(), bytemuck::bytes_of(&u), &[w, &flipped.buffer], u.total)?;
         let plan = tiles::forward(fwd);
         let (hp, wp) = (fwd.h, plan.wp);
         let spread = self.alloc("spread output gradient", &[geo.n, geo.k, hp, wp])?;
         let mut u = ConvUniform::new(geo, 0, u32_of(spread.len())?, 0);
         u.hp = u32_of(hp)?;
         u.wp = u32_of(wp)?;
-        self.dispatch(&kernels::SCATTER_DY, &Variant::none(), bytemuck::bytes_of(&u), &[dy, &spread.buffer], u.total)?;
+        job.dispatch(&kernels::SCATTER_DY, &Variant::none(), bytemuck::bytes_of(&u), &[dy, &spread.buffer], u.total)?;
         let mut uf = ConvUniform::new(fwd, 0, 0, 0);
         uf.hp = u.hp;
         uf.wp = u.wp;
-        self.forward_tiled_padded(fwd, &plan, uf, 0, &spread.buffer, &flipped.buffer, self.placeholder(), dx)
+        self.forward_tiled_padded(job, fwd, &plan, uf, 0, &spread.buffer, &flipped.buffer, self.placeholder(), dx)
     }
 
     /// Bias gradient on a device tensor: `dB[k] = Σ_n Σ_p Σ_q dY[n,k,p,q]`, `K` elements.
@@ -281,10 +288,12 @@ impl Context {
         let geo = Conv2dGeometry::new(n, k, [p, q], k, [1, 1], Conv2dParams::default().groups(k))?;
         self.check_out(db, &[k], &[dy])?;
         let ys = k * p * q;
-        self.reduce_batches(&geo, ys, &db.buffer, k, |cg, n0, out| {
-            let dyc = self.batch_slice(&dy.buffer, ys, n0, cg.n)?;
-            self.run(&kernels::BIAS_GRAD, cg, 0, &[&dyc], out, k)
-        })
+        let mut job = self.job();
+        self.reduce_batches(&mut job, &geo, ys, &db.buffer, k, |job, cg, n0, out| {
+            let dyc = self.batch_slice(job, &dy.buffer, ys, n0, cg.n)?;
+            self.run(job, &kernels::BIAS_GRAD, cg, 0, &[&dyc], out, k)
+        })?;
+        job.finish()
     }
 
     /// Checks the tensors of an operation: all made here, the output of the expected shape and not one
@@ -305,9 +314,11 @@ impl Context {
     /// Runs a simple convolution kernel with `total` invocations (one per output element), binding
     /// the uniform, `inputs` and `out` in that order. The caller has checked the tensors with
     /// [`Context::check_out`].
+    #[allow(clippy::too_many_arguments)] // the job, the kernel, its layer and its bindings
     fn run(
         &self,
-        spec: &KernelSpec,
+        job: &mut Job,
+        spec: &'static KernelSpec,
         geo: &Conv2dGeometry,
         flags: u32,
         inputs: &[&wgpu::Buffer],
@@ -318,84 +329,24 @@ impl Context {
             .map_err(|_| Error::Overflow { what: "invocation count", detail: format!("{total} > 2^32−1") })?;
         let uniform = ConvUniform::new(geo, flags, total32, 0);
         let buffers: Vec<&wgpu::Buffer> = inputs.iter().copied().chain(std::iter::once(out)).collect();
-        self.dispatch(spec, &Variant::none(), bytemuck::bytes_of(&uniform), &buffers, total32)
-    }
-
-    /// The one dispatch path: binds a fresh uniform buffer holding `uniform` at binding 0 and
-    /// `buffers` after it, runs `invocations` invocations of `spec` in one command buffer, and turns
-    /// validation and out-of-memory errors into [`Error::Wgpu`].
-    pub(crate) fn dispatch(
-        &self,
-        spec: &KernelSpec,
-        variant: &Variant,
-        uniform: &[u8],
-        buffers: &[&wgpu::Buffer],
-        invocations: u32,
-    ) -> Result<()> {
-        let [gx, gy] = self.grid(spec.name, invocations.div_ceil(WORKGROUP))?;
-        for b in buffers {
-            self.check_binding(spec.name, (b.size() / 4) as usize)?;
-        }
-        let pipeline = self.pipeline(spec, variant)?;
-        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        // Not create_buffer_init: mapping at creation panics inside wgpu on a lost device, while a
-        // queued write reports an error.
-        let ubuf = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(spec.name),
-            size: uniform.len() as u64,
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        self.queue.write_buffer(&ubuf, 0, uniform);
-        let entries: Vec<wgpu::BindGroupEntry> = std::iter::once(&ubuf)
-            .chain(buffers.iter().copied())
-            .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
-            .collect();
-        let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(spec.name),
-            layout: &pipeline.layout,
-            entries: &entries,
-        });
-        let mut enc = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(spec.name) });
-        let stamps = self.timestamp_pair();
-        {
-            let timestamp_writes = stamps.as_ref().map(|(set, _)| wgpu::ComputePassTimestampWrites {
-                query_set: set,
-                beginning_of_pass_write_index: Some(0),
-                end_of_pass_write_index: Some(1),
-            });
-            let mut pass =
-                enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(spec.name), timestamp_writes });
-            pass.set_pipeline(&pipeline.pipeline);
-            pass.set_bind_group(0, &bind, &[]);
-            pass.dispatch_workgroups(gx, gy, 1);
-        }
-        if let Some((set, buf)) = &stamps {
-            enc.resolve_query_set(set, 0..2, buf, 0);
-        }
-        self.queue.submit([enc.finish()]);
-        if let Some((_, buf)) = stamps {
-            self.push_timestamps(buf);
-        }
-        let oom = pollster::block_on(oom.pop());
-        let invalid = pollster::block_on(scope.pop());
-        if let Some(e) = oom.or(invalid) {
-            return Err(self.explain(Error::Wgpu { kernel: spec.name.to_string(), message: crate::error::chain(&e) }));
-        }
-        Ok(())
+        job.dispatch(spec, &Variant::none(), bytemuck::bytes_of(&uniform), &buffers, total32)
     }
 
     /// Copies `x` into a zero-padded `N×C×(H+2ph)×wp` tensor (`wp ≥ W + 2pw`); returns it and the
     /// uniform with the padded sizes set.
-    fn padded_input(&self, geo: &Conv2dGeometry, x: &wgpu::Buffer, wp: usize) -> Result<(Tensor, ConvUniform)> {
+    fn padded_input(
+        &self,
+        job: &mut Job,
+        geo: &Conv2dGeometry,
+        x: &wgpu::Buffer,
+        wp: usize,
+    ) -> Result<(Tensor, ConvUniform)> {
         let hp = geo.h + 2 * geo.params.padding[0];
         let xp = self.alloc("padded input", &[geo.n, geo.c, hp, wp])?;
         let mut u = ConvUniform::new(geo, 0, u32_of(xp.len())?, 0);
         u.hp = u32_of(hp)?;
         u.wp = u32_of(wp)?;
-        self.dispatch(&kernels::PAD_INPUT, &Variant::none(), bytemuck::bytes_of(&u), &[x, &xp.buffer], u.total)?;
+        job.dispatch(&kernels::PAD_INPUT, &Variant::none(), bytemuck::bytes_of(&u), &[x, &xp.buffer], u.total)?;
         Ok((xp, u))
     }
 
@@ -403,6 +354,7 @@ impl Context {
     /// reduction, then the ordered sum of the splits.
     fn weight_grad_tiled(
         &self,
+        job: &mut Job,
         geo: &Conv2dGeometry,
         x: &wgpu::Buffer,
         dy: &wgpu::Buffer,
@@ -417,7 +369,7 @@ impl Context {
         let splits = want.div_ceil(plan.tiles).clamp(1, rows.min(max_splits));
         let chunk = rows.div_ceil(splits);
         let splits = rows.div_ceil(chunk);
-        let (xp, mut u) = self.padded_input(geo, x, plan.wp)?;
+        let (xp, mut u) = self.padded_input(job, geo, x, plan.wp)?;
         u.total = u32_of(plan.tiles * splits)?;
         u.ktiles = u32_of(plan.ktiles)?;
         u.rtiles = u32_of(plan.rtiles)?;
@@ -435,21 +387,21 @@ impl Context {
                 let mut ud = ConvUniform::new(&planes, 0, u32_of(dyp.len())?, 0);
                 ud.wp = u32_of(qp)?;
                 let bufs = [dy, &dyp.buffer];
-                self.dispatch(&kernels::PAD_INPUT, &Variant::none(), bytemuck::bytes_of(&ud), &bufs, ud.total)?;
+                job.dispatch(&kernels::PAD_INPUT, &Variant::none(), bytemuck::bytes_of(&ud), &bufs, ud.total)?;
                 u.qtiles = u32_of(qp)?;
                 let variant = tiled::weight_grad_vec4(plan.bk, plan.br, wd);
                 let bufs = [&xp.buffer, &xp.buffer, &dyp.buffer, &dyp.buffer, out];
-                self.dispatch(&kernels::WEIGHT_GRAD_VEC4, &variant, bytemuck::bytes_of(&u), &bufs, u.total)?;
+                job.dispatch(&kernels::WEIGHT_GRAD_VEC4, &variant, bytemuck::bytes_of(&u), &bufs, u.total)?;
             }
             None => {
                 let variant = tiled::weight_grad(plan.bk, plan.br);
                 let bufs = [&xp.buffer, dy, out];
-                self.dispatch(&kernels::WEIGHT_GRAD_TILED, &variant, bytemuck::bytes_of(&u), &bufs, u.total)?;
+                job.dispatch(&kernels::WEIGHT_GRAD_TILED, &variant, bytemuck::bytes_of(&u), &bufs, u.total)?;
             }
         }
         if let Some(partial) = partial {
             u.total = u32_of(len)?;
-            self.dispatch(
+            job.dispatch(
                 &kernels::SPLIT_SUM,
                 &Variant::none(),
                 bytemuck::bytes_of(&u),

@@ -6,6 +6,7 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::error::{Error, Result};
 use crate::gpu::context::Context;
+use crate::gpu::job::Job;
 use crate::gpu::kernels;
 use crate::gpu::ops::u32_of;
 use crate::gpu::tensor::Tensor;
@@ -91,7 +92,9 @@ impl Context {
         if block == 0 {
             return Err(Error::ZeroDimension { what: "block" });
         }
-        let sums = self.block_sums(&x.buffer, x.len(), block, true)?;
+        let mut job = self.job();
+        let sums = self.block_sums(&mut job, &x.buffer, x.len(), block, true)?;
+        job.finish()?;
         self.read_buffer(&sums.buffer, "block sums of squares")
     }
 
@@ -102,20 +105,22 @@ impl Context {
     /// A tensor from another context, wgpu errors, read-back errors.
     pub fn sum_squares(&self, x: &Tensor) -> Result<f32> {
         self.own(x)?;
-        let partial = self.block_sums(&x.buffer, x.len(), CHUNK, true)?;
+        let mut job = self.job();
+        let partial = self.block_sums(&mut job, &x.buffer, x.len(), CHUNK, true)?;
         // One invocation adds every partial sum in order: at most 2^32/256 of them.
-        let total = self.block_sums(&partial.buffer, partial.len(), partial.len(), false)?;
+        let total = self.block_sums(&mut job, &partial.buffer, partial.len(), partial.len(), false)?;
+        job.finish()?;
         let v = self.read_buffer(&total.buffer, "sum of squares")?;
         v.first().copied().ok_or_else(|| Error::Readback { what: "sum of squares".into(), message: "empty".into() })
     }
 
     /// The sums (of squares, with `square`) of consecutive blocks of `block` of the `len` elements of
     /// `src`, one invocation per block, each summing its block in order.
-    fn block_sums(&self, src: &wgpu::Buffer, len: usize, block: usize, square: bool) -> Result<Tensor> {
+    fn block_sums(&self, job: &mut Job, src: &wgpu::Buffer, len: usize, block: usize, square: bool) -> Result<Tensor> {
         let parts = len.div_ceil(block);
         let sums = self.alloc("block sums", &[parts])?;
         let u = ReduceUniform { len: u32_of(len)?, chunk: u32_of(block)?, square: u32::from(square), _pad: 0 };
-        self.dispatch(
+        job.dispatch(
             &kernels::SUM_SQUARES,
             &Variant::none(),
             bytemuck::bytes_of(&u),
