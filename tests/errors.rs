@@ -134,3 +134,18 @@ fn an_adapter_name_that_matches_nothing() {
     assert!(matches!(e, Error::NoAdapter { .. }), "{e}");
     assert!(e.to_string().contains("no such adapter 1234"), "{e}");
 }
+
+/// A context over a device the caller made runs the same kernels.
+#[test]
+fn a_callers_device_can_be_wrapped() {
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle().with_env());
+    let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default())).unwrap();
+    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor::default())).unwrap();
+    let ctx = Context::from_device(device, queue);
+    assert_eq!(ctx.adapter_info().name, adapter.get_info().name);
+    let x = Array4::from_shape_fn((1, 1, 4, 4), |(_, _, h, w)| (h * 4 + w) as f32);
+    let w = Array4::<f32>::ones((1, 1, 2, 2));
+    let y = ctx.conv2d(x.view(), w.view(), None, &Conv2dParams::new()).unwrap();
+    // Each output sums a 2×2 window of the ramp: 4·(top-left) + 10.
+    assert_eq!(y, Array4::from_shape_fn((1, 1, 3, 3), |(_, _, p, q)| (4 * (p * 4 + q) + 10) as f32));
+}
