@@ -102,6 +102,20 @@ pub fn list_adapters(options: &AdapterOptions) -> Vec<AdapterListing> {
         .collect()
 }
 
+/// `vulkan, metal`, for messages.
+#[must_use]
+pub fn backend_names(backends: wgpu::Backends) -> String {
+    let all = [
+        (wgpu::Backends::VULKAN, wgpu::Backend::Vulkan),
+        (wgpu::Backends::METAL, wgpu::Backend::Metal),
+        (wgpu::Backends::DX12, wgpu::Backend::Dx12),
+        (wgpu::Backends::GL, wgpu::Backend::Gl),
+        (wgpu::Backends::BROWSER_WEBGPU, wgpu::Backend::BrowserWebGpu),
+    ];
+    let names: Vec<String> = all.iter().filter(|(f, _)| backends.contains(*f)).map(|(_, b)| b.to_string()).collect();
+    if names.is_empty() { "(none)".into() } else { names.join(", ") }
+}
+
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Which kernels a context runs.
@@ -176,8 +190,8 @@ impl Context {
     pub async fn with_options_async(options: &AdapterOptions) -> Result<Self> {
         let adapter = candidates(options).await.into_iter().next().ok_or_else(|| Error::NoAdapter {
             detail: match &options.name {
-                Some(n) => format!(" whose name contains {n:?} on backends {:?}", options.backends),
-                None => format!(" on backends {:?}", options.backends),
+                Some(n) => format!(" whose name contains {n:?} on backends {}", backend_names(options.backends)),
+                None => format!(" on backends {}", backend_names(options.backends)),
             },
         })?;
         let info = adapter.get_info();

@@ -9,7 +9,7 @@ pub(crate) mod tensor;
 pub(crate) mod tiled;
 pub(crate) mod train;
 
-pub use context::{AdapterListing, AdapterOptions, Context, Kernels, list_adapters};
+pub use context::{AdapterListing, AdapterOptions, Context, Kernels, backend_names, list_adapters};
 pub use kernels::{ALL_KERNELS, COMMON_WGSL, KernelSpec};
 pub use tensor::Tensor;
 pub use train::Adam;

@@ -323,7 +323,10 @@ fn info(options: &AdapterOptions) -> Result<ExitCode, CliError> {
     let adapters = convgrad::list_adapters(options);
     if adapters.is_empty() {
         return Err(CliError(
-            convgrad::Error::NoAdapter { detail: format!(" on backends {:?}", options.backends) }.to_string(),
+            convgrad::Error::NoAdapter {
+                detail: format!(" on backends {}", convgrad::gpu::backend_names(options.backends)),
+            }
+            .to_string(),
         ));
     }
     println!("convgrad {}: {} adapter(s); * = the one convgrad would use", env!("CARGO_PKG_VERSION"), adapters.len());
