@@ -31,10 +31,19 @@
 //!
 //! ## Precision and determinism
 //!
-//! Inputs and outputs are `f32`; the kernels accumulate in `f32` in a fixed order, with long
-//! reductions summed in blocks (a row at a time) so the rounding error grows with the block length
-//! rather than the whole reduction. There are no atomics: the same inputs on the same adapter give
-//! bitwise identical outputs. The [`reference`] module accumulates in `f64`.
+//! Inputs and outputs are `f32`; the kernels accumulate in `f32` in a fixed order. The long reductions
+//! of the weight and bias gradients are summed in pieces (rows, or chunks of rows in the tuned split
+//! reduction) whose partial sums are then added in order, so the rounding error grows with the piece
+//! rather than the whole reduction; every result is within the worst-case bound γ_L·Σ|terms| that
+//! [`verify`] computes and the tests check. There are no atomics: the same inputs on the same adapter
+//! give bitwise identical outputs. The [`reference`] module accumulates in `f64`.
+//!
+//! ## Kernels
+//!
+//! [`Kernels::Tuned`] (the default) runs register-tiled implicit GEMMs with tile sizes and variants
+//! chosen per layer (`src/gpu/ops.rs`, `tiles`), their WGSL generated from templates in `shaders/`;
+//! [`Kernels::Reference`] runs one output element per invocation. Work larger than one storage binding
+//! is split along the batch. `docs/BENCHMARKS.md` has the measurements.
 //!
 //! ## Example
 //!
