@@ -151,7 +151,7 @@ pub enum Error {
     ForeignTensor,
 }
 
-/// `Result` with [`Error`].
+/// `Result` with [`Error`](enum@Error).
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {

@@ -36,7 +36,7 @@
 //! reduction) whose partial sums are then added in order, so the rounding error grows with the piece
 //! rather than the whole reduction; every result is within the worst-case bound γ_L·Σ|terms| that
 //! [`verify`] computes and the tests check. There are no atomics: the same inputs on the same adapter
-//! give bitwise identical outputs. The [`reference`] module accumulates in `f64`.
+//! give bitwise identical outputs. The [`reference`](mod@reference) module accumulates in `f64`.
 //!
 //! ## Kernels
 //!
