@@ -10,6 +10,22 @@ struct ConvParams {
     // the weight gradient's reduction into `splits` chunks of `chunk` rows (n, p), and tiles along taps.
     hp: u32, wp: u32, qtiles: u32, ktiles: u32,
     g: u32, splits: u32, chunk: u32, rtiles: u32,
+    // For the forward kernels on a spread output gradient (scatter_dy.wgsl): only input rows with
+    // (row + row_off) % row_step == 0 hold data, the others are inserted zeros and are skipped; the
+    // kernel rows reading data rows are then i_step apart (row_step / gcd(dh, row_step)).
+    // row_step = i_step = 1 reads every row.
+    row_step: u32, row_off: u32, i_step: u32, _p1: u32,
+}
+
+// The first kernel row of output row p that reads a data row of the input (see row_step), or S if none
+// does. Data rows repeat with period row_step, so a solution, if any, lies below row_step.
+fn first_data_row(p: u32, c: ConvParams) -> u32 {
+    for (var i = 0u; i < c.row_step; i++) {
+        if ((p * c.sh + i * c.dh + c.row_off) % c.row_step == 0u) {
+            return i;
+        }
+    }
+    return c.s;
 }
 
 // Workgroup size; a pipeline-overridable constant so that variants can be tuned per adapter.

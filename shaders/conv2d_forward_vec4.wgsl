@@ -36,9 +36,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let w_base = g * taps * kv + k_in / 4u;
 {{ACC_DECL}}
     let plane = P.hp * P.wp;
+    let i_first = first_data_row(p, P);
     for (var cg = 0u; cg < P.cpg; cg++) {
         let x_plane = (n * P.c + g * P.cpg + cg) * plane;
-        for (var i = 0u; i < P.s; i++) {
+        for (var i = i_first; i < P.s; i += P.i_step) {
             let x_row = (x_plane + (p * P.sh + i * P.dh) * P.wp + q0 * P.sw) / 4u;
             let tap_row = (cg * P.s + i) * P.t;
 {{ROW}}

@@ -146,6 +146,10 @@ pub(crate) struct ConvUniform {
     pub(crate) splits: u32,
     pub(crate) chunk: u32,
     pub(crate) rtiles: u32,
+    pub(crate) row_step: u32,
+    pub(crate) row_off: u32,
+    pub(crate) i_step: u32,
+    _p1: u32,
 }
 
 const _: () = assert!(std::mem::size_of::<ConvUniform>().is_multiple_of(16));
@@ -190,6 +194,10 @@ impl ConvUniform {
             splits: 1,
             chunk: 1,
             rtiles: 1,
+            row_step: 1,
+            row_off: 0,
+            i_step: 1,
+            _p1: 0,
         }
     }
 }

@@ -264,6 +264,11 @@ impl Context {
         let mut uf = ConvUniform::new(fwd, 0, 0, 0);
         uf.hp = u.hp;
         uf.wp = u.wp;
+        // Rows of the spread dY hold data only every sh rows, from dh·(S−1) − ph on: skip the others.
+        let (sh, oh) = (geo.params.stride[0], geo.params.dilation[0] * (geo.s - 1) - geo.params.padding[0]);
+        uf.row_step = u32_of(sh)?;
+        uf.row_off = u32_of((sh - oh % sh) % sh)?;
+        uf.i_step = u32_of(sh / gcd(sh, geo.params.dilation[0]))?;
         self.forward_tiled_padded(job, fwd, &plan, uf, 0, &spread.buffer, &flipped.buffer, self.placeholder(), dx)
     }
 
@@ -561,6 +566,11 @@ impl Context {
         )?;
         Ok(dx.index_axis_move(ndarray::Axis(0), 0).index_axis_move(ndarray::Axis(0), 0))
     }
+}
+
+/// Greatest common divisor.
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 /// A size as `u32`, for a uniform field or an invocation count.
