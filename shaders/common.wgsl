@@ -17,6 +17,19 @@ struct ConvParams {
     row_step: u32, row_off: u32, i_step: u32, _p1: u32,
 }
 
+// The tile of invocation `id` in the split weight-gradient kernels: reduction chunk `split`, group g,
+// first filter k_in (within the group) of BK, and tap tile rt. Order, slowest first: split, filter
+// tile (over all groups), tap tile, so neighbouring invocations read the same dY rows.
+struct GradTile {
+    split: u32, g: u32, k_in: u32, rt: u32,
+}
+
+fn grad_tile(id: u32, bk: u32, c: ConvParams) -> GradTile {
+    let kt_all = (id / c.rtiles) % (c.ktiles * c.g);
+    let split = id / (c.rtiles * c.ktiles * c.g);
+    return GradTile(split, kt_all / c.ktiles, (kt_all % c.ktiles) * bk, id % c.rtiles);
+}
+
 // The first kernel row of output row p that reads a data row of the input (see row_step), or S if none
 // does. Data rows repeat with period row_step, so a solution, if any, lies below row_step.
 fn first_data_row(p: u32, c: ConvParams) -> u32 {

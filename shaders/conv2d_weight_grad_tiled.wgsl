@@ -23,11 +23,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     if (id >= P.total) {
         return;
     }
-    let rt = id % P.rtiles;
-    let kt_all = (id / P.rtiles) % (P.ktiles * P.g);
-    let split = id / (P.rtiles * P.ktiles * P.g);
-    let g = kt_all / P.ktiles;
-    let k_in = (kt_all % P.ktiles) * BK;
+    let tile = grad_tile(id, BK, P);
+    let split = tile.split;
+    let g = tile.g;
+    let k_in = tile.k_in;
+    let rt = tile.rt;
     let r0 = rt * BR;
     let taps = P.cpg * P.s * P.t;
     let st = P.s * P.t;

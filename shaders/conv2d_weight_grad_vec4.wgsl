@@ -28,11 +28,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         return;
     }
     // Row tiles: rtiles = (C/G)·⌈S/BR⌉, each BR kernel rows of one channel.
-    let rt = id % P.rtiles;
-    let kt_all = (id / P.rtiles) % (P.ktiles * P.g);
-    let split = id / (P.rtiles * P.ktiles * P.g);
-    let g = kt_all / P.ktiles;
-    let k_in = (kt_all % P.ktiles) * BK;
+    let tile = grad_tile(id, BK, P);
+    let split = tile.split;
+    let g = tile.g;
+    let k_in = tile.k_in;
+    let rt = tile.rt;
     let per_cg = (P.s + BR - 1u) / BR;
     let cg = rt / per_cg;
     let i0 = (rt % per_cg) * BR;
