@@ -39,6 +39,7 @@ fn cases() -> Vec<Case> {
         // Rows of 32 outputs or more take the weight gradient's vec4 kernel: its tail, a partial
         // filter tile and a partial block of kernel rows.
         ("wide rows", 2, 3, 9, 70, 4, 3, 3, d.padding(1, 1)),
+        // Q = 36, a multiple of 4: the weight gradient reads dY in place, without the padding pass.
         ("wide 5x5, K=9", 1, 2, 10, 40, 9, 5, 5, d),
         ("wide, strided, dilated", 1, 4, 11, 83, 6, 3, 4, d.stride(1, 2).dilation(2, 2).groups(2)),
     ]

@@ -257,7 +257,7 @@ impl Context {
         let plan = tiles::forward(fwd);
         let (hp, wp) = (fwd.h, plan.wp);
         let spread = self.alloc("spread output gradient", &[geo.n, geo.k, hp, wp])?;
-        let mut u = ConvUniform::new(geo, 0, u32_of(spread.len())?, 0);
+        let mut u = ConvUniform::new(geo, 0, u32_of(geo.n * geo.k * hp)?, 0);
         u.hp = u32_of(hp)?;
         u.wp = u32_of(wp)?;
         job.dispatch(&kernels::SCATTER_DY, &Variant::none(), bytemuck::bytes_of(&u), &[dy, &spread.buffer], u.total)?;
@@ -337,8 +337,8 @@ impl Context {
         job.dispatch(spec, &Variant::none(), bytemuck::bytes_of(&uniform), &buffers, total32)
     }
 
-    /// Copies `x` into a zero-padded `N×C×(H+2ph)×wp` tensor (`wp ≥ W + 2pw`); returns it and the
-    /// uniform with the padded sizes set.
+    /// Copies `x` into a zero-padded `N×C×(H+2ph)×wp` tensor (`wp ≥ W + 2pw`, a multiple of 4
+    /// for the vec4 stores of `pad_input.wgsl`); returns it and the uniform with the padded sizes set.
     fn padded_input(
         &self,
         job: &mut Job,
@@ -348,7 +348,7 @@ impl Context {
     ) -> Result<(Tensor, ConvUniform)> {
         let hp = geo.h + 2 * geo.params.padding[0];
         let xp = self.alloc("padded input", &[geo.n, geo.c, hp, wp])?;
-        let mut u = ConvUniform::new(geo, 0, u32_of(xp.len())?, 0);
+        let mut u = ConvUniform::new(geo, 0, u32_of(geo.n * geo.c * hp)?, 0);
         u.hp = u32_of(hp)?;
         u.wp = u32_of(wp)?;
         job.dispatch(&kernels::PAD_INPUT, &Variant::none(), bytemuck::bytes_of(&u), &[x, &xp.buffer], u.total)?;
@@ -385,17 +385,24 @@ impl Context {
         match plan.window {
             Some(wd) => {
                 // dY with its rows padded to Qp, a multiple of 4, for aligned vec4 loads: pad_input
-                // over the N·K planes of P×Q with no padding but the extra columns.
+                // over the N·K planes of P×Q with no padding but the extra columns. Rows already
+                // of a multiple of 4 are read in place.
                 let qp = geo.q.next_multiple_of(4);
-                let planes = Conv2dGeometry::new(geo.n, geo.k, [geo.p, geo.q], 1, [1, 1], Conv2dParams::new())?;
-                let dyp = self.alloc("padded output gradient", &[geo.n, geo.k, geo.p, qp])?;
-                let mut ud = ConvUniform::new(&planes, 0, u32_of(dyp.len())?, 0);
-                ud.wp = u32_of(qp)?;
-                let bufs = [dy, &dyp.buffer];
-                job.dispatch(&kernels::PAD_INPUT, &Variant::none(), bytemuck::bytes_of(&ud), &bufs, ud.total)?;
+                let dyp = if qp == geo.q {
+                    None
+                } else {
+                    let planes = Conv2dGeometry::new(geo.n, geo.k, [geo.p, geo.q], 1, [1, 1], Conv2dParams::new())?;
+                    let dyp = self.alloc("padded output gradient", &[geo.n, geo.k, geo.p, qp])?;
+                    let mut ud = ConvUniform::new(&planes, 0, u32_of(geo.n * geo.k * geo.p)?, 0);
+                    ud.wp = u32_of(qp)?;
+                    let bufs = [dy, &dyp.buffer];
+                    job.dispatch(&kernels::PAD_INPUT, &Variant::none(), bytemuck::bytes_of(&ud), &bufs, ud.total)?;
+                    Some(dyp)
+                };
+                let dyp = dyp.as_ref().map_or(dy, |t| &t.buffer);
                 u.qtiles = u32_of(qp)?;
                 let variant = tiled::weight_grad_vec4(plan.bk, plan.br, wd);
-                let bufs = [&xp.buffer, &xp.buffer, &dyp.buffer, &dyp.buffer, out];
+                let bufs = [&xp.buffer, &xp.buffer, dyp, dyp, out];
                 job.dispatch(&kernels::WEIGHT_GRAD_VEC4, &variant, bytemuck::bytes_of(&u), &bufs, u.total)?;
             }
             None => {
@@ -597,7 +604,7 @@ pub(crate) mod tiles {
         pub(crate) qtiles: usize,
         pub(crate) ktiles: usize,
         /// Width of the padded input: the last tile of a row reads up to column
-        /// (qtiles·BQ − 1)·sw + (T−1)·dw.
+        /// (qtiles·BQ − 1)·sw + (T−1)·dw; a multiple of 4 (rows are written as vec4s).
         pub(crate) wp: usize,
     }
 
@@ -619,7 +626,7 @@ pub(crate) mod tiles {
                 // Rows start on a multiple of 4 floats, and the last tile's whole vec4s stay inside.
                 padded.max((qtiles - 1) * bq * pr.stride[1] + wd.len(bq).div_ceil(4) * 4).next_multiple_of(4)
             }
-            _ => padded.max((qtiles * bq - 1) * pr.stride[1] + (geo.t - 1) * pr.dilation[1] + 1),
+            _ => padded.max((qtiles * bq - 1) * pr.stride[1] + (geo.t - 1) * pr.dilation[1] + 1).next_multiple_of(4),
         };
         ForwardPlan { bk, bq, window, vec4, qtiles, ktiles: geo.filters_per_group().div_ceil(bk), wp }
     }
@@ -653,7 +660,7 @@ pub(crate) mod tiles {
         pub(crate) rtiles: usize,
         /// Groups × filter tiles × tap (or row) tiles.
         pub(crate) tiles: usize,
-        /// Width of the padded input.
+        /// Width of the padded input, a multiple of 4.
         pub(crate) wp: usize,
     }
 
@@ -682,6 +689,7 @@ pub(crate) mod tiles {
         let taps = geo.channels_per_group() * geo.s * geo.t;
         let br = if taps >= 8 { 8 } else { 4 };
         let rtiles = taps.div_ceil(br);
-        WeightGradPlan { bk, br, window: None, ktiles, rtiles, tiles: pr.groups * ktiles * rtiles, wp: padded }
+        let wp = padded.next_multiple_of(4);
+        WeightGradPlan { bk, br, window: None, ktiles, rtiles, tiles: pr.groups * ktiles * rtiles, wp }
     }
 }
