@@ -13,8 +13,8 @@ struct ConvParams {
     // For the forward kernels on a spread output gradient (scatter_dy.wgsl): only input rows with
     // (row + row_off) % row_step == 0 hold data, the others are inserted zeros and are skipped; the
     // kernel rows reading data rows are then i_step apart (row_step / gcd(dh, row_step)).
-    // row_step = i_step = 1 reads every row.
-    row_step: u32, row_off: u32, i_step: u32, _p1: u32,
+    // row_step = i_step = 1 reads every row. `ptiles`: tiles along p in the forward kernels.
+    row_step: u32, row_off: u32, i_step: u32, ptiles: u32,
 }
 
 // The tile of invocation `id` in the split weight-gradient kernels: reduction chunk `split`, group g,
@@ -51,17 +51,17 @@ fn flat_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
 }
 
 // The output tile of invocation `id` in the tiled forward kernels: batch n, group g, first filter
-// k_in (within the group) of BK, row p, first column q0 of BQ. Order, slowest first: n, filter tile
-// (over all groups), p, column tile, so neighbouring invocations share their weights and read
-// neighbouring inputs.
+// k_in (within the group) of BK, first row p of BR, first column q0 of BQ. Order, slowest first: n,
+// filter tile (over all groups), row tile, column tile, so neighbouring invocations share their
+// weights and read neighbouring inputs.
 struct Tile {
     n: u32, g: u32, k_in: u32, p: u32, q0: u32,
 }
 
-fn forward_tile(id: u32, bk: u32, bq: u32, c: ConvParams) -> Tile {
+fn forward_tile(id: u32, bk: u32, br: u32, bq: u32, c: ConvParams) -> Tile {
     let qt = id % c.qtiles;
-    let p = (id / c.qtiles) % c.p;
-    let kt_all = (id / (c.qtiles * c.p)) % (c.ktiles * c.g);
-    let n = id / (c.qtiles * c.p * c.ktiles * c.g);
-    return Tile(n, kt_all / c.ktiles, (kt_all % c.ktiles) * bk, p, qt * bq);
+    let pt = (id / c.qtiles) % c.ptiles;
+    let kt_all = (id / (c.qtiles * c.ptiles)) % (c.ktiles * c.g);
+    let n = id / (c.qtiles * c.ptiles * c.ktiles * c.g);
+    return Tile(n, kt_all / c.ktiles, (kt_all % c.ktiles) * bk, pt * br, qt * bq);
 }

@@ -28,7 +28,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     if (id >= P.total) {
         return;
     }
-    let tile = forward_tile(id, BK, BQ, P);
+    let tile = forward_tile(id, BK, 1u, BQ, P);
     let n = tile.n;
     let g = tile.g;
     let k_in = tile.k_in;

@@ -5,10 +5,17 @@
 // floats (the host pads Wp to a multiple of 4, and q0·sw is one since BQ is) and the weights transposed
 // so that a tile's filters are contiguous (transpose_weights.wgsl, kpad filters per group).
 //
-// The marked lines are generated (src/gpu/tiled.rs): a{v}_{u} accumulators; xv0 … the row window as
-// vec4s, x{m} its elements; wv0 … the tile's weights of one tap as vec4s, w{v} their elements.
+// The marked lines are generated (src/gpu/tiled.rs): a{v}_{r}_{u} accumulators of filter v, row r,
+// column u; xv0 … a row window as vec4s; wv0 … the tile's weights of one tap as vec4s.
+//
+// A tile covers BR output rows. With one row (BR = 1) the kernel rows i are a loop, which can skip
+// the inserted zero rows of a spread dY (first_data_row). With several rows (for tiles of fewer than 4
+// filters, where one row gives each loaded input too few multiply-adds), the kernel size S×T is fixed
+// in the variant: the channel's weights are loaded once, and each input row window once, feeding
+// every (output row, kernel row) pair that reads it.
 
 const BK: u32 = {{BK}}u;
+const BR: u32 = {{BR}}u;
 const BQ: u32 = {{BQ}}u;
 
 @group(0) @binding(0) var<uniform> P: ConvParams;
@@ -24,7 +31,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     if (id >= P.total) {
         return;
     }
-    let tile = forward_tile(id, BK, BQ, P);
+    let tile = forward_tile(id, BK, BR, BQ, P);
     let n = tile.n;
     let g = tile.g;
     let k_in = tile.k_in;
@@ -39,11 +46,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let i_first = first_data_row(p, P);
     for (var cg = 0u; cg < P.cpg; cg++) {
         let x_plane = (n * P.c + g * P.cpg + cg) * plane;
-        for (var i = i_first; i < P.s; i += P.i_step) {
-            let x_row = (x_plane + (p * P.sh + i * P.dh) * P.wp + q0 * P.sw) / 4u;
-            let tap_row = (cg * P.s + i) * P.t;
-{{ROW}}
-        }
+{{CHANNEL}}
     }
     let has_bias = (P.flags & 1u) != 0u;
 {{STORE}}

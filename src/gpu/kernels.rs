@@ -104,7 +104,7 @@ impl KernelSpec {
         match self.name {
             "conv2d_forward_tiled" => tiled::forward(4, 8, None),
             "conv2d_weight_grad_tiled" => tiled::weight_grad(4, 4),
-            "conv2d_forward_vec4" => tiled::forward_vec4(8, 16, tiled::Window { t: 3, sw: 1, dw: 1 }),
+            "conv2d_forward_vec4" => tiled::forward_vec4(8, 16, tiled::Window { t: 3, sw: 1, dw: 1 }, None),
             "conv2d_weight_grad_vec4" => tiled::weight_grad_vec4(8, 3, tiled::Window { t: 3, sw: 1, dw: 1 }),
             _ => Variant::none(),
         }
@@ -149,7 +149,7 @@ pub(crate) struct ConvUniform {
     pub(crate) row_step: u32,
     pub(crate) row_off: u32,
     pub(crate) i_step: u32,
-    _p1: u32,
+    pub(crate) ptiles: u32,
 }
 
 const _: () = assert!(std::mem::size_of::<ConvUniform>().is_multiple_of(16));
@@ -197,7 +197,7 @@ impl ConvUniform {
             row_step: 1,
             row_off: 0,
             i_step: 1,
-            _p1: 0,
+            ptiles: u(geo.p),
         }
     }
 }
@@ -313,7 +313,7 @@ mod tests {
     /// The generated variants parse and validate too: the loop row and windowed rows.
     #[test]
     fn tiled_variants_validate_with_naga() {
-        use crate::gpu::tiled::{Window, forward, forward_vec4, weight_grad, weight_grad_vec4};
+        use crate::gpu::tiled::{Rows, Window, forward, forward_vec4, weight_grad, weight_grad_vec4};
         use wgpu::naga;
         let mut variants = vec![
             (&FORWARD_TILED, forward(1, 16, None)),
@@ -323,10 +323,15 @@ mod tests {
         for (t, sw, dw) in [(1, 1, 1), (3, 1, 1), (5, 1, 2), (7, 2, 1)] {
             variants.push((&FORWARD_TILED, forward(4, 8, Some(Window { t, sw, dw }))));
             variants.push((&FORWARD_TILED, forward(8, 16, Some(Window { t, sw, dw }))));
-            variants.push((&FORWARD_VEC4, forward_vec4(4, 8, Window { t, sw, dw })));
-            variants.push((&FORWARD_VEC4, forward_vec4(1, 16, Window { t, sw, dw })));
-            variants.push((&FORWARD_VEC4, forward_vec4(3, 16, Window { t, sw, dw })));
-            variants.push((&FORWARD_VEC4, forward_vec4(8, 16, Window { t, sw, dw })));
+            let wd = Window { t, sw, dw };
+            variants.push((&FORWARD_VEC4, forward_vec4(4, 8, wd, None)));
+            variants.push((&FORWARD_VEC4, forward_vec4(1, 16, wd, None)));
+            variants.push((&FORWARD_VEC4, forward_vec4(3, 16, wd, None)));
+            variants.push((&FORWARD_VEC4, forward_vec4(8, 16, wd, None)));
+            // Several rows per tile, with strides and dilations that leave some input rows unread.
+            let rows = Rows { br: 4, s: t, sh: sw, dh: dw };
+            variants.push((&FORWARD_VEC4, forward_vec4(1, 16, wd, Some(rows))));
+            variants.push((&FORWARD_VEC4, forward_vec4(3, 8, wd, Some(Rows { br: 2, s: 2, sh: 3, dh: 1 }))));
             variants.push((&WEIGHT_GRAD_VEC4, weight_grad_vec4(3, 2, Window { t, sw, dw })));
         }
         for (spec, v) in variants {

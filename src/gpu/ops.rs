@@ -56,7 +56,7 @@ impl Context {
         self.check_out(y, &geo.output_shape(), &inputs)?;
         self.check_binding("weights W", w.len())?;
         let [xs, ys] = [geo.c * geo.h * geo.w, geo.k * geo.p * geo.q];
-        let per_sample = xs.max(ys).max(geo.c * (geo.h + 2 * geo.params.padding[0]) * tiles::forward(&geo).wp);
+        let per_sample = xs.max(ys).max(geo.c * (geo.h + 2 * geo.params.padding[0]) * tiles::forward(&geo, false).wp);
         let mut job = self.job();
         self.for_batches(&mut job, &geo, per_sample, |job, cg, n0| {
             let xc = self.batch_slice(job, &x.buffer, xs, n0, cg.n)?;
@@ -85,7 +85,7 @@ impl Context {
         bias: &wgpu::Buffer,
         y: &wgpu::Buffer,
     ) -> Result<()> {
-        let plan = tiles::forward(geo);
+        let plan = tiles::forward(geo, false);
         let (xp, u) = self.padded_input(job, geo, x, plan.wp)?;
         self.forward_tiled_padded(job, geo, &plan, u, flags, &xp.buffer, w, bias, y)
     }
@@ -106,8 +106,9 @@ impl Context {
         y: &wgpu::Buffer,
     ) -> Result<()> {
         u.flags = flags;
-        let total = u32_of(geo.n * geo.params.groups * plan.ktiles * geo.p * plan.qtiles)?;
+        let total = u32_of(geo.n * geo.params.groups * plan.ktiles * plan.ptiles * plan.qtiles)?;
         u.qtiles = u32_of(plan.qtiles)?;
+        u.ptiles = u32_of(plan.ptiles)?;
         u.ktiles = u32_of(plan.ktiles)?;
         match (plan.vec4, plan.window) {
             (true, Some(window)) => {
@@ -124,7 +125,7 @@ impl Context {
                     u.total,
                 )?;
                 u.total = total;
-                let variant = tiled::forward_vec4(plan.bk, plan.bq, window);
+                let variant = tiled::forward_vec4(plan.bk, plan.bq, window, plan.rows);
                 job.dispatch(
                     &kernels::FORWARD_VEC4,
                     &variant,
@@ -210,7 +211,7 @@ impl Context {
         self.check_binding("weights W", w.len())?;
         let [xs, ys] = [geo.c * geo.h * geo.w, geo.k * geo.p * geo.q];
         let fwd = Self::input_grad_as_forward(&geo);
-        let spread = fwd.as_ref().map_or(0, |f| geo.k * f.h * tiles::forward(f).wp);
+        let spread = fwd.as_ref().map_or(0, |f| geo.k * f.h * tiles::forward(f, geo.params.stride[0] > 1).wp);
         let mut job = self.job();
         self.for_batches(&mut job, &geo, xs.max(ys).max(spread), |job, cg, n0| {
             let dyc = self.batch_slice(job, &dy.buffer, ys, n0, cg.n)?;
@@ -254,7 +255,7 @@ impl Context {
         let flipped = self.alloc("flipped weights", &[geo.c, geo.filters_per_group(), geo.s, geo.t])?;
         let u = ConvUniform::new(geo, 0, u32_of(flipped.len())?, 0);
         job.dispatch(&kernels::FLIP_WEIGHTS, &Variant::none(), bytemuck::bytes_of(&u), &[w, &flipped.buffer], u.total)?;
-        let plan = tiles::forward(fwd);
+        let plan = tiles::forward(fwd, geo.params.stride[0] > 1);
         let (hp, wp) = (fwd.h, plan.wp);
         let spread = self.alloc("spread output gradient", &[geo.n, geo.k, hp, wp])?;
         let mut u = ConvUniform::new(geo, 0, u32_of(geo.n * geo.k * hp)?, 0);
@@ -588,7 +589,7 @@ pub(crate) fn u32_of(v: usize) -> Result<u32> {
 /// Tile sizes chosen per adapter and shape.
 pub(crate) mod tiles {
     use crate::geometry::Conv2dGeometry;
-    use crate::gpu::tiled::Window;
+    use crate::gpu::tiled::{Rows, Window};
 
     /// How the tiled forward pass covers a layer.
     #[derive(Debug, Clone, Copy)]
@@ -601,16 +602,20 @@ pub(crate) mod tiles {
         pub(crate) window: Option<Window>,
         /// Whether the vec4 kernel runs (a window; a multiple of 4 filters per tile, or one tile).
         pub(crate) vec4: bool,
+        /// Several output rows per tile (vec4 kernel only); `None` is one row.
+        pub(crate) rows: Option<Rows>,
         pub(crate) qtiles: usize,
+        pub(crate) ptiles: usize,
         pub(crate) ktiles: usize,
         /// Width of the padded input: the last tile of a row reads up to column
         /// (qtiles·BQ − 1)·sw + (T−1)·dw; a multiple of 4 (rows are written as vec4s).
         pub(crate) wp: usize,
     }
 
-    /// The tile sizes and padded width of the tiled forward pass for `geo`. The same on every
-    /// adapter for now: only lavapipe has been measured (docs/BENCHMARKS.md).
-    pub(crate) fn forward(geo: &Conv2dGeometry) -> ForwardPlan {
+    /// The tile sizes and padded width of the tiled forward pass for `geo`; `skips_rows` when the
+    /// input is a spread dY whose zero rows the kernel skips (which needs one row per tile). The same
+    /// on every adapter for now: only lavapipe has been measured (docs/BENCHMARKS.md).
+    pub(crate) fn forward(geo: &Conv2dGeometry, skips_rows: bool) -> ForwardPlan {
         let (mut bk, bq, window) = forward_tiles(geo);
         let pr = &geo.params;
         let qtiles = geo.q.div_ceil(bq);
@@ -628,7 +633,14 @@ pub(crate) mod tiles {
             }
             _ => padded.max((qtiles * bq - 1) * pr.stride[1] + (geo.t - 1) * pr.dilation[1] + 1).next_multiple_of(4),
         };
-        ForwardPlan { bk, bq, window, vec4, qtiles, ktiles: geo.filters_per_group().div_ceil(bk), wp }
+        // Fewer than 4 filters give each loaded input value too few multiply-adds on one row: the
+        // input gradients of 1- and 3-channel layers. Several rows share the loaded rows, while the
+        // fully unrolled kernel (bk·br·S·T·bq multiply-adds per channel) stays of moderate size.
+        let br = geo.p.min(4);
+        let rows = (vec4 && bk < 4 && !skips_rows && br > 1 && bk * br * geo.s * geo.t * bq <= 2048)
+            .then_some(Rows { br, s: geo.s, sh: pr.stride[0], dh: pr.dilation[0] });
+        let ptiles = geo.p.div_ceil(rows.map_or(1, |r| r.br));
+        ForwardPlan { bk, bq, window, vec4, rows, qtiles, ptiles, ktiles: geo.filters_per_group().div_ceil(bk), wp }
     }
 
     fn forward_tiles(geo: &Conv2dGeometry) -> (usize, usize, Option<Window>) {

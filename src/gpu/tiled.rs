@@ -125,34 +125,101 @@ pub(crate) fn weight_grad(bk: usize, br: usize) -> Variant {
     }
 }
 
+/// Several output rows per tile of the vec4 forward kernel: `br` rows of a layer with `s` kernel
+/// rows, stride `sh` and dilation `dh` along the height.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Rows {
+    pub(crate) br: usize,
+    pub(crate) s: usize,
+    pub(crate) sh: usize,
+    pub(crate) dh: usize,
+}
+
 /// The forward pass with vec4 loads (`conv2d_forward_vec4.wgsl`): `bk` filters (a multiple of 4, or
 /// fewer than 4 in a single tile) × `bq` columns (a multiple of 4), the kernel row unrolled over its
-/// input window.
-pub(crate) fn forward_vec4(bk: usize, bq: usize, wd: Window) -> Variant {
+/// input window; one output row per tile, or the `rows` of a [`Rows`] tile.
+pub(crate) fn forward_vec4(bk: usize, bq: usize, wd: Window, rows: Option<Rows>) -> Variant {
     const C: [&str; 4] = ["x", "y", "z", "w"];
-    let t = grid(bk, bq);
-    let loads = lines((0..wd.len(bq).div_ceil(4)).map(|m| format!("            let xv{m} = xp[x_row + {m}u];")));
-    let taps = lines((0..wd.t).map(|j| {
-        let wl = lines((0..bk.div_ceil(4)).map(|b| format!("                let wv{b} = wt[wb + {b}u];")));
-        let f = lines(grid(bk, bq).map(|(v, u)| {
-            let m = u * wd.sw + j * wd.dw;
-            format!("                a{v}_{u} = fma(wv{}.{}, xv{}.{}, a{v}_{u});", v / 4, C[v % 4], m / 4, C[m % 4])
-        }));
-        format!("            {{\n                let wb = w_base + (tap_row + {j}u) * kv;\n{wl}\n{f}\n            }}")
-    }));
+    let br = rows.map_or(1, |r| r.br);
+    let acc = || (0..bk).flat_map(move |v| (0..br).flat_map(move |r| (0..bq).map(move |u| (v, r, u))));
+    let window = |indent: &str| {
+        lines((0..wd.len(bq).div_ceil(4)).map(|m| format!("{indent}let xv{m} = xp[x_row + {m}u];")))
+    };
+    // The multiply-adds of output row r and kernel row i over the current window, with the weights of
+    // tap j of filter v named by `w(i, j, v)`.
+    let fmas = |indent: &str, r: usize, j: usize, w: &dyn Fn(usize) -> String| {
+        lines((0..bk).flat_map(|v| {
+            let w = w(v);
+            (0..bq).map(move |u| {
+                let m = u * wd.sw + j * wd.dw;
+                format!("{indent}a{v}_{r}_{u} = fma({w}, xv{}.{}, a{v}_{r}_{u});", m / 4, C[m % 4])
+            })
+        }))
+    };
+    let channel = match rows {
+        None => {
+            let taps = lines((0..wd.t).map(|j| {
+                let wl = lines((0..bk.div_ceil(4)).map(|b| format!("                let wv{b} = wt[wb + {b}u];")));
+                let f = fmas("                ", 0, j, &|v| format!("wv{}.{}", v / 4, C[v % 4]));
+                format!("            {{\n                let wb = w_base + (tap_row + {j}u) * kv;\n{wl}\n{f}\n            }}")
+            }));
+            format!(
+                "        for (var i = i_first; i < P.s; i += P.i_step) {{\n            let x_row = (x_plane + (p * P.sh + i * P.dh) * P.wp + q0 * P.sw) / 4u;\n            let tap_row = (cg * P.s + i) * P.t;\n{}\n{taps}\n        }}",
+                window("            ")
+            )
+        }
+        Some(rt) => {
+            let nb = bk.div_ceil(4);
+            let weights = lines((0..rt.s).flat_map(|i| {
+                (0..wd.t).flat_map(move |j| {
+                    (0..nb).map(move |b| {
+                        format!("        let w{i}_{j}_{b} = wt[w_cg + {}u * kv + {b}u];", i * wd.t + j)
+                    })
+                })
+            }));
+            // Input row d (from the tile's first row) feeds output row r through kernel row i when
+            // r·sh + i·dh = d. Rows past the plane (only read by rows past P) are clamped to it.
+            let last = (br - 1) * rt.sh + (rt.s - 1) * rt.dh;
+            let blocks = lines((0..=last).filter_map(|d| {
+                let pairs: Vec<(usize, usize)> = (0..br)
+                    .flat_map(|r| (0..rt.s).map(move |i| (r, i)))
+                    .filter(|&(r, i)| r * rt.sh + i * rt.dh == d)
+                    .collect();
+                if pairs.is_empty() {
+                    return None;
+                }
+                let f = lines(pairs.iter().flat_map(|&(r, i)| {
+                    (0..wd.t).map(move |j| fmas("            ", r, j, &|v| format!("w{i}_{j}_{}.{}", v / 4, C[v % 4])))
+                }));
+                Some(format!(
+                    "        {{\n            let x_row = (x_plane + min(p * P.sh + {d}u, P.hp - 1u) * P.wp + q0 * P.sw) / 4u;\n{}\n{f}\n        }}",
+                    window("            ")
+                ))
+            }));
+            format!("        let w_cg = w_base + cg * {}u * kv;\n{weights}\n{blocks}", rt.s * wd.t)
+        }
+    };
     let store = lines((0..bk).map(|v| {
-        let cols = lines((0..bq).map(|u| format!("        if (q0 + {u}u < P.q) {{ y[yr + {u}u] = a{v}_{u} + b; }}")));
+        let rows = lines((0..br).map(|r| {
+            let cols =
+                lines((0..bq).map(|u| format!("            if (q0 + {u}u < P.q) {{ y[yr + {u}u] = a{v}_{r}_{u} + b; }}")));
+            format!(
+                "        if (p + {r}u < P.p) {{\n            let yr = ((n * P.k + k) * P.p + p + {r}u) * P.q + q0;\n{cols}\n        }}"
+            )
+        }));
         format!(
-            "    if (k_in + {v}u < P.kpg) {{\n        let k = g * P.kpg + k_in + {v}u;\n        var b = 0.0;\n        if (has_bias) {{\n            b = bias[k];\n        }}\n        let yr = ((n * P.k + k) * P.p + p) * P.q + q0;\n{cols}\n    }}"
+            "    if (k_in + {v}u < P.kpg) {{\n        let k = g * P.kpg + k_in + {v}u;\n        var b = 0.0;\n        if (has_bias) {{\n            b = bias[k];\n        }}\n{rows}\n    }}"
         )
     }));
+    let rows_key = rows.map_or(String::new(), |r| format!("/BR{}/S{}/SH{}/DH{}", r.br, r.s, r.sh, r.dh));
     Variant {
-        key: format!("BK{bk}/BQ{bq}/T{}/SW{}/DW{}", wd.t, wd.sw, wd.dw),
+        key: format!("BK{bk}/BQ{bq}/T{}/SW{}/DW{}{rows_key}", wd.t, wd.sw, wd.dw),
         subs: vec![
             ("BK", bk.to_string()),
+            ("BR", br.to_string()),
             ("BQ", bq.to_string()),
-            ("ACC_DECL", lines(t.map(|(v, u)| format!("    var a{v}_{u} = 0.0;")))),
-            ("ROW", format!("{loads}\n{taps}")),
+            ("ACC_DECL", lines(acc().map(|(v, r, u)| format!("    var a{v}_{r}_{u} = 0.0;")))),
+            ("CHANNEL", channel),
             ("STORE", store),
         ],
     }
