@@ -87,7 +87,7 @@ impl KernelSpec {
     /// `{{NAME}}` marker (the generated tile code of the tiled kernels) replaced.
     pub(crate) fn full_source_with(&self, variant: &Variant) -> String {
         let mut src = format!("{COMMON_WGSL}\n{}", self.source);
-        for (name, value) in &variant.subs {
+        for (name, value) in &variant.subs() {
             src = src.replace(&format!("{{{{{name}}}}}"), value);
         }
         src
@@ -212,7 +212,7 @@ pub(crate) struct Pipeline {
 /// Pipelines built once per kernel and reused by every call.
 #[derive(Debug, Default)]
 pub(crate) struct PipelineCache {
-    map: Mutex<HashMap<String, Arc<Pipeline>>>,
+    map: Mutex<HashMap<(&'static str, Variant), Arc<Pipeline>>>,
 }
 
 impl PipelineCache {
@@ -220,17 +220,21 @@ impl PipelineCache {
     /// rejects is an [`Error::Wgpu`] naming the kernel rather than a panic.
     /// The pipeline of `spec` in `variant`; the cache key is the kernel's name and the variant's key.
     pub(crate) fn get(&self, device: &wgpu::Device, spec: &KernelSpec, variant: &Variant) -> Result<Arc<Pipeline>> {
-        let key = if variant.key.is_empty() { spec.name.to_string() } else { format!("{}/{}", spec.name, variant.key) };
+        let key = (spec.name, *variant);
         if let Some(p) = self.lock().get(&key) {
             return Ok(p.clone());
         }
         // Compiled outside the lock: two threads may both compile a kernel the first time, and the
         // second result is dropped. That is cheaper than serialising every compilation.
-        let built = Arc::new(build(device, spec, variant, &key)?);
+        let label = match variant {
+            Variant::Plain => spec.name.to_string(),
+            v => format!("{}/{v:?}", spec.name),
+        };
+        let built = Arc::new(build(device, spec, variant, &label)?);
         Ok(self.lock().entry(key).or_insert(built).clone())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Pipeline>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(&'static str, Variant), Arc<Pipeline>>> {
         // A poisoned map still holds only complete pipelines.
         self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -336,12 +340,12 @@ mod tests {
         }
         for (spec, v) in variants {
             let src = spec.full_source_with(&v);
-            assert!(!src.contains("{{"), "{}/{}: a marker was not replaced", spec.name, v.key);
+            assert!(!src.contains("{{"), "{}/{:?}: a marker was not replaced", spec.name, v);
             let module = naga::front::wgsl::parse_str(&src)
-                .unwrap_or_else(|e| panic!("{}/{} does not parse:\n{}", spec.name, v.key, e.emit_to_string(&src)));
+                .unwrap_or_else(|e| panic!("{}/{:?} does not parse:\n{}", spec.name, v, e.emit_to_string(&src)));
             naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all())
                 .validate(&module)
-                .unwrap_or_else(|e| panic!("{}/{} does not validate: {e:?}", spec.name, v.key));
+                .unwrap_or_else(|e| panic!("{}/{:?} does not validate: {e:?}", spec.name, v));
         }
     }
 

@@ -637,8 +637,12 @@ pub(crate) mod tiles {
         // input gradients of 1- and 3-channel layers. Several rows share the loaded rows, while the
         // fully unrolled kernel (bk·br·S·T·bq multiply-adds per channel) stays of moderate size.
         let br = geo.p.min(4);
-        let rows = (vec4 && bk < 4 && !skips_rows && br > 1 && bk * br * geo.s * geo.t * bq <= 2048)
-            .then_some(Rows { br, s: geo.s, sh: pr.stride[0], dh: pr.dilation[0] });
+        let rows = (vec4 && bk < 4 && !skips_rows && br > 1 && bk * br * geo.s * geo.t * bq <= 2048).then_some(Rows {
+            br,
+            s: geo.s,
+            sh: pr.stride[0],
+            dh: pr.dilation[0],
+        });
         let ptiles = geo.p.div_ceil(rows.map_or(1, |r| r.br));
         ForwardPlan { bk, bq, window, vec4, rows, qtiles, ptiles, ktiles: geo.filters_per_group().div_ceil(bk), wp }
     }

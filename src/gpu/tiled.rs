@@ -4,17 +4,41 @@
 //! shader compilers (lavapipe's among them: measured 2–4× slower here), so the lines that touch the
 //! tile are generated for each tile size and spliced into the `{{...}}` markers of the WGSL file.
 
-/// A kernel's template values for one tile size, and the pipeline-cache key that names it.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Variant {
-    pub(crate) key: String,
-    pub(crate) subs: Vec<(&'static str, String)>,
+/// A kernel variant: the tile code to splice into its WGSL. Small and cheap to compare, so that a
+/// call looks its pipeline up without generating any code; the WGSL text is generated only when the
+/// pipeline cache misses (a large unrolled tile is thousands of lines).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Variant {
+    /// No substitutions: the plain kernels.
+    Plain,
+    /// `conv2d_forward_tiled.wgsl`, see [`forward`].
+    Forward { bk: usize, bq: usize, window: Option<Window> },
+    /// `conv2d_weight_grad_tiled.wgsl`, see [`weight_grad`].
+    WeightGrad { bk: usize, br: usize },
+    /// `conv2d_forward_vec4.wgsl`, see [`forward_vec4`].
+    ForwardVec4 { bk: usize, bq: usize, wd: Window, rows: Option<Rows> },
+    /// `conv2d_weight_grad_vec4.wgsl`, see [`weight_grad_vec4`].
+    WeightGradVec4 { bk: usize, br: usize, wd: Window },
 }
+
+/// Values for the `{{NAME}}` markers of a kernel's WGSL.
+pub(crate) type Subs = Vec<(&'static str, String)>;
 
 impl Variant {
     /// No substitutions: the plain kernels.
     pub(crate) fn none() -> Self {
-        Self::default()
+        Self::Plain
+    }
+
+    /// The generated code of this variant.
+    pub(crate) fn subs(&self) -> Subs {
+        match *self {
+            Self::Plain => Vec::new(),
+            Self::Forward { bk, bq, window } => forward_code(bk, bq, window),
+            Self::WeightGrad { bk, br } => weight_grad_code(bk, br),
+            Self::ForwardVec4 { bk, bq, wd, rows } => forward_vec4_code(bk, bq, wd, rows),
+            Self::WeightGradVec4 { bk, br, wd } => weight_grad_vec4_code(bk, br, wd),
+        }
     }
 }
 
@@ -27,7 +51,7 @@ fn grid(a: usize, b: usize) -> impl Iterator<Item = (usize, usize)> + Clone {
 }
 
 /// A row of the forward kernel specialised for its kernel width `t`, stride `sw` and dilation `dw`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct Window {
     pub(crate) t: usize,
     pub(crate) sw: usize,
@@ -44,6 +68,10 @@ impl Window {
 /// The forward pass's tile of `bk` filters × `bq` output columns (`conv2d_forward_tiled.wgsl`), with
 /// the kernel row unrolled over a loaded input window when `window` is given.
 pub(crate) fn forward(bk: usize, bq: usize, window: Option<Window>) -> Variant {
+    Variant::Forward { bk, bq, window }
+}
+
+fn forward_code(bk: usize, bq: usize, window: Option<Window>) -> Subs {
     let t = grid(bk, bq);
     let fmas = |indent: &str, x: &dyn Fn(usize) -> String, tap: &str| {
         lines((0..bk).map(|v| {
@@ -51,15 +79,12 @@ pub(crate) fn forward(bk: usize, bq: usize, window: Option<Window>) -> Variant {
             format!("{indent}let w{v} = wt[wo{v} + {tap}];\n{f}")
         }))
     };
-    let (row, key) = match window {
+    let row = match window {
         None => {
             let loads = lines((0..bq).map(|u| format!("                let x{u} = xp[xb + {u}u * P.sw];")));
             let body = fmas("                ", &|u| format!("x{u}"), "w_row + j");
-            (
-                format!(
-                    "            for (var j = 0u; j < P.t; j++) {{\n                let xb = x_row + j * P.dw;\n{loads}\n{body}\n            }}"
-                ),
-                format!("BK{bk}/BQ{bq}"),
+            format!(
+                "            for (var j = 0u; j < P.t; j++) {{\n                let xb = x_row + j * P.dw;\n{loads}\n{body}\n            }}"
             )
         }
         Some(wd) => {
@@ -70,31 +95,30 @@ pub(crate) fn forward(bk: usize, bq: usize, window: Option<Window>) -> Variant {
                     fmas("                ", &|u| format!("x{}", u * wd.sw + j * wd.dw), &format!("w_row + {j}u"));
                 format!("            {{\n{body}\n            }}")
             }));
-            (format!("{loads}\n{taps}"), format!("BK{bk}/BQ{bq}/T{}/SW{}/DW{}", wd.t, wd.sw, wd.dw))
+            format!("{loads}\n{taps}")
         }
     };
-    Variant {
-        key,
-        subs: vec![
-            ("BK", bk.to_string()),
-            ("BQ", bq.to_string()),
-            (
-                "W_OFFSETS",
-                lines((0..bk).map(|v| format!("    let wo{v} = (g * P.kpg + min(k_in + {v}u, P.kpg - 1u)) * taps;"))),
-            ),
-            ("ACC_DECL", lines(t.clone().map(|(v, u)| format!("    var a{v}_{u} = 0.0;")))),
-            ("ROW", row),
-            ("STORE", lines(t.map(|(v, u)| format!("    acc[{v}][{u}] = a{v}_{u};")))),
-        ],
-    }
+    vec![
+        ("BK", bk.to_string()),
+        ("BQ", bq.to_string()),
+        (
+            "W_OFFSETS",
+            lines((0..bk).map(|v| format!("    let wo{v} = (g * P.kpg + min(k_in + {v}u, P.kpg - 1u)) * taps;"))),
+        ),
+        ("ACC_DECL", lines(t.clone().map(|(v, u)| format!("    var a{v}_{u} = 0.0;")))),
+        ("ROW", row),
+        ("STORE", lines(t.map(|(v, u)| format!("    acc[{v}][{u}] = a{v}_{u};")))),
+    ]
 }
 
 /// The weight gradient's tile of `bk` filters × `br` taps (`conv2d_weight_grad_tiled.wgsl`).
 pub(crate) fn weight_grad(bk: usize, br: usize) -> Variant {
+    Variant::WeightGrad { bk, br }
+}
+
+fn weight_grad_code(bk: usize, br: usize) -> Subs {
     let t = grid(bk, br);
-    Variant {
-        key: format!("BK{bk}/BR{br}"),
-        subs: vec![
+    vec![
             ("BK", bk.to_string()),
             ("BR", br.to_string()),
             (
@@ -121,13 +145,12 @@ pub(crate) fn weight_grad(bk: usize, br: usize) -> Variant {
                     format!("    if (k_in + {v}u < P.kpg && r0 + {u}u < taps) {{ partial[out + k{v} * taps + r0 + {u}u] = a{v}_{u}; }}")
                 })),
             ),
-        ],
-    }
+    ]
 }
 
 /// Several output rows per tile of the vec4 forward kernel: `br` rows of a layer with `s` kernel
 /// rows, stride `sh` and dilation `dh` along the height.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct Rows {
     pub(crate) br: usize,
     pub(crate) s: usize,
@@ -139,12 +162,15 @@ pub(crate) struct Rows {
 /// fewer than 4 in a single tile) × `bq` columns (a multiple of 4), the kernel row unrolled over its
 /// input window; one output row per tile, or the `rows` of a [`Rows`] tile.
 pub(crate) fn forward_vec4(bk: usize, bq: usize, wd: Window, rows: Option<Rows>) -> Variant {
+    Variant::ForwardVec4 { bk, bq, wd, rows }
+}
+
+fn forward_vec4_code(bk: usize, bq: usize, wd: Window, rows: Option<Rows>) -> Subs {
     const C: [&str; 4] = ["x", "y", "z", "w"];
     let br = rows.map_or(1, |r| r.br);
     let acc = || (0..bk).flat_map(move |v| (0..br).flat_map(move |r| (0..bq).map(move |u| (v, r, u))));
-    let window = |indent: &str| {
-        lines((0..wd.len(bq).div_ceil(4)).map(|m| format!("{indent}let xv{m} = xp[x_row + {m}u];")))
-    };
+    let window =
+        |indent: &str| lines((0..wd.len(bq).div_ceil(4)).map(|m| format!("{indent}let xv{m} = xp[x_row + {m}u];")));
     // The multiply-adds of output row r and kernel row i over the current window, with the weights of
     // tap j of filter v named by `w(i, j, v)`.
     let fmas = |indent: &str, r: usize, j: usize, w: &dyn Fn(usize) -> String| {
@@ -172,9 +198,8 @@ pub(crate) fn forward_vec4(bk: usize, bq: usize, wd: Window, rows: Option<Rows>)
             let nb = bk.div_ceil(4);
             let weights = lines((0..rt.s).flat_map(|i| {
                 (0..wd.t).flat_map(move |j| {
-                    (0..nb).map(move |b| {
-                        format!("        let w{i}_{j}_{b} = wt[w_cg + {}u * kv + {b}u];", i * wd.t + j)
-                    })
+                    (0..nb)
+                        .map(move |b| format!("        let w{i}_{j}_{b} = wt[w_cg + {}u * kv + {b}u];", i * wd.t + j))
                 })
             }));
             // Input row d (from the tile's first row) feeds output row r through kernel row i when
@@ -211,23 +236,23 @@ pub(crate) fn forward_vec4(bk: usize, bq: usize, wd: Window, rows: Option<Rows>)
             "    if (k_in + {v}u < P.kpg) {{\n        let k = g * P.kpg + k_in + {v}u;\n        var b = 0.0;\n        if (has_bias) {{\n            b = bias[k];\n        }}\n{rows}\n    }}"
         )
     }));
-    let rows_key = rows.map_or(String::new(), |r| format!("/BR{}/S{}/SH{}/DH{}", r.br, r.s, r.sh, r.dh));
-    Variant {
-        key: format!("BK{bk}/BQ{bq}/T{}/SW{}/DW{}{rows_key}", wd.t, wd.sw, wd.dw),
-        subs: vec![
-            ("BK", bk.to_string()),
-            ("BR", br.to_string()),
-            ("BQ", bq.to_string()),
-            ("ACC_DECL", lines(acc().map(|(v, r, u)| format!("    var a{v}_{r}_{u} = 0.0;")))),
-            ("CHANNEL", channel),
-            ("STORE", store),
-        ],
-    }
+    vec![
+        ("BK", bk.to_string()),
+        ("BR", br.to_string()),
+        ("BQ", bq.to_string()),
+        ("ACC_DECL", lines(acc().map(|(v, r, u)| format!("    var a{v}_{r}_{u} = 0.0;")))),
+        ("CHANNEL", channel),
+        ("STORE", store),
+    ]
 }
 
 /// The weight gradient with vec4 loads along q (`conv2d_weight_grad_vec4.wgsl`): `bk` filters × `br`
 /// kernel rows × the `wd.t` taps of each row, four output columns per step.
 pub(crate) fn weight_grad_vec4(bk: usize, br: usize, wd: Window) -> Variant {
+    Variant::WeightGradVec4 { bk, br, wd }
+}
+
+fn weight_grad_vec4_code(bk: usize, br: usize, wd: Window) -> Subs {
     const C: [&str; 4] = ["x", "y", "z", "w"];
     let t = wd.t;
     let span = 3 * wd.sw + (t - 1) * wd.dw + 1;
@@ -254,9 +279,7 @@ pub(crate) fn weight_grad_vec4(bk: usize, br: usize, wd: Window) -> Variant {
         let f = lines(acc().map(|(v, r, j)| format!("            a{v}_{r}_{j} = fma(ds{v}, x{r}_{j}, a{v}_{r}_{j});")));
         format!("{xl}\n{dl}\n{f}")
     };
-    Variant {
-        key: format!("BK{bk}/BR{br}/T{t}/SW{}/DW{}", wd.sw, wd.dw),
-        subs: vec![
+    vec![
             ("BK", bk.to_string()),
             ("BR", br.to_string()),
             // Offset of kernel row i0 + r inside the (n, cg, p) input block; aligned: Wp % 4 = 0.
@@ -274,6 +297,5 @@ pub(crate) fn weight_grad_vec4(bk: usize, br: usize, wd: Window) -> Variant {
                     )
                 })),
             ),
-        ],
-    }
+    ]
 }
