@@ -36,8 +36,8 @@ fn cases() -> Vec<Case> {
         ("resnet-like", 2, 16, 14, 14, 16, 3, 3, d.padding(1, 1)),
         ("stem-like", 1, 3, 23, 21, 8, 7, 7, d.padding(3, 3).stride(2, 2)),
         ("mnist-like", 4, 1, 28, 28, 8, 5, 5, d),
-        // Rows of 32 outputs or more take the weight gradient's vec4 kernel: its tail, a partial
-        // filter tile and a partial block of kernel rows.
+        // Rows of 8 outputs or more take the weight gradient's vec4 kernel (most cases above, fewer
+        // take the scalar one): its tail, a partial filter tile and a partial block of kernel rows.
         ("wide rows", 2, 3, 9, 70, 4, 3, 3, d.padding(1, 1)),
         // Q = 36, a multiple of 4: the weight gradient reads dY in place, without the padding pass.
         ("wide 5x5, K=9", 1, 2, 10, 40, 9, 5, 5, d),

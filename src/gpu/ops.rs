@@ -688,10 +688,11 @@ pub(crate) mod tiles {
         let span = 3 * wd.sw + (wd.t - 1) * wd.dw + 1;
         let padded = geo.w + 2 * pr.padding[1];
         let ktiles = geo.filters_per_group().div_ceil(bk);
-        // The vec4 kernel measured 15–30% faster on the resnet, deep and stem layers in interleaved
-        // runs on lavapipe, and slower on MNIST's 24-column rows, where a row's set-up and its scalar
-        // tail weigh more.
-        if geo.t <= 11 && span <= 64 && geo.q >= 32 {
+        // The vec4 kernel measured 15–30% faster than the scalar one on the resnet and stem layers on
+        // lavapipe, and 2× on MNIST (24 columns) and the deep layer (14) once padding dY stopped
+        // costing integer divisions per element; rows of fewer than two blocks of 4 keep the scalar
+        // kernel, where the vec4 one would be mostly its scalar tail.
+        if geo.t <= 11 && span <= 64 && geo.q >= 8 {
             // As many whole kernel rows as keep the tile near 96 accumulators: 3 rows of a 3×3.
             let br = (96 / (bk * geo.t)).clamp(1, geo.s);
             let rtiles = geo.channels_per_group() * geo.s.div_ceil(br);
