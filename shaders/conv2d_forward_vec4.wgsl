@@ -17,12 +17,25 @@
 const BK: u32 = {{BK}}u;
 const BR: u32 = {{BR}}u;
 const BQ: u32 = {{BQ}}u;
+const MASKED: bool = {{MASKED}};
 
 @group(0) @binding(0) var<uniform> P: ConvParams;
-@group(0) @binding(1) var<storage, read> xp: array<vec4<f32>>;   // N×C×Hp×Wp, zero-padded, Wp % 4 = 0
+@group(0) @binding(1) var<storage, read> xp: array<vec4<f32>>;   // N×C×Hp×Wp, zero-padded, Wp % 4 = 0; or X
 @group(0) @binding(2) var<storage, read> wt: array<vec4<f32>>;   // G×((C/G)·S·T)×kpad
 @group(0) @binding(3) var<storage, read> bias: array<f32>;       // K (unused unless flags & 1)
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;    // N×K×P×Q
+
+// Vec4 c of the input row that starts at vec4 `row`; `row_ok` tells whether that row lies in the input.
+// On a zero-padded copy (MASKED false, ph = pw = 0) every read is inside. Reading X itself (MASKED
+// true: W and pw multiples of 4, Hp×Wp = H×W), vec4s left or right of the row and rows above or below
+// X read as the zeros of the padding.
+fn xw(row: u32, c: i32, row_ok: bool) -> vec4<f32> {
+    if (MASKED) {
+        let wv = i32(P.wp / 4u);
+        return select(vec4<f32>(0.0), xp[row + u32(clamp(c, 0, wv - 1))], row_ok && c >= 0 && c < wv);
+    }
+    return xp[row + u32(c)];
+}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -43,6 +56,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let w_base = g * taps * kv + k_in / 4u;
 {{ACC_DECL}}
     let plane = P.hp * P.wp;
+    // The tile's first input vec4 along the row: q0·sw is a multiple of 4 (BQ is), and so is pw.
+    let c0 = (i32(q0 * P.sw) - i32(P.pw)) / 4;
     let i_first = first_data_row(p, P);
     for (var cg = 0u; cg < P.cpg; cg++) {
         let x_plane = (n * P.c + g * P.cpg + cg) * plane;

@@ -36,6 +36,15 @@ fn cases() -> Vec<Case> {
         ("resnet-like", 2, 16, 14, 14, 16, 3, 3, d.padding(1, 1)),
         ("stem-like", 1, 3, 23, 21, 8, 7, 7, d.padding(3, 3).stride(2, 2)),
         ("mnist-like", 4, 1, 28, 28, 8, 5, 5, d),
+        // Rows of whole vec4s are padded by cutting aligned vec4s (pad_input_vec4.wgsl) at each
+        // offset within a vec4: pw = 3 in the forward pass, a frame of 1 around dY in the input
+        // gradient (pw = 2 and 0 above).
+        ("vec4 rows, pw = 3", 1, 2, 6, 12, 3, 3, 3, d.padding(0, 3)),
+        ("vec4 rows of dY, frame 1", 1, 2, 6, 10, 3, 3, 5, d.padding(1, 3)),
+        // Rows of whole vec4s and a left padding of whole vec4s: the forward kernel reads X itself and
+        // masks the padding (Pad::Mask), with one row per tile and with several.
+        ("masked padding 2,4", 2, 3, 9, 16, 5, 3, 3, d.padding(2, 4)),
+        ("masked rows, stride 2", 1, 2, 11, 12, 2, 3, 3, d.stride(2, 2)),
         // Rows of 8 outputs or more take the weight gradient's vec4 kernel (most cases above, fewer
         // take the scalar one): its tail, a partial filter tile and a partial block of kernel rows.
         ("wide rows", 2, 3, 9, 70, 4, 3, 3, d.padding(1, 1)),

@@ -57,6 +57,7 @@ kernel!(AXPBY, "axpby", [Uniform, Read, Read, Write]);
 kernel!(SUM_SQUARES, "sum_squares", [Uniform, Read, Write]);
 kernel!(ADAM, "adam", [Uniform, Read, Write, Write, Write]);
 kernel!(PAD_INPUT, "pad_input", [Uniform, Read, Write]);
+kernel!(PAD_INPUT_VEC4, "pad_input_vec4", [Uniform, Read, Write]);
 kernel!(FORWARD_TILED, "conv2d_forward_tiled", [Uniform, Read, Read, Read, Write]);
 kernel!(WEIGHT_GRAD_TILED, "conv2d_weight_grad_tiled", [Uniform, Read, Read, Write]);
 kernel!(SPLIT_SUM, "split_sum", [Uniform, Read, Write]);
@@ -76,10 +77,13 @@ pub const ALL_KERNELS: &[&KernelSpec] = &[
     &SUM_SQUARES,
     &ADAM,
     &PAD_INPUT,
+    &PAD_INPUT_VEC4,
     &FORWARD_TILED,
     &WEIGHT_GRAD_TILED,
     &SPLIT_SUM,
     &FLIP_WEIGHTS,
+    &SCATTER_DY,
+    &TRANSPOSE_WEIGHTS,
 ];
 
 impl KernelSpec {
@@ -104,7 +108,9 @@ impl KernelSpec {
         match self.name {
             "conv2d_forward_tiled" => tiled::forward(4, 8, None),
             "conv2d_weight_grad_tiled" => tiled::weight_grad(4, 4),
-            "conv2d_forward_vec4" => tiled::forward_vec4(8, 16, tiled::Window { t: 3, sw: 1, dw: 1 }, None),
+            "conv2d_forward_vec4" => {
+                tiled::forward_vec4(8, 16, tiled::Window { t: 3, sw: 1, dw: 1 }, None, tiled::Pad::Copy)
+            }
             "conv2d_weight_grad_vec4" => tiled::weight_grad_vec4(8, 3, tiled::Window { t: 3, sw: 1, dw: 1 }),
             _ => Variant::none(),
         }
@@ -129,8 +135,8 @@ pub(crate) struct ConvUniform {
     q: u32,
     sh: u32,
     sw: u32,
-    ph: u32,
-    pw: u32,
+    pub(crate) ph: u32,
+    pub(crate) pw: u32,
     dh: u32,
     dw: u32,
     cpg: u32,
@@ -317,7 +323,7 @@ mod tests {
     /// The generated variants parse and validate too: the loop row and windowed rows.
     #[test]
     fn tiled_variants_validate_with_naga() {
-        use crate::gpu::tiled::{Rows, Window, forward, forward_vec4, weight_grad, weight_grad_vec4};
+        use crate::gpu::tiled::{Pad, Rows, Window, forward, forward_vec4, weight_grad, weight_grad_vec4};
         use wgpu::naga;
         let mut variants = vec![
             (&FORWARD_TILED, forward(1, 16, None)),
@@ -328,14 +334,14 @@ mod tests {
             variants.push((&FORWARD_TILED, forward(4, 8, Some(Window { t, sw, dw }))));
             variants.push((&FORWARD_TILED, forward(8, 16, Some(Window { t, sw, dw }))));
             let wd = Window { t, sw, dw };
-            variants.push((&FORWARD_VEC4, forward_vec4(4, 8, wd, None)));
-            variants.push((&FORWARD_VEC4, forward_vec4(1, 16, wd, None)));
-            variants.push((&FORWARD_VEC4, forward_vec4(3, 16, wd, None)));
-            variants.push((&FORWARD_VEC4, forward_vec4(8, 16, wd, None)));
+            variants.push((&FORWARD_VEC4, forward_vec4(4, 8, wd, None, Pad::Copy)));
+            variants.push((&FORWARD_VEC4, forward_vec4(1, 16, wd, None, Pad::Mask)));
+            variants.push((&FORWARD_VEC4, forward_vec4(3, 16, wd, None, Pad::Copy)));
+            variants.push((&FORWARD_VEC4, forward_vec4(8, 16, wd, None, Pad::Mask)));
             // Several rows per tile, with strides and dilations that leave some input rows unread.
             let rows = Rows { br: 4, s: t, sh: sw, dh: dw };
-            variants.push((&FORWARD_VEC4, forward_vec4(1, 16, wd, Some(rows))));
-            variants.push((&FORWARD_VEC4, forward_vec4(3, 8, wd, Some(Rows { br: 2, s: 2, sh: 3, dh: 1 }))));
+            variants.push((&FORWARD_VEC4, forward_vec4(1, 16, wd, Some(rows), Pad::Mask)));
+            variants.push((&FORWARD_VEC4, forward_vec4(3, 8, wd, Some(Rows { br: 2, s: 2, sh: 3, dh: 1 }), Pad::Copy)));
             variants.push((&WEIGHT_GRAD_VEC4, weight_grad_vec4(3, 2, Window { t, sw, dw })));
         }
         for (spec, v) in variants {

@@ -9,7 +9,7 @@ use crate::gpu::context::{Context, Kernels};
 use crate::gpu::job::Job;
 use crate::gpu::kernels::{self, ConvUniform, KernelSpec};
 use crate::gpu::tensor::Tensor;
-use crate::gpu::tiled::{self, Variant};
+use crate::gpu::tiled::{self, Pad, Variant};
 
 impl Context {
     /// Forward correlation on device tensors: `X` is `[N, C, H, W]`, `W` is `[K, C/G, S, T]`, the
@@ -86,18 +86,26 @@ impl Context {
         y: &wgpu::Buffer,
     ) -> Result<()> {
         let plan = tiles::forward(geo, false);
+        if plan.vec4 && geo.w.is_multiple_of(4) && geo.params.padding[1].is_multiple_of(4) {
+            let mut u = ConvUniform::new(geo, 0, 0, 0);
+            u.hp = u32_of(geo.h)?;
+            u.wp = u32_of(geo.w)?;
+            return self.forward_tiled_on(job, geo, &plan, Pad::Mask, u, flags, x, w, bias, y);
+        }
         let (xp, u) = self.padded_input(job, geo, x, plan.wp)?;
-        self.forward_tiled_padded(job, geo, &plan, u, flags, &xp.buffer, w, bias, y)
+        self.forward_tiled_on(job, geo, &plan, Pad::Copy, u, flags, &xp.buffer, w, bias, y)
     }
 
-    /// The tiled forward kernel on an input already laid out as the zero-padded `N×C×u.hp×u.wp`
-    /// buffer `xp` (with `u.wp ≥ plan.wp`).
+    /// The tiled forward kernel on the `N×C×u.hp×u.wp` buffer `xp`: with [`Pad::Copy`] the
+    /// zero-padded input (`u.wp ≥ plan.wp`), with [`Pad::Mask`] the input itself (`u.ph`, `u.pw` its
+    /// padding; the vec4 kernel only).
     #[allow(clippy::too_many_arguments)]
-    fn forward_tiled_padded(
+    fn forward_tiled_on(
         &self,
         job: &mut Job,
         geo: &Conv2dGeometry,
         plan: &tiles::ForwardPlan,
+        pad: Pad,
         mut u: ConvUniform,
         flags: u32,
         xp: &wgpu::Buffer,
@@ -106,6 +114,11 @@ impl Context {
         y: &wgpu::Buffer,
     ) -> Result<()> {
         u.flags = flags;
+        if pad == Pad::Copy {
+            // The copy holds the padding: the kernel reads it from row 0, column 0.
+            u.ph = 0;
+            u.pw = 0;
+        }
         let total = u32_of(geo.n * geo.params.groups * plan.ktiles * plan.ptiles * plan.qtiles)?;
         u.qtiles = u32_of(plan.qtiles)?;
         u.ptiles = u32_of(plan.ptiles)?;
@@ -125,7 +138,7 @@ impl Context {
                     u.total,
                 )?;
                 u.total = total;
-                let variant = tiled::forward_vec4(plan.bk, plan.bq, window, plan.rows);
+                let variant = tiled::forward_vec4(plan.bk, plan.bq, window, plan.rows, pad);
                 job.dispatch(
                     &kernels::FORWARD_VEC4,
                     &variant,
@@ -255,22 +268,53 @@ impl Context {
         let flipped = self.alloc("flipped weights", &[geo.c, geo.filters_per_group(), geo.s, geo.t])?;
         let u = ConvUniform::new(geo, 0, u32_of(flipped.len())?, 0);
         job.dispatch(&kernels::FLIP_WEIGHTS, &Variant::none(), bytemuck::bytes_of(&u), &[w, &flipped.buffer], u.total)?;
-        let plan = tiles::forward(fwd, geo.params.stride[0] > 1);
+        let pr = &geo.params;
+        let plan = tiles::forward(fwd, pr.stride[0] > 1);
         let (hp, wp) = (fwd.h, plan.wp);
-        let spread = self.alloc("spread output gradient", &[geo.n, geo.k, hp, wp])?;
-        let mut u = ConvUniform::new(geo, 0, u32_of(geo.n * geo.k * hp)?, 0);
-        u.hp = u32_of(hp)?;
-        u.wp = u32_of(wp)?;
-        job.dispatch(&kernels::SCATTER_DY, &Variant::none(), bytemuck::bytes_of(&u), &[dy, &spread.buffer], u.total)?;
+        let (oh, ow) = (pr.dilation[0] * (geo.s - 1) - pr.padding[0], pr.dilation[1] * (geo.t - 1) - pr.padding[1]);
         let mut uf = ConvUniform::new(fwd, 0, 0, 0);
-        uf.hp = u.hp;
-        uf.wp = u.wp;
+        if pr.stride == [1, 1] && plan.vec4 && geo.q.is_multiple_of(4) && ow.is_multiple_of(4) {
+            // The kernel reads dY itself as an input padded by oh rows and ow columns.
+            uf.hp = u32_of(geo.p)?;
+            uf.wp = u32_of(geo.q)?;
+            uf.ph = u32_of(oh)?;
+            uf.pw = u32_of(ow)?;
+            let none = self.placeholder();
+            return self.forward_tiled_on(job, fwd, &plan, Pad::Mask, uf, 0, dy, &flipped.buffer, none, dx);
+        }
+        let spread = if pr.stride == [1, 1] {
+            // Nothing to spread: dY framed by oh rows and ow columns of zeros is a padded input.
+            let planes =
+                Conv2dGeometry::new(geo.n, geo.k, [geo.p, geo.q], 1, [1, 1], Conv2dParams::new().padding(oh, ow))?;
+            self.padded_input(job, &planes, dy, wp)?.0
+        } else {
+            let spread = self.alloc("spread output gradient", &[geo.n, geo.k, hp, wp])?;
+            let mut u = ConvUniform::new(geo, 0, u32_of(geo.n * geo.k * hp)?, 0);
+            u.hp = u32_of(hp)?;
+            u.wp = u32_of(wp)?;
+            let bufs = [dy, &spread.buffer];
+            job.dispatch(&kernels::SCATTER_DY, &Variant::none(), bytemuck::bytes_of(&u), &bufs, u.total)?;
+            spread
+        };
+        uf.hp = u32_of(hp)?;
+        uf.wp = u32_of(wp)?;
         // Rows of the spread dY hold data only every sh rows, from dh·(S−1) − ph on: skip the others.
-        let (sh, oh) = (geo.params.stride[0], geo.params.dilation[0] * (geo.s - 1) - geo.params.padding[0]);
+        let sh = pr.stride[0];
         uf.row_step = u32_of(sh)?;
         uf.row_off = u32_of((sh - oh % sh) % sh)?;
         uf.i_step = u32_of(sh / gcd(sh, geo.params.dilation[0]))?;
-        self.forward_tiled_padded(job, fwd, &plan, uf, 0, &spread.buffer, &flipped.buffer, self.placeholder(), dx)
+        self.forward_tiled_on(
+            job,
+            fwd,
+            &plan,
+            Pad::Copy,
+            uf,
+            0,
+            &spread.buffer,
+            &flipped.buffer,
+            self.placeholder(),
+            dx,
+        )
     }
 
     /// Bias gradient on a device tensor: `dB[k] = Σ_n Σ_p Σ_q dY[n,k,p,q]`, `K` elements.
@@ -352,7 +396,8 @@ impl Context {
         let mut u = ConvUniform::new(geo, 0, u32_of(geo.n * geo.c * hp)?, 0);
         u.hp = u32_of(hp)?;
         u.wp = u32_of(wp)?;
-        job.dispatch(&kernels::PAD_INPUT, &Variant::none(), bytemuck::bytes_of(&u), &[x, &xp.buffer], u.total)?;
+        let kernel = if geo.w.is_multiple_of(4) { &kernels::PAD_INPUT_VEC4 } else { &kernels::PAD_INPUT };
+        job.dispatch(kernel, &Variant::none(), bytemuck::bytes_of(&u), &[x, &xp.buffer], u.total)?;
         Ok((xp, u))
     }
 
@@ -636,27 +681,26 @@ pub(crate) mod tiles {
         // Fewer than 4 filters give each loaded input value too few multiply-adds on one row: the
         // input gradients of 1- and 3-channel layers. Several rows share the loaded rows, while the
         // fully unrolled kernel (bk·br·S·T·bq multiply-adds per channel) stays of moderate size.
-        let br = geo.p.min(4);
-        let rows = (vec4 && bk < 4 && !skips_rows && br > 1 && bk * br * geo.s * geo.t * bq <= 2048).then_some(Rows {
-            br,
-            s: geo.s,
-            sh: pr.stride[0],
-            dh: pr.dilation[0],
-        });
+        let env = |k: &str, d: usize| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+        let br = geo.p.min(env("CG_BR", 4));
+        let rows = (vec4
+            && bk < env("CG_BKMAX", 4)
+            && !skips_rows
+            && br > 1
+            && bk * br * geo.s * geo.t * bq <= env("CG_RMAX", 2048))
+        .then_some(Rows { br, s: geo.s, sh: pr.stride[0], dh: pr.dilation[0] });
         let ptiles = geo.p.div_ceil(rows.map_or(1, |r| r.br));
         ForwardPlan { bk, bq, window, vec4, rows, qtiles, ptiles, ktiles: geo.filters_per_group().div_ceil(bk), wp }
     }
 
     fn forward_tiles(geo: &Conv2dGeometry) -> (usize, usize, Option<Window>) {
         // 8×16 tiles measured best on lavapipe for the standard layers (spills and all: each loaded
-        // input then feeds 8 sums, each weight 16); narrower rows keep small outputs from wasting
-        // most of a tile.
+        // input then feeds 8 sums, each weight 16). Narrower tiles keep rows from wasting much of
+        // their last tile: the width with the fewest columns computed, counting about 4 columns' worth
+        // of set-up and window per tile, the wider on a tie (MNIST's 24 columns: 2×12 rather than
+        // 2×16, 15% faster; the seed's 252: 16×16 rather than 21×12).
         let bk = geo.filters_per_group().min(8);
-        let bq = match geo.q {
-            q if q >= 16 => 16,
-            q if q >= 8 => 8,
-            _ => 4,
-        };
+        let bq = [16, 12, 8, 4].into_iter().min_by_key(|&bq| geo.q.div_ceil(bq) * (bq + 4)).unwrap_or(16);
         let pr = &geo.params;
         let window = Window { t: geo.t, sw: pr.stride[1], dw: pr.dilation[1] };
         let window = (geo.t <= 11 && window.len(bq) <= 64).then_some(window);

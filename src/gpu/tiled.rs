@@ -16,7 +16,7 @@ pub(crate) enum Variant {
     /// `conv2d_weight_grad_tiled.wgsl`, see [`weight_grad`].
     WeightGrad { bk: usize, br: usize },
     /// `conv2d_forward_vec4.wgsl`, see [`forward_vec4`].
-    ForwardVec4 { bk: usize, bq: usize, wd: Window, rows: Option<Rows> },
+    ForwardVec4 { bk: usize, bq: usize, wd: Window, rows: Option<Rows>, pad: Pad },
     /// `conv2d_weight_grad_vec4.wgsl`, see [`weight_grad_vec4`].
     WeightGradVec4 { bk: usize, br: usize, wd: Window },
 }
@@ -36,7 +36,7 @@ impl Variant {
             Self::Plain => Vec::new(),
             Self::Forward { bk, bq, window } => forward_code(bk, bq, window),
             Self::WeightGrad { bk, br } => weight_grad_code(bk, br),
-            Self::ForwardVec4 { bk, bq, wd, rows } => forward_vec4_code(bk, bq, wd, rows),
+            Self::ForwardVec4 { bk, bq, wd, rows, pad } => forward_vec4_code(bk, bq, wd, rows, pad),
             Self::WeightGradVec4 { bk, br, wd } => weight_grad_vec4_code(bk, br, wd),
         }
     }
@@ -148,6 +148,16 @@ fn weight_grad_code(bk: usize, br: usize) -> Subs {
     ]
 }
 
+/// How the vec4 forward kernel finds the zeros around its input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Pad {
+    /// It reads a zero-padded copy (`pad_input.wgsl`): no test on any load.
+    Copy,
+    /// It reads X itself (rows of whole vec4s, a left padding of whole vec4s) and reads vec4s
+    /// outside it as zeros: no copy pass, a test per vec4 load.
+    Mask,
+}
+
 /// Several output rows per tile of the vec4 forward kernel: `br` rows of a layer with `s` kernel
 /// rows, stride `sh` and dilation `dh` along the height.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -161,16 +171,19 @@ pub(crate) struct Rows {
 /// The forward pass with vec4 loads (`conv2d_forward_vec4.wgsl`): `bk` filters (a multiple of 4, or
 /// fewer than 4 in a single tile) × `bq` columns (a multiple of 4), the kernel row unrolled over its
 /// input window; one output row per tile, or the `rows` of a [`Rows`] tile.
-pub(crate) fn forward_vec4(bk: usize, bq: usize, wd: Window, rows: Option<Rows>) -> Variant {
-    Variant::ForwardVec4 { bk, bq, wd, rows }
+pub(crate) fn forward_vec4(bk: usize, bq: usize, wd: Window, rows: Option<Rows>, pad: Pad) -> Variant {
+    Variant::ForwardVec4 { bk, bq, wd, rows, pad }
 }
 
-fn forward_vec4_code(bk: usize, bq: usize, wd: Window, rows: Option<Rows>) -> Subs {
+fn forward_vec4_code(bk: usize, bq: usize, wd: Window, rows: Option<Rows>, pad: Pad) -> Subs {
     const C: [&str; 4] = ["x", "y", "z", "w"];
     let br = rows.map_or(1, |r| r.br);
     let acc = || (0..bk).flat_map(move |v| (0..br).flat_map(move |r| (0..bq).map(move |u| (v, r, u))));
-    let window =
-        |indent: &str| lines((0..wd.len(bq).div_ceil(4)).map(|m| format!("{indent}let xv{m} = xp[x_row + {m}u];")));
+    // Row xr of the input plane (negative or past the end for padding rows) as vec4 index x_row.
+    let row_start = "            let row_ok = xr >= 0 && xr < i32(P.hp);\n            let x_row = (x_plane + u32(clamp(xr, 0, i32(P.hp) - 1)) * P.wp) / 4u;";
+    let window = |indent: &str| {
+        lines((0..wd.len(bq).div_ceil(4)).map(|m| format!("{indent}let xv{m} = xw(x_row, c0 + {m}, row_ok);")))
+    };
     // The multiply-adds of output row r and kernel row i over the current window, with the weights of
     // tap j of filter v named by `w(i, j, v)`.
     let fmas = |indent: &str, r: usize, j: usize, w: &dyn Fn(usize) -> String| {
@@ -190,7 +203,7 @@ fn forward_vec4_code(bk: usize, bq: usize, wd: Window, rows: Option<Rows>) -> Su
                 format!("            {{\n                let wb = w_base + (tap_row + {j}u) * kv;\n{wl}\n{f}\n            }}")
             }));
             format!(
-                "        for (var i = i_first; i < P.s; i += P.i_step) {{\n            let x_row = (x_plane + (p * P.sh + i * P.dh) * P.wp + q0 * P.sw) / 4u;\n            let tap_row = (cg * P.s + i) * P.t;\n{}\n{taps}\n        }}",
+                "        for (var i = i_first; i < P.s; i += P.i_step) {{\n            let xr = i32(p * P.sh + i * P.dh) - i32(P.ph);\n{row_start}\n            let tap_row = (cg * P.s + i) * P.t;\n{}\n{taps}\n        }}",
                 window("            ")
             )
         }
@@ -217,7 +230,7 @@ fn forward_vec4_code(bk: usize, bq: usize, wd: Window, rows: Option<Rows>) -> Su
                     (0..wd.t).map(move |j| fmas("            ", r, j, &|v| format!("w{i}_{j}_{}.{}", v / 4, C[v % 4])))
                 }));
                 Some(format!(
-                    "        {{\n            let x_row = (x_plane + min(p * P.sh + {d}u, P.hp - 1u) * P.wp + q0 * P.sw) / 4u;\n{}\n{f}\n        }}",
+                    "        {{\n            let xr = i32(p * P.sh + {d}u) - i32(P.ph);\n{row_start}\n{}\n{f}\n        }}",
                     window("            ")
                 ))
             }));
@@ -240,6 +253,7 @@ fn forward_vec4_code(bk: usize, bq: usize, wd: Window, rows: Option<Rows>) -> Su
         ("BK", bk.to_string()),
         ("BR", br.to_string()),
         ("BQ", bq.to_string()),
+        ("MASKED", (pad == Pad::Mask).to_string()),
         ("ACC_DECL", lines(acc().map(|(v, r, u)| format!("    var a{v}_{r}_{u} = 0.0;")))),
         ("CHANNEL", channel),
         ("STORE", store),
