@@ -15,6 +15,9 @@ struct ConvParams {
     // kernel rows reading data rows are then i_step apart (row_step / gcd(dh, row_step)).
     // row_step = i_step = 1 reads every row. `ptiles`: tiles along p in the forward kernels.
     row_step: u32, row_off: u32, i_step: u32, ptiles: u32,
+    // Invocations per (n, filter tile) in the forward kernels: ptiles·qtiles, or that rounded up to
+    // whole subgroups where a subgroup shares its weights (see forward_tile).
+    lanes: u32, _p1: u32, _p2: u32, _p3: u32,
 }
 
 // The tile of invocation `id` in the split weight-gradient kernels: reduction chunk `split`, group g,
@@ -54,14 +57,17 @@ fn flat_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
 // k_in (within the group) of BK, first row p of BR, first column q0 of BQ. Order, slowest first: n,
 // filter tile (over all groups), row tile, column tile, so neighbouring invocations share their
 // weights and read neighbouring inputs.
+// The invocations past the last tile of a (n, filter tile) when `lanes` was rounded up repeat that
+// tile, so that their subgroup works on one filter tile, and store nothing (`live` false).
 struct Tile {
-    n: u32, g: u32, k_in: u32, p: u32, q0: u32,
+    n: u32, g: u32, k_in: u32, p: u32, q0: u32, live: bool,
 }
 
 fn forward_tile(id: u32, bk: u32, br: u32, bq: u32, c: ConvParams) -> Tile {
-    let qt = id % c.qtiles;
-    let pt = (id / c.qtiles) % c.ptiles;
-    let kt_all = (id / (c.qtiles * c.ptiles)) % (c.ktiles * c.g);
-    let n = id / (c.qtiles * c.ptiles * c.ktiles * c.g);
-    return Tile(n, kt_all / c.ktiles, (kt_all % c.ktiles) * bk, pt * br, qt * bq);
+    let tiles = c.ptiles * c.qtiles;
+    let pq = min(id % c.lanes, tiles - 1u);
+    let kt_all = (id / c.lanes) % (c.ktiles * c.g);
+    let n = id / (c.lanes * c.ktiles * c.g);
+    return Tile(n, kt_all / c.ktiles, (kt_all % c.ktiles) * bk, (pq / c.qtiles) * br, (pq % c.qtiles) * bq,
+                id % c.lanes < tiles);
 }

@@ -49,6 +49,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 {{ROW}}
         }
     }
+    if (!tile.live) {
+        return;
+    }
     var acc: array<array<f32, BQ>, BK>;
 {{STORE}}
     let has_bias = (P.flags & 1u) != 0u;

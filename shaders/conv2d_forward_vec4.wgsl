@@ -8,6 +8,11 @@
 // The marked lines are generated (src/gpu/tiled.rs): a{v}_{r}_{u} accumulators of filter v, row r,
 // column u; xv0 … a row window as vec4s; wv0 … the tile's weights of one tap as vec4s.
 //
+// The weights of a tile are loaded one vec4 per invocation, or (on CPU adapters, where each load runs
+// lane by lane) shared in a subgroup: lane e of the first 8 loads vec4 e of the row's (or channel's)
+// weights and subgroupBroadcast hands each to every lane, so a subgroup's 8 lanes, which work on one
+// filter tile (see forward_tile), make one load where they made 8. SG_PARAM names the lane index then.
+//
 // A tile covers BR output rows. With one row (BR = 1) the kernel rows i are a loop, which can skip
 // the inserted zero rows of a spread dY (first_data_row). With several rows (for tiles of fewer than 4
 // filters, where one row gives each loaded input too few multiply-adds), the kernel size S×T is fixed
@@ -39,7 +44,7 @@ fn xw(row: u32, c: i32, row_ok: bool) -> vec4<f32> {
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
+        @builtin(local_invocation_index) lid: u32{{SG_PARAM}}) {
     let id = flat_id(wid, nwg, lid);
     if (id >= P.total) {
         return;
@@ -62,6 +67,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     for (var cg = 0u; cg < P.cpg; cg++) {
         let x_plane = (n * P.c + g * P.cpg + cg) * plane;
 {{CHANNEL}}
+    }
+    if (!tile.live) {
+        return;
     }
     let has_bias = (P.flags & 1u) != 0u;
 {{STORE}}

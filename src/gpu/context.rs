@@ -198,7 +198,9 @@ impl Context {
         // Ask for everything the adapter supports: the default limits cap storage bindings at 128 MiB
         // even on GPUs that allow more.
         let limits = adapter.limits();
-        let features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
+        // Subgroup operations let the tuned kernels share loads across a subgroup (see
+        // `Context::subgroup_sharing`).
+        let features = adapter.features() & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP);
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("convgrad"),
@@ -281,6 +283,22 @@ impl Context {
     #[must_use]
     pub fn is_software(&self) -> bool {
         self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
+    /// The subgroup size the tuned kernels round their tiles to when the lanes of a subgroup share
+    /// loaded weights through subgroup broadcasts, or `None` where they do not.
+    ///
+    /// Only on CPU adapters (lavapipe), where every load runs lane by lane and a broadcast between
+    /// lanes costs a register shuffle: one load then serves eight. Subgroups of 8 to 64 lanes: each
+    /// shares the loads of its first 8 lanes, and whole subgroups must fit a workgroup.
+    pub(crate) fn subgroup_sharing(&self) -> Option<u32> {
+        let (min, max) = (self.info.subgroup_min_size, self.info.subgroup_max_size);
+        (self.is_software()
+            && self.device.features().contains(wgpu::Features::SUBGROUP)
+            && min >= 8
+            && max <= crate::gpu::kernels::WORKGROUP
+            && max.is_power_of_two())
+        .then_some(max)
     }
 
     /// Compiles every kernel now, so that later calls (and benchmarks) do not pay for it.

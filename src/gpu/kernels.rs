@@ -108,9 +108,14 @@ impl KernelSpec {
         match self.name {
             "conv2d_forward_tiled" => tiled::forward(4, 8, None),
             "conv2d_weight_grad_tiled" => tiled::weight_grad(4, 4),
-            "conv2d_forward_vec4" => {
-                tiled::forward_vec4(8, 16, tiled::Window { t: 3, sw: 1, dw: 1 }, None, tiled::Pad::Copy)
-            }
+            "conv2d_forward_vec4" => tiled::forward_vec4(
+                8,
+                16,
+                tiled::Window { t: 3, sw: 1, dw: 1 },
+                None,
+                tiled::Pad::Copy,
+                tiled::Weights::Load,
+            ),
             "conv2d_weight_grad_vec4" => tiled::weight_grad_vec4(8, 3, tiled::Window { t: 3, sw: 1, dw: 1 }),
             _ => Variant::none(),
         }
@@ -156,6 +161,10 @@ pub(crate) struct ConvUniform {
     pub(crate) row_off: u32,
     pub(crate) i_step: u32,
     pub(crate) ptiles: u32,
+    pub(crate) lanes: u32,
+    _p1: u32,
+    _p2: u32,
+    _p3: u32,
 }
 
 const _: () = assert!(std::mem::size_of::<ConvUniform>().is_multiple_of(16));
@@ -204,6 +213,10 @@ impl ConvUniform {
             row_off: 0,
             i_step: 1,
             ptiles: u(geo.p),
+            lanes: u(geo.p),
+            _p1: 0,
+            _p2: 0,
+            _p3: 0,
         }
     }
 }
@@ -323,7 +336,7 @@ mod tests {
     /// The generated variants parse and validate too: the loop row and windowed rows.
     #[test]
     fn tiled_variants_validate_with_naga() {
-        use crate::gpu::tiled::{Pad, Rows, Window, forward, forward_vec4, weight_grad, weight_grad_vec4};
+        use crate::gpu::tiled::{Pad, Rows, Weights, Window, forward, forward_vec4, weight_grad, weight_grad_vec4};
         use wgpu::naga;
         let mut variants = vec![
             (&FORWARD_TILED, forward(1, 16, None)),
@@ -334,14 +347,17 @@ mod tests {
             variants.push((&FORWARD_TILED, forward(4, 8, Some(Window { t, sw, dw }))));
             variants.push((&FORWARD_TILED, forward(8, 16, Some(Window { t, sw, dw }))));
             let wd = Window { t, sw, dw };
-            variants.push((&FORWARD_VEC4, forward_vec4(4, 8, wd, None, Pad::Copy)));
-            variants.push((&FORWARD_VEC4, forward_vec4(1, 16, wd, None, Pad::Mask)));
-            variants.push((&FORWARD_VEC4, forward_vec4(3, 16, wd, None, Pad::Copy)));
-            variants.push((&FORWARD_VEC4, forward_vec4(8, 16, wd, None, Pad::Mask)));
+            variants.push((&FORWARD_VEC4, forward_vec4(4, 8, wd, None, Pad::Copy, Weights::Load)));
+            variants.push((&FORWARD_VEC4, forward_vec4(1, 16, wd, None, Pad::Mask, Weights::Broadcast)));
+            variants.push((&FORWARD_VEC4, forward_vec4(3, 16, wd, None, Pad::Copy, Weights::Broadcast)));
+            variants.push((&FORWARD_VEC4, forward_vec4(8, 16, wd, None, Pad::Mask, Weights::Load)));
             // Several rows per tile, with strides and dilations that leave some input rows unread.
             let rows = Rows { br: 4, s: t, sh: sw, dh: dw };
-            variants.push((&FORWARD_VEC4, forward_vec4(1, 16, wd, Some(rows), Pad::Mask)));
-            variants.push((&FORWARD_VEC4, forward_vec4(3, 8, wd, Some(Rows { br: 2, s: 2, sh: 3, dh: 1 }), Pad::Copy)));
+            variants.push((&FORWARD_VEC4, forward_vec4(1, 16, wd, Some(rows), Pad::Mask, Weights::Broadcast)));
+            variants.push((
+                &FORWARD_VEC4,
+                forward_vec4(3, 8, wd, Some(Rows { br: 2, s: 2, sh: 3, dh: 1 }), Pad::Copy, Weights::Load),
+            ));
             variants.push((&WEIGHT_GRAD_VEC4, weight_grad_vec4(3, 2, Window { t, sw, dw })));
         }
         for (spec, v) in variants {

@@ -9,7 +9,7 @@ use crate::gpu::context::{Context, Kernels};
 use crate::gpu::job::Job;
 use crate::gpu::kernels::{self, ConvUniform, KernelSpec};
 use crate::gpu::tensor::Tensor;
-use crate::gpu::tiled::{self, Pad, Variant};
+use crate::gpu::tiled::{self, Pad, Variant, Weights};
 
 impl Context {
     /// Forward correlation on device tensors: `X` is `[N, C, H, W]`, `W` is `[K, C/G, S, T]`, the
@@ -119,7 +119,15 @@ impl Context {
             u.ph = 0;
             u.pw = 0;
         }
-        let total = u32_of(geo.n * geo.params.groups * plan.ktiles * plan.ptiles * plan.qtiles)?;
+        // Subgroups share their weights where the adapter gains by it and every lane of a subgroup
+        // runs the same kernel rows (no rows skipped per output row).
+        let tiles = plan.ptiles * plan.qtiles;
+        let (weights, lanes) = match self.subgroup_sharing() {
+            Some(sg) if plan.vec4 && u.row_step == 1 => (Weights::Broadcast, tiles.next_multiple_of(sg as usize)),
+            _ => (Weights::Load, tiles),
+        };
+        let total = u32_of(geo.n * geo.params.groups * plan.ktiles * lanes)?;
+        u.lanes = u32_of(lanes)?;
         u.qtiles = u32_of(plan.qtiles)?;
         u.ptiles = u32_of(plan.ptiles)?;
         u.ktiles = u32_of(plan.ktiles)?;
@@ -138,7 +146,7 @@ impl Context {
                     u.total,
                 )?;
                 u.total = total;
-                let variant = tiled::forward_vec4(plan.bk, plan.bq, window, plan.rows, pad);
+                let variant = tiled::forward_vec4(plan.bk, plan.bq, window, plan.rows, pad, weights);
                 job.dispatch(
                     &kernels::FORWARD_VEC4,
                     &variant,

@@ -16,7 +16,7 @@ pub(crate) enum Variant {
     /// `conv2d_weight_grad_tiled.wgsl`, see [`weight_grad`].
     WeightGrad { bk: usize, br: usize },
     /// `conv2d_forward_vec4.wgsl`, see [`forward_vec4`].
-    ForwardVec4 { bk: usize, bq: usize, wd: Window, rows: Option<Rows>, pad: Pad },
+    ForwardVec4 { bk: usize, bq: usize, wd: Window, rows: Option<Rows>, pad: Pad, weights: Weights },
     /// `conv2d_weight_grad_vec4.wgsl`, see [`weight_grad_vec4`].
     WeightGradVec4 { bk: usize, br: usize, wd: Window },
 }
@@ -36,7 +36,7 @@ impl Variant {
             Self::Plain => Vec::new(),
             Self::Forward { bk, bq, window } => forward_code(bk, bq, window),
             Self::WeightGrad { bk, br } => weight_grad_code(bk, br),
-            Self::ForwardVec4 { bk, bq, wd, rows, pad } => forward_vec4_code(bk, bq, wd, rows, pad),
+            Self::ForwardVec4 { bk, bq, wd, rows, pad, weights } => forward_vec4_code(bk, bq, wd, rows, pad, weights),
             Self::WeightGradVec4 { bk, br, wd } => weight_grad_vec4_code(bk, br, wd),
         }
     }
@@ -171,11 +171,40 @@ pub(crate) struct Rows {
 /// The forward pass with vec4 loads (`conv2d_forward_vec4.wgsl`): `bk` filters (a multiple of 4, or
 /// fewer than 4 in a single tile) × `bq` columns (a multiple of 4), the kernel row unrolled over its
 /// input window; one output row per tile, or the `rows` of a [`Rows`] tile.
-pub(crate) fn forward_vec4(bk: usize, bq: usize, wd: Window, rows: Option<Rows>, pad: Pad) -> Variant {
-    Variant::ForwardVec4 { bk, bq, wd, rows, pad }
+pub(crate) fn forward_vec4(
+    bk: usize,
+    bq: usize,
+    wd: Window,
+    rows: Option<Rows>,
+    pad: Pad,
+    weights: Weights,
+) -> Variant {
+    Variant::ForwardVec4 { bk, bq, wd, rows, pad, weights }
 }
 
-fn forward_vec4_code(bk: usize, bq: usize, wd: Window, rows: Option<Rows>, pad: Pad) -> Subs {
+/// How the invocations of the vec4 forward kernel get the weights of their tile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Weights {
+    /// Each loads them.
+    Load,
+    /// The first 8 lanes of a subgroup load them and broadcast them to the rest (the subgroup works
+    /// on one filter tile, and the kernel rows are not skipped per lane).
+    Broadcast,
+}
+
+/// Loads the `count` weight vec4s whose offsets `at(e)` gives (a WGSL expression in `e`) into
+/// `{name}0`, `{name}1` …, one vec4 per lane of 8, and returns the lines and, for each vec4, the
+/// expression that reads it.
+fn shared_loads(indent: &str, name: &str, count: usize, at: &dyn Fn(&str) -> String) -> (String, Vec<String>) {
+    let loads = lines((0..count.div_ceil(8)).map(|m| {
+        let e = format!("min(sg % 8u + {}u, {}u)", 8 * m, count - 1);
+        format!("{indent}let {name}{m} = wt[{}];", at(&format!("({e})")))
+    }));
+    let reads = (0..count).map(|e| format!("subgroupBroadcast({name}{}, {}u)", e / 8, e % 8)).collect();
+    (loads, reads)
+}
+
+fn forward_vec4_code(bk: usize, bq: usize, wd: Window, rows: Option<Rows>, pad: Pad, weights: Weights) -> Subs {
     const C: [&str; 4] = ["x", "y", "z", "w"];
     let br = rows.map_or(1, |r| r.br);
     let acc = || (0..bk).flat_map(move |v| (0..br).flat_map(move |r| (0..bq).map(move |u| (v, r, u))));
@@ -197,24 +226,45 @@ fn forward_vec4_code(bk: usize, bq: usize, wd: Window, rows: Option<Rows>, pad: 
     };
     let channel = match rows {
         None => {
+            let nb = bk.div_ceil(4);
+            // Vec4 b of tap j's weights, and the loads that precede the taps.
+            let (shared, wv): (String, Vec<String>) = match weights {
+                Weights::Load => (String::new(), Vec::new()),
+                Weights::Broadcast => shared_loads("            ", "wl", wd.t * nb, &|e| {
+                    format!("w_base + (tap_row + {e} / {nb}u) * kv + {e} % {nb}u")
+                }),
+            };
             let taps = lines((0..wd.t).map(|j| {
-                let wl = lines((0..bk.div_ceil(4)).map(|b| format!("                let wv{b} = wt[wb + {b}u];")));
+                let wl = lines((0..nb).map(|b| match weights {
+                    Weights::Load => format!("                let wv{b} = wt[w_base + (tap_row + {j}u) * kv + {b}u];"),
+                    Weights::Broadcast => format!("                let wv{b} = {};", wv[j * nb + b]),
+                }));
                 let f = fmas("                ", 0, j, &|v| format!("wv{}.{}", v / 4, C[v % 4]));
-                format!("            {{\n                let wb = w_base + (tap_row + {j}u) * kv;\n{wl}\n{f}\n            }}")
+                format!("            {{\n{wl}\n{f}\n            }}")
             }));
             format!(
-                "        for (var i = i_first; i < P.s; i += P.i_step) {{\n            let xr = i32(p * P.sh + i * P.dh) - i32(P.ph);\n{row_start}\n            let tap_row = (cg * P.s + i) * P.t;\n{}\n{taps}\n        }}",
+                "        for (var i = i_first; i < P.s; i += P.i_step) {{\n            let xr = i32(p * P.sh + i * P.dh) - i32(P.ph);\n{row_start}\n            let tap_row = (cg * P.s + i) * P.t;\n{shared}\n{}\n{taps}\n        }}",
                 window("            ")
             )
         }
         Some(rt) => {
             let nb = bk.div_ceil(4);
-            let weights = lines((0..rt.s).flat_map(|i| {
-                (0..wd.t).flat_map(move |j| {
-                    (0..nb)
-                        .map(move |b| format!("        let w{i}_{j}_{b} = wt[w_cg + {}u * kv + {b}u];", i * wd.t + j))
-                })
+            let count = rt.s * wd.t * nb;
+            let (shared, wv) = match weights {
+                Weights::Load => (String::new(), Vec::new()),
+                Weights::Broadcast => {
+                    shared_loads("        ", "wl", count, &|e| format!("w_cg + {e} / {nb}u * kv + {e} % {nb}u"))
+                }
+            };
+            let named = lines((0..count).map(|e| {
+                let (tap, b) = (e / nb, e % nb);
+                let (i, j) = (tap / wd.t, tap % wd.t);
+                match weights {
+                    Weights::Load => format!("        let w{i}_{j}_{b} = wt[w_cg + {tap}u * kv + {b}u];"),
+                    Weights::Broadcast => format!("        let w{i}_{j}_{b} = {};", wv[e]),
+                }
             }));
+            let weights = format!("{shared}\n{named}");
             // Input row d (from the tile's first row) feeds output row r through kernel row i when
             // r·sh + i·dh = d. Rows past the plane (only read by rows past P) are clamped to it.
             let last = (br - 1) * rt.sh + (rt.s - 1) * rt.dh;
@@ -254,6 +304,13 @@ fn forward_vec4_code(bk: usize, bq: usize, wd: Window, rows: Option<Rows>, pad: 
         ("BR", br.to_string()),
         ("BQ", bq.to_string()),
         ("MASKED", (pad == Pad::Mask).to_string()),
+        (
+            "SG_PARAM",
+            match weights {
+                Weights::Load => String::new(),
+                Weights::Broadcast => ",\n        @builtin(subgroup_invocation_id) sg: u32".to_string(),
+            },
+        ),
         ("ACC_DECL", lines(acc().map(|(v, r, u)| format!("    var a{v}_{r}_{u} = 0.0;")))),
         ("CHANNEL", channel),
         ("STORE", store),
