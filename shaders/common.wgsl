@@ -22,15 +22,18 @@ struct ConvParams {
 
 // The tile of invocation `id` in the split weight-gradient kernels: reduction chunk `split`, group g,
 // first filter k_in (within the group) of BK, and tap tile rt. Order, slowest first: split, filter
-// tile (over all groups), tap tile, so neighbouring invocations read the same dY rows.
+// tile (over all groups), tap tile, so neighbouring invocations read the same dY rows. `lanes`
+// invocations per (split, filter tile): rtiles, or that rounded up to whole subgroups where a subgroup
+// shares its dY loads; the extra ones repeat the last tap tile and store nothing (`live` false).
 struct GradTile {
-    split: u32, g: u32, k_in: u32, rt: u32,
+    split: u32, g: u32, k_in: u32, rt: u32, live: bool,
 }
 
 fn grad_tile(id: u32, bk: u32, c: ConvParams) -> GradTile {
-    let kt_all = (id / c.rtiles) % (c.ktiles * c.g);
-    let split = id / (c.rtiles * c.ktiles * c.g);
-    return GradTile(split, kt_all / c.ktiles, (kt_all % c.ktiles) * bk, id % c.rtiles);
+    let kt_all = (id / c.lanes) % (c.ktiles * c.g);
+    let split = id / (c.lanes * c.ktiles * c.g);
+    let rt = min(id % c.lanes, c.rtiles - 1u);
+    return GradTile(split, kt_all / c.ktiles, (kt_all % c.ktiles) * bk, rt, id % c.lanes < c.rtiles);
 }
 
 // The first kernel row of output row p that reads a data row of the input (see row_step), or S if none

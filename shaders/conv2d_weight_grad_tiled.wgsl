@@ -50,5 +50,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         }
     }
     let out = split * P.k * taps;
+    if (!tile.live) {
+        return;
+    }
 {{STORE}}
 }

@@ -22,7 +22,7 @@ const BR: u32 = {{BR}}u;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
+        @builtin(local_invocation_index) lid: u32{{SG_PARAM}}) {
     let id = flat_id(wid, nwg, lid);
     if (id >= P.total) {
         return;
@@ -62,5 +62,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         }
     }
     let out = split * P.k * taps + cg * P.s * P.t;
+    if (!tile.live) {
+        return;
+    }
 {{STORE}}
 }

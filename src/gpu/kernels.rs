@@ -114,9 +114,11 @@ impl KernelSpec {
                 tiled::Window { t: 3, sw: 1, dw: 1 },
                 None,
                 tiled::Pad::Copy,
-                tiled::Weights::Load,
+                tiled::Sharing::PerLane,
             ),
-            "conv2d_weight_grad_vec4" => tiled::weight_grad_vec4(8, 3, tiled::Window { t: 3, sw: 1, dw: 1 }),
+            "conv2d_weight_grad_vec4" => {
+                tiled::weight_grad_vec4(8, 3, tiled::Window { t: 3, sw: 1, dw: 1 }, tiled::Sharing::PerLane)
+            }
             _ => Variant::none(),
         }
     }
@@ -336,7 +338,7 @@ mod tests {
     /// The generated variants parse and validate too: the loop row and windowed rows.
     #[test]
     fn tiled_variants_validate_with_naga() {
-        use crate::gpu::tiled::{Pad, Rows, Weights, Window, forward, forward_vec4, weight_grad, weight_grad_vec4};
+        use crate::gpu::tiled::{Pad, Rows, Sharing, Window, forward, forward_vec4, weight_grad, weight_grad_vec4};
         use wgpu::naga;
         let mut variants = vec![
             (&FORWARD_TILED, forward(1, 16, None)),
@@ -347,18 +349,19 @@ mod tests {
             variants.push((&FORWARD_TILED, forward(4, 8, Some(Window { t, sw, dw }))));
             variants.push((&FORWARD_TILED, forward(8, 16, Some(Window { t, sw, dw }))));
             let wd = Window { t, sw, dw };
-            variants.push((&FORWARD_VEC4, forward_vec4(4, 8, wd, None, Pad::Copy, Weights::Load)));
-            variants.push((&FORWARD_VEC4, forward_vec4(1, 16, wd, None, Pad::Mask, Weights::Broadcast)));
-            variants.push((&FORWARD_VEC4, forward_vec4(3, 16, wd, None, Pad::Copy, Weights::Broadcast)));
-            variants.push((&FORWARD_VEC4, forward_vec4(8, 16, wd, None, Pad::Mask, Weights::Load)));
+            variants.push((&FORWARD_VEC4, forward_vec4(4, 8, wd, None, Pad::Copy, Sharing::PerLane)));
+            variants.push((&FORWARD_VEC4, forward_vec4(1, 16, wd, None, Pad::Mask, Sharing::Subgroup)));
+            variants.push((&FORWARD_VEC4, forward_vec4(3, 16, wd, None, Pad::Copy, Sharing::Subgroup)));
+            variants.push((&FORWARD_VEC4, forward_vec4(8, 16, wd, None, Pad::Mask, Sharing::PerLane)));
             // Several rows per tile, with strides and dilations that leave some input rows unread.
             let rows = Rows { br: 4, s: t, sh: sw, dh: dw };
-            variants.push((&FORWARD_VEC4, forward_vec4(1, 16, wd, Some(rows), Pad::Mask, Weights::Broadcast)));
+            variants.push((&FORWARD_VEC4, forward_vec4(1, 16, wd, Some(rows), Pad::Mask, Sharing::Subgroup)));
             variants.push((
                 &FORWARD_VEC4,
-                forward_vec4(3, 8, wd, Some(Rows { br: 2, s: 2, sh: 3, dh: 1 }), Pad::Copy, Weights::Load),
+                forward_vec4(3, 8, wd, Some(Rows { br: 2, s: 2, sh: 3, dh: 1 }), Pad::Copy, Sharing::PerLane),
             ));
-            variants.push((&WEIGHT_GRAD_VEC4, weight_grad_vec4(3, 2, Window { t, sw, dw })));
+            variants.push((&WEIGHT_GRAD_VEC4, weight_grad_vec4(3, 2, wd, Sharing::PerLane)));
+            variants.push((&WEIGHT_GRAD_VEC4, weight_grad_vec4(8, 1, wd, Sharing::Subgroup)));
         }
         for (spec, v) in variants {
             let src = spec.full_source_with(&v);

@@ -9,7 +9,7 @@ use crate::gpu::context::{Context, Kernels};
 use crate::gpu::job::Job;
 use crate::gpu::kernels::{self, ConvUniform, KernelSpec};
 use crate::gpu::tensor::Tensor;
-use crate::gpu::tiled::{self, Pad, Variant, Weights};
+use crate::gpu::tiled::{self, Pad, Sharing, Variant};
 
 impl Context {
     /// Forward correlation on device tensors: `X` is `[N, C, H, W]`, `W` is `[K, C/G, S, T]`, the
@@ -122,9 +122,9 @@ impl Context {
         // Subgroups share their weights where the adapter gains by it and every lane of a subgroup
         // runs the same kernel rows (no rows skipped per output row).
         let tiles = plan.ptiles * plan.qtiles;
-        let (weights, lanes) = match self.subgroup_sharing() {
-            Some(sg) if plan.vec4 && u.row_step == 1 => (Weights::Broadcast, tiles.next_multiple_of(sg as usize)),
-            _ => (Weights::Load, tiles),
+        let (share, lanes) = match self.subgroup_sharing() {
+            Some(sg) if plan.vec4 && u.row_step == 1 => (Sharing::Subgroup, tiles.next_multiple_of(sg as usize)),
+            _ => (Sharing::PerLane, tiles),
         };
         let total = u32_of(geo.n * geo.params.groups * plan.ktiles * lanes)?;
         u.lanes = u32_of(lanes)?;
@@ -146,7 +146,7 @@ impl Context {
                     u.total,
                 )?;
                 u.total = total;
-                let variant = tiled::forward_vec4(plan.bk, plan.bq, window, plan.rows, pad, weights);
+                let variant = tiled::forward_vec4(plan.bk, plan.bq, window, plan.rows, pad, share);
                 job.dispatch(
                     &kernels::FORWARD_VEC4,
                     &variant,
@@ -429,7 +429,16 @@ impl Context {
         let chunk = rows.div_ceil(splits);
         let splits = rows.div_ceil(chunk);
         let (xp, mut u) = self.padded_input(job, geo, x, plan.wp)?;
-        u.total = u32_of(plan.tiles * splits)?;
+        // Subgroups share their dY loads where the adapter gains by it and there are enough tap
+        // tiles to fill a subgroup with one filter tile's.
+        let (share, lanes) = match self.subgroup_sharing() {
+            Some(sg) if plan.window.is_some() && plan.rtiles >= 8 => {
+                (Sharing::Subgroup, plan.rtiles.next_multiple_of(sg as usize))
+            }
+            _ => (Sharing::PerLane, plan.rtiles),
+        };
+        u.total = u32_of(geo.params.groups * plan.ktiles * lanes * splits)?;
+        u.lanes = u32_of(lanes)?;
         u.ktiles = u32_of(plan.ktiles)?;
         u.rtiles = u32_of(plan.rtiles)?;
         u.splits = u32_of(splits)?;
@@ -455,7 +464,7 @@ impl Context {
                 };
                 let dyp = dyp.as_ref().map_or(dy, |t| &t.buffer);
                 u.qtiles = u32_of(qp)?;
-                let variant = tiled::weight_grad_vec4(plan.bk, plan.br, wd);
+                let variant = tiled::weight_grad_vec4(plan.bk, plan.br, wd, share);
                 let bufs = [&xp.buffer, &xp.buffer, dyp, dyp, out];
                 job.dispatch(&kernels::WEIGHT_GRAD_VEC4, &variant, bytemuck::bytes_of(&u), &bufs, u.total)?;
             }

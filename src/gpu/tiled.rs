@@ -16,9 +16,9 @@ pub(crate) enum Variant {
     /// `conv2d_weight_grad_tiled.wgsl`, see [`weight_grad`].
     WeightGrad { bk: usize, br: usize },
     /// `conv2d_forward_vec4.wgsl`, see [`forward_vec4`].
-    ForwardVec4 { bk: usize, bq: usize, wd: Window, rows: Option<Rows>, pad: Pad, weights: Weights },
+    ForwardVec4 { bk: usize, bq: usize, wd: Window, rows: Option<Rows>, pad: Pad, share: Sharing },
     /// `conv2d_weight_grad_vec4.wgsl`, see [`weight_grad_vec4`].
-    WeightGradVec4 { bk: usize, br: usize, wd: Window },
+    WeightGradVec4 { bk: usize, br: usize, wd: Window, share: Sharing },
 }
 
 /// Values for the `{{NAME}}` markers of a kernel's WGSL.
@@ -36,8 +36,8 @@ impl Variant {
             Self::Plain => Vec::new(),
             Self::Forward { bk, bq, window } => forward_code(bk, bq, window),
             Self::WeightGrad { bk, br } => weight_grad_code(bk, br),
-            Self::ForwardVec4 { bk, bq, wd, rows, pad, weights } => forward_vec4_code(bk, bq, wd, rows, pad, weights),
-            Self::WeightGradVec4 { bk, br, wd } => weight_grad_vec4_code(bk, br, wd),
+            Self::ForwardVec4 { bk, bq, wd, rows, pad, share } => forward_vec4_code(bk, bq, wd, rows, pad, share),
+            Self::WeightGradVec4 { bk, br, wd, share } => weight_grad_vec4_code(bk, br, wd, share),
         }
     }
 }
@@ -171,28 +171,23 @@ pub(crate) struct Rows {
 /// The forward pass with vec4 loads (`conv2d_forward_vec4.wgsl`): `bk` filters (a multiple of 4, or
 /// fewer than 4 in a single tile) × `bq` columns (a multiple of 4), the kernel row unrolled over its
 /// input window; one output row per tile, or the `rows` of a [`Rows`] tile.
-pub(crate) fn forward_vec4(
-    bk: usize,
-    bq: usize,
-    wd: Window,
-    rows: Option<Rows>,
-    pad: Pad,
-    weights: Weights,
-) -> Variant {
-    Variant::ForwardVec4 { bk, bq, wd, rows, pad, weights }
+pub(crate) fn forward_vec4(bk: usize, bq: usize, wd: Window, rows: Option<Rows>, pad: Pad, share: Sharing) -> Variant {
+    Variant::ForwardVec4 { bk, bq, wd, rows, pad, share }
 }
 
-/// How the invocations of the vec4 forward kernel get the weights of their tile.
+/// How the invocations of a tiled kernel get the operand that all lanes of a subgroup read alike:
+/// the weights of a filter tile in the forward kernel, the dY rows of a filter tile in the weight
+/// gradient.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Weights {
-    /// Each loads them.
-    Load,
-    /// The first 8 lanes of a subgroup load them and broadcast them to the rest (the subgroup works
-    /// on one filter tile, and the kernel rows are not skipped per lane).
-    Broadcast,
+pub(crate) enum Sharing {
+    /// Each lane loads it.
+    PerLane,
+    /// The first 8 lanes of a subgroup load it and broadcast it to the rest: the subgroup works on
+    /// one filter tile, and its lanes run the same loops (no kernel rows skipped per lane).
+    Subgroup,
 }
 
-/// Loads the `count` weight vec4s whose offsets `at(e)` gives (a WGSL expression in `e`) into
+/// Loads the `count` vec4s of `wt` whose offsets `at(e)` gives (a WGSL expression in `e`) into whose offsets `at(e)` gives (a WGSL expression in `e`) into
 /// `{name}0`, `{name}1` …, one vec4 per lane of 8, and returns the lines and, for each vec4, the
 /// expression that reads it.
 fn shared_loads(indent: &str, name: &str, count: usize, at: &dyn Fn(&str) -> String) -> (String, Vec<String>) {
@@ -204,7 +199,7 @@ fn shared_loads(indent: &str, name: &str, count: usize, at: &dyn Fn(&str) -> Str
     (loads, reads)
 }
 
-fn forward_vec4_code(bk: usize, bq: usize, wd: Window, rows: Option<Rows>, pad: Pad, weights: Weights) -> Subs {
+fn forward_vec4_code(bk: usize, bq: usize, wd: Window, rows: Option<Rows>, pad: Pad, share: Sharing) -> Subs {
     const C: [&str; 4] = ["x", "y", "z", "w"];
     let br = rows.map_or(1, |r| r.br);
     let acc = || (0..bk).flat_map(move |v| (0..br).flat_map(move |r| (0..bq).map(move |u| (v, r, u))));
@@ -228,16 +223,18 @@ fn forward_vec4_code(bk: usize, bq: usize, wd: Window, rows: Option<Rows>, pad: 
         None => {
             let nb = bk.div_ceil(4);
             // Vec4 b of tap j's weights, and the loads that precede the taps.
-            let (shared, wv): (String, Vec<String>) = match weights {
-                Weights::Load => (String::new(), Vec::new()),
-                Weights::Broadcast => shared_loads("            ", "wl", wd.t * nb, &|e| {
+            let (shared, wv): (String, Vec<String>) = match share {
+                Sharing::PerLane => (String::new(), Vec::new()),
+                Sharing::Subgroup => shared_loads("            ", "wl", wd.t * nb, &|e| {
                     format!("w_base + (tap_row + {e} / {nb}u) * kv + {e} % {nb}u")
                 }),
             };
             let taps = lines((0..wd.t).map(|j| {
-                let wl = lines((0..nb).map(|b| match weights {
-                    Weights::Load => format!("                let wv{b} = wt[w_base + (tap_row + {j}u) * kv + {b}u];"),
-                    Weights::Broadcast => format!("                let wv{b} = {};", wv[j * nb + b]),
+                let wl = lines((0..nb).map(|b| match share {
+                    Sharing::PerLane => {
+                        format!("                let wv{b} = wt[w_base + (tap_row + {j}u) * kv + {b}u];")
+                    }
+                    Sharing::Subgroup => format!("                let wv{b} = {};", wv[j * nb + b]),
                 }));
                 let f = fmas("                ", 0, j, &|v| format!("wv{}.{}", v / 4, C[v % 4]));
                 format!("            {{\n{wl}\n{f}\n            }}")
@@ -250,18 +247,18 @@ fn forward_vec4_code(bk: usize, bq: usize, wd: Window, rows: Option<Rows>, pad: 
         Some(rt) => {
             let nb = bk.div_ceil(4);
             let count = rt.s * wd.t * nb;
-            let (shared, wv) = match weights {
-                Weights::Load => (String::new(), Vec::new()),
-                Weights::Broadcast => {
+            let (shared, wv) = match share {
+                Sharing::PerLane => (String::new(), Vec::new()),
+                Sharing::Subgroup => {
                     shared_loads("        ", "wl", count, &|e| format!("w_cg + {e} / {nb}u * kv + {e} % {nb}u"))
                 }
             };
             let named = lines((0..count).map(|e| {
                 let (tap, b) = (e / nb, e % nb);
                 let (i, j) = (tap / wd.t, tap % wd.t);
-                match weights {
-                    Weights::Load => format!("        let w{i}_{j}_{b} = wt[w_cg + {tap}u * kv + {b}u];"),
-                    Weights::Broadcast => format!("        let w{i}_{j}_{b} = {};", wv[e]),
+                match share {
+                    Sharing::PerLane => format!("        let w{i}_{j}_{b} = wt[w_cg + {tap}u * kv + {b}u];"),
+                    Sharing::Subgroup => format!("        let w{i}_{j}_{b} = {};", wv[e]),
                 }
             }));
             let weights = format!("{shared}\n{named}");
@@ -304,13 +301,7 @@ fn forward_vec4_code(bk: usize, bq: usize, wd: Window, rows: Option<Rows>, pad: 
         ("BR", br.to_string()),
         ("BQ", bq.to_string()),
         ("MASKED", (pad == Pad::Mask).to_string()),
-        (
-            "SG_PARAM",
-            match weights {
-                Weights::Load => String::new(),
-                Weights::Broadcast => ",\n        @builtin(subgroup_invocation_id) sg: u32".to_string(),
-            },
-        ),
+        ("SG_PARAM", sg_param(share)),
         ("ACC_DECL", lines(acc().map(|(v, r, u)| format!("    var a{v}_{r}_{u} = 0.0;")))),
         ("CHANNEL", channel),
         ("STORE", store),
@@ -318,12 +309,21 @@ fn forward_vec4_code(bk: usize, bq: usize, wd: Window, rows: Option<Rows>, pad: 
 }
 
 /// The weight gradient with vec4 loads along q (`conv2d_weight_grad_vec4.wgsl`): `bk` filters × `br`
-/// kernel rows × the `wd.t` taps of each row, four output columns per step.
-pub(crate) fn weight_grad_vec4(bk: usize, br: usize, wd: Window) -> Variant {
-    Variant::WeightGradVec4 { bk, br, wd }
+/// kernel rows × the `wd.t` taps of each row, four output columns per step; with
+/// [`Sharing::Subgroup`] lane v of a subgroup loads filter v's dY and broadcasts it.
+pub(crate) fn weight_grad_vec4(bk: usize, br: usize, wd: Window, share: Sharing) -> Variant {
+    Variant::WeightGradVec4 { bk, br, wd, share }
 }
 
-fn weight_grad_vec4_code(bk: usize, br: usize, wd: Window) -> Subs {
+/// The subgroup lane index parameter of an entry point that shares loads across a subgroup.
+fn sg_param(share: Sharing) -> String {
+    match share {
+        Sharing::PerLane => String::new(),
+        Sharing::Subgroup => ",\n        @builtin(subgroup_invocation_id) sg: u32".to_string(),
+    }
+}
+
+fn weight_grad_vec4_code(bk: usize, br: usize, wd: Window, share: Sharing) -> Subs {
     const C: [&str; 4] = ["x", "y", "z", "w"];
     let t = wd.t;
     let span = 3 * wd.sw + (t - 1) * wd.dw + 1;
@@ -332,7 +332,13 @@ fn weight_grad_vec4_code(bk: usize, br: usize, wd: Window) -> Subs {
         let xl = lines((0..br).flat_map(|r| {
             (0..span.div_ceil(4)).map(move |m| format!("            let w{r}_{m} = xv[(xb + ro{r}) / 4u + {m}u];"))
         }));
-        let dl = lines((0..bk).map(|v| format!("            let d{v} = dyv[(dr{v} + q0) / 4u];")));
+        let dl = match share {
+            Sharing::PerLane => lines((0..bk).map(|v| format!("            let d{v} = dyv[(dr{v} + q0) / 4u];"))),
+            Sharing::Subgroup => format!(
+                "            let dl = dyv[(drl + q0) / 4u];\n{}",
+                lines((0..bk).map(|v| format!("            let d{v} = subgroupBroadcast(dl, {v}u);")))
+            ),
+        };
         let f = lines(acc().flat_map(|(v, r, j)| {
             (0..4).map(move |u| {
                 let m = u * wd.sw + j * wd.dw;
@@ -346,7 +352,13 @@ fn weight_grad_vec4_code(bk: usize, br: usize, wd: Window) -> Subs {
             lines((0..br).flat_map(|r| {
                 (0..t).map(move |j| format!("            let x{r}_{j} = xs[xq + ro{r} + {j}u * P.dw];"))
             }));
-        let dl = lines((0..bk).map(|v| format!("            let ds{v} = dys[dr{v} + q];")));
+        let dl = match share {
+            Sharing::PerLane => lines((0..bk).map(|v| format!("            let ds{v} = dys[dr{v} + q];"))),
+            Sharing::Subgroup => format!(
+                "            let dsl = dys[drl + q];\n{}",
+                lines((0..bk).map(|v| format!("            let ds{v} = subgroupBroadcast(dsl, {v}u);")))
+            ),
+        };
         let f = lines(acc().map(|(v, r, j)| format!("            a{v}_{r}_{j} = fma(ds{v}, x{r}_{j}, a{v}_{r}_{j});")));
         format!("{xl}\n{dl}\n{f}")
     };
@@ -357,7 +369,20 @@ fn weight_grad_vec4_code(bk: usize, br: usize, wd: Window) -> Subs {
             ("ROW_OFFSETS", lines((0..br).map(|r| format!("    let ro{r} = min(i0 + {r}u, P.s - 1u) * P.dh * P.wp;")))),
             ("K_INDEX", lines((0..bk).map(|v| format!("    let k{v} = g * P.kpg + min(k_in + {v}u, P.kpg - 1u);")))),
             ("ACC_DECL", lines(acc().map(|(v, r, j)| format!("    var a{v}_{r}_{j} = 0.0;")))),
-            ("DY_ROWS", lines((0..bk).map(|v| format!("        let dr{v} = ((n * P.k + k{v}) * P.p + p) * qp;")))),
+            (
+                "DY_ROWS",
+                match share {
+                    Sharing::PerLane => {
+                        lines((0..bk).map(|v| format!("        let dr{v} = ((n * P.k + k{v}) * P.p + p) * qp;")))
+                    }
+                    // This lane's filter: lane v of the first 8 loads filter v's row.
+                    Sharing::Subgroup => format!(
+                        "        let kl = g * P.kpg + min(k_in + min(sg % 8u, {}u), P.kpg - 1u);\n        let drl = ((n * P.k + kl) * P.p + p) * qp;",
+                        bk - 1
+                    ),
+                },
+            ),
+            ("SG_PARAM", sg_param(share)),
             ("BLOCK", block),
             ("TAIL", tail),
             (
