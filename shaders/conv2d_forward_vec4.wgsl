@@ -28,7 +28,7 @@ const MASKED: bool = {{MASKED}};
 @group(0) @binding(1) var<storage, read> xp: array<vec4<f32>>;   // N×C×Hp×Wp, zero-padded, Wp % 4 = 0; or X
 @group(0) @binding(2) var<storage, read> wt: array<vec4<f32>>;   // G×((C/G)·S·T)×kpad
 @group(0) @binding(3) var<storage, read> bias: array<f32>;       // K (unused unless flags & 1)
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;    // N×K×P×Q
+@group(0) @binding(4) var<storage, read_write> y: array<{{Y_TYPE}}>; // N×K×P×Q
 
 // Vec4 c of the input row that starts at vec4 `row`; `row_ok` tells whether that row lies in the input.
 // On a zero-padded copy (MASKED false, ph = pw = 0) every read is inside. Reading X itself (MASKED

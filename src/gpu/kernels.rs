@@ -115,6 +115,7 @@ impl KernelSpec {
                 None,
                 tiled::Pad::Copy,
                 tiled::Sharing::PerLane,
+                tiled::Store::Scalar,
             ),
             "conv2d_weight_grad_vec4" => {
                 tiled::weight_grad_vec4(8, 3, tiled::Window { t: 3, sw: 1, dw: 1 }, tiled::Sharing::PerLane)
@@ -338,7 +339,9 @@ mod tests {
     /// The generated variants parse and validate too: the loop row and windowed rows.
     #[test]
     fn tiled_variants_validate_with_naga() {
-        use crate::gpu::tiled::{Pad, Rows, Sharing, Window, forward, forward_vec4, weight_grad, weight_grad_vec4};
+        use crate::gpu::tiled::{
+            Pad, Rows, Sharing, Store, Window, forward, forward_vec4, weight_grad, weight_grad_vec4,
+        };
         use wgpu::naga;
         let mut variants = vec![
             (&FORWARD_TILED, forward(1, 16, None)),
@@ -349,16 +352,25 @@ mod tests {
             variants.push((&FORWARD_TILED, forward(4, 8, Some(Window { t, sw, dw }))));
             variants.push((&FORWARD_TILED, forward(8, 16, Some(Window { t, sw, dw }))));
             let wd = Window { t, sw, dw };
-            variants.push((&FORWARD_VEC4, forward_vec4(4, 8, wd, None, Pad::Copy, Sharing::PerLane)));
-            variants.push((&FORWARD_VEC4, forward_vec4(1, 16, wd, None, Pad::Mask, Sharing::Subgroup)));
-            variants.push((&FORWARD_VEC4, forward_vec4(3, 16, wd, None, Pad::Copy, Sharing::Subgroup)));
-            variants.push((&FORWARD_VEC4, forward_vec4(8, 16, wd, None, Pad::Mask, Sharing::PerLane)));
+            variants.push((&FORWARD_VEC4, forward_vec4(4, 8, wd, None, Pad::Copy, Sharing::PerLane, Store::Scalar)));
+            variants.push((&FORWARD_VEC4, forward_vec4(1, 16, wd, None, Pad::Mask, Sharing::Subgroup, Store::Vec4)));
+            variants.push((&FORWARD_VEC4, forward_vec4(3, 16, wd, None, Pad::Copy, Sharing::Subgroup, Store::Scalar)));
+            variants.push((&FORWARD_VEC4, forward_vec4(8, 16, wd, None, Pad::Mask, Sharing::PerLane, Store::Vec4)));
             // Several rows per tile, with strides and dilations that leave some input rows unread.
             let rows = Rows { br: 4, s: t, sh: sw, dh: dw };
-            variants.push((&FORWARD_VEC4, forward_vec4(1, 16, wd, Some(rows), Pad::Mask, Sharing::Subgroup)));
+            variants
+                .push((&FORWARD_VEC4, forward_vec4(1, 16, wd, Some(rows), Pad::Mask, Sharing::Subgroup, Store::Vec4)));
             variants.push((
                 &FORWARD_VEC4,
-                forward_vec4(3, 8, wd, Some(Rows { br: 2, s: 2, sh: 3, dh: 1 }), Pad::Copy, Sharing::PerLane),
+                forward_vec4(
+                    3,
+                    8,
+                    wd,
+                    Some(Rows { br: 2, s: 2, sh: 3, dh: 1 }),
+                    Pad::Copy,
+                    Sharing::PerLane,
+                    Store::Vec4,
+                ),
             ));
             variants.push((&WEIGHT_GRAD_VEC4, weight_grad_vec4(3, 2, wd, Sharing::PerLane)));
             variants.push((&WEIGHT_GRAD_VEC4, weight_grad_vec4(8, 1, wd, Sharing::Subgroup)));

@@ -9,7 +9,7 @@ use crate::gpu::context::{Context, Kernels};
 use crate::gpu::job::Job;
 use crate::gpu::kernels::{self, ConvUniform, KernelSpec};
 use crate::gpu::tensor::Tensor;
-use crate::gpu::tiled::{self, Pad, Sharing, Variant};
+use crate::gpu::tiled::{self, Pad, Sharing, Store, Variant};
 
 impl Context {
     /// Forward correlation on device tensors: `X` is `[N, C, H, W]`, `W` is `[K, C/G, S, T]`, the
@@ -146,7 +146,8 @@ impl Context {
                     u.total,
                 )?;
                 u.total = total;
-                let variant = tiled::forward_vec4(plan.bk, plan.bq, window, plan.rows, pad, share);
+                let store = if geo.q.is_multiple_of(4) { Store::Vec4 } else { Store::Scalar };
+                let variant = tiled::forward_vec4(plan.bk, plan.bq, window, plan.rows, pad, share, store);
                 job.dispatch(
                     &kernels::FORWARD_VEC4,
                     &variant,

@@ -16,7 +16,7 @@ pub(crate) enum Variant {
     /// `conv2d_weight_grad_tiled.wgsl`, see [`weight_grad`].
     WeightGrad { bk: usize, br: usize },
     /// `conv2d_forward_vec4.wgsl`, see [`forward_vec4`].
-    ForwardVec4 { bk: usize, bq: usize, wd: Window, rows: Option<Rows>, pad: Pad, share: Sharing },
+    ForwardVec4 { bk: usize, bq: usize, wd: Window, rows: Option<Rows>, pad: Pad, share: Sharing, store: Store },
     /// `conv2d_weight_grad_vec4.wgsl`, see [`weight_grad_vec4`].
     WeightGradVec4 { bk: usize, br: usize, wd: Window, share: Sharing },
 }
@@ -36,7 +36,9 @@ impl Variant {
             Self::Plain => Vec::new(),
             Self::Forward { bk, bq, window } => forward_code(bk, bq, window),
             Self::WeightGrad { bk, br } => weight_grad_code(bk, br),
-            Self::ForwardVec4 { bk, bq, wd, rows, pad, share } => forward_vec4_code(bk, bq, wd, rows, pad, share),
+            Self::ForwardVec4 { bk, bq, wd, rows, pad, share, store } => {
+                forward_vec4_code(bk, bq, wd, rows, pad, share, store)
+            }
             Self::WeightGradVec4 { bk, br, wd, share } => weight_grad_vec4_code(bk, br, wd, share),
         }
     }
@@ -171,8 +173,27 @@ pub(crate) struct Rows {
 /// The forward pass with vec4 loads (`conv2d_forward_vec4.wgsl`): `bk` filters (a multiple of 4, or
 /// fewer than 4 in a single tile) × `bq` columns (a multiple of 4), the kernel row unrolled over its
 /// input window; one output row per tile, or the `rows` of a [`Rows`] tile.
-pub(crate) fn forward_vec4(bk: usize, bq: usize, wd: Window, rows: Option<Rows>, pad: Pad, share: Sharing) -> Variant {
-    Variant::ForwardVec4 { bk, bq, wd, rows, pad, share }
+pub(crate) fn forward_vec4(
+    bk: usize,
+    bq: usize,
+    wd: Window,
+    rows: Option<Rows>,
+    pad: Pad,
+    share: Sharing,
+    store: Store,
+) -> Variant {
+    Variant::ForwardVec4 { bk, bq, wd, rows, pad, share, store }
+}
+
+/// How the vec4 forward kernel writes its outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Store {
+    /// One element at a time.
+    Scalar,
+    /// Four columns at a time, where Q is a multiple of 4 (then every row, and every group of four
+    /// columns of a tile, starts on a multiple of 4). On a CPU adapter each store runs lane by lane,
+    /// and a small layer's tile stores nearly as often as it loads.
+    Vec4,
 }
 
 /// How the invocations of a tiled kernel get the operand that all lanes of a subgroup read alike:
@@ -199,7 +220,15 @@ fn shared_loads(indent: &str, name: &str, count: usize, at: &dyn Fn(&str) -> Str
     (loads, reads)
 }
 
-fn forward_vec4_code(bk: usize, bq: usize, wd: Window, rows: Option<Rows>, pad: Pad, share: Sharing) -> Subs {
+fn forward_vec4_code(
+    bk: usize,
+    bq: usize,
+    wd: Window,
+    rows: Option<Rows>,
+    pad: Pad,
+    share: Sharing,
+    store: Store,
+) -> Subs {
     const C: [&str; 4] = ["x", "y", "z", "w"];
     let br = rows.map_or(1, |r| r.br);
     let acc = || (0..bk).flat_map(move |v| (0..br).flat_map(move |r| (0..bq).map(move |u| (v, r, u))));
@@ -284,10 +313,22 @@ fn forward_vec4_code(bk: usize, bq: usize, wd: Window, rows: Option<Rows>, pad: 
             format!("        let w_cg = w_base + cg * {}u * kv;\n{weights}\n{blocks}", rt.s * wd.t)
         }
     };
-    let store = lines((0..bk).map(|v| {
+    let stores = lines((0..bk).map(|v| {
         let rows = lines((0..br).map(|r| {
-            let cols =
-                lines((0..bq).map(|u| format!("            if (q0 + {u}u < P.q) {{ y[yr + {u}u] = a{v}_{r}_{u} + b; }}")));
+            let cols = match store {
+                Store::Scalar => lines(
+                    (0..bq).map(|u| format!("            if (q0 + {u}u < P.q) {{ y[yr + {u}u] = a{v}_{r}_{u} + b; }}")),
+                ),
+                Store::Vec4 => lines((0..bq / 4).map(|m| {
+                    let u = 4 * m;
+                    format!(
+                        "            if (q0 + {u}u < P.q) {{ y[(yr + {u}u) / 4u] = vec4<f32>(a{v}_{r}_{u}, a{v}_{r}_{}, a{v}_{r}_{}, a{v}_{r}_{}) + b; }}",
+                        u + 1,
+                        u + 2,
+                        u + 3
+                    )
+                })),
+            };
             format!(
                 "        if (p + {r}u < P.p) {{\n            let yr = ((n * P.k + k) * P.p + p + {r}u) * P.q + q0;\n{cols}\n        }}"
             )
@@ -301,10 +342,18 @@ fn forward_vec4_code(bk: usize, bq: usize, wd: Window, rows: Option<Rows>, pad: 
         ("BR", br.to_string()),
         ("BQ", bq.to_string()),
         ("MASKED", (pad == Pad::Mask).to_string()),
+        (
+            "Y_TYPE",
+            match store {
+                Store::Scalar => "f32",
+                Store::Vec4 => "vec4<f32>",
+            }
+            .to_string(),
+        ),
         ("SG_PARAM", sg_param(share)),
         ("ACC_DECL", lines(acc().map(|(v, r, u)| format!("    var a{v}_{r}_{u} = 0.0;")))),
         ("CHANNEL", channel),
-        ("STORE", store),
+        ("STORE", stores),
     ]
 }
 
