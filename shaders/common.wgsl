@@ -15,9 +15,9 @@ struct ConvParams {
     // kernel rows reading data rows are then i_step apart (row_step / gcd(dh, row_step)).
     // row_step = i_step = 1 reads every row. `ptiles`: tiles along p in the forward kernels.
     row_step: u32, row_off: u32, i_step: u32, ptiles: u32,
-    // Invocations per (n, filter tile) in the forward kernels: ptiles·qtiles, or that rounded up to
-    // whole subgroups where a subgroup shares its weights (see forward_tile).
-    lanes: u32, _p1: u32, _p2: u32, _p3: u32,
+    // Invocations per (n, filter tile) in the forward kernels and per output row tile (see
+    // forward_tile); per (split, filter tile) in the weight gradient (see grad_tile).
+    lanes: u32, qlanes: u32, _p2: u32, _p3: u32,
 }
 
 // The tile of invocation `id` in the split weight-gradient kernels: reduction chunk `split`, group g,
@@ -60,17 +60,20 @@ fn flat_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
 // k_in (within the group) of BK, first row p of BR, first column q0 of BQ. Order, slowest first: n,
 // filter tile (over all groups), row tile, column tile, so neighbouring invocations share their
 // weights and read neighbouring inputs.
-// The invocations past the last tile of a (n, filter tile) when `lanes` was rounded up repeat that
-// tile, so that their subgroup works on one filter tile, and store nothing (`live` false).
+// Each (n, filter tile) has `lanes` invocations, `qlanes` per row tile. Where a subgroup shares its
+// weights, `lanes` is rounded up to whole subgroups so that a subgroup works on one filter tile, and
+// where the kernel rows depend on the output row, `qlanes` is too (qtiles otherwise), so that a
+// subgroup works on one row. The invocations past the last tile repeat it and store nothing (`live`).
 struct Tile {
     n: u32, g: u32, k_in: u32, p: u32, q0: u32, live: bool,
 }
 
 fn forward_tile(id: u32, bk: u32, br: u32, bq: u32, c: ConvParams) -> Tile {
-    let tiles = c.ptiles * c.qtiles;
-    let pq = min(id % c.lanes, tiles - 1u);
+    let pq = id % c.lanes;
+    let pt = pq / c.qlanes;
+    let qt = pq % c.qlanes;
     let kt_all = (id / c.lanes) % (c.ktiles * c.g);
     let n = id / (c.lanes * c.ktiles * c.g);
-    return Tile(n, kt_all / c.ktiles, (kt_all % c.ktiles) * bk, (pq / c.qtiles) * br, (pq % c.qtiles) * bq,
-                id % c.lanes < tiles);
+    return Tile(n, kt_all / c.ktiles, (kt_all % c.ktiles) * bk, min(pt, c.ptiles - 1u) * br,
+                min(qt, c.qtiles - 1u) * bq, pt < c.ptiles && qt < c.qtiles);
 }

@@ -110,7 +110,7 @@ impl Context {
         }
         let t = self.alloc("batch chunk", &[nb, per])?;
         job.copy(src, n0 * per, &t.buffer, 0, nb * per);
-        Ok(t.buffer)
+        Ok(t.buffer.clone())
     }
 
     /// Where a chunk's output goes: the output itself when the chunk is all of it, else a new buffer
@@ -119,7 +119,7 @@ impl Context {
         if n0 == 0 && (nb * per * 4) as u64 == dst.size() {
             return Ok(dst.clone());
         }
-        Ok(self.alloc("batch chunk output", &[nb, per])?.buffer)
+        Ok(self.alloc("batch chunk output", &[nb, per])?.buffer.clone())
     }
 
     /// Copies a chunk's output into its place in `dst` (nothing if it was written there directly).

@@ -151,7 +151,9 @@ pub struct Context {
     /// Runs the reference kernels instead of the tuned ones.
     reference_kernels: AtomicBool,
     /// Readback buffers kept for reuse (see `Context::staging`).
-    pub(crate) staging: Mutex<Vec<wgpu::Buffer>>,
+    pub(crate) staging: crate::gpu::tensor::Pool,
+    /// Buffers of finished temporaries kept for reuse (see `Context::temp`).
+    pub(crate) temps: crate::gpu::tensor::Pool,
     /// Bound where a kernel's optional input (the bias) is absent.
     pub(crate) placeholder: OnceLock<wgpu::Buffer>,
 }
@@ -249,7 +251,8 @@ impl Context {
             lost,
             uncaptured: Arc::new(Mutex::new(None)),
             placeholder: OnceLock::new(),
-            staging: Mutex::new(Vec::new()),
+            staging: Arc::default(),
+            temps: Arc::default(),
             profile: Mutex::new(None),
             reference_kernels: AtomicBool::new(false),
         }

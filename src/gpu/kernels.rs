@@ -165,7 +165,7 @@ pub(crate) struct ConvUniform {
     pub(crate) i_step: u32,
     pub(crate) ptiles: u32,
     pub(crate) lanes: u32,
-    _p1: u32,
+    pub(crate) qlanes: u32,
     _p2: u32,
     _p3: u32,
 }
@@ -217,7 +217,7 @@ impl ConvUniform {
             i_step: 1,
             ptiles: u(geo.p),
             lanes: u(geo.p),
-            _p1: 0,
+            qlanes: 1,
             _p2: 0,
             _p3: 0,
         }

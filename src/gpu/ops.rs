@@ -119,15 +119,19 @@ impl Context {
             u.ph = 0;
             u.pw = 0;
         }
-        // Subgroups share their weights where the adapter gains by it and every lane of a subgroup
-        // runs the same kernel rows (no rows skipped per output row).
-        let tiles = plan.ptiles * plan.qtiles;
-        let (share, lanes) = match self.subgroup_sharing() {
-            Some(sg) if plan.vec4 && u.row_step == 1 => (Sharing::Subgroup, tiles.next_multiple_of(sg as usize)),
-            _ => (Sharing::PerLane, tiles),
+        // Subgroups share their weights where the adapter gains by it. Their lanes must run the same
+        // kernel rows: where rows are skipped per output row (a strided input gradient), each
+        // output row's tiles are rounded up to whole subgroups.
+        let (share, qlanes, lanes) = match self.subgroup_sharing().map(|sg| sg as usize) {
+            Some(sg) if plan.vec4 => {
+                let qlanes = if u.row_step == 1 { plan.qtiles } else { plan.qtiles.next_multiple_of(sg) };
+                (Sharing::Subgroup, qlanes, (plan.ptiles * qlanes).next_multiple_of(sg))
+            }
+            _ => (Sharing::PerLane, plan.qtiles, plan.ptiles * plan.qtiles),
         };
         let total = u32_of(geo.n * geo.params.groups * plan.ktiles * lanes)?;
         u.lanes = u32_of(lanes)?;
+        u.qlanes = u32_of(qlanes)?;
         u.qtiles = u32_of(plan.qtiles)?;
         u.ptiles = u32_of(plan.ptiles)?;
         u.ktiles = u32_of(plan.ktiles)?;
@@ -135,7 +139,7 @@ impl Context {
             (true, Some(window)) => {
                 let kpad = (plan.ktiles * plan.bk).next_multiple_of(4);
                 let taps = geo.channels_per_group() * geo.s * geo.t;
-                let wt = self.alloc("transposed weights", &[geo.params.groups, taps, kpad])?;
+                let wt = self.temp("transposed weights", &[geo.params.groups, taps, kpad])?;
                 u.chunk = u32_of(kpad)?;
                 u.total = u32_of(wt.len())?;
                 job.dispatch(
@@ -274,7 +278,7 @@ impl Context {
         w: &wgpu::Buffer,
         dx: &wgpu::Buffer,
     ) -> Result<()> {
-        let flipped = self.alloc("flipped weights", &[geo.c, geo.filters_per_group(), geo.s, geo.t])?;
+        let flipped = self.temp("flipped weights", &[geo.c, geo.filters_per_group(), geo.s, geo.t])?;
         let u = ConvUniform::new(geo, 0, u32_of(flipped.len())?, 0);
         job.dispatch(&kernels::FLIP_WEIGHTS, &Variant::none(), bytemuck::bytes_of(&u), &[w, &flipped.buffer], u.total)?;
         let pr = &geo.params;
@@ -297,7 +301,7 @@ impl Context {
                 Conv2dGeometry::new(geo.n, geo.k, [geo.p, geo.q], 1, [1, 1], Conv2dParams::new().padding(oh, ow))?;
             self.padded_input(job, &planes, dy, wp)?.0
         } else {
-            let spread = self.alloc("spread output gradient", &[geo.n, geo.k, hp, wp])?;
+            let spread = self.temp("spread output gradient", &[geo.n, geo.k, hp, wp])?;
             let mut u = ConvUniform::new(geo, 0, u32_of(geo.n * geo.k * hp)?, 0);
             u.hp = u32_of(hp)?;
             u.wp = u32_of(wp)?;
@@ -401,7 +405,7 @@ impl Context {
         wp: usize,
     ) -> Result<(Tensor, ConvUniform)> {
         let hp = geo.h + 2 * geo.params.padding[0];
-        let xp = self.alloc("padded input", &[geo.n, geo.c, hp, wp])?;
+        let xp = self.temp("padded input", &[geo.n, geo.c, hp, wp])?;
         let mut u = ConvUniform::new(geo, 0, u32_of(geo.n * geo.c * hp)?, 0);
         u.hp = u32_of(hp)?;
         u.wp = u32_of(wp)?;
@@ -444,7 +448,7 @@ impl Context {
         u.rtiles = u32_of(plan.rtiles)?;
         u.splits = u32_of(splits)?;
         u.chunk = u32_of(chunk)?;
-        let partial = if splits > 1 { Some(self.alloc("weight-gradient partial sums", &[splits, len])?) } else { None };
+        let partial = if splits > 1 { Some(self.temp("weight-gradient partial sums", &[splits, len])?) } else { None };
         let out = partial.as_ref().map_or(dw, |p| &p.buffer);
         match plan.window {
             Some(wd) => {
@@ -456,7 +460,7 @@ impl Context {
                     None
                 } else {
                     let planes = Conv2dGeometry::new(geo.n, geo.k, [geo.p, geo.q], 1, [1, 1], Conv2dParams::new())?;
-                    let dyp = self.alloc("padded output gradient", &[geo.n, geo.k, geo.p, qp])?;
+                    let dyp = self.temp("padded output gradient", &[geo.n, geo.k, geo.p, qp])?;
                     let mut ud = ConvUniform::new(&planes, 0, u32_of(geo.n * geo.k * geo.p)?, 0);
                     ud.wp = u32_of(qp)?;
                     let bufs = [dy, &dyp.buffer];

@@ -1,6 +1,6 @@
 //! Device-resident tensors: upload once, run many operations, download explicitly.
 
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 
 use ndarray::{Array, ArrayView, Dimension, IxDyn};
 
@@ -16,6 +16,29 @@ pub struct Tensor {
     pub(crate) buffer: wgpu::Buffer,
     shape: Vec<usize>,
     pub(crate) ctx_id: u64,
+    /// For an operation's temporaries (never handed out): the pool its buffer returns to on drop.
+    recycle: Option<Pool>,
+}
+
+/// Device buffers kept for reuse.
+pub(crate) type Pool = Arc<Mutex<Vec<wgpu::Buffer>>>;
+
+/// Puts `buf` in `pool`, dropping the largest buffers while the pool holds more than `cap` bytes.
+fn give_back(pool: &Pool, buf: wgpu::Buffer, cap: u64) {
+    let mut pool = pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    pool.push(buf);
+    pool.sort_by_key(wgpu::Buffer::size);
+    while pool.iter().map(wgpu::Buffer::size).sum::<u64>() > cap {
+        pool.pop();
+    }
+}
+
+impl Drop for Tensor {
+    fn drop(&mut self) {
+        if let Some(pool) = self.recycle.take() {
+            give_back(&pool, self.buffer.clone(), TEMP_POOL_BYTES);
+        }
+    }
 }
 
 impl Tensor {
@@ -50,11 +73,24 @@ impl Tensor {
     }
 }
 
+/// The number of elements of `shape`.
+fn shape_len(shape: &[usize]) -> Result<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| Error::Overflow { what: "tensor size", detail: format!("shape {shape:?}") })
+}
+
 const USAGE: wgpu::BufferUsages =
     wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC).union(wgpu::BufferUsages::COPY_DST);
 
 /// Staging buffers kept for reuse, and the most bytes they may hold together.
 const STAGING_POOL_BYTES: u64 = 64 << 20;
+
+/// The most bytes of temporaries kept for reuse. A new buffer costs its allocation and wgpu's zero
+/// fill before first use (on lavapipe about 20 ms of the stem layer's 54 MB spread dY); a reused one
+/// neither, and the kernels write every element of a temporary before reading it.
+const TEMP_POOL_BYTES: u64 = 128 << 20;
 
 impl Context {
     /// A mappable buffer of at least `size` bytes: the smallest pooled one that fits, else a new one.
@@ -76,12 +112,35 @@ impl Context {
     /// Gives a staging buffer back to the pool, dropping the largest ones while the pool holds more
     /// than [`STAGING_POOL_BYTES`], so memory stays bounded however many sizes are read.
     fn return_staging(&self, buf: wgpu::Buffer) {
-        let mut pool = self.staging.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        pool.push(buf);
-        pool.sort_by_key(wgpu::Buffer::size);
-        while pool.iter().map(wgpu::Buffer::size).sum::<u64>() > STAGING_POOL_BYTES {
-            pool.pop();
-        }
+        give_back(&self.staging, buf, STAGING_POOL_BYTES);
+    }
+
+    /// A temporary of one operation, its contents undefined: a pooled buffer of the same size when
+    /// one is free, else a new one. Its buffer goes back to the pool when it is dropped, which may be
+    /// before the work using it is submitted: work is submitted in recording order and every user of
+    /// a temporary writes it before reading it, so a later user never sees an earlier one's data.
+    pub(crate) fn temp(&self, what: &str, shape: &[usize]) -> Result<Tensor> {
+        let len = shape_len(shape)?;
+        let bytes = self.check_tensor_size(what, len)?;
+        self.check_alive()?;
+        let reused = {
+            let mut pool = self.temps.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            pool.iter().position(|b| b.size() == bytes).map(|i| pool.swap_remove(i))
+        };
+        let buffer = match reused {
+            Some(b) => b,
+            None => self.new_buffer(bytes),
+        };
+        Ok(Tensor { buffer, shape: shape.to_vec(), ctx_id: self.id, recycle: Some(self.temps.clone()) })
+    }
+
+    fn new_buffer(&self, bytes: u64) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("convgrad tensor"),
+            size: bytes,
+            usage: USAGE,
+            mapped_at_creation: false,
+        })
     }
 
     /// Checks that a tensor of `len` elements can be bound by the kernels.
@@ -133,19 +192,9 @@ impl Context {
 
     /// A new device tensor of zeros; `what` names it in errors.
     pub(crate) fn alloc(&self, what: &str, shape: &[usize]) -> Result<Tensor> {
-        let len = shape
-            .iter()
-            .try_fold(1usize, |a, &d| a.checked_mul(d))
-            .ok_or_else(|| Error::Overflow { what: "tensor size", detail: format!("shape {shape:?}") })?;
-        let bytes = self.check_tensor_size(what, len)?;
+        let bytes = self.check_tensor_size(what, shape_len(shape)?)?;
         self.check_alive()?;
-        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("convgrad tensor"),
-            size: bytes,
-            usage: USAGE,
-            mapped_at_creation: false,
-        });
-        Ok(Tensor { buffer, shape: shape.to_vec(), ctx_id: self.id })
+        Ok(Tensor { buffer: self.new_buffer(bytes), shape: shape.to_vec(), ctx_id: self.id, recycle: None })
     }
 
     /// Checks that `t` was made by this context.
@@ -213,5 +262,46 @@ impl Context {
         self.return_staging(staging);
         self.check_alive()?;
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::{Array4, Ix4};
+
+    use crate::geometry::{Conv2dGeometry, Conv2dParams};
+    use crate::gpu::Context;
+    use crate::verify::Rng;
+
+    /// The operations take their temporaries (padded inputs, spread dY, transposed weights, partial
+    /// sums) from the pool without clearing them. With every pooled buffer filled with NaN between two
+    /// runs of the same operations, the second run must give the first one's bits: a temporary read
+    /// where it was not written would show as NaN (the first run read wgpu's zeros there).
+    #[test]
+    fn reused_temporaries_hold_nothing_of_earlier_calls() {
+        let ctx = Context::new().expect("a wgpu adapter (see README: apt-get install mesa-vulkan-drivers)");
+        let mut rng = Rng::new(5);
+        for params in [Conv2dParams::new().padding(1, 1).stride(2, 2), Conv2dParams::new().padding(2, 0)] {
+            let geo = Conv2dGeometry::new(2, 3, [21, 22], 8, [3, 3], params).unwrap();
+            let x = ctx.upload(rng.array::<Ix4, _>(geo.input_shape()).view()).unwrap();
+            let w = ctx.upload(rng.array::<Ix4, _>(geo.weight_shape()).view()).unwrap();
+            let dy = ctx.upload(rng.array::<Ix4, _>(geo.output_shape()).view()).unwrap();
+            let run = || -> Vec<Vec<u32>> {
+                let outs = [
+                    ctx.forward(&x, &w, None, &params).unwrap(),
+                    ctx.weight_grad(&x, &dy, [3, 3], &params).unwrap(),
+                    ctx.input_grad(&dy, &w, [21, 22], &params).unwrap(),
+                ];
+                let host = outs.iter().map(|t| ctx.download::<Ix4>(t).unwrap());
+                host.map(|a: Array4<f32>| a.iter().map(|v| v.to_bits()).collect()).collect()
+            };
+            let first = run();
+            let pooled = ctx.temps.lock().unwrap().clone();
+            assert!(!pooled.is_empty(), "the operations must have pooled their temporaries");
+            for buf in &pooled {
+                ctx.queue.write_buffer(buf, 0, &f32::NAN.to_ne_bytes().repeat(buf.size() as usize / 4));
+            }
+            assert_eq!(first, run(), "{params:?}");
+        }
     }
 }
