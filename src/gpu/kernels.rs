@@ -356,6 +356,7 @@ mod tests {
             variants.push((&FORWARD_VEC4, forward_vec4(1, 16, wd, None, Pad::Mask, Sharing::Subgroup, Store::Vec4)));
             variants.push((&FORWARD_VEC4, forward_vec4(3, 16, wd, None, Pad::Copy, Sharing::Subgroup, Store::Scalar)));
             variants.push((&FORWARD_VEC4, forward_vec4(8, 16, wd, None, Pad::Mask, Sharing::PerLane, Store::Vec4)));
+            variants.push((&FORWARD_VEC4, forward_vec4(16, 12, wd, None, Pad::Copy, Sharing::Subgroup, Store::Vec4)));
             // Several rows per tile, with strides and dilations that leave some input rows unread.
             let rows = Rows { br: 4, s: t, sh: sw, dh: dw };
             variants

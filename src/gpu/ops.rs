@@ -716,16 +716,20 @@ pub(crate) mod tiles {
     }
 
     fn forward_tiles(geo: &Conv2dGeometry) -> (usize, usize, Option<Window>) {
-        // 8×16 tiles measured best on lavapipe for the standard layers (spills and all: each loaded
-        // input then feeds 8 sums, each weight 16). Narrower tiles keep rows from wasting much of
-        // their last tile: the width with the fewest columns computed, counting about 4 columns' worth
-        // of set-up and window per tile, the wider on a tie (MNIST's 24 columns: 2×12 rather than
-        // 2×16, 15% faster; the seed's 252: 16×16 rather than 21×12).
-        let bk = geo.filters_per_group().min(8);
+        // Tiles of 16 columns, and of 8 filters, or 16 for kernels up to 5 wide: spills and all (the
+        // accumulators do not fit a CPU's registers), each loaded input then feeds 8 or 16 sums. On
+        // lavapipe 16 filters ran the resnet and deep layers 18–26% faster than 8 (with the weights
+        // shared in a subgroup), MNIST 12%, and 24 or 32 slower; the 7×7 stem ran slower with 16.
+        // Narrower tiles keep rows from wasting much of their last tile: the width with the fewest
+        // columns computed, counting about 4 columns' worth of set-up and window per tile, the wider on
+        // a tie (MNIST's 24 columns: 2×12 rather than 2×16, 15% faster; the seed's 252: 16×16 rather
+        // than 21×12).
         let bq = [16, 12, 8, 4].into_iter().min_by_key(|&bq| geo.q.div_ceil(bq) * (bq + 4)).unwrap_or(16);
         let pr = &geo.params;
         let window = Window { t: geo.t, sw: pr.stride[1], dw: pr.dilation[1] };
         let window = (geo.t <= 11 && window.len(bq) <= 64).then_some(window);
+        let kpg = geo.filters_per_group();
+        let bk = if window.is_some() && geo.t <= 5 && kpg >= 16 { 16 } else { kpg.min(8) };
         (bk, bq, window)
     }
 
