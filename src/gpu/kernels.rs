@@ -375,6 +375,7 @@ mod tests {
             ));
             variants.push((&WEIGHT_GRAD_VEC4, weight_grad_vec4(3, 2, wd, Sharing::PerLane)));
             variants.push((&WEIGHT_GRAD_VEC4, weight_grad_vec4(8, 1, wd, Sharing::Subgroup)));
+            variants.push((&WEIGHT_GRAD_VEC4, weight_grad_vec4(16, 2, wd, Sharing::Subgroup)));
         }
         for (spec, v) in variants {
             let src = spec.full_source_with(&v);

@@ -193,7 +193,7 @@ impl Context {
         self.check_out(dw, &geo.weight_shape(), &[x, dy])?;
         let [xs, ys] = [geo.c * geo.h * geo.w, geo.k * geo.p * geo.q];
         let per_sample = (geo.k * geo.p * geo.q.next_multiple_of(4))
-            .max(geo.c * (geo.h + 2 * geo.params.padding[0]) * tiles::weight_grad(&geo).wp);
+            .max(geo.c * (geo.h + 2 * geo.params.padding[0]) * tiles::weight_grad(&geo, false).wp);
         // Over batch chunks dW is a sum: each chunk's dW goes to its slot, then the slots are added in
         // order (split_sum.wgsl), so the result does not depend on timing.
         let mut job = self.job();
@@ -425,7 +425,8 @@ impl Context {
         dw: &wgpu::Buffer,
         len: usize,
     ) -> Result<()> {
-        let plan = tiles::weight_grad(geo);
+        let sharing = self.subgroup_sharing();
+        let plan = tiles::weight_grad(geo, sharing.is_some());
         let rows = geo.n * geo.p;
         // Enough independent sums to fill the adapter, no more partial results than fit one binding.
         let want: usize = if self.is_software() { 512 } else { 16_384 };
@@ -434,13 +435,10 @@ impl Context {
         let chunk = rows.div_ceil(splits);
         let splits = rows.div_ceil(chunk);
         let (xp, mut u) = self.padded_input(job, geo, x, plan.wp)?;
-        // Subgroups share their dY loads where the adapter gains by it and there are enough tap
-        // tiles to fill a subgroup with one filter tile's.
-        let (share, lanes) = match self.subgroup_sharing() {
-            Some(sg) if plan.window.is_some() && plan.rtiles >= 8 => {
-                (Sharing::Subgroup, plan.rtiles.next_multiple_of(sg as usize))
-            }
-            _ => (Sharing::PerLane, plan.rtiles),
+        // Where a subgroup shares its dY loads, one filter tile's tap tiles fill whole subgroups.
+        let lanes = match (plan.share, sharing) {
+            (Sharing::Subgroup, Some(sg)) => plan.rtiles.next_multiple_of(sg as usize),
+            _ => plan.rtiles,
         };
         u.total = u32_of(geo.params.groups * plan.ktiles * lanes * splits)?;
         u.lanes = u32_of(lanes)?;
@@ -469,7 +467,7 @@ impl Context {
                 };
                 let dyp = dyp.as_ref().map_or(dy, |t| &t.buffer);
                 u.qtiles = u32_of(qp)?;
-                let variant = tiled::weight_grad_vec4(plan.bk, plan.br, wd, share);
+                let variant = tiled::weight_grad_vec4(plan.bk, plan.br, wd, plan.share);
                 let bufs = [&xp.buffer, &xp.buffer, dyp, dyp, out];
                 job.dispatch(&kernels::WEIGHT_GRAD_VEC4, &variant, bytemuck::bytes_of(&u), &bufs, u.total)?;
             }
@@ -656,7 +654,7 @@ pub(crate) fn u32_of(v: usize) -> Result<u32> {
 /// Tile sizes chosen per adapter and shape.
 pub(crate) mod tiles {
     use crate::geometry::Conv2dGeometry;
-    use crate::gpu::tiled::{Rows, Window};
+    use crate::gpu::tiled::{Rows, Sharing, Window};
 
     /// How the tiled forward pass covers a layer.
     #[derive(Debug, Clone, Copy)]
@@ -742,6 +740,8 @@ pub(crate) mod tiles {
         pub(crate) br: usize,
         /// The kernel row the vec4 kernel is generated for; `None` runs the scalar kernel.
         pub(crate) window: Option<Window>,
+        /// Whether a subgroup shares its dY loads (the vec4 kernel only).
+        pub(crate) share: Sharing,
         pub(crate) ktiles: usize,
         pub(crate) rtiles: usize,
         /// Groups × filter tiles × tap (or row) tiles.
@@ -751,32 +751,58 @@ pub(crate) mod tiles {
     }
 
     /// The tiles and padded width of the tiled weight gradient for `geo`.
-    pub(crate) fn weight_grad(geo: &Conv2dGeometry) -> WeightGradPlan {
-        let bk = geo.filters_per_group().min(8);
+    /// The tiles and padded width of the tiled weight gradient for `geo`; `shares` when the adapter
+    /// lets a subgroup share its dY loads ([`crate::Context`]'s `subgroup_sharing`).
+    pub(crate) fn weight_grad(geo: &Conv2dGeometry, shares: bool) -> WeightGradPlan {
+        let kpg = geo.filters_per_group();
+        let bk = kpg.min(8);
         let pr = &geo.params;
         let wd = Window { t: geo.t, sw: pr.stride[1], dw: pr.dilation[1] };
         let span = 3 * wd.sw + (wd.t - 1) * wd.dw + 1;
         let padded = geo.w + 2 * pr.padding[1];
-        let ktiles = geo.filters_per_group().div_ceil(bk);
         // The vec4 kernel measured 15–30% faster than the scalar one on the resnet and stem layers on
         // lavapipe, and 2× on MNIST (24 columns) and the deep layer (14) once padding dY stopped
         // costing integer divisions per element; rows of fewer than two blocks of 4 keep the scalar
         // kernel, where the vec4 one would be mostly its scalar tail.
         if geo.t <= 11 && span <= 64 && geo.q >= 8 {
-            // As many whole kernel rows as keep the tile near 96 accumulators: 3 rows of a 3×3.
-            let br = (96 / (bk * geo.t)).clamp(1, geo.s);
-            let rtiles = geo.channels_per_group() * geo.s.div_ceil(br);
             // Rows start on a multiple of 4 floats; the last full block of 4 columns reads whole vec4s.
             let q4 = geo.q / 4 * 4;
             let reach = if q4 >= 4 { (q4 - 4) * pr.stride[1] + span.div_ceil(4) * 4 } else { 0 };
             let wp = padded.max(reach).next_multiple_of(4);
-            return WeightGradPlan { bk, br, window: Some(wd), ktiles, rtiles, tiles: pr.groups * ktiles * rtiles, wp };
+            // `bk` filters × as many whole kernel rows as keep the tile near `acc` accumulators.
+            let plan = |bk: usize, acc: usize| {
+                let br = (acc / (bk * geo.t)).clamp(1, geo.s);
+                let rtiles = geo.channels_per_group() * geo.s.div_ceil(br);
+                // A subgroup shares dY among tap tiles of one filter tile: at least 8 of them.
+                let share = if shares && rtiles >= 8 { Sharing::Subgroup } else { Sharing::PerLane };
+                let ktiles = kpg.div_ceil(bk);
+                WeightGradPlan {
+                    bk,
+                    br,
+                    window: Some(wd),
+                    share,
+                    ktiles,
+                    rtiles,
+                    tiles: pr.groups * ktiles * rtiles,
+                    wp,
+                }
+            };
+            // Where dY is shared, 16 filters × about 144 accumulators (2 rows of a 5×5, 3 of a 3×3)
+            // ran the resnet, deep and stem layers 1.3–1.6× faster on lavapipe than 8 × 96; unshared,
+            // 16 filters cost 16 loads of dY per step and ran slower.
+            let wide = plan(16, 144);
+            if kpg >= 16 && wide.share == Sharing::Subgroup {
+                return wide;
+            }
+            return plan(bk, 96);
         }
         // 8×8 measured best of 4×8, 8×8, 4×16, 8×4 and 2×16 on lavapipe for the scalar kernel.
+        let ktiles = kpg.div_ceil(bk);
         let taps = geo.channels_per_group() * geo.s * geo.t;
         let br = if taps >= 8 { 8 } else { 4 };
         let rtiles = taps.div_ceil(br);
         let wp = padded.next_multiple_of(4);
-        WeightGradPlan { bk, br, window: None, ktiles, rtiles, tiles: pr.groups * ktiles * rtiles, wp }
+        let share = Sharing::PerLane;
+        WeightGradPlan { bk, br, window: None, share, ktiles, rtiles, tiles: pr.groups * ktiles * rtiles, wp }
     }
 }

@@ -384,8 +384,9 @@ fn weight_grad_vec4_code(bk: usize, br: usize, wd: Window, share: Sharing) -> Su
         let dl = match share {
             Sharing::PerLane => lines((0..bk).map(|v| format!("            let d{v} = dyv[(dr{v} + q0) / 4u];"))),
             Sharing::Subgroup => format!(
-                "            let dl = dyv[(drl + q0) / 4u];\n{}",
-                lines((0..bk).map(|v| format!("            let d{v} = subgroupBroadcast(dl, {v}u);")))
+                "{}\n{}",
+                lines((0..bk.div_ceil(8)).map(|h| format!("            let dl{h} = dyv[(drl{h} + q0) / 4u];"))),
+                lines((0..bk).map(|v| format!("            let d{v} = subgroupBroadcast(dl{}, {}u);", v / 8, v % 8)))
             ),
         };
         let f = lines(acc().flat_map(|(v, r, j)| {
@@ -404,8 +405,9 @@ fn weight_grad_vec4_code(bk: usize, br: usize, wd: Window, share: Sharing) -> Su
         let dl = match share {
             Sharing::PerLane => lines((0..bk).map(|v| format!("            let ds{v} = dys[dr{v} + q];"))),
             Sharing::Subgroup => format!(
-                "            let dsl = dys[drl + q];\n{}",
-                lines((0..bk).map(|v| format!("            let ds{v} = subgroupBroadcast(dsl, {v}u);")))
+                "{}\n{}",
+                lines((0..bk.div_ceil(8)).map(|h| format!("            let dsl{h} = dys[drl{h} + q];"))),
+                lines((0..bk).map(|v| format!("            let ds{v} = subgroupBroadcast(dsl{}, {}u);", v / 8, v % 8)))
             ),
         };
         let f = lines(acc().map(|(v, r, j)| format!("            a{v}_{r}_{j} = fma(ds{v}, x{r}_{j}, a{v}_{r}_{j});")));
@@ -424,11 +426,14 @@ fn weight_grad_vec4_code(bk: usize, br: usize, wd: Window, share: Sharing) -> Su
                     Sharing::PerLane => {
                         lines((0..bk).map(|v| format!("        let dr{v} = ((n * P.k + k{v}) * P.p + p) * qp;")))
                     }
-                    // This lane's filter: lane v of the first 8 loads filter v's row.
-                    Sharing::Subgroup => format!(
-                        "        let kl = g * P.kpg + min(k_in + min(sg % 8u, {}u), P.kpg - 1u);\n        let drl = ((n * P.k + kl) * P.p + p) * qp;",
-                        bk - 1
-                    ),
+                    // This lane's filters: lane l of the first 8 loads the rows of filters l, l + 8 ….
+                    Sharing::Subgroup => lines((0..bk.div_ceil(8)).map(|h| {
+                        format!(
+                            "        let kl{h} = g * P.kpg + min(k_in + min(sg % 8u + {}u, {}u), P.kpg - 1u);\n        let drl{h} = ((n * P.k + kl{h}) * P.p + p) * qp;",
+                            8 * h,
+                            bk - 1
+                        )
+                    })),
                 },
             ),
             ("SG_PARAM", sg_param(share)),
