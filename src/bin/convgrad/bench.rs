@@ -20,7 +20,7 @@ pub struct BenchArgs {
     /// Operations to time, comma-separated: forward, weight-grad, input-grad.
     #[arg(long, default_value = "forward,weight-grad,input-grad", value_delimiter = ',')]
     ops: Vec<String>,
-    /// Timed runs per layer and op, after one warm-up run (at least 5 for a median worth reading).
+    /// Timed runs per layer and op, after three warm-up runs (at least 5 for a median worth reading).
     #[arg(long, default_value_t = 5)]
     reps: usize,
     /// Write one JSON record per layer and op here.
