@@ -42,8 +42,11 @@
 //!
 //! [`Kernels::Tuned`] (the default) runs register-tiled implicit GEMMs with tile sizes and variants
 //! chosen per layer (`src/gpu/ops.rs`, `tiles`), their WGSL generated from templates in `shaders/`;
-//! [`Kernels::Reference`] runs one output element per invocation. Work larger than one storage binding
-//! is split along the batch. `docs/BENCHMARKS.md` has the measurements.
+//! [`Kernels::Reference`] runs one output element per invocation. On CPU adapters with subgroups
+//! (lavapipe), where every load runs lane by lane, the lanes of a subgroup share the weights (forward
+//! pass) or dY (weight gradient) they would each load, through subgroup broadcasts: values move
+//! between lanes, the arithmetic and its order stay those of every other path. Work larger than one
+//! storage binding is split along the batch. `docs/BENCHMARKS.md` has the measurements.
 //!
 //! ## Example
 //!
