@@ -47,6 +47,18 @@ fn first_data_row(p: u32, c: ConvParams) -> u32 {
     return c.s;
 }
 
+// Row `row` of a zero-padded copy of the input, N×C×Hp rows (pad_input.wgsl): whether it holds a row
+// of X, and the index of that row in X, N×C×H rows (clamped into X for the rows of padding).
+struct PadRow {
+    in_x: bool, src: u32,
+}
+
+fn pad_row(row: u32, c: ConvParams) -> PadRow {
+    let hq = row % c.hp;
+    let plane = row / c.hp;
+    return PadRow(hq >= c.ph && hq < c.h + c.ph, plane * c.h + min(max(hq, c.ph) - c.ph, c.h - 1u));
+}
+
 // Workgroup size; a pipeline-overridable constant so that variants can be tuned per adapter.
 override WG: u32 = 64u;
 

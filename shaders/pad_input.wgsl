@@ -24,10 +24,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     if (row >= P.total) {
         return;
     }
-    let hq = row % P.hp;
-    let plane = row / P.hp;
-    let row_in = hq >= P.ph && hq < P.h + P.ph;
-    let src = (plane * P.h + min(max(hq, P.ph) - P.ph, P.h - 1u)) * P.w;
+    let pr = pad_row(row, P);
+    let row_in = pr.in_x;
+    let src = pr.src * P.w;
     let wv = P.wp / 4u;
     for (var m = 0u; m < wv; m++) {
         let wq = 4u * m;

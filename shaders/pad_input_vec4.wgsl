@@ -30,10 +30,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     if (row >= P.total) {
         return;
     }
-    let hq = row % P.hp;
-    let plane = row / P.hp;
-    let row_in = hq >= P.ph && hq < P.h + P.ph;
-    let src = (plane * P.h + min(max(hq, P.ph) - P.ph, P.h - 1u)) * (P.w / 4u);
+    let pr = pad_row(row, P);
+    let row_in = pr.in_x;
+    let src = pr.src * (P.w / 4u);
     let lead = i32((P.pw + 3u) / 4u);
     let r = u32(lead) * 4u - P.pw;
     let wv = P.wp / 4u;

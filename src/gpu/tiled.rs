@@ -16,7 +16,7 @@ pub(crate) enum Variant {
     /// `conv2d_weight_grad_tiled.wgsl`, see [`weight_grad`].
     WeightGrad { bk: usize, br: usize },
     /// `conv2d_forward_vec4.wgsl`, see [`forward_vec4`].
-    ForwardVec4 { bk: usize, bq: usize, wd: Window, rows: Option<Rows>, pad: Pad, share: Sharing, store: Store },
+    ForwardVec4(ForwardVec4),
     /// `conv2d_weight_grad_vec4.wgsl`, see [`weight_grad_vec4`].
     WeightGradVec4 { bk: usize, br: usize, wd: Window, share: Sharing },
 }
@@ -36,9 +36,7 @@ impl Variant {
             Self::Plain => Vec::new(),
             Self::Forward { bk, bq, window } => forward_code(bk, bq, window),
             Self::WeightGrad { bk, br } => weight_grad_code(bk, br),
-            Self::ForwardVec4 { bk, bq, wd, rows, pad, share, store } => {
-                forward_vec4_code(bk, bq, wd, rows, pad, share, store)
-            }
+            Self::ForwardVec4(v) => forward_vec4_code(v),
             Self::WeightGradVec4 { bk, br, wd, share } => weight_grad_vec4_code(bk, br, wd, share),
         }
     }
@@ -173,6 +171,18 @@ pub(crate) struct Rows {
 /// The forward pass with vec4 loads (`conv2d_forward_vec4.wgsl`): `bk` filters (a multiple of 4, or
 /// fewer than 4 in a single tile) × `bq` columns (a multiple of 4), the kernel row unrolled over its
 /// input window; one output row per tile, or the `rows` of a [`Rows`] tile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct ForwardVec4 {
+    pub(crate) bk: usize,
+    pub(crate) bq: usize,
+    pub(crate) wd: Window,
+    pub(crate) rows: Option<Rows>,
+    pub(crate) pad: Pad,
+    pub(crate) share: Sharing,
+    pub(crate) store: Store,
+}
+
+/// The variant of the vec4 forward kernel with these fields (see [`ForwardVec4`]).
 pub(crate) fn forward_vec4(
     bk: usize,
     bq: usize,
@@ -182,7 +192,7 @@ pub(crate) fn forward_vec4(
     share: Sharing,
     store: Store,
 ) -> Variant {
-    Variant::ForwardVec4 { bk, bq, wd, rows, pad, share, store }
+    Variant::ForwardVec4(ForwardVec4 { bk, bq, wd, rows, pad, share, store })
 }
 
 /// How the vec4 forward kernel writes its outputs.
@@ -208,7 +218,7 @@ pub(crate) enum Sharing {
     Subgroup,
 }
 
-/// Loads the `count` vec4s of `wt` whose offsets `at(e)` gives (a WGSL expression in `e`) into whose offsets `at(e)` gives (a WGSL expression in `e`) into
+/// Loads the `count` vec4s of `wt` whose offsets `at(e)` gives (a WGSL expression in `e`) into
 /// `{name}0`, `{name}1` …, one vec4 per lane of 8, and returns the lines and, for each vec4, the
 /// expression that reads it.
 fn shared_loads(indent: &str, name: &str, count: usize, at: &dyn Fn(&str) -> String) -> (String, Vec<String>) {
@@ -220,15 +230,8 @@ fn shared_loads(indent: &str, name: &str, count: usize, at: &dyn Fn(&str) -> Str
     (loads, reads)
 }
 
-fn forward_vec4_code(
-    bk: usize,
-    bq: usize,
-    wd: Window,
-    rows: Option<Rows>,
-    pad: Pad,
-    share: Sharing,
-    store: Store,
-) -> Subs {
+fn forward_vec4_code(v: ForwardVec4) -> Subs {
+    let ForwardVec4 { bk, bq, wd, rows, pad, share, store } = v;
     const C: [&str; 4] = ["x", "y", "z", "w"];
     let br = rows.map_or(1, |r| r.br);
     let acc = || (0..bk).flat_map(move |v| (0..br).flat_map(move |r| (0..bq).map(move |u| (v, r, u))));
