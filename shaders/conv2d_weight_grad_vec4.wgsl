@@ -1,11 +1,16 @@
 // The weight gradient of conv2d_weight_grad_tiled.wgsl with vector loads along q. An invocation holds
 // BK filters × BR kernel rows (cg, i .. i+BR−1) × all T taps of each row, and walks its chunk of rows
-// (n, p) four output columns at a time: the four dY values of each filter are one vec4 (dY is copied
-// with its rows padded to a multiple of 4, Qp), and the input window those four columns read across
-// the T taps of a kernel row is a few vec4s of the padded input (rows start on a multiple of 4, and
-// 4·sw is one). Each dY vec4 then feeds BR·T·4 multiply-adds. The last Q mod 4 columns are summed one
+// (n, p) four output columns at a time: the four dY values of each filter are one vec4 (dY with its
+// rows padded to a multiple of 4, Qp: read in place when Q is one, else a padded copy), and the input
+// window those four columns read across the T taps of a kernel row is a few vec4s of the padded input
+// (rows start on a multiple of 4, and 4·sw is one). Each dY vec4 then feeds BR·T·4 multiply-adds. The last Q mod 4 columns are summed one
 // at a time from scalar views of the same buffers, so padded columns never enter a sum (0 · NaN would
 // not be 0). Partial sums per split as in the tiled kernel, added in order by split_sum.wgsl.
+//
+// On CPU adapters (each load runs lane by lane) the lanes of a subgroup, which then work on one filter
+// tile and differ only in their tap tiles (see grad_tile), share the dY vec4s: lane v of the first 8
+// loads filter v's (and v + 8's) and subgroupBroadcast hands them to every lane; SG_PARAM names the
+// lane index then.
 //
 // The marked lines are generated (src/gpu/tiled.rs): a{v}_{r}_{j} accumulators, d{v} the filters' dY
 // vec4s, w{r}_{m} the window vec4s of kernel row r, ds{v} and x{r}_{j} the scalar tail's values.
