@@ -340,7 +340,7 @@ mod tests {
     #[test]
     fn tiled_variants_validate_with_naga() {
         use crate::gpu::tiled::{
-            Pad, Rows, Sharing, Store, Window, forward, forward_vec4, weight_grad, weight_grad_vec4,
+            Cols, Pad, Rows, Sharing, Store, Window, forward, forward_vec4, weight_grad, weight_grad_vec4,
         };
         use wgpu::naga;
         let mut variants = vec![
@@ -357,6 +357,12 @@ mod tests {
             variants.push((&FORWARD_VEC4, forward_vec4(3, 16, wd, None, Pad::Copy, Sharing::Subgroup, Store::Scalar)));
             variants.push((&FORWARD_VEC4, forward_vec4(8, 16, wd, None, Pad::Mask, Sharing::PerLane, Store::Vec4)));
             variants.push((&FORWARD_VEC4, forward_vec4(16, 12, wd, None, Pad::Copy, Sharing::Subgroup, Store::Vec4)));
+            // A spread input whose columns hold data every 2nd column (an input gradient of stride 2).
+            let mut v = forward_vec4(4, 8, wd, None, Pad::Copy, Sharing::Subgroup, Store::Scalar);
+            if let Variant::ForwardVec4(f) = &mut v {
+                f.cols = Some(Cols { step: 2, phase: 1 });
+            }
+            variants.push((&FORWARD_VEC4, v));
             // Several rows per tile, with strides and dilations that leave some input rows unread.
             let rows = Rows { br: 4, s: t, sh: sw, dh: dw };
             variants

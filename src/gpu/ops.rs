@@ -9,7 +9,7 @@ use crate::gpu::context::{Context, Kernels};
 use crate::gpu::job::Job;
 use crate::gpu::kernels::{self, ConvUniform, KernelSpec};
 use crate::gpu::tensor::Tensor;
-use crate::gpu::tiled::{self, Pad, Sharing, Store, Variant};
+use crate::gpu::tiled::{self, Cols, ForwardVec4, Pad, Sharing, Store, Variant};
 
 impl Context {
     /// Forward correlation on device tensors: `X` is `[N, C, H, W]`, `W` is `[K, C/G, S, T]`, the
@@ -151,7 +151,16 @@ impl Context {
                 )?;
                 u.total = total;
                 let store = if geo.q.is_multiple_of(4) { Store::Vec4 } else { Store::Scalar };
-                let variant = tiled::forward_vec4(plan.bk, plan.bq, window, plan.rows, pad, share, store);
+                let variant = Variant::ForwardVec4(ForwardVec4 {
+                    bk: plan.bk,
+                    bq: plan.bq,
+                    wd: window,
+                    rows: plan.rows,
+                    pad,
+                    share,
+                    store,
+                    cols: plan.cols,
+                });
                 job.dispatch(
                     &kernels::FORWARD_VEC4,
                     &variant,
@@ -282,7 +291,7 @@ impl Context {
         let u = ConvUniform::new(geo, 0, u32_of(flipped.len())?, 0);
         job.dispatch(&kernels::FLIP_WEIGHTS, &Variant::none(), bytemuck::bytes_of(&u), &[w, &flipped.buffer], u.total)?;
         let pr = &geo.params;
-        let plan = tiles::forward(fwd, pr.stride[0] > 1);
+        let mut plan = tiles::forward(fwd, pr.stride[0] > 1);
         let (hp, wp) = (fwd.h, plan.wp);
         let (oh, ow) = (pr.dilation[0] * (geo.s - 1) - pr.padding[0], pr.dilation[1] * (geo.t - 1) - pr.padding[1]);
         let mut uf = ConvUniform::new(fwd, 0, 0, 0);
@@ -316,6 +325,12 @@ impl Context {
         uf.row_step = u32_of(sh)?;
         uf.row_off = u32_of((sh - oh % sh) % sh)?;
         uf.i_step = u32_of(sh / gcd(sh, geo.params.dilation[0]))?;
+        // Columns hold data only every sw columns, from ow on: where sw divides the tile width, every
+        // tile starts on the same phase and the multiply-adds by the zeros between are left out.
+        let sw = pr.stride[1];
+        if sw > 1 && plan.bq.is_multiple_of(sw) {
+            plan.cols = Some(Cols { step: sw, phase: (sw - ow % sw) % sw });
+        }
         self.forward_tiled_on(
             job,
             fwd,
@@ -654,7 +669,7 @@ pub(crate) fn u32_of(v: usize) -> Result<u32> {
 /// Tile sizes chosen per adapter and shape.
 pub(crate) mod tiles {
     use crate::geometry::Conv2dGeometry;
-    use crate::gpu::tiled::{Rows, Sharing, Window};
+    use crate::gpu::tiled::{Cols, Rows, Sharing, Window};
 
     /// How the tiled forward pass covers a layer.
     #[derive(Debug, Clone, Copy)]
@@ -669,6 +684,8 @@ pub(crate) mod tiles {
         pub(crate) vec4: bool,
         /// Several output rows per tile (vec4 kernel only); `None` is one row.
         pub(crate) rows: Option<Rows>,
+        /// The input columns that hold data, on a spread dY (vec4 kernel only); `None`: all.
+        pub(crate) cols: Option<Cols>,
         pub(crate) qtiles: usize,
         pub(crate) ptiles: usize,
         pub(crate) ktiles: usize,
@@ -710,7 +727,8 @@ pub(crate) mod tiles {
             dh: pr.dilation[0],
         });
         let ptiles = geo.p.div_ceil(rows.map_or(1, |r| r.br));
-        ForwardPlan { bk, bq, window, vec4, rows, qtiles, ptiles, ktiles: geo.filters_per_group().div_ceil(bk), wp }
+        let ktiles = geo.filters_per_group().div_ceil(bk);
+        ForwardPlan { bk, bq, window, vec4, rows, cols: None, qtiles, ptiles, ktiles, wp }
     }
 
     fn forward_tiles(geo: &Conv2dGeometry) -> (usize, usize, Option<Window>) {

@@ -180,6 +180,18 @@ pub(crate) struct ForwardVec4 {
     pub(crate) pad: Pad,
     pub(crate) share: Sharing,
     pub(crate) store: Store,
+    /// Which window columns hold data, where the others are known zeros; `None`: all of them.
+    pub(crate) cols: Option<Cols>,
+}
+
+/// The columns of an input spread by a stride (the input gradient's dY, `scatter_dy.wgsl`) as a tile
+/// of the vec4 forward kernel sees them: window column m holds data only when (m + phase) is a multiple
+/// of `step`, the same in every tile (`step` divides the tile width). The multiply-adds of the other
+/// columns, by inserted zeros, are left out of the generated code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Cols {
+    pub(crate) step: usize,
+    pub(crate) phase: usize,
 }
 
 /// The variant of the vec4 forward kernel with these fields (see [`ForwardVec4`]).
@@ -192,7 +204,7 @@ pub(crate) fn forward_vec4(
     share: Sharing,
     store: Store,
 ) -> Variant {
-    Variant::ForwardVec4(ForwardVec4 { bk, bq, wd, rows, pad, share, store })
+    Variant::ForwardVec4(ForwardVec4 { bk, bq, wd, rows, pad, share, store, cols: None })
 }
 
 /// How the vec4 forward kernel writes its outputs.
@@ -231,7 +243,7 @@ fn shared_loads(indent: &str, name: &str, count: usize, at: &dyn Fn(&str) -> Str
 }
 
 fn forward_vec4_code(v: ForwardVec4) -> Subs {
-    let ForwardVec4 { bk, bq, wd, rows, pad, share, store } = v;
+    let ForwardVec4 { bk, bq, wd, rows, pad, share, store, cols } = v;
     const C: [&str; 4] = ["x", "y", "z", "w"];
     let br = rows.map_or(1, |r| r.br);
     let acc = || (0..bk).flat_map(move |v| (0..br).flat_map(move |r| (0..bq).map(move |u| (v, r, u))));
@@ -242,15 +254,16 @@ fn forward_vec4_code(v: ForwardVec4) -> Subs {
     };
     // The multiply-adds of output row r and kernel row i over the current window, with the weights of
     // tap j of filter v named by `w(i, j, v)`.
-    let fmas = |indent: &str, r: usize, j: usize, w: &dyn Fn(usize) -> String| {
-        lines((0..bk).flat_map(|v| {
-            let w = w(v);
-            (0..bq).map(move |u| {
-                let m = u * wd.sw + j * wd.dw;
-                format!("{indent}a{v}_{r}_{u} = fma({w}, xv{}.{}, a{v}_{r}_{u});", m / 4, C[m % 4])
-            })
-        }))
-    };
+    let fmas =
+        |indent: &str, r: usize, j: usize, w: &dyn Fn(usize) -> String| {
+            lines((0..bk).flat_map(|v| {
+                let w = w(v);
+                let data = move |m: usize| cols.is_none_or(|c| (m + c.phase).is_multiple_of(c.step));
+                (0..bq).map(move |u| u * wd.sw + j * wd.dw).enumerate().filter(move |&(_, m)| data(m)).map(
+                    move |(u, m)| format!("{indent}a{v}_{r}_{u} = fma({w}, xv{}.{}, a{v}_{r}_{u});", m / 4, C[m % 4]),
+                )
+            }))
+        };
     let channel = match rows {
         None => {
             let nb = bk.div_ceil(4);
