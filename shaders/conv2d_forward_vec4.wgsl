@@ -61,8 +61,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let w_base = g * taps * kv + k_in / 4u;
 {{ACC_DECL}}
     let plane = P.hp * P.wp;
-    // The tile's first input vec4 along the row: q0·sw is a multiple of 4 (BQ is), and so is pw.
-    let c0 = (i32(q0 * P.sw) - i32(P.pw)) / 4;
+    // The tile's first input vec4 along the row: q0·sw is a multiple of 4 (BQ is), and so is pw; or
+    // where the input is dY itself for a strided input gradient, see Cols in src/gpu/tiled.rs.
+{{COL_START}}
     let i_first = first_data_row(p, P);
     for (var cg = 0u; cg < P.cpg; cg++) {
         let x_plane = (n * P.c + g * P.cpg + cg) * plane;

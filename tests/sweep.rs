@@ -45,6 +45,10 @@ fn cases() -> Vec<Case> {
         // masks the padding (Pad::Mask), with one row per tile and with several.
         ("masked padding 2,4", 2, 3, 9, 16, 5, 3, 3, d.padding(2, 4)),
         ("masked rows, stride 2", 1, 2, 11, 12, 2, 3, 3, d.stride(2, 2)),
+        // Strided input gradients that read dY itself (Q a multiple of 4, tiles of 16 columns): the
+        // data columns of a window dense, their multiply-adds only; with a row stride and without.
+        ("strided input gradient read in place", 2, 3, 9, 32, 4, 3, 5, d.stride(2, 2).padding(1, 2)),
+        ("column-strided, dilated, read in place", 1, 2, 6, 59, 3, 2, 3, d.stride(1, 2).dilation(1, 2)),
         // Rows of 8 outputs or more take the weight gradient's vec4 kernel (most cases above, fewer
         // take the scalar one): its tail, a partial filter tile and a partial block of kernel rows.
         ("wide rows", 2, 3, 9, 70, 4, 3, 3, d.padding(1, 1)),

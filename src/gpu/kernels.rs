@@ -360,7 +360,13 @@ mod tests {
             // A spread input whose columns hold data every 2nd column (an input gradient of stride 2).
             let mut v = forward_vec4(4, 8, wd, None, Pad::Copy, Sharing::Subgroup, Store::Scalar);
             if let Variant::ForwardVec4(f) = &mut v {
-                f.cols = Some(Cols { step: 2, phase: 1 });
+                f.cols = Some(Cols { step: 2, phase: 1, lead: None });
+            }
+            variants.push((&FORWARD_VEC4, v));
+            // The same read from dY itself.
+            let mut v = forward_vec4(4, 8, wd, None, Pad::Mask, Sharing::Subgroup, Store::Scalar);
+            if let Variant::ForwardVec4(f) = &mut v {
+                f.cols = Some(Cols { step: 2, phase: 1, lead: Some(-1) });
             }
             variants.push((&FORWARD_VEC4, v));
             // Several rows per tile, with strides and dilations that leave some input rows unread.

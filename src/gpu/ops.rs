@@ -304,6 +304,31 @@ impl Context {
             let none = self.placeholder();
             return self.forward_tiled_on(job, fwd, &plan, Pad::Mask, uf, 0, dy, &flipped.buffer, none, dx);
         }
+        // Rows of the spread dY hold data only every sh rows, from dh·(S−1) − ph on: skip the others.
+        let sh = pr.stride[0];
+        uf.row_step = u32_of(sh)?;
+        uf.row_off = u32_of((sh - oh % sh) % sh)?;
+        uf.i_step = u32_of(sh / gcd(sh, geo.params.dilation[0]))?;
+        // Columns hold data only every sw columns, from ow on. Where sw divides the tile width, every
+        // tile starts on the same phase, and the multiply-adds by the zeros between are left out.
+        let sw = pr.stride[1];
+        let phase = (sw - ow % sw) % sw;
+        if sw > 1 && plan.vec4 && geo.q.is_multiple_of(4) && plan.bq.is_multiple_of(4 * sw) {
+            // Where the tiles also start on the same element of a vec4 of dY's rows, the kernel reads
+            // dY itself: the data columns of a window are consecutive there, and neither the frame
+            // nor the inserted zeros are copied or loaded.
+            let lead =
+                -isize::try_from(ow / sw).map_err(|_| Error::Overflow { what: "frame", detail: ow.to_string() })?;
+            plan.cols = Some(Cols { step: sw, phase, lead: Some(lead) });
+            uf.hp = u32_of(geo.p)?;
+            uf.wp = u32_of(geo.q)?;
+            uf.ph = u32_of(oh)?;
+            let none = self.placeholder();
+            return self.forward_tiled_on(job, fwd, &plan, Pad::Mask, uf, 0, dy, &flipped.buffer, none, dx);
+        }
+        if sw > 1 && plan.bq.is_multiple_of(sw) {
+            plan.cols = Some(Cols { step: sw, phase, lead: None });
+        }
         let spread = if pr.stride == [1, 1] {
             // Nothing to spread: dY framed by oh rows and ow columns of zeros is a padded input.
             let planes =
@@ -320,17 +345,6 @@ impl Context {
         };
         uf.hp = u32_of(hp)?;
         uf.wp = u32_of(wp)?;
-        // Rows of the spread dY hold data only every sh rows, from dh·(S−1) − ph on: skip the others.
-        let sh = pr.stride[0];
-        uf.row_step = u32_of(sh)?;
-        uf.row_off = u32_of((sh - oh % sh) % sh)?;
-        uf.i_step = u32_of(sh / gcd(sh, geo.params.dilation[0]))?;
-        // Columns hold data only every sw columns, from ow on: where sw divides the tile width, every
-        // tile starts on the same phase and the multiply-adds by the zeros between are left out.
-        let sw = pr.stride[1];
-        if sw > 1 && plan.bq.is_multiple_of(sw) {
-            plan.cols = Some(Cols { step: sw, phase: (sw - ow % sw) % sw });
-        }
         self.forward_tiled_on(
             job,
             fwd,

@@ -188,10 +188,16 @@ pub(crate) struct ForwardVec4 {
 /// of the vec4 forward kernel sees them: window column m holds data only when (m + phase) is a multiple
 /// of `step`, the same in every tile (`step` divides the tile width). The multiply-adds of the other
 /// columns, by inserted zeros, are left out of the generated code.
+///
+/// With `lead` the kernel reads dY itself rather than the spread copy (with [`Pad::Mask`]): rows
+/// (ρ − ph) / row_step of dY for the rows ρ of the spread it visits, and for a tile at column q0 the
+/// data columns of its window, dense, from dY column q0 / step + lead on (4·step divides the tile
+/// width, so that they start at the same element of a vec4 in every tile).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct Cols {
     pub(crate) step: usize,
     pub(crate) phase: usize,
+    pub(crate) lead: Option<isize>,
 }
 
 /// The variant of the vec4 forward kernel with these fields (see [`ForwardVec4`]).
@@ -247,23 +253,44 @@ fn forward_vec4_code(v: ForwardVec4) -> Subs {
     const C: [&str; 4] = ["x", "y", "z", "w"];
     let br = rows.map_or(1, |r| r.br);
     let acc = || (0..bk).flat_map(move |v| (0..br).flat_map(move |r| (0..bq).map(move |u| (v, r, u))));
+    // Reading dY itself (Cols::lead): window column m, when it holds data, is element (m − m0) / step
+    // of the dense window, which starts at element r of vec4 c0.
+    let dense = cols.and_then(|c| c.lead.map(|lead| (c, lead)));
+    let m0 = cols.map_or(0, |c| (c.step - c.phase) % c.step);
+    let r = dense.map_or(0, |(_, lead)| lead.rem_euclid(4) as usize);
+    let element = |m: usize| match dense {
+        Some((c, _)) => r + (m - m0) / c.step,
+        None => m,
+    };
+    let len = wd.len(bq);
+    let width = match dense {
+        Some((c, _)) => r + len.saturating_sub(m0).div_ceil(c.step),
+        None => len,
+    };
+    let col_start = match dense {
+        Some((c, lead)) => format!("    let c0 = i32(q0 / {}u) + ({});", 4 * c.step, lead.div_euclid(4)),
+        None => "    let c0 = (i32(q0 * P.sw) - i32(P.pw)) / 4;".to_string(),
+    };
     // Row xr of the input plane (negative or past the end for padding rows) as vec4 index x_row.
-    let row_start = "            let row_ok = xr >= 0 && xr < i32(P.hp);\n            let x_row = (x_plane + u32(clamp(xr, 0, i32(P.hp) - 1)) * P.wp) / 4u;";
+    let row_start = format!(
+        "            let xi = {};\n            let row_ok = xi >= 0 && xi < i32(P.hp);\n            let x_row = (x_plane + u32(clamp(xi, 0, i32(P.hp) - 1)) * P.wp) / 4u;",
+        if dense.is_some() { "xr / i32(P.row_step)" } else { "xr" }
+    );
     let window = |indent: &str| {
-        lines((0..wd.len(bq).div_ceil(4)).map(|m| format!("{indent}let xv{m} = xw(x_row, c0 + {m}, row_ok);")))
+        lines((0..width.div_ceil(4)).map(|m| format!("{indent}let xv{m} = xw(x_row, c0 + {m}, row_ok);")))
     };
     // The multiply-adds of output row r and kernel row i over the current window, with the weights of
     // tap j of filter v named by `w(i, j, v)`.
-    let fmas =
-        |indent: &str, r: usize, j: usize, w: &dyn Fn(usize) -> String| {
-            lines((0..bk).flat_map(|v| {
-                let w = w(v);
-                let data = move |m: usize| cols.is_none_or(|c| (m + c.phase).is_multiple_of(c.step));
-                (0..bq).map(move |u| u * wd.sw + j * wd.dw).enumerate().filter(move |&(_, m)| data(m)).map(
-                    move |(u, m)| format!("{indent}a{v}_{r}_{u} = fma({w}, xv{}.{}, a{v}_{r}_{u});", m / 4, C[m % 4]),
-                )
-            }))
-        };
+    let fmas = |indent: &str, r: usize, j: usize, w: &dyn Fn(usize) -> String| {
+        lines((0..bk).flat_map(|v| {
+            let w = w(v);
+            let data = move |m: usize| cols.is_none_or(|c| (m + c.phase).is_multiple_of(c.step));
+            (0..bq).map(move |u| u * wd.sw + j * wd.dw).enumerate().filter(move |&(_, m)| data(m)).map(move |(u, m)| {
+                let e = element(m);
+                format!("{indent}a{v}_{r}_{u} = fma({w}, xv{}.{}, a{v}_{r}_{u});", e / 4, C[e % 4])
+            })
+        }))
+    };
     let channel = match rows {
         None => {
             let nb = bk.div_ceil(4);
@@ -358,6 +385,7 @@ fn forward_vec4_code(v: ForwardVec4) -> Subs {
         ("BR", br.to_string()),
         ("BQ", bq.to_string()),
         ("MASKED", (pad == Pad::Mask).to_string()),
+        ("COL_START", col_start),
         (
             "Y_TYPE",
             match store {
