@@ -295,15 +295,6 @@ impl Context {
         let (hp, wp) = (fwd.h, plan.wp);
         let (oh, ow) = (pr.dilation[0] * (geo.s - 1) - pr.padding[0], pr.dilation[1] * (geo.t - 1) - pr.padding[1]);
         let mut uf = ConvUniform::new(fwd, 0, 0, 0);
-        if pr.stride == [1, 1] && plan.vec4 && geo.q.is_multiple_of(4) && ow.is_multiple_of(4) {
-            // The kernel reads dY itself as an input padded by oh rows and ow columns.
-            uf.hp = u32_of(geo.p)?;
-            uf.wp = u32_of(geo.q)?;
-            uf.ph = u32_of(oh)?;
-            uf.pw = u32_of(ow)?;
-            let none = self.placeholder();
-            return self.forward_tiled_on(job, fwd, &plan, Pad::Mask, uf, 0, dy, &flipped.buffer, none, dx);
-        }
         // Rows of the spread dY hold data only every sh rows, from dh·(S−1) − ph on: skip the others.
         let sh = pr.stride[0];
         uf.row_step = u32_of(sh)?;
@@ -313,21 +304,25 @@ impl Context {
         // tile starts on the same phase, and the multiply-adds by the zeros between are left out.
         let sw = pr.stride[1];
         let phase = (sw - ow % sw) % sw;
-        if sw > 1 && plan.vec4 && geo.q.is_multiple_of(4) && plan.bq.is_multiple_of(4 * sw) {
-            // Where the tiles also start on the same element of a vec4 of dY's rows, the kernel reads
-            // dY itself: the data columns of a window are consecutive there, and neither the frame
-            // nor the inserted zeros are copied or loaded.
+        // Where it can, the kernel reads dY itself, framed by oh rows and ow columns of zeros that it
+        // masks: at stride 1 where the frame is whole vec4s; strided where the tiles also start on the
+        // same element of a vec4 of dY's rows, whose data columns a window then reads consecutively
+        // (neither the frame nor the inserted zeros are copied or loaded).
+        let in_place = plan.vec4
+            && geo.q.is_multiple_of(4)
+            && if sw == 1 { sh == 1 && ow.is_multiple_of(4) } else { plan.bq.is_multiple_of(4 * sw) };
+        if sw > 1 && plan.bq.is_multiple_of(sw) {
             let lead =
-                -isize::try_from(ow / sw).map_err(|_| Error::Overflow { what: "frame", detail: ow.to_string() })?;
-            plan.cols = Some(Cols { step: sw, phase, lead: Some(lead) });
+                isize::try_from(ow / sw).map_err(|_| Error::Overflow { what: "frame", detail: ow.to_string() })?;
+            plan.cols = Some(Cols { step: sw, phase, lead: in_place.then_some(-lead) });
+        }
+        if in_place {
             uf.hp = u32_of(geo.p)?;
             uf.wp = u32_of(geo.q)?;
             uf.ph = u32_of(oh)?;
+            uf.pw = u32_of(ow)?;
             let none = self.placeholder();
             return self.forward_tiled_on(job, fwd, &plan, Pad::Mask, uf, 0, dy, &flipped.buffer, none, dx);
-        }
-        if sw > 1 && plan.bq.is_multiple_of(sw) {
-            plan.cols = Some(Cols { step: sw, phase, lead: None });
         }
         let spread = if pr.stride == [1, 1] {
             // Nothing to spread: dY framed by oh rows and ow columns of zeros is a padded input.
