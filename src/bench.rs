@@ -172,11 +172,11 @@ pub fn median(v: &[f64]) -> f64 {
 /// Untimed runs before the timed ones.
 pub const WARM_UP_RUNS: usize = 3;
 
-/// Three warm-up runs (pipeline creation, shader compilation and the first allocations of buffers and
-/// pools stay out of the numbers: on lavapipe the first timed runs after a single warm-up ran up to
-/// 1.5× slower), then `reps` timed runs, then, where the adapter has timestamp queries, `reps` runs that measure the kernels'
-/// device time. The timed runs do not record timestamps: their query sets and resolves cost a
-/// small layer about 0.2–0.3 ms on lavapipe.
+/// [`WARM_UP_RUNS`] warm-up runs (pipeline creation, shader compilation and the first allocations of
+/// buffers and pools stay out of the numbers: on lavapipe the first timed runs after a single warm-up
+/// ran up to 1.5× slower), then `reps` timed runs, then, where the adapter has timestamp queries,
+/// `reps` runs that measure the kernels' device time. The timed runs do not record timestamps: their
+/// query sets and resolves cost a small layer about 0.2–0.3 ms on lavapipe.
 ///
 /// # Errors
 /// wgpu or device errors.

@@ -119,32 +119,32 @@ pub(crate) fn weight_grad(bk: usize, br: usize) -> Variant {
 fn weight_grad_code(bk: usize, br: usize) -> Subs {
     let t = grid(bk, br);
     vec![
-            ("BK", bk.to_string()),
-            ("BR", br.to_string()),
-            (
-                "TAP_OFFSETS",
-                lines((0..br).map(|u| {
-                    format!(
-                        "    let t{u} = min(r0 + {u}u, taps - 1u);\n    let xo{u} = (t{u} / st) * plane + ((t{u} % st) / P.t) * P.dh * P.wp + (t{u} % P.t) * P.dw;"
-                    )
-                })),
-            ),
-            ("K_INDEX", lines((0..bk).map(|v| format!("    let k{v} = g * P.kpg + min(k_in + {v}u, P.kpg - 1u);")))),
-            ("ACC_DECL", lines(t.clone().map(|(v, u)| format!("    var a{v}_{u} = 0.0;")))),
-            ("DY_ROWS", lines((0..bk).map(|v| format!("        let dr{v} = ((n * P.k + k{v}) * P.p + p) * P.q;")))),
-            (
-                "FMA",
-                lines((0..br).map(|u| format!("            let x{u} = xp[xq + xo{u}];")).chain((0..bk).map(|v| {
-                    let fmas = lines((0..br).map(|u| format!("            a{v}_{u} = fma(d{v}, x{u}, a{v}_{u});")));
-                    format!("            let d{v} = dy[dr{v} + q];\n{fmas}")
-                }))),
-            ),
-            (
-                "STORE",
-                lines(t.map(|(v, u)| {
-                    format!("    if (k_in + {v}u < P.kpg && r0 + {u}u < taps) {{ partial[out + k{v} * taps + r0 + {u}u] = a{v}_{u}; }}")
-                })),
-            ),
+        ("BK", bk.to_string()),
+        ("BR", br.to_string()),
+        (
+            "TAP_OFFSETS",
+            lines((0..br).map(|u| {
+                format!(
+                    "    let t{u} = min(r0 + {u}u, taps - 1u);\n    let xo{u} = (t{u} / st) * plane + ((t{u} % st) / P.t) * P.dh * P.wp + (t{u} % P.t) * P.dw;"
+                )
+            })),
+        ),
+        ("K_INDEX", lines((0..bk).map(|v| format!("    let k{v} = g * P.kpg + min(k_in + {v}u, P.kpg - 1u);")))),
+        ("ACC_DECL", lines(t.clone().map(|(v, u)| format!("    var a{v}_{u} = 0.0;")))),
+        ("DY_ROWS", lines((0..bk).map(|v| format!("        let dr{v} = ((n * P.k + k{v}) * P.p + p) * P.q;")))),
+        (
+            "FMA",
+            lines((0..br).map(|u| format!("            let x{u} = xp[xq + xo{u}];")).chain((0..bk).map(|v| {
+                let fmas = lines((0..br).map(|u| format!("            a{v}_{u} = fma(d{v}, x{u}, a{v}_{u});")));
+                format!("            let d{v} = dy[dr{v} + q];\n{fmas}")
+            }))),
+        ),
+        (
+            "STORE",
+            lines(t.map(|(v, u)| {
+                format!("    if (k_in + {v}u < P.kpg && r0 + {u}u < taps) {{ partial[out + k{v} * taps + r0 + {u}u] = a{v}_{u}; }}")
+            })),
+        ),
     ]
 }
 
@@ -281,10 +281,10 @@ fn forward_vec4_code(v: ForwardVec4) -> Subs {
     };
     // The multiply-adds of output row r and kernel row i over the current window, with the weights of
     // tap j of filter v named by `w(i, j, v)`.
+    let data = move |m: usize| cols.is_none_or(|c| (m + c.phase).is_multiple_of(c.step));
     let fmas = |indent: &str, r: usize, j: usize, w: &dyn Fn(usize) -> String| {
         lines((0..bk).flat_map(|v| {
             let w = w(v);
-            let data = move |m: usize| cols.is_none_or(|c| (m + c.phase).is_multiple_of(c.step));
             (0..bq).map(move |u| u * wd.sw + j * wd.dw).enumerate().filter(move |&(_, m)| data(m)).map(move |(u, m)| {
                 let e = element(m);
                 format!("{indent}a{v}_{r}_{u} = fma({w}, xv{}.{}, a{v}_{r}_{u});", e / 4, C[e % 4])
@@ -335,7 +335,7 @@ fn forward_vec4_code(v: ForwardVec4) -> Subs {
             }));
             let weights = format!("{shared}\n{named}");
             // Input row d (from the tile's first row) feeds output row r through kernel row i when
-            // r·sh + i·dh = d. Rows past the plane (only read by rows past P) are clamped to it.
+            // r·sh + i·dh = d. Rows past the plane (only read by output rows past P) read as zeros.
             let last = (br - 1) * rt.sh + (rt.s - 1) * rt.dh;
             let blocks = lines((0..=last).filter_map(|d| {
                 let pairs: Vec<(usize, usize)> = (0..br)
@@ -458,38 +458,38 @@ fn weight_grad_vec4_code(bk: usize, br: usize, wd: Window, share: Sharing) -> Su
         format!("{xl}\n{dl}\n{f}")
     };
     vec![
-            ("BK", bk.to_string()),
-            ("BR", br.to_string()),
-            // Offset of kernel row i0 + r inside the (n, cg, p) input block; aligned: Wp % 4 = 0.
-            ("ROW_OFFSETS", lines((0..br).map(|r| format!("    let ro{r} = min(i0 + {r}u, P.s - 1u) * P.dh * P.wp;")))),
-            ("K_INDEX", lines((0..bk).map(|v| format!("    let k{v} = g * P.kpg + min(k_in + {v}u, P.kpg - 1u);")))),
-            ("ACC_DECL", lines(acc().map(|(v, r, j)| format!("    var a{v}_{r}_{j} = 0.0;")))),
-            (
-                "DY_ROWS",
-                match share {
-                    Sharing::PerLane => {
-                        lines((0..bk).map(|v| format!("        let dr{v} = ((n * P.k + k{v}) * P.p + p) * qp;")))
-                    }
-                    // This lane's filters: lane l of the first 8 loads the rows of filters l, l + 8 ….
-                    Sharing::Subgroup => lines((0..bk.div_ceil(8)).map(|h| {
-                        format!(
-                            "        let kl{h} = g * P.kpg + min(k_in + min(sg % 8u + {}u, {}u), P.kpg - 1u);\n        let drl{h} = ((n * P.k + kl{h}) * P.p + p) * qp;",
-                            8 * h,
-                            bk - 1
-                        )
-                    })),
-                },
-            ),
-            ("SG_PARAM", sg_param(share)),
-            ("BLOCK", block),
-            ("TAIL", tail),
-            (
-                "STORE",
-                lines(acc().map(|(v, r, j)| {
+        ("BK", bk.to_string()),
+        ("BR", br.to_string()),
+        // Offset of kernel row i0 + r inside the (n, cg, p) input block; aligned: Wp % 4 = 0.
+        ("ROW_OFFSETS", lines((0..br).map(|r| format!("    let ro{r} = min(i0 + {r}u, P.s - 1u) * P.dh * P.wp;")))),
+        ("K_INDEX", lines((0..bk).map(|v| format!("    let k{v} = g * P.kpg + min(k_in + {v}u, P.kpg - 1u);")))),
+        ("ACC_DECL", lines(acc().map(|(v, r, j)| format!("    var a{v}_{r}_{j} = 0.0;")))),
+        (
+            "DY_ROWS",
+            match share {
+                Sharing::PerLane => {
+                    lines((0..bk).map(|v| format!("        let dr{v} = ((n * P.k + k{v}) * P.p + p) * qp;")))
+                }
+                // This lane's filters: lane l of the first 8 loads the rows of filters l, l + 8 ….
+                Sharing::Subgroup => lines((0..bk.div_ceil(8)).map(|h| {
                     format!(
-                        "    if (k_in + {v}u < P.kpg && i0 + {r}u < P.s) {{ partial[out + k{v} * taps + (i0 + {r}u) * P.t + {j}u] = a{v}_{r}_{j}; }}"
+                        "        let kl{h} = g * P.kpg + min(k_in + min(sg % 8u + {}u, {}u), P.kpg - 1u);\n        let drl{h} = ((n * P.k + kl{h}) * P.p + p) * qp;",
+                        8 * h,
+                        bk - 1
                     )
                 })),
-            ),
+            },
+        ),
+        ("SG_PARAM", sg_param(share)),
+        ("BLOCK", block),
+        ("TAIL", tail),
+        (
+            "STORE",
+            lines(acc().map(|(v, r, j)| {
+                format!(
+                    "    if (k_in + {v}u < P.kpg && i0 + {r}u < P.s) {{ partial[out + k{v} * taps + (i0 + {r}u) * P.t + {j}u] = a{v}_{r}_{j}; }}"
+                )
+            })),
+        ),
     ]
 }
