@@ -421,18 +421,26 @@ fn weight_grad_vec4_code(bk: usize, br: usize, wd: Window, share: Sharing) -> Su
     let t = wd.t;
     let span = 3 * wd.sw + (t - 1) * wd.dw + 1;
     let acc = || (0..bk).flat_map(move |v| (0..br).flat_map(move |r| (0..t).map(move |j| (v, r, j))));
+    // Filter v's dY values `{name}{v}`, read by `load` from the dY row that starts at a given offset:
+    // each from row dr{v}, or, shared, lanes 0–7 reading rows drl0, drl1 (filters l and l + 8) and
+    // broadcasting them.
+    let dy_loads = |name: &str, load: &dyn Fn(&str) -> String| match share {
+        Sharing::PerLane => lines((0..bk).map(|v| format!("            let {name}{v} = {};", load(&format!("dr{v}"))))),
+        Sharing::Subgroup => format!(
+            "{}\n{}",
+            lines((0..bk.div_ceil(8)).map(|h| format!("            let {name}l{h} = {};", load(&format!("drl{h}"))))),
+            lines((0..bk).map(|v| format!(
+                "            let {name}{v} = subgroupBroadcast({name}l{}, {}u);",
+                v / 8,
+                v % 8
+            )))
+        ),
+    };
     let block = {
         let xl = lines((0..br).flat_map(|r| {
             (0..span.div_ceil(4)).map(move |m| format!("            let w{r}_{m} = xv[(xb + ro{r}) / 4u + {m}u];"))
         }));
-        let dl = match share {
-            Sharing::PerLane => lines((0..bk).map(|v| format!("            let d{v} = dyv[(dr{v} + q0) / 4u];"))),
-            Sharing::Subgroup => format!(
-                "{}\n{}",
-                lines((0..bk.div_ceil(8)).map(|h| format!("            let dl{h} = dyv[(drl{h} + q0) / 4u];"))),
-                lines((0..bk).map(|v| format!("            let d{v} = subgroupBroadcast(dl{}, {}u);", v / 8, v % 8)))
-            ),
-        };
+        let dl = dy_loads("d", &|row| format!("dyv[({row} + q0) / 4u]"));
         let f = lines(acc().flat_map(|(v, r, j)| {
             (0..4).map(move |u| {
                 let m = u * wd.sw + j * wd.dw;
@@ -446,14 +454,7 @@ fn weight_grad_vec4_code(bk: usize, br: usize, wd: Window, share: Sharing) -> Su
             lines((0..br).flat_map(|r| {
                 (0..t).map(move |j| format!("            let x{r}_{j} = xs[xq + ro{r} + {j}u * P.dw];"))
             }));
-        let dl = match share {
-            Sharing::PerLane => lines((0..bk).map(|v| format!("            let ds{v} = dys[dr{v} + q];"))),
-            Sharing::Subgroup => format!(
-                "{}\n{}",
-                lines((0..bk.div_ceil(8)).map(|h| format!("            let dsl{h} = dys[drl{h} + q];"))),
-                lines((0..bk).map(|v| format!("            let ds{v} = subgroupBroadcast(dsl{}, {}u);", v / 8, v % 8)))
-            ),
-        };
+        let dl = dy_loads("ds", &|row| format!("dys[{row} + q]"));
         let f = lines(acc().map(|(v, r, j)| format!("            a{v}_{r}_{j} = fma(ds{v}, x{r}_{j}, a{v}_{r}_{j});")));
         format!("{xl}\n{dl}\n{f}")
     };
