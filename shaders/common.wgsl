@@ -17,7 +17,8 @@ struct ConvParams {
     row_step: u32, row_off: u32, i_step: u32, ptiles: u32,
     // Invocations per (n, filter tile) in the forward kernels and per output row tile (see
     // forward_tile); per (split, filter tile) in the weight gradient (see grad_tile).
-    lanes: u32, qlanes: u32, _p2: u32, _p3: u32,
+    // `one` is always 1 (see ConvUniform): it bounds the single-pass loops of generated code.
+    lanes: u32, qlanes: u32, one: u32, _p3: u32,
 }
 
 // The tile of invocation `id` in the split weight-gradient kernels: reduction chunk `split`, group g,

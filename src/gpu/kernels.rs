@@ -166,7 +166,9 @@ pub(crate) struct ConvUniform {
     pub(crate) ptiles: u32,
     pub(crate) lanes: u32,
     pub(crate) qlanes: u32,
-    _p2: u32,
+    /// Always 1: the bound of the single-pass loops that fence the generated straight-line code into
+    /// separate basic blocks (see `fence` in `tiled.rs`). A constant would be folded away.
+    one: u32,
     _p3: u32,
 }
 
@@ -218,7 +220,7 @@ impl ConvUniform {
             ptiles: u(geo.p),
             lanes: u(geo.p),
             qlanes: 1,
-            _p2: 0,
+            one: 1,
             _p3: 0,
         }
     }
@@ -264,9 +266,14 @@ impl PipelineCache {
 
 fn build(device: &wgpu::Device, spec: &KernelSpec, variant: &Variant, label: &str) -> Result<Pipeline> {
     let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let source = spec.full_source_with(variant);
+    if let Some(dir) = std::env::var_os("CONVGRAD_DUMP_WGSL") {
+        let name = label.replace(|c: char| !c.is_ascii_alphanumeric(), "_");
+        let _ = std::fs::write(std::path::Path::new(&dir).join(format!("{name}.wgsl")), &source);
+    }
     let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some(label),
-        source: wgpu::ShaderSource::Wgsl(spec.full_source_with(variant).into()),
+        source: wgpu::ShaderSource::Wgsl(source.into()),
     });
     let entries: Vec<wgpu::BindGroupLayoutEntry> = spec
         .bindings
