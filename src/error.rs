@@ -149,6 +149,39 @@ pub enum Error {
     /// A tensor made by one context was given to another.
     #[error("a tensor from another device was given to this context")]
     ForeignTensor,
+
+    /// A setting (an environment variable or an option) with a value convgrad does not know.
+    #[error("unknown {what} {got:?}; expected {expected}")]
+    InvalidOption {
+        /// Which setting.
+        what: &'static str,
+        /// The value given.
+        got: String,
+        /// The values it takes.
+        expected: &'static str,
+    },
+
+    /// A kernel's generated WGSL does not match its template (a bug in convgrad: please report it).
+    #[error("generated WGSL for {kernel} does not match its template: {message}")]
+    Template {
+        /// The kernel.
+        kernel: &'static str,
+        /// Which marker.
+        message: String,
+    },
+
+    /// A forced [`Strategy`](crate::plan::Strategy) whose algorithm cannot run this layer.
+    #[error("{op} of {layer}: the forced algorithm {algorithm} cannot run it: {reason}")]
+    Unsupported {
+        /// The operation.
+        op: &'static str,
+        /// The layer, as [`Conv2dGeometry::describe`](crate::Conv2dGeometry::describe) gives it.
+        layer: String,
+        /// The algorithm that was forced.
+        algorithm: &'static str,
+        /// Why it cannot.
+        reason: &'static str,
+    },
 }
 
 /// `Result` with [`Error`](enum@Error).

@@ -357,6 +357,11 @@ pub(crate) fn count_u32(what: &'static str, shape: [usize; 4]) -> Result<usize> 
     Ok(n)
 }
 
+/// A size as `u32`, for a uniform field or an invocation count.
+pub(crate) fn u32_of(v: usize) -> Result<u32> {
+    u32::try_from(v).map_err(|_| Error::Overflow { what: "kernel size parameter", detail: format!("{v} > 2^32−1") })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

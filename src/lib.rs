@@ -38,15 +38,20 @@
 //! [`verify`] computes and the tests check. There are no atomics: the same inputs on the same adapter
 //! give bitwise identical outputs. The [`reference`](mod@reference) module accumulates in `f64`.
 //!
-//! ## Kernels
+//! ## Kernels and plans
 //!
-//! [`Kernels::Tuned`] (the default) runs register-tiled implicit GEMMs with tile sizes and variants
-//! chosen per layer (`src/gpu/ops.rs`, `tiles`), their WGSL generated from templates in `shaders/`;
-//! [`Kernels::Reference`] runs one output element per invocation. On CPU adapters with subgroups
-//! (lavapipe), where every load runs lane by lane, the lanes of a subgroup share the weights (forward
-//! pass) or dY (weight gradient) they would each load, through subgroup broadcasts: values move
-//! between lanes, the arithmetic and its order stay those of every other path. Work larger than one
-//! storage binding is split along the batch. `docs/BENCHMARKS.md` has the measurements.
+//! Each operation asks the planner ([`plan`]) how to run its layer: a pure function of the layer, the
+//! adapter's [`AdapterProfile`] (read once: CPU or GPU class, subgroups, binding limit) and the
+//! context's [`Strategy`]. [`Strategy::Auto`] (the default) runs register-tiled implicit GEMMs with
+//! tile sizes and variants chosen per layer and profile, their WGSL generated from templates in
+//! `shaders/`; [`Strategy::Reference`] runs one output element per invocation; `Strategy::Force`
+//! pins one kernel family, an [`Error::Unsupported`] where it cannot run the layer. On CPU adapters
+//! with subgroups (lavapipe), where every load runs lane by lane, the lanes of a subgroup share the
+//! weights (forward pass) or dY (weight gradient) they would each load, through subgroup broadcasts:
+//! values move between lanes, the arithmetic and its order stay those of every other path.
+//! `CONVGRAD_PROFILE=gpu` (or [`Context::with_profile`]) plans for a GPU on any adapter, so a software
+//! adapter runs, and CI tests, the kernels a GPU gets. Work larger than one storage binding is split
+//! along the batch. `docs/ARCHITECTURE.md` has the layers; `docs/BENCHMARKS.md` the measurements.
 //!
 //! ## Example
 //!
@@ -77,13 +82,15 @@ pub mod bench;
 mod error;
 pub mod geometry;
 pub mod gpu;
+pub mod plan;
 pub mod reference;
 pub mod synthetic;
 pub mod verify;
 
 pub use error::{Error, Result};
 pub use geometry::{Conv2dGeometry, Conv2dParams};
-pub use gpu::{Adam, AdapterOptions, Context, Kernels, Tensor, list_adapters};
+pub use gpu::{Adam, AdapterOptions, Context, Tensor, list_adapters};
+pub use plan::{AdapterProfile, Algorithm, DeviceClass, Strategy};
 
 /// The README's Rust example, compiled and run as a doctest.
 #[cfg(doctest)]

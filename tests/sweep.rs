@@ -7,56 +7,9 @@
 mod common;
 
 use common::{Rng, abs4, both_paths, check, nan_tensor};
+use convgrad::verify::edge_layers;
 use convgrad::{Conv2dGeometry, Conv2dParams, reference};
 use ndarray::{Array1, Array4, Ix1, Ix4};
-
-/// `(label, N, C, H, W, K, S, T, params)`.
-type Case = (&'static str, usize, usize, usize, usize, usize, usize, usize, Conv2dParams);
-
-fn cases() -> Vec<Case> {
-    let d = Conv2dParams::default();
-    vec![
-        ("1x1 kernel", 2, 3, 5, 7, 4, 1, 1, d),
-        ("kernel = image", 1, 2, 6, 5, 3, 6, 5, d),
-        ("single-channel seed-like", 1, 1, 32, 29, 8, 5, 5, d),
-        ("primes, non-square", 1, 1, 13, 17, 3, 5, 3, d),
-        ("batch N>1", 3, 2, 9, 11, 2, 3, 3, d),
-        ("C=1, many filters", 2, 1, 10, 11, 7, 3, 2, d),
-        ("not a workgroup multiple", 1, 1, 67, 3, 1, 1, 1, d),
-        ("one output", 1, 1, 1, 1, 1, 1, 1, d),
-        ("stride 2,3", 2, 3, 12, 13, 4, 3, 3, d.stride(2, 3)),
-        ("stride > kernel", 1, 2, 10, 10, 2, 3, 3, d.stride(4, 4)),
-        ("padding 1,2", 1, 2, 7, 8, 3, 3, 5, d.padding(1, 2)),
-        ("padding > kernel", 1, 1, 3, 3, 1, 2, 2, d.padding(3, 3)),
-        ("dilation 2,3", 1, 2, 11, 12, 2, 3, 2, d.dilation(2, 3)),
-        ("groups 2", 2, 6, 8, 9, 4, 3, 3, d.groups(2)),
-        ("depthwise", 1, 4, 7, 7, 4, 3, 3, d.groups(4)),
-        ("groups 3, K/G=3", 1, 6, 5, 5, 9, 1, 1, d.groups(3)),
-        ("everything", 2, 4, 15, 14, 6, 3, 2, d.stride(2, 1).padding(2, 1).dilation(1, 2).groups(2)),
-        ("resnet-like", 2, 16, 14, 14, 16, 3, 3, d.padding(1, 1)),
-        ("stem-like", 1, 3, 23, 21, 8, 7, 7, d.padding(3, 3).stride(2, 2)),
-        ("mnist-like", 4, 1, 28, 28, 8, 5, 5, d),
-        // Rows of whole vec4s are padded by cutting aligned vec4s (pad_input_vec4.wgsl) at each
-        // offset within a vec4: pw = 3 in the forward pass, a frame of 1 around dY in the input
-        // gradient (pw = 2 and 0 above).
-        ("vec4 rows, pw = 3", 1, 2, 6, 12, 3, 3, 3, d.padding(0, 3)),
-        ("vec4 rows of dY, frame 1", 1, 2, 6, 10, 3, 3, 5, d.padding(1, 3)),
-        // Rows of whole vec4s and a left padding of whole vec4s: the forward kernel reads X itself and
-        // masks the padding (Pad::Mask), with one row per tile and with several.
-        ("masked padding 2,4", 2, 3, 9, 16, 5, 3, 3, d.padding(2, 4)),
-        ("masked rows, stride 2", 1, 2, 11, 12, 2, 3, 3, d.stride(2, 2)),
-        // Strided input gradients that read dY itself (Q a multiple of 4, tiles of 16 columns): the
-        // data columns of a window dense, their multiply-adds only; with a row stride and without.
-        ("strided input gradient read in place", 2, 3, 9, 32, 4, 3, 5, d.stride(2, 2).padding(1, 2)),
-        ("column-strided, dilated, read in place", 1, 2, 6, 59, 3, 2, 3, d.stride(1, 2).dilation(1, 2)),
-        // Rows of 8 outputs or more take the weight gradient's vec4 kernel (most cases above, fewer
-        // take the scalar one): its tail, a partial filter tile and a partial block of kernel rows.
-        ("wide rows", 2, 3, 9, 70, 4, 3, 3, d.padding(1, 1)),
-        // Q = 36, a multiple of 4: the weight gradient reads dY in place, without the padding pass.
-        ("wide 5x5, K=9", 1, 2, 10, 40, 9, 5, 5, d),
-        ("wide, strided, dilated", 1, 4, 11, 83, 6, 3, 4, d.stride(1, 2).dilation(2, 2).groups(2)),
-    ]
-}
 
 #[test]
 fn tuned_kernels_match_reference_on_edge_shapes() {
@@ -75,7 +28,7 @@ fn sweep(path: &str) {
     let mut worst = [0.0f64; 4];
     eprintln!("{path} kernels");
     eprintln!("{:<26} {:>34} {:>10} {:>10} {:>10} {:>10}", "case", "geometry", "forward", "weight", "input", "bias");
-    for (label, n, c, h, w, k, s, t, params) in cases() {
+    for (label, (n, c, [h, w], k, [s, t], params)) in edge_layers() {
         let geo = Conv2dGeometry::new(n, c, [h, w], k, [s, t], params).unwrap();
         let x: Array4<f32> = rng.array(geo.input_shape());
         let wt: Array4<f32> = rng.array(geo.weight_shape());

@@ -10,11 +10,11 @@
 
 use crate::error::{Error, Result};
 use crate::geometry::Conv2dGeometry;
+use crate::geometry::u32_of;
 use crate::gpu::context::Context;
 use crate::gpu::job::Job;
 use crate::gpu::kernels::{self, ConvUniform};
-use crate::gpu::ops::u32_of;
-use crate::gpu::tiled::Variant;
+use crate::plan::variant::Variant;
 
 impl Context {
     /// An error if `len` f32 elements cannot be bound to one kernel.
@@ -32,21 +32,6 @@ impl Context {
         Ok(())
     }
 
-    /// Samples per chunk so that `per_sample` elements per sample fit one binding.
-    fn batch_chunk(&self, geo: &Conv2dGeometry, per_sample: usize) -> Result<usize> {
-        let limit = (self.limits().max_storage_buffer_binding_size / 4) as usize;
-        let nb = limit / per_sample.max(1);
-        if nb == 0 {
-            return Err(Error::DeviceLimit {
-                what: format!("one sample of {} ({per_sample} f32 elements per buffer)", geo.describe()),
-                needed: (per_sample as u64).saturating_mul(4),
-                limit: limit as u64 * 4,
-                limit_name: "max_storage_buffer_binding_size",
-            });
-        }
-        Ok(nb.min(geo.n))
-    }
-
     /// Runs `f(chunk geometry, first sample)` over the batch in chunks that fit one binding.
     pub(crate) fn for_batches(
         &self,
@@ -55,7 +40,7 @@ impl Context {
         per_sample: usize,
         mut f: impl FnMut(&mut Job, &Conv2dGeometry, usize) -> Result<()>,
     ) -> Result<()> {
-        let nb = self.batch_chunk(geo, per_sample)?;
+        let nb = crate::plan::batch_chunk(geo, per_sample, self.profile())?;
         for n0 in (0..geo.n).step_by(nb) {
             f(job, &Conv2dGeometry { n: nb.min(geo.n - n0), ..*geo }, n0)?;
             if nb < geo.n {
@@ -78,7 +63,7 @@ impl Context {
         len: usize,
         mut f: impl FnMut(&mut Job, &Conv2dGeometry, usize, &wgpu::Buffer) -> Result<()>,
     ) -> Result<()> {
-        let nb = self.batch_chunk(geo, per_sample)?;
+        let nb = crate::plan::batch_chunk(geo, per_sample, self.profile())?;
         if nb >= geo.n {
             return f(job, geo, 0, out);
         }
@@ -92,7 +77,7 @@ impl Context {
         }
         let mut u = ConvUniform::new(geo, 0, u32_of(len)?, 0);
         u.splits = u32_of(chunks)?;
-        job.dispatch(&kernels::SPLIT_SUM, &Variant::none(), bytemuck::bytes_of(&u), &[&slots.buffer, out], u.total)
+        job.dispatch(&kernels::SPLIT_SUM, &Variant::Plain, bytemuck::bytes_of(&u), &[&slots.buffer, out], u.total)
     }
 
     /// Samples `[n0, n0 + nb)` of a batch tensor with `per` elements per sample: the buffer itself

@@ -1,27 +1,33 @@
 //! The GPU context: adapter choice, device, limits and the shared pipeline cache.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::error::{Error, Result};
 use crate::gpu::kernels::{KernelSpec, Pipeline, PipelineCache};
+use crate::plan::variant::Variant;
+use crate::plan::{AdapterProfile, DeviceClass, Strategy};
 
-/// How to choose an adapter.
+/// How to choose an adapter, and which profile its plans are made for.
 ///
 /// [`AdapterOptions::from_env`] reads `WGPU_BACKEND` (a comma list such as `vulkan,gl`) and
 /// `WGPU_ADAPTER_NAME` (a case-insensitive substring of the adapter name), as wgpu's own tools do.
+/// [`Context::with_options`] reads `CONVGRAD_PROFILE` (`cpu` or `gpu`) where `profile` is `None`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdapterOptions {
     /// Backends to consider.
     pub backends: wgpu::Backends,
     /// Case-insensitive substring the adapter's name must contain.
     pub name: Option<String>,
+    /// Plan for this device class instead of the adapter's own (see [`AdapterProfile`]): `Gpu` on a
+    /// software adapter runs the kernels a discrete GPU gets.
+    pub profile: Option<DeviceClass>,
 }
 
 impl Default for AdapterOptions {
     fn default() -> Self {
-        Self { backends: wgpu::Backends::all(), name: None }
+        Self { backends: wgpu::Backends::all(), name: None, profile: None }
     }
 }
 
@@ -32,6 +38,7 @@ impl AdapterOptions {
         Self {
             backends: wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all()),
             name: std::env::var("WGPU_ADAPTER_NAME").ok().filter(|s| !s.is_empty()),
+            profile: None,
         }
     }
 }
@@ -118,17 +125,6 @@ pub fn backend_names(backends: wgpu::Backends) -> String {
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// Which kernels a context runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Kernels {
-    /// Register-tiled implicit-GEMM kernels with tile sizes chosen per adapter and shape (the default).
-    #[default]
-    Tuned,
-    /// The simple kernels (one output element per invocation): the reference path the tests and
-    /// benchmarks compare the tuned kernels with.
-    Reference,
-}
-
 /// A wgpu device and queue with convgrad's kernels, shareable between threads (`Send + Sync`).
 ///
 /// Pipelines are compiled on first use and cached; each operation then creates only buffers, bind
@@ -138,6 +134,10 @@ pub struct Context {
     pub(crate) queue: wgpu::Queue,
     info: wgpu::AdapterInfo,
     limits: wgpu::Limits,
+    /// What the plans are made for: read from the adapter once, or forced.
+    profile: AdapterProfile,
+    /// Which kernels the operations run.
+    strategy: Mutex<Strategy>,
     pipelines: PipelineCache,
     /// Identifies the tensors this context made.
     pub(crate) id: u64,
@@ -147,9 +147,7 @@ pub struct Context {
     uncaptured: Arc<Mutex<Option<String>>>,
     /// When profiling, the resolved timestamp pairs of the passes run since the last
     /// [`Context::take_device_ms`].
-    pub(crate) profile: Mutex<Option<Vec<wgpu::Buffer>>>,
-    /// Runs the reference kernels instead of the tuned ones.
-    reference_kernels: AtomicBool,
+    pub(crate) timings: Mutex<Option<Vec<wgpu::Buffer>>>,
     /// Readback buffers kept for reuse (see `Context::staging`).
     pub(crate) staging: crate::gpu::tensor::Pool,
     /// Buffers of finished temporaries kept for reuse (see `Context::temp`).
@@ -164,6 +162,7 @@ impl fmt::Debug for Context {
             .field("adapter", &self.info.name)
             .field("backend", &self.info.backend)
             .field("device_type", &self.info.device_type)
+            .field("profile", &self.profile.class)
             .finish_non_exhaustive()
     }
 }
@@ -197,6 +196,10 @@ impl Context {
             },
         })?;
         let info = adapter.get_info();
+        let class = match options.profile {
+            Some(c) => Some(c),
+            None => DeviceClass::from_env()?,
+        };
         // Ask for everything the adapter supports: the default limits cap storage bindings at 128 MiB
         // even on GPUs that allow more.
         let limits = adapter.limits();
@@ -212,7 +215,7 @@ impl Context {
             })
             .await
             .map_err(|e| Error::RequestDevice { adapter: info.name.clone(), message: e.to_string() })?;
-        let ctx = Self::build(device, queue, info, limits);
+        let ctx = Self::build(device, queue, info, limits, class);
         // Our own device: an error outside every scope (the read-back's copy is the only unscoped
         // work) is kept for the error that follows it, not a panic.
         let sink = ctx.uncaptured.clone();
@@ -224,15 +227,50 @@ impl Context {
     }
 
     /// A context over a device and queue the caller already has (for example a renderer's). The
-    /// device's own limits apply; its uncaptured-error handler is left as the caller set it.
+    /// device's own limits apply; its uncaptured-error handler is left as the caller set it. The
+    /// profile is the adapter's own ([`Context::with_profile`] forces another; `CONVGRAD_PROFILE` is
+    /// read only by [`Context::new`] and [`Context::with_options`], which can return its error).
     #[must_use]
     pub fn from_device(device: wgpu::Device, queue: wgpu::Queue) -> Self {
         let info = device.adapter_info();
         let limits = device.limits();
-        Self::build(device, queue, info, limits)
+        Self::build(device, queue, info, limits, None)
     }
 
-    fn build(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo, limits: wgpu::Limits) -> Self {
+    /// This context, planning for `class` rather than for its adapter: `DeviceClass::Gpu` on a
+    /// software adapter runs the plans a discrete GPU gets (see [`AdapterProfile`]).
+    #[must_use]
+    pub fn with_profile(mut self, class: DeviceClass) -> Self {
+        self.profile = Self::profile_of(&self.info, self.device.features(), &self.limits, Some(class));
+        self
+    }
+
+    /// This context with [`Context::set_strategy`] applied.
+    #[must_use]
+    pub fn with_strategy(self, strategy: Strategy) -> Self {
+        self.set_strategy(strategy);
+        self
+    }
+
+    fn profile_of(
+        info: &wgpu::AdapterInfo,
+        features: wgpu::Features,
+        limits: &wgpu::Limits,
+        class: Option<DeviceClass>,
+    ) -> AdapterProfile {
+        let subgroups =
+            features.contains(wgpu::Features::SUBGROUP).then_some((info.subgroup_min_size, info.subgroup_max_size));
+        let is_cpu = info.device_type == wgpu::DeviceType::Cpu;
+        AdapterProfile::new(is_cpu, subgroups, limits.max_storage_buffer_binding_size, class)
+    }
+
+    fn build(
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        info: wgpu::AdapterInfo,
+        limits: wgpu::Limits,
+        class: Option<DeviceClass>,
+    ) -> Self {
         let lost = Arc::new(Mutex::new(None));
         let sink = lost.clone();
         device.set_device_lost_callback(move |reason, message| {
@@ -241,11 +279,14 @@ impl Context {
                 if message.is_empty() { format!("{reason:?}") } else { format!("{reason:?}: {message}") }
             });
         });
+        let profile = Self::profile_of(&info, device.features(), &limits, class);
         Self {
             device,
             queue,
             info,
             limits,
+            profile,
+            strategy: Mutex::new(Strategy::Auto),
             pipelines: PipelineCache::default(),
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             lost,
@@ -253,8 +294,7 @@ impl Context {
             placeholder: OnceLock::new(),
             staging: Arc::default(),
             temps: Arc::default(),
-            profile: Mutex::new(None),
-            reference_kernels: AtomicBool::new(false),
+            timings: Mutex::new(None),
         }
     }
 
@@ -288,49 +328,28 @@ impl Context {
         self.info.device_type == wgpu::DeviceType::Cpu
     }
 
-    /// The subgroup size the tuned kernels round their tiles to when the lanes of a subgroup share
-    /// loaded weights through subgroup broadcasts, or `None` where they do not.
-    ///
-    /// Only on CPU adapters (lavapipe), where every load runs lane by lane and a broadcast between
-    /// lanes costs a register shuffle: one load then serves eight. Subgroups of 8 to 64 lanes: each
-    /// shares the loads of its first 8 lanes, and whole subgroups must fit a workgroup.
-    pub(crate) fn subgroup_sharing(&self) -> Option<u32> {
-        let (min, max) = (self.info.subgroup_min_size, self.info.subgroup_max_size);
-        (self.is_software()
-            && self.device.features().contains(wgpu::Features::SUBGROUP)
-            && min >= 8
-            && max <= crate::gpu::kernels::WORKGROUP
-            && max.is_power_of_two())
-        .then_some(max)
+    /// What the plans are made for: the adapter's class, subgroups and binding limit.
+    #[must_use]
+    pub fn profile(&self) -> &AdapterProfile {
+        &self.profile
     }
 
-    /// Compiles every kernel now, so that later calls (and benchmarks) do not pay for it.
-    ///
-    /// # Errors
-    /// [`Error::Wgpu`] naming a kernel the device rejects.
-    pub fn warm_up(&self) -> Result<()> {
-        for spec in crate::gpu::kernels::ALL_KERNELS {
-            self.pipeline(spec, &spec.default_variant())?;
-        }
-        Ok(())
-    }
-
-    /// Chooses the kernels later calls run (tuned by default).
-    pub fn set_kernels(&self, kernels: Kernels) {
-        self.reference_kernels.store(kernels == Kernels::Reference, Ordering::Relaxed);
+    /// Chooses the kernels later calls run ([`Strategy::Auto`] by default).
+    pub fn set_strategy(&self, strategy: Strategy) {
+        *self.strategy.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = strategy;
     }
 
     /// The kernels calls run now.
     #[must_use]
-    pub fn kernels(&self) -> Kernels {
-        if self.reference_kernels.load(Ordering::Relaxed) { Kernels::Reference } else { Kernels::Tuned }
+    pub fn strategy(&self) -> Strategy {
+        *self.strategy.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Turns device timing of every kernel on or off; returns whether it is on (it stays off on
     /// adapters without timestamp queries).
     pub fn set_profiling(&self, on: bool) -> bool {
         let on = on && self.device.features().contains(wgpu::Features::TIMESTAMP_QUERY);
-        *self.profile.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = on.then(Vec::new);
+        *self.timings.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = on.then(Vec::new);
         on
     }
 
@@ -341,7 +360,7 @@ impl Context {
     /// [`Error::Readback`] if the timestamps cannot be read.
     pub fn take_device_ms(&self) -> Result<f64> {
         let pending = {
-            let mut slot = self.profile.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut slot = self.timings.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             slot.as_mut().map(std::mem::take).unwrap_or_default()
         };
         let period_ns = f64::from(self.queue.get_timestamp_period());
@@ -357,7 +376,7 @@ impl Context {
 
     /// A query set and resolve buffer for timing one pass, when profiling is on.
     pub(crate) fn timestamp_pair(&self) -> Option<(wgpu::QuerySet, wgpu::Buffer)> {
-        let slot = self.profile.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let slot = self.timings.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         slot.as_ref()?;
         let set = self.device.create_query_set(&wgpu::QuerySetDescriptor {
             label: Some("convgrad timestamps"),
@@ -375,13 +394,13 @@ impl Context {
 
     /// Records a resolved timestamp buffer for [`Context::take_device_ms`].
     pub(crate) fn push_timestamps(&self, buf: wgpu::Buffer) {
-        let mut slot = self.profile.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut slot = self.timings.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(v) = slot.as_mut() {
             v.push(buf);
         }
     }
 
-    pub(crate) fn pipeline(&self, spec: &KernelSpec, variant: &crate::gpu::tiled::Variant) -> Result<Arc<Pipeline>> {
+    pub(crate) fn pipeline(&self, spec: &KernelSpec, variant: &Variant) -> Result<Arc<Pipeline>> {
         self.check_alive()?;
         self.pipelines.get(&self.device, spec, variant)
     }

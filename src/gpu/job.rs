@@ -3,8 +3,9 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::context::Context;
-use crate::gpu::kernels::{KernelSpec, WORKGROUP};
-use crate::gpu::tiled::Variant;
+use crate::gpu::kernels::KernelSpec;
+use crate::plan::profile::WORKGROUP;
+use crate::plan::variant::Variant;
 
 /// Recording of one operation. Created by [`Context::job`], ended by [`Job::finish`]; dropping it
 /// unfinished discards the work (and pops its error scopes). Error scopes are per thread, so a job
@@ -44,6 +45,24 @@ impl Context {
         let mut job = self.job();
         job.dispatch(spec, variant, uniform, buffers, invocations)?;
         job.finish()
+    }
+}
+
+impl Context {
+    /// Spreads `workgroups` over a 2-D grid within `max_compute_workgroups_per_dimension`.
+    fn grid(&self, kernel: &str, workgroups: u32) -> Result<[u32; 2]> {
+        let max = self.limits().max_compute_workgroups_per_dimension.max(1);
+        let gx = workgroups.clamp(1, max);
+        let gy = workgroups.div_ceil(gx).max(1);
+        if gy > max {
+            return Err(Error::DeviceLimit {
+                what: format!("{kernel} dispatch of {workgroups} workgroups"),
+                needed: u64::from(workgroups),
+                limit: u64::from(max) * u64::from(max),
+                limit_name: "max_compute_workgroups_per_dimension (squared)",
+            });
+        }
+        Ok([gx, gy])
     }
 }
 

@@ -11,7 +11,8 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::error::{Error, Result};
 use crate::geometry::Conv2dGeometry;
-use crate::gpu::tiled::{self, Variant};
+use crate::plan::profile::WORKGROUP;
+use crate::plan::variant::Variant;
 
 /// How a kernel sees one binding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,8 +68,10 @@ kernel!(TRANSPOSE_WEIGHTS, "transpose_weights", [Uniform, Read, Write]);
 kernel!(FORWARD_VEC4, "conv2d_forward_vec4", [Uniform, Read, Read, Read, Write]);
 kernel!(WEIGHT_GRAD_VEC4, "conv2d_weight_grad_vec4", [Uniform, Read, Read, Read, Read, Write]);
 
-/// Every kernel the crate ships, for validation and warm-up.
-pub const ALL_KERNELS: &[&KernelSpec] = &[
+/// Every kernel the crate ships: the naga tests validate each (with the variants the planner emits
+/// where it has markers) and check its bindings against the WGSL.
+#[cfg(test)]
+pub(crate) const ALL_KERNELS: &[&KernelSpec] = &[
     &FORWARD,
     &WEIGHT_GRAD,
     &INPUT_GRAD,
@@ -84,49 +87,34 @@ pub const ALL_KERNELS: &[&KernelSpec] = &[
     &FLIP_WEIGHTS,
     &SCATTER_DY,
     &TRANSPOSE_WEIGHTS,
+    &FORWARD_VEC4,
+    &WEIGHT_GRAD_VEC4,
 ];
 
 impl KernelSpec {
     /// The full WGSL that is compiled: the common prelude followed by the kernel, with each
-    /// `{{NAME}}` marker (the generated tile code of the tiled kernels) replaced.
-    pub(crate) fn full_source_with(&self, variant: &Variant) -> String {
+    /// `{{NAME}}` marker replaced by the variant's generated code.
+    ///
+    /// # Errors
+    /// [`Error::Template`] when the variant fills a marker the kernel does not have, or leaves one
+    /// unfilled: a generator and its template that disagree never compile into something else.
+    pub(crate) fn full_source_with(&self, variant: &Variant) -> Result<String> {
         let mut src = format!("{COMMON_WGSL}\n{}", self.source);
+        let template_error = |message: String| Error::Template { kernel: self.name, message };
         for (name, value) in &variant.subs() {
-            src = src.replace(&format!("{{{{{name}}}}}"), value);
-        }
-        src
-    }
-
-    /// The full WGSL of the kernel's default variant (the tiled kernels with their default tiles).
-    #[must_use]
-    pub fn full_source(&self) -> String {
-        self.full_source_with(&self.default_variant())
-    }
-
-    /// The variant compiled when none is chosen.
-    pub(crate) fn default_variant(&self) -> Variant {
-        match self.name {
-            "conv2d_forward_tiled" => tiled::forward(4, 8, None),
-            "conv2d_weight_grad_tiled" => tiled::weight_grad(4, 4),
-            "conv2d_forward_vec4" => tiled::forward_vec4(
-                8,
-                16,
-                tiled::Window { t: 3, sw: 1, dw: 1 },
-                None,
-                tiled::Pad::Copy,
-                tiled::Sharing::PerLane,
-                tiled::Store::Scalar,
-            ),
-            "conv2d_weight_grad_vec4" => {
-                tiled::weight_grad_vec4(8, 3, tiled::Window { t: 3, sw: 1, dw: 1 }, tiled::Sharing::PerLane)
+            let marker = format!("{{{{{name}}}}}");
+            if !src.contains(&marker) {
+                return Err(template_error(format!("{variant:?} fills {marker}, which the kernel does not have")));
             }
-            _ => Variant::none(),
+            src = src.replace(&marker, value);
         }
+        if let Some(at) = src.find("{{") {
+            let marker: String = src[at..].chars().take_while(|&c| c != '\n').take(40).collect();
+            return Err(template_error(format!("{variant:?} leaves {marker} unfilled")));
+        }
+        Ok(src)
     }
 }
-
-/// Invocations per workgroup of the simple kernels (the `WG` override).
-pub(crate) const WORKGROUP: u32 = 64;
 
 /// The uniform block of every convolution kernel; twin of `ConvParams` in `shaders/common.wgsl`.
 #[repr(C)]
@@ -265,8 +253,8 @@ impl PipelineCache {
 }
 
 fn build(device: &wgpu::Device, spec: &KernelSpec, variant: &Variant, label: &str) -> Result<Pipeline> {
+    let source = spec.full_source_with(variant)?;
     let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-    let source = spec.full_source_with(variant);
     if let Some(dir) = std::env::var_os("CONVGRAD_DUMP_WGSL") {
         let name = label.replace(|c: char| !c.is_ascii_alphanumeric(), "_");
         let _ = std::fs::write(std::path::Path::new(&dir).join(format!("{name}.wgsl")), &source);
@@ -325,85 +313,104 @@ fn build(device: &wgpu::Device, spec: &KernelSpec, variant: &Variant, label: &st
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::variant::{
+        Cols, Pad, Rows, Sharing, Store, Window, forward, forward_vec4, weight_grad, weight_grad_vec4,
+    };
+    use wgpu::naga;
 
-    /// Every shader parses and validates with naga; no adapter needed.
-    #[test]
-    fn all_shaders_validate_with_naga() {
-        use wgpu::naga;
-        for spec in ALL_KERNELS {
-            let src = spec.full_source();
-            let module = naga::front::wgsl::parse_str(&src)
-                .unwrap_or_else(|e| panic!("{} does not parse:\n{}", spec.name, e.emit_to_string(&src)));
-            naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all())
-                .validate(&module)
-                .unwrap_or_else(|e| panic!("{} does not validate: {e:?}", spec.name));
-            // The binding count in Rust must match the shader's globals.
-            let bound = module.global_variables.iter().filter(|(_, g)| g.binding.is_some()).count();
-            assert_eq!(bound, spec.bindings.len(), "{}: bindings in Rust and WGSL differ", spec.name);
+    /// Parses and validates `spec` in `variant` with naga, and checks its bindings against Rust's list.
+    fn validate(spec: &KernelSpec, v: &Variant) {
+        let src = spec.full_source_with(v).unwrap_or_else(|e| panic!("{e}"));
+        let module = naga::front::wgsl::parse_str(&src)
+            .unwrap_or_else(|e| panic!("{}/{v:?} does not parse:\n{}", spec.name, e.emit_to_string(&src)));
+        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all())
+            .validate(&module)
+            .unwrap_or_else(|e| panic!("{}/{v:?} does not validate: {e:?}", spec.name));
+        let bound = module.global_variables.iter().filter(|(_, g)| g.binding.is_some()).count();
+        assert_eq!(bound, spec.bindings.len(), "{}: bindings in Rust and WGSL differ", spec.name);
+    }
+
+    /// The kernel a tiled variant belongs to.
+    fn spec_of(v: &Variant) -> &'static KernelSpec {
+        match v {
+            Variant::Plain => &FORWARD,
+            Variant::Forward { .. } => &FORWARD_TILED,
+            Variant::WeightGrad { .. } => &WEIGHT_GRAD_TILED,
+            Variant::ForwardVec4(_) => &FORWARD_VEC4,
+            Variant::WeightGradVec4 { .. } => &WEIGHT_GRAD_VEC4,
         }
     }
 
-    /// The generated variants parse and validate too: the loop row and windowed rows.
+    /// Every kernel without markers parses and validates with naga; no adapter needed. The templated
+    /// ones refuse to compile without their generated code.
+    #[test]
+    fn every_kernel_validates_with_naga() {
+        let templated = [&FORWARD_TILED, &WEIGHT_GRAD_TILED, &FORWARD_VEC4, &WEIGHT_GRAD_VEC4];
+        for spec in ALL_KERNELS {
+            if templated.iter().any(|t| t.name == spec.name) {
+                assert!(matches!(spec.full_source_with(&Variant::Plain), Err(Error::Template { .. })), "{}", spec.name);
+            } else {
+                validate(spec, &Variant::Plain);
+            }
+        }
+        assert_eq!(ALL_KERNELS.len(), std::fs::read_dir("shaders").unwrap().count() - 1, "a shader is not listed");
+    }
+
+    /// A variant filling a marker its kernel lacks is refused.
+    #[test]
+    fn a_variant_for_another_kernel_is_refused() {
+        let v = weight_grad(8, 8);
+        assert!(matches!(FORWARD_TILED.full_source_with(&v), Err(Error::Template { .. })));
+    }
+
+    /// Every variant the planner emits for the sweep's shapes and the standard layers, on both
+    /// profiles and every strategy, parses and validates.
+    #[test]
+    fn planned_variants_validate_with_naga() {
+        let variants = crate::plan::tests::planned_variants();
+        assert!(variants.len() >= 20, "only {} variants planned", variants.len());
+        for v in &variants {
+            validate(spec_of(v), v);
+        }
+    }
+
+    /// Hand-picked variants, some of which the planner does not emit today (the scalar kernel with a
+    /// window row, dense spread columns without a row stride), parse and validate too.
     #[test]
     fn tiled_variants_validate_with_naga() {
-        use crate::gpu::tiled::{
-            Cols, Pad, Rows, Sharing, Store, Window, forward, forward_vec4, weight_grad, weight_grad_vec4,
-        };
-        use wgpu::naga;
-        let mut variants = vec![
-            (&FORWARD_TILED, forward(1, 16, None)),
-            (&WEIGHT_GRAD_TILED, weight_grad(2, 8)),
-            (&WEIGHT_GRAD_TILED, weight_grad(8, 8)),
-        ];
+        let mut variants = vec![forward(1, 16, None), weight_grad(2, 8), weight_grad(8, 8)];
         for (t, sw, dw) in [(1, 1, 1), (3, 1, 1), (5, 1, 2), (7, 2, 1)] {
-            variants.push((&FORWARD_TILED, forward(4, 8, Some(Window { t, sw, dw }))));
-            variants.push((&FORWARD_TILED, forward(8, 16, Some(Window { t, sw, dw }))));
+            variants.push(forward(4, 8, Some(Window { t, sw, dw })));
+            variants.push(forward(8, 16, Some(Window { t, sw, dw })));
             let wd = Window { t, sw, dw };
-            variants.push((&FORWARD_VEC4, forward_vec4(4, 8, wd, None, Pad::Copy, Sharing::PerLane, Store::Scalar)));
-            variants.push((&FORWARD_VEC4, forward_vec4(1, 16, wd, None, Pad::Mask, Sharing::Subgroup, Store::Vec4)));
-            variants.push((&FORWARD_VEC4, forward_vec4(3, 16, wd, None, Pad::Copy, Sharing::Subgroup, Store::Scalar)));
-            variants.push((&FORWARD_VEC4, forward_vec4(8, 16, wd, None, Pad::Mask, Sharing::PerLane, Store::Vec4)));
-            variants.push((&FORWARD_VEC4, forward_vec4(16, 12, wd, None, Pad::Copy, Sharing::Subgroup, Store::Vec4)));
+            variants.push(forward_vec4(4, 8, wd, None, Pad::Copy, Sharing::PerLane, Store::Scalar));
+            variants.push(forward_vec4(1, 16, wd, None, Pad::Mask, Sharing::Subgroup, Store::Vec4));
+            variants.push(forward_vec4(3, 16, wd, None, Pad::Copy, Sharing::Subgroup, Store::Scalar));
+            variants.push(forward_vec4(8, 16, wd, None, Pad::Mask, Sharing::PerLane, Store::Vec4));
+            variants.push(forward_vec4(16, 12, wd, None, Pad::Copy, Sharing::Subgroup, Store::Vec4));
             // A spread input whose columns hold data every 2nd column (an input gradient of stride 2).
             let mut v = forward_vec4(4, 8, wd, None, Pad::Copy, Sharing::Subgroup, Store::Scalar);
             if let Variant::ForwardVec4(f) = &mut v {
                 f.cols = Some(Cols { step: 2, phase: 1, lead: None });
             }
-            variants.push((&FORWARD_VEC4, v));
+            variants.push(v);
             // The same read from dY itself.
             let mut v = forward_vec4(4, 8, wd, None, Pad::Mask, Sharing::Subgroup, Store::Scalar);
             if let Variant::ForwardVec4(f) = &mut v {
                 f.cols = Some(Cols { step: 2, phase: 1, lead: Some(-1) });
             }
-            variants.push((&FORWARD_VEC4, v));
+            variants.push(v);
             // Several rows per tile, with strides and dilations that leave some input rows unread.
             let rows = Rows { br: 4, s: t, sh: sw, dh: dw };
-            variants
-                .push((&FORWARD_VEC4, forward_vec4(1, 16, wd, Some(rows), Pad::Mask, Sharing::Subgroup, Store::Vec4)));
-            variants.push((
-                &FORWARD_VEC4,
-                forward_vec4(
-                    3,
-                    8,
-                    wd,
-                    Some(Rows { br: 2, s: 2, sh: 3, dh: 1 }),
-                    Pad::Copy,
-                    Sharing::PerLane,
-                    Store::Vec4,
-                ),
-            ));
-            variants.push((&WEIGHT_GRAD_VEC4, weight_grad_vec4(3, 2, wd, Sharing::PerLane)));
-            variants.push((&WEIGHT_GRAD_VEC4, weight_grad_vec4(8, 1, wd, Sharing::Subgroup)));
-            variants.push((&WEIGHT_GRAD_VEC4, weight_grad_vec4(16, 2, wd, Sharing::Subgroup)));
+            variants.push(forward_vec4(1, 16, wd, Some(rows), Pad::Mask, Sharing::Subgroup, Store::Vec4));
+            let rows = Some(Rows { br: 2, s: 2, sh: 3, dh: 1 });
+            variants.push(forward_vec4(3, 8, wd, rows, Pad::Copy, Sharing::PerLane, Store::Vec4));
+            variants.push(weight_grad_vec4(3, 2, wd, Sharing::PerLane));
+            variants.push(weight_grad_vec4(8, 1, wd, Sharing::Subgroup));
+            variants.push(weight_grad_vec4(16, 2, wd, Sharing::Subgroup));
         }
-        for (spec, v) in variants {
-            let src = spec.full_source_with(&v);
-            assert!(!src.contains("{{"), "{}/{:?}: a marker was not replaced", spec.name, v);
-            let module = naga::front::wgsl::parse_str(&src)
-                .unwrap_or_else(|e| panic!("{}/{:?} does not parse:\n{}", spec.name, v, e.emit_to_string(&src)));
-            naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all())
-                .validate(&module)
-                .unwrap_or_else(|e| panic!("{}/{:?} does not validate: {e:?}", spec.name, v));
+        for v in &variants {
+            validate(spec_of(v), v);
         }
     }
 

@@ -9,7 +9,6 @@ pub(crate) mod tensor;
 pub(crate) mod tiled;
 pub(crate) mod train;
 
-pub use context::{AdapterListing, AdapterOptions, Context, Kernels, backend_names, list_adapters};
-pub use kernels::{ALL_KERNELS, COMMON_WGSL, KernelSpec};
+pub use context::{AdapterListing, AdapterOptions, Context, backend_names, list_adapters};
 pub use tensor::Tensor;
 pub use train::Adam;

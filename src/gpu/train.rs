@@ -5,12 +5,12 @@
 use bytemuck::{Pod, Zeroable};
 
 use crate::error::{Error, Result};
+use crate::geometry::u32_of;
 use crate::gpu::context::Context;
 use crate::gpu::job::Job;
 use crate::gpu::kernels;
-use crate::gpu::ops::u32_of;
 use crate::gpu::tensor::Tensor;
-use crate::gpu::tiled::Variant;
+use crate::plan::variant::Variant;
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Pod, Zeroable)]
@@ -75,7 +75,7 @@ impl Context {
         let u = ElemUniform { len, a, b, _pad: 0 };
         self.dispatch(
             &kernels::AXPBY,
-            &Variant::none(),
+            &Variant::Plain,
             bytemuck::bytes_of(&u),
             &[&x.buffer, &y.buffer, &out.buffer],
             len,
@@ -122,7 +122,7 @@ impl Context {
         let u = ReduceUniform { len: u32_of(len)?, chunk: u32_of(block)?, square: u32::from(square), _pad: 0 };
         job.dispatch(
             &kernels::SUM_SQUARES,
-            &Variant::none(),
+            &Variant::Plain,
             bytemuck::bytes_of(&u),
             &[src, &sums.buffer],
             u32_of(parts)?,
@@ -195,6 +195,6 @@ impl Adam {
             _pad: [0; 3],
         };
         let bufs = [&grad.buffer, &self.m.buffer, &self.v.buffer, &w.buffer];
-        ctx.dispatch(&kernels::ADAM, &Variant::none(), bytemuck::bytes_of(&u), &bufs, u.len)
+        ctx.dispatch(&kernels::ADAM, &Variant::Plain, bytemuck::bytes_of(&u), &bufs, u.len)
     }
 }

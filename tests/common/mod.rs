@@ -35,7 +35,7 @@ pub fn reference_ctx() -> &'static Context {
     static CTX: OnceLock<Context> = OnceLock::new();
     CTX.get_or_init(|| {
         let c = Context::new().expect("the first context was created, so this one can be");
-        c.set_kernels(convgrad::Kernels::Reference);
+        c.set_strategy(convgrad::Strategy::Reference);
         c
     })
 }

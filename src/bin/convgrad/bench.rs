@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use convgrad::bench::{Inputs, Op, SUITES, suite, time_op};
-use convgrad::{AdapterOptions, Kernels};
+use convgrad::{AdapterOptions, Strategy};
 use indicatif::{ProgressBar, ProgressStyle};
 use plotters::prelude::*;
 
@@ -75,10 +75,10 @@ pub fn run(options: &AdapterOptions, a: &BenchArgs) -> Result<ExitCode, CliError
     }
     let ctx = crate::context(options)?;
     let info = ctx.adapter_info().clone();
-    let kernel_sets: Vec<Kernels> = match a.kernels {
-        KernelArg::Tuned => vec![Kernels::Tuned],
-        KernelArg::Reference => vec![Kernels::Reference],
-        KernelArg::Both => vec![Kernels::Reference, Kernels::Tuned],
+    let kernel_sets: Vec<Strategy> = match a.kernels {
+        KernelArg::Tuned => vec![Strategy::Auto],
+        KernelArg::Reference => vec![Strategy::Reference],
+        KernelArg::Both => vec![Strategy::Reference, Strategy::Auto],
     };
     let bar = ProgressBar::new((shapes.len() * ops.len() * kernel_sets.len()) as u64);
     bar.set_style(
@@ -90,7 +90,7 @@ pub fn run(options: &AdapterOptions, a: &BenchArgs) -> Result<ExitCode, CliError
         let inputs = Inputs::new(&ctx, sh.geo)?;
         for (&op, &kernels) in ops.iter().flat_map(|o| kernel_sets.iter().map(move |k| (o, k))) {
             bar.set_message(format!("{} {} ({})", sh.name, op.name(), kernel_name(kernels)));
-            ctx.set_kernels(kernels);
+            ctx.set_strategy(kernels);
             let t = time_op(&ctx, &inputs, op, a.reps)?;
             let median_ms = t.median_ms();
             records.push(Record {
@@ -141,10 +141,10 @@ pub fn run(options: &AdapterOptions, a: &BenchArgs) -> Result<ExitCode, CliError
     Ok(ExitCode::SUCCESS)
 }
 
-fn kernel_name(k: Kernels) -> &'static str {
+fn kernel_name(k: Strategy) -> &'static str {
     match k {
-        Kernels::Tuned => "tuned",
-        Kernels::Reference => "reference",
+        Strategy::Reference => "reference",
+        _ => "tuned",
     }
 }
 

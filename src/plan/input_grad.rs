@@ -1,0 +1,148 @@
+//! The input gradient's plan: `dX[n,c,h,w] = Σ_{k in g} Σ_i Σ_j dY[n,k,p,q] · W[k,cg,i,j]` over
+//! `p·sh + i·dh − ph = h`, `q·sw + j·dw − pw = w`.
+//!
+//! It is the stride-1 valid correlation of dY, spread by the stride (sh − 1 zero rows and sw − 1 zero
+//! columns between its own) and framed by `oh = dh·(S−1) − ph` rows and `ow = dw·(T−1) − pw` columns
+//! of zeros, with the flipped filters: a forward pass whose input is `N×K×(H + dh·(S−1))×(W + dw·(T−1))`
+//! and whose output is `N×C×H×W`. The forward kernels skip the inserted zero rows, and the vec4 kernel
+//! leaves out the multiply-adds by inserted zero columns; where the layout allows, it reads dY itself
+//! with the frame masked, and nothing is spread or copied.
+
+use std::fmt;
+
+use crate::error::{Error, Result};
+use crate::geometry::{Conv2dGeometry, Conv2dParams};
+use crate::plan::forward::{ForwardTiles, Read, RowSkip, Shape, WHY_NOT_VEC4, tiles, window};
+use crate::plan::variant::{Cols, Pad};
+use crate::plan::{AdapterProfile, Algorithm, Strategy, family, gcd};
+
+/// How the input gradient runs a layer.
+// A plan is made per call and lives on the stack: boxing the tiled variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputGradPlan {
+    /// `conv2d_input_grad.wgsl`: one input element per invocation, gathering its terms.
+    Direct,
+    /// A tiled forward kernel over dY.
+    Tiled(InputGradTiles),
+}
+
+/// The forward pass an input gradient runs, and where its input comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InputGradTiles {
+    /// The forward pass: dY spread and framed is its input, the flipped filters its weights.
+    pub(crate) fwd: Conv2dGeometry,
+    /// Its tiles.
+    pub(crate) tiles: ForwardTiles,
+    /// What the kernel reads.
+    pub(crate) source: DySource,
+    /// The frame: `oh` rows and `ow` columns of zeros around dY.
+    pub(crate) frame: [usize; 2],
+}
+
+/// What the input gradient's forward kernel reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DySource {
+    /// dY itself, the frame and the inserted zeros never loaded.
+    InPlace,
+    /// dY copied into its zero frame (stride 1: nothing to spread), by `pad_input.wgsl`.
+    Framed,
+    /// dY spread by the stride into its zero frame, by `scatter_dy.wgsl`.
+    Spread,
+}
+
+/// The input gradient of `geo` on an adapter of `profile`.
+///
+/// # Errors
+/// [`Error::Unsupported`] when `strategy` forces an algorithm the layer has no variant of (any tiled
+/// one where the padding exceeds the dilated kernel).
+pub fn input_grad(geo: &Conv2dGeometry, profile: &AdapterProfile, strategy: Strategy) -> Result<InputGradPlan> {
+    let Some(fwd) = as_forward(geo) else {
+        // Padding beyond the dilated kernel: the frame would be negative; only the gather kernel.
+        return match strategy {
+            Strategy::Auto | Strategy::Reference => Ok(InputGradPlan::Direct),
+            Strategy::Force(a) => Err(Error::Unsupported {
+                op: "input gradient",
+                layer: geo.describe(),
+                algorithm: a.name(),
+                reason: "its padding exceeds the dilated kernel, so dY has no zero frame to correlate",
+            }),
+        };
+    };
+    let fits = window(&fwd).is_some();
+    let Some(algorithm) = family(strategy, fits, "input gradient", geo, WHY_NOT_VEC4)? else {
+        return Ok(InputGradPlan::Direct);
+    };
+    let vec4 = algorithm == Algorithm::Vec4Tile;
+    let pr = &geo.params;
+    let [sh, sw] = pr.stride;
+    let shape = Shape::of(&fwd, vec4, sh > 1);
+    let (oh, ow) = (pr.dilation[0] * (geo.s - 1) - pr.padding[0], pr.dilation[1] * (geo.t - 1) - pr.padding[1]);
+    // Rows of the spread dY hold data only every sh rows, from oh on: the kernel skips the others.
+    let skip = RowSkip { row_step: sh, row_off: (sh - oh % sh) % sh, i_step: sh / gcd(sh, pr.dilation[0]) };
+    // Columns hold data only every sw columns, from ow on. Where sw divides the tile width, every tile
+    // starts on the same phase, and the vec4 kernel leaves out the multiply-adds by the zeros between.
+    // Where it can, it reads dY itself, framed by oh rows and ow columns of zeros that it masks: at
+    // stride 1 where the frame is whole vec4s; strided where the tiles also start on the same element of
+    // a vec4 of dY's rows, whose data columns a window then reads consecutively.
+    let bq = shape.bq;
+    let in_place = vec4
+        && geo.q.is_multiple_of(4)
+        && if sw == 1 { sh == 1 && ow.is_multiple_of(4) } else { bq.is_multiple_of(4 * sw) };
+    let cols = (vec4 && sw > 1 && bq.is_multiple_of(sw)).then(|| {
+        let lead = isize::try_from(ow / sw).unwrap_or(isize::MAX);
+        Cols { step: sw, phase: (sw - ow % sw) % sw, lead: in_place.then_some(-lead) }
+    });
+    let (source, read) = if in_place {
+        (DySource::InPlace, Read { pad: Pad::Mask, hp: geo.p, wp: geo.q, ph: oh, pw: ow })
+    } else {
+        let source = if pr.stride == [1, 1] { DySource::Framed } else { DySource::Spread };
+        (source, Read { pad: Pad::Copy, hp: fwd.h, wp: shape.wp, ph: 0, pw: 0 })
+    };
+    let tiles = tiles(&fwd, profile, &shape, read, skip, cols);
+    Ok(InputGradPlan::Tiled(InputGradTiles { fwd, tiles, source, frame: [oh, ow] }))
+}
+
+/// The forward pass whose output is the input gradient of `geo` (see the module docs), or `None` when
+/// the padding exceeds the dilated kernel.
+pub(crate) fn as_forward(geo: &Conv2dGeometry) -> Option<Conv2dGeometry> {
+    let pr = &geo.params;
+    let eh = pr.dilation[0] * (geo.s - 1);
+    let ew = pr.dilation[1] * (geo.t - 1);
+    if pr.padding[0] > eh || pr.padding[1] > ew {
+        return None;
+    }
+    let params = Conv2dParams::new().dilation(pr.dilation[0], pr.dilation[1]).groups(pr.groups);
+    let fwd = Conv2dGeometry::new(geo.n, geo.k, [geo.h + eh, geo.w + ew], geo.c, [geo.s, geo.t], params).ok()?;
+    (fwd.output_shape() == geo.input_shape()).then_some(fwd)
+}
+
+impl InputGradPlan {
+    /// The largest per-sample buffer the plan binds, in `f32` elements: dY, dX, or the framed copy.
+    #[must_use]
+    pub fn per_sample(&self, geo: &Conv2dGeometry) -> usize {
+        let io = (geo.c * geo.h * geo.w).max(geo.k * geo.p * geo.q);
+        match self {
+            InputGradPlan::Tiled(t) if t.source != DySource::InPlace => {
+                io.max(geo.k * t.tiles.read.hp * t.tiles.read.wp)
+            }
+            _ => io,
+        }
+    }
+}
+
+impl fmt::Display for InputGradPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InputGradPlan::Direct => f.write_str("direct"),
+            InputGradPlan::Tiled(t) => {
+                let source = match t.source {
+                    DySource::InPlace => "dY in place",
+                    DySource::Framed => "dY framed",
+                    DySource::Spread => "dY spread",
+                };
+                write!(f, "{source}, {}", t.tiles)
+            }
+        }
+    }
+}

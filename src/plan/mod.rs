@@ -1,0 +1,155 @@
+//! Plans: which kernels run a layer, with which tiles, splits and temporaries. No wgpu here (like
+//! [`geometry`](crate::geometry)): every decision is a pure function of the layer's
+//! [`Conv2dGeometry`], the adapter's [`AdapterProfile`] and the caller's [`Strategy`], returning a
+//! plan that carries every derived number. The encoders in `src/gpu/ops.rs` record passes from a plan
+//! and decide nothing, so a plan can be printed, asserted in a table, or forced.
+//!
+//! The tuned kernels are register-tiled implicit GEMMs: each invocation computes a tile of `bk`
+//! filters × `bq` output columns (× `br` rows) of `Y`, or `bk` filters × a block of taps of `dW`, its
+//! accumulators unrolled into named scalars (`src/gpu/tiled.rs`). Two families:
+//! - [`Algorithm::RegisterTile`]: scalar loads (`conv2d_forward_tiled.wgsl`,
+//!   `conv2d_weight_grad_tiled.wgsl`); runs every layer.
+//! - [`Algorithm::Vec4Tile`]: vec4 loads along the row (`conv2d_forward_vec4.wgsl`,
+//!   `conv2d_weight_grad_vec4.wgsl`), for kernel rows of up to 11 taps whose tile window stays within
+//!   64 inputs; on CPU adapters the lanes of a subgroup share the weights (forward) or dY (weight
+//!   gradient) they would each load.
+//!
+//! The input gradient runs the forward kernels over dY spread by the stride, framed by zeros, with
+//! flipped filters ([`input_grad`]); where the padding exceeds the dilated kernel that frame would be
+//! negative and only the direct (gather) kernel runs it.
+
+mod forward;
+mod input_grad;
+pub mod profile;
+pub(crate) mod variant;
+mod weight_grad;
+
+use std::fmt;
+
+pub use forward::{ForwardPlan, ForwardTiles, forward};
+pub use input_grad::{DySource, InputGradPlan, InputGradTiles, input_grad};
+pub use profile::{AdapterProfile, DeviceClass};
+pub use weight_grad::{WeightGradPlan, WeightGradTiles, weight_grad};
+
+use crate::error::{Error, Result};
+use crate::geometry::Conv2dGeometry;
+
+/// Which kernels an operation runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Strategy {
+    /// The planner's choice for the layer and the adapter's profile (the default).
+    #[default]
+    Auto,
+    /// The direct kernels, one output element per invocation: the simple path the tuned kernels are
+    /// compared with.
+    Reference,
+    /// One algorithm for every layer it can run; a layer it cannot run is an [`Error::Unsupported`].
+    Force(Algorithm),
+}
+
+/// A family of tuned kernels (see the [module docs](self)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Algorithm {
+    /// Register tiles with scalar loads.
+    RegisterTile,
+    /// Register tiles with vec4 loads.
+    Vec4Tile,
+}
+
+impl Algorithm {
+    /// `register-tile` or `vec4-tile`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::RegisterTile => "register-tile",
+            Self::Vec4Tile => "vec4-tile",
+        }
+    }
+}
+
+impl Strategy {
+    /// Every strategy, in the order the tests sweep them.
+    pub const ALL: [Strategy; 4] = [
+        Strategy::Auto,
+        Strategy::Reference,
+        Strategy::Force(Algorithm::RegisterTile),
+        Strategy::Force(Algorithm::Vec4Tile),
+    ];
+
+    /// `auto`, `reference`, `register-tile` or `vec4-tile`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Reference => "reference",
+            Self::Force(a) => a.name(),
+        }
+    }
+
+    /// The strategy with this [`name`](Strategy::name).
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`] for any other name.
+    pub fn from_name(name: &str) -> Result<Self> {
+        Self::ALL.into_iter().find(|s| s.name() == name.trim()).ok_or_else(|| Error::InvalidOption {
+            what: "strategy",
+            got: name.to_string(),
+            expected: "auto, reference, register-tile or vec4-tile",
+        })
+    }
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The tuned kernel family a strategy asks for on a layer; `None`: the direct kernels.
+/// `vec4_fits`: whether the layer's kernel rows have a vec4 variant; `why_not` says why when not.
+fn family(
+    strategy: Strategy,
+    vec4_fits: bool,
+    op: &'static str,
+    geo: &Conv2dGeometry,
+    why_not: &'static str,
+) -> Result<Option<Algorithm>> {
+    match strategy {
+        Strategy::Reference => Ok(None),
+        Strategy::Auto => Ok(Some(if vec4_fits { Algorithm::Vec4Tile } else { Algorithm::RegisterTile })),
+        Strategy::Force(Algorithm::Vec4Tile) if !vec4_fits => Err(Error::Unsupported {
+            op,
+            layer: geo.describe(),
+            algorithm: Algorithm::Vec4Tile.name(),
+            reason: why_not,
+        }),
+        Strategy::Force(a) => Ok(Some(a)),
+    }
+}
+
+/// Samples per chunk so that `per_sample` `f32` elements per sample fit one binding: work larger than
+/// one storage binding runs on chunks of whole samples (`src/gpu/batch.rs`).
+///
+/// # Errors
+/// [`Error::DeviceLimit`] when not even one sample fits.
+pub fn batch_chunk(geo: &Conv2dGeometry, per_sample: usize, profile: &AdapterProfile) -> Result<usize> {
+    let limit = profile.binding_elements();
+    let nb = limit / per_sample.max(1);
+    if nb == 0 {
+        return Err(Error::DeviceLimit {
+            what: format!("one sample of {} ({per_sample} f32 elements per buffer)", geo.describe()),
+            needed: (per_sample as u64).saturating_mul(4),
+            limit: profile.max_binding_bytes,
+            limit_name: "max_storage_buffer_binding_size",
+        });
+    }
+    Ok(nb.min(geo.n))
+}
+
+/// Greatest common divisor.
+pub(crate) fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -1,0 +1,180 @@
+//! Plan tables: layer × profile × strategy → plan, asserted without an adapter.
+
+use std::collections::HashSet;
+
+use super::*;
+use crate::bench::suite;
+use crate::plan::variant::{Sharing, Variant};
+use crate::verify::edge_layers;
+
+/// lavapipe as convgrad sees it: a CPU adapter with subgroups of 8 and 128 MiB bindings.
+fn lavapipe() -> AdapterProfile {
+    AdapterProfile::new(true, Some((8, 8)), 128 << 20, None)
+}
+
+/// A discrete GPU: subgroups of 32, 2 GiB bindings.
+fn discrete() -> AdapterProfile {
+    AdapterProfile::new(false, Some((32, 32)), 2 << 30, None)
+}
+
+/// The GPU profile forced on lavapipe, as `CONVGRAD_PROFILE=gpu` makes it.
+fn lavapipe_as_gpu() -> AdapterProfile {
+    AdapterProfile::new(true, Some((8, 8)), 128 << 20, Some(DeviceClass::Gpu))
+}
+
+fn layers() -> Vec<(String, Conv2dGeometry)> {
+    let edges = edge_layers().into_iter().map(|(label, (n, c, hw, k, st, params))| {
+        (label.to_string(), Conv2dGeometry::new(n, c, hw, k, st, params).unwrap())
+    });
+    let standard = suite("standard").unwrap().into_iter().map(|s| (s.name.to_string(), s.geo));
+    edges.chain(standard).collect()
+}
+
+fn variants_of(geo: &Conv2dGeometry, profile: &AdapterProfile, strategy: Strategy) -> Vec<Variant> {
+    let mut out = Vec::new();
+    if let Ok(ForwardPlan::Tiled(t)) = forward(geo, profile, strategy) {
+        out.push(t.variant);
+    }
+    if let Ok(WeightGradPlan::Tiled(t)) = weight_grad(geo, profile, strategy) {
+        out.push(t.variant);
+    }
+    if let Ok(InputGradPlan::Tiled(t)) = input_grad(geo, profile, strategy) {
+        out.push(t.tiles.variant);
+    }
+    out
+}
+
+/// Every tiled variant the planner emits for the edge layers and the standard suite, on the CPU and
+/// GPU profiles, under every strategy.
+pub(crate) fn planned_variants() -> Vec<Variant> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for (_, geo) in layers() {
+        for profile in [lavapipe(), lavapipe_as_gpu(), discrete()] {
+            for strategy in Strategy::ALL {
+                for v in variants_of(&geo, &profile, strategy) {
+                    if seen.insert(v) {
+                        out.push(v);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn table(profile: &AdapterProfile, strategy: Strategy) -> Vec<String> {
+    suite("standard")
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let show = |r: Result<String>| r.unwrap_or_else(|e| format!("error: {e}"));
+            format!(
+                "{} | {} | {} | {}",
+                s.name,
+                show(forward(&s.geo, profile, strategy).map(|p| p.to_string())),
+                show(weight_grad(&s.geo, profile, strategy).map(|p| p.to_string())),
+                show(input_grad(&s.geo, profile, strategy).map(|p| p.to_string())),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn standard_layers_on_lavapipe_share_loads_in_subgroups() {
+    let rows = table(&lavapipe(), Strategy::Auto);
+    assert_eq!(
+        rows[2],
+        "resnet_8x64x56x56_k64_3x3_p1 | vec4 16x16 t3, padded copy, subgroup-shared, vec4 stores; 4x56x4 tiles \
+         | vec4 16 filters x 3 rows t3, subgroup-shared; 4x64 tiles, split-K 2 x 224 rows \
+         | dY framed, vec4 16x16 t3, padded copy, subgroup-shared, vec4 stores; 4x56x4 tiles"
+    );
+    // The single-channel input gradients: several output rows per tile, dY read in place.
+    assert!(
+        rows[0].ends_with("| dY in place, vec4 1x16x4 rows t5, masked, subgroup-shared, vec4 stores; 1x64x16 tiles")
+    );
+    // The strided stem: dY read in place, only its data rows and columns.
+    assert!(rows[4].ends_with(
+        "| dY in place, vec4 3x16 t7, masked, subgroup-shared, vec4 stores, column step 2, row step 2; 1x224x14 tiles"
+    ));
+}
+
+#[test]
+fn the_gpu_profile_loads_per_lane_and_splits_the_reduction_wider() {
+    for profile in [discrete(), lavapipe_as_gpu()] {
+        let rows = table(&profile, Strategy::Auto);
+        assert!(rows.iter().all(|r| !r.contains("subgroup")), "{rows:#?}");
+        assert_eq!(
+            rows[2],
+            "resnet_8x64x56x56_k64_3x3_p1 | vec4 16x16 t3, padded copy, vec4 stores; 4x56x4 tiles \
+             | vec4 8 filters x 3 rows t3; 8x64 tiles, split-K 32 x 14 rows \
+             | dY framed, vec4 16x16 t3, padded copy, vec4 stores; 4x56x4 tiles"
+        );
+    }
+    // No tiled variant planned for the GPU class shares a subgroup's loads.
+    for (_, geo) in layers() {
+        for strategy in Strategy::ALL {
+            for v in variants_of(&geo, &lavapipe_as_gpu(), strategy) {
+                let shares = match v {
+                    Variant::ForwardVec4(f) => f.share == Sharing::Subgroup,
+                    Variant::WeightGradVec4 { share, .. } => share == Sharing::Subgroup,
+                    _ => false,
+                };
+                assert!(!shares, "{v:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn forced_algorithms_run_every_layer_they_can_and_say_why_not_otherwise() {
+    let p = lavapipe();
+    let register = Strategy::Force(Algorithm::RegisterTile);
+    let vec4 = Strategy::Force(Algorithm::Vec4Tile);
+    for (label, geo) in layers() {
+        assert_eq!(forward(&geo, &p, Strategy::Reference), Ok(ForwardPlan::Direct));
+        assert_eq!(weight_grad(&geo, &p, Strategy::Reference), Ok(WeightGradPlan::Direct));
+        assert_eq!(input_grad(&geo, &p, Strategy::Reference), Ok(InputGradPlan::Direct));
+        // The scalar register tiles run every forward pass and weight gradient.
+        assert!(
+            matches!(forward(&geo, &p, register), Ok(ForwardPlan::Tiled(t)) if matches!(t.variant, Variant::Forward { .. })),
+            "{label}"
+        );
+        assert!(
+            matches!(weight_grad(&geo, &p, register), Ok(WeightGradPlan::Tiled(t)) if matches!(t.variant, Variant::WeightGrad { .. })),
+            "{label}"
+        );
+        // A forced vec4 tile either runs the vec4 kernel or is refused with a reason, never falls back.
+        match forward(&geo, &p, vec4) {
+            Ok(ForwardPlan::Tiled(t)) => assert!(matches!(t.variant, Variant::ForwardVec4(_)), "{label}"),
+            Err(Error::Unsupported { .. }) => assert!(geo.t > 11 || forward::window(&geo).is_none(), "{label}"),
+            other => panic!("{label}: {other:?}"),
+        }
+        if let Ok(WeightGradPlan::Tiled(t)) = weight_grad(&geo, &p, vec4) {
+            assert!(matches!(t.variant, Variant::WeightGradVec4 { .. }), "{label}");
+        }
+    }
+    // Padding beyond the dilated kernel: only the gather kernel runs the input gradient.
+    let geo = Conv2dGeometry::new(1, 1, [3, 3], 1, [2, 2], crate::Conv2dParams::new().padding(3, 3)).unwrap();
+    assert_eq!(input_grad(&geo, &p, Strategy::Auto), Ok(InputGradPlan::Direct));
+    for forced in [register, vec4] {
+        assert!(matches!(input_grad(&geo, &p, forced), Err(Error::Unsupported { .. })));
+    }
+    // Kernel rows of 13 taps have no vec4 variant.
+    let wide = Conv2dGeometry::new(1, 2, [20, 40], 3, [3, 13], crate::Conv2dParams::new()).unwrap();
+    assert!(
+        matches!(forward(&wide, &p, Strategy::Auto), Ok(ForwardPlan::Tiled(t)) if matches!(t.variant, Variant::Forward { .. }))
+    );
+    let e = forward(&wide, &p, vec4).unwrap_err();
+    assert!(e.to_string().contains("vec4-tile") && e.to_string().contains("11 taps"), "{e}");
+}
+
+#[test]
+fn batch_chunks_fit_one_binding() {
+    let geo = Conv2dGeometry::new(64, 64, [96, 96], 2, [3, 3], crate::Conv2dParams::new().padding(1, 1)).unwrap();
+    let plan = forward(&geo, &lavapipe(), Strategy::Auto).unwrap();
+    let per = plan.per_sample(&geo);
+    let nb = batch_chunk(&geo, per, &lavapipe()).unwrap();
+    assert!(nb < 64 && nb * per * 4 <= 128 << 20 && (nb + 1) * per * 4 > 128 << 20, "{nb} × {per}");
+    assert!(matches!(batch_chunk(&geo, usize::MAX / 8, &lavapipe()), Err(Error::DeviceLimit { .. })));
+}

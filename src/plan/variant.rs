@@ -1,0 +1,145 @@
+//! The kernel variants: which generated code a tiled kernel is compiled with. Plain data, chosen by
+//! the planner ([`crate::plan`]) and rendered to WGSL by `src/gpu/tiled.rs`; the pipeline cache is
+//! keyed by it.
+
+/// A kernel variant: the tile code to splice into its WGSL. Small and cheap to compare, so that a
+/// call looks its pipeline up without generating any code; the WGSL text is generated only when the
+/// pipeline cache misses (a large unrolled tile is thousands of lines).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Variant {
+    /// No substitutions: the plain kernels.
+    Plain,
+    /// `conv2d_forward_tiled.wgsl`, see [`forward`].
+    Forward { bk: usize, bq: usize, window: Option<Window> },
+    /// `conv2d_weight_grad_tiled.wgsl`, see [`weight_grad`].
+    WeightGrad { bk: usize, br: usize },
+    /// `conv2d_forward_vec4.wgsl`, see [`forward_vec4`].
+    ForwardVec4(ForwardVec4),
+    /// `conv2d_weight_grad_vec4.wgsl`, see [`weight_grad_vec4`].
+    WeightGradVec4 { bk: usize, br: usize, wd: Window, share: Sharing },
+}
+
+/// A row of the forward kernel specialised for its kernel width `t`, stride `sw` and dilation `dw`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Window {
+    pub(crate) t: usize,
+    pub(crate) sw: usize,
+    pub(crate) dw: usize,
+}
+
+impl Window {
+    /// Inputs one row of a tile of `bq` columns reads.
+    pub(crate) fn len(&self, bq: usize) -> usize {
+        (bq - 1) * self.sw + (self.t - 1) * self.dw + 1
+    }
+}
+
+/// The forward pass's tile of `bk` filters × `bq` output columns (`conv2d_forward_tiled.wgsl`), with
+/// the kernel row unrolled over a loaded input window when `window` is given.
+#[cfg(test)]
+pub(crate) fn forward(bk: usize, bq: usize, window: Option<Window>) -> Variant {
+    Variant::Forward { bk, bq, window }
+}
+
+/// The weight gradient's tile of `bk` filters × `br` taps (`conv2d_weight_grad_tiled.wgsl`).
+#[cfg(test)]
+pub(crate) fn weight_grad(bk: usize, br: usize) -> Variant {
+    Variant::WeightGrad { bk, br }
+}
+
+/// How the vec4 forward kernel finds the zeros around its input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Pad {
+    /// It reads a zero-padded copy (`pad_input.wgsl`): no test on any load.
+    Copy,
+    /// It reads X itself (rows of whole vec4s, a left padding of whole vec4s) and reads vec4s
+    /// outside it as zeros: no copy pass, a test per vec4 load.
+    Mask,
+}
+
+/// Several output rows per tile of the vec4 forward kernel: `br` rows of a layer with `s` kernel
+/// rows, stride `sh` and dilation `dh` along the height.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Rows {
+    pub(crate) br: usize,
+    pub(crate) s: usize,
+    pub(crate) sh: usize,
+    pub(crate) dh: usize,
+}
+
+/// The forward pass with vec4 loads (`conv2d_forward_vec4.wgsl`): `bk` filters (a multiple of 4, or
+/// fewer than 4 in a single tile) × `bq` columns (a multiple of 4), the kernel row unrolled over its
+/// input window; one output row per tile, or the `rows` of a [`Rows`] tile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct ForwardVec4 {
+    pub(crate) bk: usize,
+    pub(crate) bq: usize,
+    pub(crate) wd: Window,
+    pub(crate) rows: Option<Rows>,
+    pub(crate) pad: Pad,
+    pub(crate) share: Sharing,
+    pub(crate) store: Store,
+    /// Which window columns hold data, where the others are known zeros; `None`: all of them.
+    pub(crate) cols: Option<Cols>,
+}
+
+/// The columns of an input spread by a stride (the input gradient's dY, `scatter_dy.wgsl`) as a tile
+/// of the vec4 forward kernel sees them: window column m holds data only when (m + phase) is a multiple
+/// of `step`, the same in every tile (`step` divides the tile width). The multiply-adds of the other
+/// columns, by inserted zeros, are left out of the generated code.
+///
+/// With `lead` the kernel reads dY itself rather than the spread copy (with [`Pad::Mask`]): rows
+/// (ρ − ph) / row_step of dY for the rows ρ of the spread it visits, and for a tile at column q0 the
+/// data columns of its window, dense, from dY column q0 / step + lead on (4·step divides the tile
+/// width, so that they start at the same element of a vec4 in every tile).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Cols {
+    pub(crate) step: usize,
+    pub(crate) phase: usize,
+    pub(crate) lead: Option<isize>,
+}
+
+/// The variant of the vec4 forward kernel with these fields (see [`ForwardVec4`]).
+#[cfg(test)]
+pub(crate) fn forward_vec4(
+    bk: usize,
+    bq: usize,
+    wd: Window,
+    rows: Option<Rows>,
+    pad: Pad,
+    share: Sharing,
+    store: Store,
+) -> Variant {
+    Variant::ForwardVec4(ForwardVec4 { bk, bq, wd, rows, pad, share, store, cols: None })
+}
+
+/// How the vec4 forward kernel writes its outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Store {
+    /// One element at a time.
+    Scalar,
+    /// Four columns at a time, where Q is a multiple of 4 (then every row, and every group of four
+    /// columns of a tile, starts on a multiple of 4). On a CPU adapter each store runs lane by lane,
+    /// and a small layer's tile stores nearly as often as it loads.
+    Vec4,
+}
+
+/// How the invocations of a tiled kernel get the operand that all lanes of a subgroup read alike:
+/// the weights of a filter tile in the forward kernel, the dY rows of a filter tile in the weight
+/// gradient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Sharing {
+    /// Each lane loads it.
+    PerLane,
+    /// The first 8 lanes of a subgroup load it and broadcast it to the rest: the subgroup works on
+    /// one filter tile, and its lanes run the same loops (no kernel rows skipped per lane).
+    Subgroup,
+}
+
+/// The weight gradient with vec4 loads along q (`conv2d_weight_grad_vec4.wgsl`): `bk` filters × `br`
+/// kernel rows × the `wd.t` taps of each row, four output columns per step; with
+/// [`Sharing::Subgroup`] lane v of a subgroup loads filter v's dY and broadcasts it.
+#[cfg(test)]
+pub(crate) fn weight_grad_vec4(bk: usize, br: usize, wd: Window, share: Sharing) -> Variant {
+    Variant::WeightGradVec4 { bk, br, wd, share }
+}
