@@ -141,6 +141,13 @@ pub struct Timing {
     /// Device milliseconds of the kernels, from as many separate runs, where the adapter has
     /// timestamp queries.
     pub device_ms: Option<Vec<f64>>,
+    /// The plan the operation ran, as [`crate::plan`] prints it.
+    pub plan: String,
+    /// Pipelines the warm-up runs compiled (0 where an earlier op of the layer had compiled them all),
+    /// and the milliseconds their compilation took.
+    pub pipelines_compiled: u64,
+    /// See `pipelines_compiled`.
+    pub compile_ms: f64,
 }
 
 impl Timing {
@@ -181,9 +188,17 @@ pub const WARM_UP_RUNS: usize = 3;
 /// # Errors
 /// wgpu or device errors.
 pub fn time_op(ctx: &Context, inputs: &Inputs, op: Op, reps: usize) -> Result<Timing> {
+    let g = &inputs.geo;
+    let plan = match op {
+        Op::Forward => ctx.plan_forward(g)?.to_string(),
+        Op::WeightGrad => ctx.plan_weight_grad(g)?.to_string(),
+        Op::InputGrad => ctx.plan_input_grad(g)?.to_string(),
+    };
+    let before = ctx.pipeline_stats();
     for _ in 0..WARM_UP_RUNS {
         inputs.run(ctx, op)?;
     }
+    let after = ctx.pipeline_stats();
     let mut wall_ms = Vec::with_capacity(reps);
     for _ in 0..reps {
         let t0 = Instant::now();
@@ -199,7 +214,13 @@ pub fn time_op(ctx: &Context, inputs: &Inputs, op: Op, reps: usize) -> Result<Ti
         }
     }
     ctx.set_profiling(false);
-    Ok(Timing { wall_ms, device_ms: profiling.then_some(device_ms) })
+    Ok(Timing {
+        wall_ms,
+        device_ms: profiling.then_some(device_ms),
+        plan,
+        pipelines_compiled: after.compiled - before.compiled,
+        compile_ms: after.compile_ms - before.compile_ms,
+    })
 }
 
 #[cfg(test)]

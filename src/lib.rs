@@ -89,7 +89,7 @@ pub mod verify;
 
 pub use error::{Error, Result};
 pub use geometry::{Conv2dGeometry, Conv2dParams};
-pub use gpu::{Adam, AdapterOptions, Context, Tensor, list_adapters};
+pub use gpu::{Adam, AdapterOptions, Context, PipelineStats, Tensor, list_adapters};
 pub use plan::{AdapterProfile, Algorithm, DeviceClass, Strategy};
 
 /// The README's Rust example, compiled and run as a doctest.

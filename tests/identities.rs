@@ -18,14 +18,21 @@ fn layers() -> Vec<convgrad::verify::Layer> {
     ]
 }
 
-/// ⟨conv(X, W), G⟩ = ⟨W, weight_grad(X, G)⟩ = ⟨X, input_grad(G, W)⟩, each side computed on the GPU.
+/// ⟨conv(X, W), G⟩ = ⟨W, weight_grad(X, G)⟩ = ⟨X, input_grad(G, W)⟩, each side computed on the GPU,
+/// on every kernel path.
 ///
 /// Each GPU sum of L products is within γ_L of the exact sum times the same sum on |inputs|; all three
 /// products equal M = ⟨conv(|X|, |W|), |G|⟩ when taken on absolute values, so the sides may differ by
 /// at most (γ_a + γ_b)·M (the f64 dot products add far less).
 #[test]
 fn adjoint_identities_hold_on_the_gpu() {
-    let ctx = ctx();
+    for (path, ctx) in common::paths() {
+        eprintln!("{path}:");
+        adjoint_identities(ctx);
+    }
+}
+
+fn adjoint_identities(ctx: &convgrad::Context) {
     let mut rng = Rng::new(31);
     for (n, c, hw, k, st, params) in layers() {
         let geo = Conv2dGeometry::new(n, c, hw, k, st, params).unwrap();
@@ -34,10 +41,21 @@ fn adjoint_identities_hold_on_the_gpu() {
         let g: Array4<f32> = rng.array(geo.output_shape());
         let y = ctx.conv2d(x.view(), w.view(), None, &params).unwrap();
         let dw = ctx.conv2d_weight_grad(x.view(), g.view(), st, &params).unwrap();
-        let dx = ctx.conv2d_input_grad(g.view(), w.view(), hw, &params).unwrap();
+        // A forced kernel family cannot run the input gradient of a layer padded beyond its kernel
+        // (the planner's tables assert which); that side of the identity is then not checked.
+        let beyond = params.padding[0] > params.dilation[0] * (st[0] - 1)
+            || params.padding[1] > params.dilation[1] * (st[1] - 1);
+        let dx = match ctx.conv2d_input_grad(g.view(), w.view(), hw, &params) {
+            Err(convgrad::Error::Unsupported { .. })
+                if beyond && matches!(ctx.strategy(), convgrad::Strategy::Force(_)) =>
+            {
+                None
+            }
+            r => Some(r.unwrap()),
+        };
         let lhs = dot(&y, &g);
         let via_w = dot(&w, &dw);
-        let via_x = dot(&x, &dx);
+        let via_x = dx.as_ref().map_or(lhs, |dx| dot(&x, dx));
         let m: f64 = reference::forward(abs4(&x).view(), abs4(&w).view(), None, &params)
             .unwrap()
             .iter()

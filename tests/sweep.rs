@@ -6,14 +6,37 @@
 
 mod common;
 
-use common::{Rng, abs4, both_paths, check, nan_tensor};
+use common::{Rng, abs4, check, ctx, nan_tensor};
 use convgrad::verify::edge_layers;
-use convgrad::{Conv2dGeometry, Conv2dParams, reference};
+use convgrad::{Conv2dGeometry, Conv2dParams, DeviceClass, Error, reference};
 use ndarray::{Array1, Array4, Ix1, Ix4};
 
+// One test per kernel path (tests/common `paths`), so that they run side by side and a failure names
+// its path.
 #[test]
-fn tuned_kernels_match_reference_on_edge_shapes() {
-    sweep("tuned");
+fn auto_plans_match_reference_on_edge_shapes() {
+    sweep(&format!("auto/{}", ctx().profile().class.name()));
+}
+
+#[test]
+fn auto_plans_of_the_other_profile_match_reference_on_edge_shapes() {
+    sweep(&format!("auto/{}", other_class()));
+}
+
+#[test]
+fn forced_register_tiles_match_reference_on_edge_shapes() {
+    sweep("register-tile/cpu");
+    sweep("register-tile/gpu");
+}
+
+#[test]
+fn forced_vec4_tiles_match_reference_on_edge_shapes() {
+    sweep("vec4-tile/cpu");
+}
+
+#[test]
+fn forced_vec4_tiles_of_the_gpu_profile_match_reference_on_edge_shapes() {
+    sweep("vec4-tile/gpu");
 }
 
 #[test]
@@ -21,11 +44,26 @@ fn reference_kernels_match_reference_on_edge_shapes() {
     sweep("reference");
 }
 
+fn other_class() -> &'static str {
+    if ctx().profile().class == DeviceClass::Cpu { "gpu" } else { "cpu" }
+}
+
+/// The result of one op on one case: its error against the reference, or that the path's forced
+/// algorithm cannot run the layer (a typed error the planner's own tables assert).
+fn outcome<T>(r: convgrad::Result<T>, f: impl FnOnce(T) -> Result<f64, String>) -> Option<Result<f64, String>> {
+    match r {
+        Ok(v) => Some(f(v)),
+        Err(Error::Unsupported { .. }) => None,
+        Err(e) => Some(Err(e.to_string())),
+    }
+}
+
 fn sweep(path: &str) {
-    let ctx = both_paths().into_iter().find(|(p, _)| *p == path).unwrap().1;
+    let ctx = common::path(path);
     let mut rng = Rng::new(0x5eed);
     let mut failures = Vec::new();
     let mut worst = [0.0f64; 4];
+    let mut ran = [0usize; 4];
     eprintln!("{path} kernels");
     eprintln!("{:<26} {:>34} {:>10} {:>10} {:>10} {:>10}", "case", "geometry", "forward", "weight", "input", "bias");
     for (label, (n, c, [h, w], k, [s, t], params)) in edge_layers() {
@@ -44,46 +82,51 @@ fn sweep(path: &str) {
         );
 
         let y = nan_tensor(ctx, &geo.output_shape());
-        ctx.forward_into(&xd, &wd, Some(&bd), &params, &y).unwrap();
-        let y = ctx.download::<Ix4>(&y).unwrap();
-        let y_ref = reference::forward(x.view(), wt.view(), Some(b.view()), &params).unwrap();
-        let y_mag = reference::forward(ax.view(), aw.view(), Some(ab.view()), &params).unwrap();
-        let fwd = check(&y, &y_ref, &y_mag, geo.channels_per_group() * s * t + 1, 1e-5);
+        let fwd = outcome(ctx.forward_into(&xd, &wd, Some(&bd), &params, &y), |()| {
+            let y = ctx.download::<Ix4>(&y).unwrap();
+            let y_ref = reference::forward(x.view(), wt.view(), Some(b.view()), &params).unwrap();
+            let y_mag = reference::forward(ax.view(), aw.view(), Some(ab.view()), &params).unwrap();
+            check(&y, &y_ref, &y_mag, geo.channels_per_group() * s * t + 1, 1e-5)
+        });
 
         let dw = nan_tensor(ctx, &geo.weight_shape());
-        ctx.weight_grad_into(&xd, &dyd, &params, &dw).unwrap();
-        let dw = ctx.download::<Ix4>(&dw).unwrap();
-        let dw_ref = reference::weight_grad(x.view(), dy.view(), [s, t], &params).unwrap();
-        let dw_mag = reference::weight_grad(ax.view(), ady.view(), [s, t], &params).unwrap();
-        let wg = check(&dw, &dw_ref, &dw_mag, n * geo.p * geo.q, 1e-5);
+        let wg = outcome(ctx.weight_grad_into(&xd, &dyd, &params, &dw), |()| {
+            let dw = ctx.download::<Ix4>(&dw).unwrap();
+            let dw_ref = reference::weight_grad(x.view(), dy.view(), [s, t], &params).unwrap();
+            let dw_mag = reference::weight_grad(ax.view(), ady.view(), [s, t], &params).unwrap();
+            check(&dw, &dw_ref, &dw_mag, n * geo.p * geo.q, 1e-5)
+        });
 
         let dx = nan_tensor(ctx, &geo.input_shape());
-        ctx.input_grad_into(&dyd, &wd, &params, &dx).unwrap();
-        let dx = ctx.download::<Ix4>(&dx).unwrap();
-        let dx_ref = reference::input_grad(dy.view(), wt.view(), [h, w], &params).unwrap();
-        let dx_mag = reference::input_grad(ady.view(), aw.view(), [h, w], &params).unwrap();
-        let ig = check(&dx, &dx_ref, &dx_mag, geo.filters_per_group() * s * t, 1e-5);
+        let ig = outcome(ctx.input_grad_into(&dyd, &wd, &params, &dx), |()| {
+            let dx = ctx.download::<Ix4>(&dx).unwrap();
+            let dx_ref = reference::input_grad(dy.view(), wt.view(), [h, w], &params).unwrap();
+            let dx_mag = reference::input_grad(ady.view(), aw.view(), [h, w], &params).unwrap();
+            check(&dx, &dx_ref, &dx_mag, geo.filters_per_group() * s * t, 1e-5)
+        });
 
         let db = nan_tensor(ctx, &[k]);
         ctx.bias_grad_into(&dyd, &db).unwrap();
         let db = ctx.download::<Ix1>(&db).unwrap();
         let db_ref = reference::bias_grad(dy.view());
         let db_mag = reference::bias_grad(ady.view());
-        let bg = check(&db, &db_ref, &db_mag, n * geo.p * geo.q, 1e-5);
+        let bg = Some(check(&db, &db_ref, &db_mag, n * geo.p * geo.q, 1e-5));
 
         let mut row = format!("{label:<26} {:>34}", geo.describe());
         for (i, (op, r)) in
             [("forward", fwd), ("weight_grad", wg), ("input_grad", ig), ("bias_grad", bg)].into_iter().enumerate()
         {
             match r {
-                Ok(e) => {
+                Some(Ok(e)) => {
                     worst[i] = worst[i].max(e);
+                    ran[i] += 1;
                     row += &format!(" {e:>10.2e}");
                 }
-                Err(m) => {
+                Some(Err(m)) => {
                     row += "       FAIL";
                     failures.push(format!("{label} ({}) {op}: {m}", geo.describe()));
                 }
+                None => row += "        n/a",
             }
         }
         eprintln!("{row}");
@@ -93,12 +136,23 @@ fn sweep(path: &str) {
         worst[0], worst[1], worst[2], worst[3]
     );
     assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    // A forced family is refused only where the planner's tables say it cannot run (src/plan/tests.rs):
+    // the input gradients of the layers padded beyond their dilated kernel; nothing else.
+    let cases = edge_layers().len();
+    let beyond = edge_layers()
+        .iter()
+        .filter(|(_, (_, _, _, _, [s, t], p))| {
+            p.padding[0] > p.dilation[0] * (s - 1) || p.padding[1] > p.dilation[1] * (t - 1)
+        })
+        .count();
+    let forced = path.starts_with("register") || path.starts_with("vec4");
+    assert_eq!(ran, [cases, cases, cases - if forced { beyond } else { 0 }, cases], "{path}: ops run per column");
 }
 
-/// The same inputs give bitwise identical outputs, run after run, on both kernel paths.
+/// The same inputs give bitwise identical outputs, run after run, on every kernel path.
 #[test]
 fn results_are_bitwise_deterministic() {
-    for (_, ctx) in both_paths() {
+    for (_, ctx) in common::paths() {
         deterministic(ctx);
     }
 }

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::error::{Error, Result};
-use crate::gpu::kernels::{KernelSpec, Pipeline, PipelineCache};
+use crate::gpu::kernels::{KernelSpec, Pipeline, PipelineCache, PipelineStats};
 use crate::plan::variant::Variant;
 use crate::plan::{AdapterProfile, DeviceClass, Strategy};
 
@@ -332,6 +332,12 @@ impl Context {
     #[must_use]
     pub fn profile(&self) -> &AdapterProfile {
         &self.profile
+    }
+
+    /// What the pipeline cache has compiled, and in how long, since the context was made.
+    #[must_use]
+    pub fn pipeline_stats(&self) -> PipelineStats {
+        self.pipelines.stats()
     }
 
     /// Chooses the kernels later calls run ([`Strategy::Auto`] by default).

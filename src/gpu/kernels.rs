@@ -221,20 +221,54 @@ pub(crate) struct Pipeline {
     pub(crate) layout: wgpu::BindGroupLayout,
 }
 
-/// Pipelines built once per kernel and reused by every call.
+/// Pipelines kept by a context: at most [`PIPELINE_CACHE_LIMIT`], the least recently used evicted.
+///
+/// A layer needs a handful of pipelines, but every layer shape may need its own tiled variants, and a
+/// driver's compiled pipeline holds its machine code (SwiftShader's, about 1–2 MB each): a cache
+/// without bound grows with every shape a long-running program meets.
 #[derive(Debug, Default)]
 pub(crate) struct PipelineCache {
-    map: Mutex<HashMap<(&'static str, Variant), Arc<Pipeline>>>,
+    state: Mutex<CacheState>,
+}
+
+/// Pipelines a context keeps compiled.
+pub(crate) const PIPELINE_CACHE_LIMIT: usize = 48;
+
+#[derive(Debug, Default)]
+struct CacheState {
+    /// Each pipeline with the tick of its last use.
+    map: HashMap<(&'static str, Variant), (Arc<Pipeline>, u64)>,
+    tick: u64,
+    stats: PipelineStats,
+}
+
+/// What a context's pipeline cache has done since the context was made.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PipelineStats {
+    /// Pipelines compiled (a pipeline evicted and needed again counts twice).
+    pub compiled: u64,
+    /// Wall-clock milliseconds spent compiling them (shader module and pipeline creation).
+    pub compile_ms: f64,
+    /// Pipelines evicted to stay within the limit.
+    pub evicted: u64,
+    /// Pipelines held now.
+    pub held: usize,
 }
 
 impl PipelineCache {
-    /// The pipeline of `spec`, compiled on first use inside an error scope so that a shader the device
-    /// rejects is an [`Error::Wgpu`] naming the kernel rather than a panic.
-    /// The pipeline of `spec` in `variant`; the cache key is the kernel's name and the variant's key.
+    /// The pipeline of `spec` in `variant` (the cache key is the kernel's name and the variant),
+    /// compiled on first use inside an error scope, so that a shader the device rejects is an
+    /// [`Error::Wgpu`] naming the kernel rather than a panic.
     pub(crate) fn get(&self, device: &wgpu::Device, spec: &KernelSpec, variant: &Variant) -> Result<Arc<Pipeline>> {
         let key = (spec.name, *variant);
-        if let Some(p) = self.lock().get(&key) {
-            return Ok(p.clone());
+        {
+            let mut st = self.lock();
+            st.tick += 1;
+            let tick = st.tick;
+            if let Some((p, used)) = st.map.get_mut(&key) {
+                *used = tick;
+                return Ok(p.clone());
+            }
         }
         // Compiled outside the lock: two threads may both compile a kernel the first time, and the
         // second result is dropped. That is cheaper than serialising every compilation.
@@ -242,13 +276,32 @@ impl PipelineCache {
             Variant::Plain => spec.name.to_string(),
             v => format!("{}/{v:?}", spec.name),
         };
+        let start = std::time::Instant::now();
         let built = Arc::new(build(device, spec, variant, &label)?);
-        Ok(self.lock().entry(key).or_insert(built).clone())
+        let mut st = self.lock();
+        st.stats.compiled += 1;
+        st.stats.compile_ms += start.elapsed().as_secs_f64() * 1e3;
+        let tick = st.tick;
+        let p = st.map.entry(key).or_insert((built, tick)).0.clone();
+        while st.map.len() > PIPELINE_CACHE_LIMIT {
+            let oldest = st.map.iter().min_by_key(|(_, (_, used))| *used).map(|(k, _)| *k);
+            if let Some(k) = oldest {
+                st.map.remove(&k);
+                st.stats.evicted += 1;
+            }
+        }
+        Ok(p)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(&'static str, Variant), Arc<Pipeline>>> {
+    /// Counts since the cache was made.
+    pub(crate) fn stats(&self) -> PipelineStats {
+        let st = self.lock();
+        PipelineStats { held: st.map.len(), ..st.stats }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheState> {
         // A poisoned map still holds only complete pipelines.
-        self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -412,6 +465,25 @@ mod tests {
         for v in &variants {
             validate(spec_of(v), v);
         }
+    }
+
+    /// The cache holds at most its limit, evicting the least recently used.
+    #[test]
+    fn the_pipeline_cache_evicts_the_least_recently_used() {
+        let Ok(ctx) = crate::Context::new() else { panic!("the cache test needs an adapter (see tests/common)") };
+        let cache = PipelineCache::default();
+        let v = |bk: usize| forward(bk, 4, None);
+        let first = cache.get(ctx.device(), &FORWARD_TILED, &v(1)).unwrap();
+        for bk in 2..=PIPELINE_CACHE_LIMIT + 2 {
+            // Keep the first one in use: it must survive every eviction.
+            assert!(Arc::ptr_eq(&first, &cache.get(ctx.device(), &FORWARD_TILED, &v(1)).unwrap()));
+            cache.get(ctx.device(), &FORWARD_TILED, &v(bk)).unwrap();
+        }
+        let st = cache.stats();
+        assert_eq!((st.held, st.compiled, st.evicted), (PIPELINE_CACHE_LIMIT, PIPELINE_CACHE_LIMIT as u64 + 2, 2));
+        // bk = 2 was the least recently used: compiling it again counts.
+        cache.get(ctx.device(), &FORWARD_TILED, &v(2)).unwrap();
+        assert_eq!(cache.stats().compiled, PIPELINE_CACHE_LIMIT as u64 + 3);
     }
 
     #[test]

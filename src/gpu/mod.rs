@@ -10,5 +10,6 @@ pub(crate) mod tiled;
 pub(crate) mod train;
 
 pub use context::{AdapterListing, AdapterOptions, Context, backend_names, list_adapters};
+pub use kernels::PipelineStats;
 pub use tensor::Tensor;
 pub use train::Adam;

@@ -6,7 +6,7 @@
 use std::sync::OnceLock;
 
 pub use convgrad::verify::{Rng, U32, bound_ratio, gamma, rel_err};
-use convgrad::{Context, Tensor};
+use convgrad::{Context, DeviceClass, Strategy, Tensor};
 use ndarray::{Array, Array4, ArrayD, Dimension, IxDyn};
 
 /// The adapter every GPU test uses. Without one the tests fail, loudly, with what to do.
@@ -32,17 +32,44 @@ pub fn ctx() -> &'static Context {
 /// A second context on the same adapter that runs the reference (simple) kernels, so tests can check
 /// both paths without switching the shared one under another test's feet.
 pub fn reference_ctx() -> &'static Context {
-    static CTX: OnceLock<Context> = OnceLock::new();
-    CTX.get_or_init(|| {
-        let c = Context::new().expect("the first context was created, so this one can be");
-        c.set_strategy(convgrad::Strategy::Reference);
-        c
-    })
+    path("reference")
 }
 
 /// Both kernel paths, each with its context: `[("tuned", ..), ("reference", ..)]`.
 pub fn both_paths() -> [(&'static str, &'static Context); 2] {
     [("tuned", ctx()), ("reference", reference_ctx())]
+}
+
+/// Every path the planner can take, each on a context of its own: the automatic plans of this
+/// adapter's profile (`CONVGRAD_PROFILE` or detected) and of the other profile, each forced kernel
+/// family on both profiles, and the reference kernels. The other profile is what makes a software
+/// adapter run the per-lane loads a GPU gets (and a GPU the subgroup-shared ones).
+pub fn paths() -> &'static [(String, Context)] {
+    static PATHS: OnceLock<Vec<(String, Context)>> = OnceLock::new();
+    PATHS.get_or_init(|| {
+        let own = ctx().profile().class;
+        let other = if own == DeviceClass::Cpu { DeviceClass::Gpu } else { DeviceClass::Cpu };
+        let mut out = Vec::new();
+        for strategy in Strategy::ALL {
+            for class in [own, other] {
+                if strategy == Strategy::Reference && class == other {
+                    continue; // the direct kernels do not depend on the profile
+                }
+                let c = Context::new().expect("the first context was created, so this one can be");
+                let c = c.with_profile(class).with_strategy(strategy);
+                out.push((format!("{strategy}/{}", class.name()), c));
+            }
+        }
+        out
+    })
+}
+
+/// The context of the path named `name` (`"auto/gpu"`, `"vec4-tile/cpu"`, …; `"reference"` for the
+/// reference kernels).
+pub fn path(name: &str) -> &'static Context {
+    let name =
+        if name == "reference" { format!("reference/{}", ctx().profile().class.name()) } else { name.to_string() };
+    paths().iter().find(|(n, _)| *n == name).map(|(_, c)| c).unwrap_or_else(|| panic!("no path {name}"))
 }
 
 /// A device tensor of `shape` filled with NaN: an element a kernel forgets to write stays NaN and

@@ -52,6 +52,9 @@ struct Record {
     max_ms: f64,
     gflops: f64,
     device_ms: Option<f64>,
+    plan: String,
+    pipelines: u64,
+    compile_ms: f64,
 }
 
 pub fn run(options: &AdapterOptions, a: &BenchArgs) -> Result<ExitCode, CliError> {
@@ -102,6 +105,9 @@ pub fn run(options: &AdapterOptions, a: &BenchArgs) -> Result<ExitCode, CliError
                 max_ms: t.wall_ms.iter().copied().fold(0.0, f64::max),
                 gflops: sh.geo.flops() / (median_ms * 1e-3) / 1e9,
                 device_ms: t.device_median_ms(),
+                plan: t.plan.clone(),
+                pipelines: t.pipelines_compiled,
+                compile_ms: t.compile_ms,
             });
             bar.inc(1);
         }
@@ -116,6 +122,7 @@ pub fn run(options: &AdapterOptions, a: &BenchArgs) -> Result<ExitCode, CliError
         "adapter: {} ({:?}, {:?}), driver: {} {}",
         info.name, info.backend, info.device_type, info.driver, info.driver_info
     );
+    println!("profile: {}", ctx.profile());
     println!("{:<32} {:<12} {:<10} {:>11} {:>9} {:>11}", "shape", "op", "kernels", "median ms", "GFLOP/s", "device ms");
     for r in &records {
         let dev = r.device_ms.map_or("-".to_string(), |d| format!("{d:.3}"));
@@ -130,7 +137,7 @@ pub fn run(options: &AdapterOptions, a: &BenchArgs) -> Result<ExitCode, CliError
         );
     }
     if let Some(p) = &a.json {
-        let text = json(&records, &info);
+        let text = json(&records, &info, &ctx.profile().to_string());
         write_atomic(p, text.as_bytes())?;
         println!("wrote {}", p.display());
     }
@@ -169,12 +176,12 @@ fn num(v: f64) -> String {
     if v.is_finite() { format!("{v}") } else { "null".into() }
 }
 
-fn json(records: &[Record], info: &wgpu::AdapterInfo) -> String {
+fn json(records: &[Record], info: &wgpu::AdapterInfo, profile: &str) -> String {
     let rows: Vec<String> = records
         .iter()
         .map(|r| {
             format!(
-                "  {{\"shape\": {}, \"op\": {}, \"kernels\": {}, \"median_ms\": {}, \"min_ms\": {}, \"max_ms\": {}, \"gflops\": {}, \"device_ms\": {}, \"adapter\": {}, \"backend\": {}, \"driver\": {}}}",
+                "  {{\"shape\": {}, \"op\": {}, \"kernels\": {}, \"median_ms\": {}, \"min_ms\": {}, \"max_ms\": {}, \"gflops\": {}, \"device_ms\": {}, \"plan\": {}, \"profile\": {}, \"pipelines_compiled\": {}, \"compile_ms\": {}, \"adapter\": {}, \"backend\": {}, \"driver\": {}}}",
                 esc(r.shape),
                 esc(r.op.name()),
                 esc(r.kernels),
@@ -183,6 +190,10 @@ fn json(records: &[Record], info: &wgpu::AdapterInfo) -> String {
                 num(r.max_ms),
                 num(r.gflops),
                 r.device_ms.map_or("null".into(), num),
+                esc(&r.plan),
+                esc(profile),
+                r.pipelines,
+                num(r.compile_ms),
                 esc(&info.name),
                 esc(&format!("{:?}", info.backend)),
                 esc(format!("{} {}", info.driver, info.driver_info).trim()),

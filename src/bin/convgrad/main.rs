@@ -370,6 +370,8 @@ fn info(options: &AdapterOptions) -> Result<ExitCode, CliError> {
         println!("no adapter matches the name given (--adapter / WGPU_ADAPTER_NAME)");
         return Ok(ExitCode::from(2));
     }
+    let ctx = context(options)?;
+    println!("profile of {}: {} (CONVGRAD_PROFILE=cpu|gpu forces one)", ctx.adapter_info().name, ctx.profile());
     Ok(ExitCode::SUCCESS)
 }
 
