@@ -40,7 +40,7 @@ pub fn both_paths() -> [(&'static str, &'static Context); 2] {
     [("tuned", ctx()), ("reference", reference_ctx())]
 }
 
-/// Every path the planner can take, each on a context of its own: the automatic plans of this
+/// Every path the planner can take, each on a context of its own (over the one device of [`ctx`]): the automatic plans of this
 /// adapter's profile (`CONVGRAD_PROFILE` or detected) and of the other profile, each forced kernel
 /// family on both profiles, and the reference kernels. The other profile is what makes a software
 /// adapter run the per-lane loads a GPU gets (and a GPU the subgroup-shared ones).
@@ -55,7 +55,8 @@ pub fn paths() -> &'static [(String, Context)] {
                 if strategy == Strategy::Reference && class == other {
                     continue; // the direct kernels do not depend on the profile
                 }
-                let c = Context::new().expect("the first context was created, so this one can be");
+                // One device for all: a device costs a software driver tens of MB of its own.
+                let c = Context::from_device(ctx().device().clone(), ctx().queue().clone());
                 let c = c.with_profile(class).with_strategy(strategy);
                 out.push((format!("{strategy}/{}", class.name()), c));
             }
