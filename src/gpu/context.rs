@@ -149,9 +149,9 @@ pub struct Context {
     /// [`Context::take_device_ms`].
     pub(crate) timings: Mutex<Option<Vec<wgpu::Buffer>>>,
     /// Readback buffers kept for reuse (see `Context::staging`).
-    pub(crate) staging: crate::gpu::tensor::Pool,
+    pub(crate) staging: crate::gpu::pool::Pool,
     /// Buffers of finished temporaries kept for reuse (see `Context::temp`).
-    pub(crate) temps: crate::gpu::tensor::Pool,
+    pub(crate) temps: crate::gpu::pool::Pool,
     /// Bound where a kernel's optional input (the bias) is absent.
     pub(crate) placeholder: OnceLock<wgpu::Buffer>,
 }

@@ -5,6 +5,7 @@ pub(crate) mod context;
 pub(crate) mod job;
 pub(crate) mod kernels;
 pub(crate) mod ops;
+pub(crate) mod pool;
 pub(crate) mod tensor;
 pub(crate) mod tiled;
 pub(crate) mod train;

@@ -1,11 +1,12 @@
 //! Device-resident tensors: upload once, run many operations, download explicitly.
 
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::mpsc;
 
 use ndarray::{Array, ArrayView, Dimension, IxDyn};
 
 use crate::error::{Error, Result};
 use crate::gpu::context::Context;
+use crate::gpu::pool::{Pool, STAGING_POOL_BYTES, TEMP_POOL_BYTES, give_back};
 
 /// An `f32` tensor in a device buffer, in C (row-major) order.
 ///
@@ -18,19 +19,6 @@ pub struct Tensor {
     pub(crate) ctx_id: u64,
     /// For an operation's temporaries (never handed out): the pool its buffer returns to on drop.
     recycle: Option<Pool>,
-}
-
-/// Device buffers kept for reuse.
-pub(crate) type Pool = Arc<Mutex<Vec<wgpu::Buffer>>>;
-
-/// Puts `buf` in `pool`, dropping the largest buffers while the pool holds more than `cap` bytes.
-fn give_back(pool: &Pool, buf: wgpu::Buffer, cap: u64) {
-    let mut pool = pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    pool.push(buf);
-    pool.sort_by_key(wgpu::Buffer::size);
-    while pool.iter().map(wgpu::Buffer::size).sum::<u64>() > cap {
-        pool.pop();
-    }
 }
 
 impl Drop for Tensor {
@@ -83,14 +71,6 @@ fn shape_len(shape: &[usize]) -> Result<usize> {
 
 const USAGE: wgpu::BufferUsages =
     wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC).union(wgpu::BufferUsages::COPY_DST);
-
-/// Staging buffers kept for reuse, and the most bytes they may hold together.
-const STAGING_POOL_BYTES: u64 = 64 << 20;
-
-/// The most bytes of temporaries kept for reuse. A new buffer costs its allocation and wgpu's zero
-/// fill before first use (on lavapipe about 20 ms of the stem layer's 54 MB spread dY); a reused one
-/// neither, and the kernels write every element of a temporary before reading it.
-const TEMP_POOL_BYTES: u64 = 128 << 20;
 
 impl Context {
     /// A mappable buffer of at least `size` bytes: the smallest pooled one that fits, else a new one.

@@ -225,9 +225,15 @@ fn plot(path: &Path, records: &[Record], info: &wgpu::AdapterInfo) -> Result<(),
             ops.push((r.op, r.kernels));
         }
     }
-    let max = records.iter().map(|r| r.gflops).filter(|g| g.is_finite()).fold(1e-3, f64::max) * 1.15;
-    let rows = shapes.len() * (ops.len() + 1);
-    let root = SVGBackend::new(path, (900, (90 + rows * 18) as u32)).into_drawing_area();
+    // The bars take the left part of the chart and the legend the top right corner, above the first
+    // group's bars: the x range runs to 1.75× the largest bar, and the top group is drawn last.
+    let max = records.iter().map(|r| r.gflops).filter(|g| g.is_finite()).fold(1e-3, f64::max) * 1.75;
+    // Rows of half a bar: bar `oi` of group `si` spans rows 2·(si·per + oi) to 2·(si·per + oi) + 2,
+    // so the middle of a group of `ops.len()` bars falls on the whole row 2·si·per + ops.len(), where
+    // its label goes. Groups are separated by one empty bar.
+    let per = ops.len() + 1;
+    let rows = 2 * shapes.len() * per;
+    let root = SVGBackend::new(path, (900, (90 + rows * 9) as u32)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(format!("convgrad GFLOP/s on {} ({:?})", info.name, info.backend), ("sans-serif", 16))
@@ -235,19 +241,16 @@ fn plot(path: &Path, records: &[Record], info: &wgpu::AdapterInfo) -> Result<(),
         .x_label_area_size(32)
         .y_label_area_size(250)
         .build_cartesian_2d(0.0..max, 0..rows)?;
+    // The first layer at the top.
+    let top = |si: usize| shapes.len() - 1 - si;
     let labels = shapes.clone();
-    let per = ops.len() + 1;
+    let label_row =
+        |y: usize| (0..labels.len()).find(|&si| 2 * top(si) * per + ops.len() == y).map(|si| labels[si].to_string());
     chart
         .configure_mesh()
         .disable_y_mesh()
-        .y_labels(rows)
-        .y_label_formatter(&|y| {
-            if y % per == per / 2 {
-                labels.get(y / per).map_or(String::new(), |s| s.to_string())
-            } else {
-                String::new()
-            }
-        })
+        .y_labels(rows + 1)
+        .y_label_formatter(&|y| label_row(*y).unwrap_or_default())
         .x_desc("GFLOP/s (2·N·K·P·Q·(C/G)·S·T / median time)")
         .draw()?;
     let colors = [
@@ -263,15 +266,16 @@ fn plot(path: &Path, records: &[Record], info: &wgpu::AdapterInfo) -> Result<(),
         chart
             .draw_series(records.iter().filter(|r| r.op == op && r.kernels == kernels).map(|r| {
                 let si = shapes.iter().position(|s| *s == r.shape).unwrap_or(0);
-                let y = si * per + oi;
-                Rectangle::new([(0.0, y), (r.gflops.max(0.0), y + 1)], color.filled())
+                // Within a group the first op is the top bar.
+                let y = 2 * (top(si) * per + (ops.len() - 1 - oi));
+                Rectangle::new([(0.0, y), (r.gflops.max(0.0), y + 2)], color.filled())
             }))?
             .label(format!("{} ({kernels})", op.name()))
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
+        .position(SeriesLabelPosition::UpperRight)
         .background_style(WHITE.mix(0.9))
         .border_style(BLACK)
         .draw()?;
