@@ -261,7 +261,7 @@ impl Context {
         let subgroups =
             features.contains(wgpu::Features::SUBGROUP).then_some((info.subgroup_min_size, info.subgroup_max_size));
         let is_cpu = info.device_type == wgpu::DeviceType::Cpu;
-        AdapterProfile::new(is_cpu, subgroups, limits.max_storage_buffer_binding_size, class)
+        AdapterProfile::new(is_cpu, subgroups, limits.max_storage_buffer_binding_size, class).for_driver(&info.name)
     }
 
     fn build(

@@ -454,9 +454,9 @@ mod tests {
             }
             variants.push(v);
             // Several rows per tile, with strides and dilations that leave some input rows unread.
-            let rows = Rows { br: 4, s: t, sh: sw, dh: dw };
+            let rows = Rows { br: 4, s: t, sh: sw, dh: dw, fenced: t == 3 };
             variants.push(forward_vec4(1, 16, wd, Some(rows), Pad::Mask, Sharing::Subgroup, Store::Vec4));
-            let rows = Some(Rows { br: 2, s: 2, sh: 3, dh: 1 });
+            let rows = Some(Rows { br: 2, s: 2, sh: 3, dh: 1, fenced: true });
             variants.push(forward_vec4(3, 8, wd, rows, Pad::Copy, Sharing::PerLane, Store::Vec4));
             variants.push(weight_grad_vec4(3, 2, wd, Sharing::PerLane));
             variants.push(weight_grad_vec4(8, 1, wd, Sharing::Subgroup));

@@ -25,10 +25,8 @@ impl Variant {
 
 /// Opens a loop that runs once, around a block of generated straight-line code. Its bound is the
 /// uniform `P.one` (always 1), which no compiler can fold, so the block stays a basic block of its
-/// own. SwiftShader's compiler needs time and memory that grow much faster than linearly with the
-/// length of a basic block: the several-row forward tile of the seed layer's input gradient, eight
-/// input rows of about 200 multiply-adds each in one block, ran past 6 GB compiling; fenced per row it
-/// compiles in 1 s and 180 MB. lavapipe's LLVM sees one compare per block.
+/// own: for drivers whose compilers grow superlinearly with a block's length
+/// ([`AdapterProfile::fence_blocks`](crate::plan::AdapterProfile::fence_blocks)).
 const FENCE: &str = "for (var once = 0u; once < P.one; once++)";
 
 fn lines(it: impl Iterator<Item = String>) -> String {
@@ -224,7 +222,8 @@ fn forward_vec4_code(v: ForwardVec4) -> Subs {
                     (0..wd.t).map(move |j| fmas("            ", r, j, &|v| format!("w{i}_{j}_{}.{}", v / 4, C[v % 4])))
                 }));
                 Some(format!(
-                    "        {FENCE} {{\n            let xr = i32(p * P.sh + {d}u) - i32(P.ph);\n{row_start}\n{}\n{f}\n        }}",
+                    "        {}{{\n            let xr = i32(p * P.sh + {d}u) - i32(P.ph);\n{row_start}\n{}\n{f}\n        }}",
+                    if rt.fenced { format!("{FENCE} ") } else { String::new() },
                     window("            ")
                 ))
             }));

@@ -75,7 +75,7 @@ pub fn forward(geo: &Conv2dGeometry, profile: &AdapterProfile, strategy: Strateg
         return Ok(ForwardPlan::Direct);
     };
     let vec4 = algorithm == Algorithm::Vec4Tile;
-    let shape = Shape::of(geo, vec4, false);
+    let shape = Shape::of(geo, vec4, false, profile.fence_blocks);
     let pr = &geo.params;
     // The vec4 kernel reads X itself where its rows and the left padding are whole vec4s, and masks
     // the padding: no copy pass.
@@ -120,7 +120,7 @@ pub(crate) struct Shape {
 impl Shape {
     /// `skips_rows`: the input is a spread dY whose zero rows the kernel skips, which needs one output
     /// row per tile.
-    pub(crate) fn of(geo: &Conv2dGeometry, vec4: bool, skips_rows: bool) -> Self {
+    pub(crate) fn of(geo: &Conv2dGeometry, vec4: bool, skips_rows: bool, fenced: bool) -> Self {
         let pr = &geo.params;
         let bq = column_tile(geo);
         let window = window(geo);
@@ -148,7 +148,7 @@ impl Shape {
                     // and MNIST forward passes.)
                     let br = geo.p.min(4);
                     let rows = (bk < 4 && !skips_rows && br > 1 && bk * br * geo.s * geo.t * bq <= 2048)
-                        .then_some(Rows { br, s: geo.s, sh: pr.stride[0], dh: pr.dilation[0] });
+                        .then_some(Rows { br, s: geo.s, sh: pr.stride[0], dh: pr.dilation[0], fenced });
                     (wp, rows)
                 }
                 _ => (padded.max((qtiles * bq - 1) * pr.stride[1] + (geo.t - 1) * pr.dilation[1] + 1), None),
@@ -222,6 +222,9 @@ impl fmt::Display for ForwardTiles {
                 write!(f, "vec4 {}x{}", v.bk, v.bq)?;
                 if let Some(r) = v.rows {
                     write!(f, "x{} rows", r.br)?;
+                    if r.fenced {
+                        f.write_str(" fenced")?;
+                    }
                 }
                 write!(f, " t{}", v.wd.t)?;
                 write!(f, ", {}", if v.pad == Pad::Mask { "masked" } else { "padded copy" })?;

@@ -76,7 +76,7 @@ pub fn input_grad(geo: &Conv2dGeometry, profile: &AdapterProfile, strategy: Stra
     let vec4 = algorithm == Algorithm::Vec4Tile;
     let pr = &geo.params;
     let [sh, sw] = pr.stride;
-    let shape = Shape::of(&fwd, vec4, sh > 1);
+    let shape = Shape::of(&fwd, vec4, sh > 1, profile.fence_blocks);
     let (oh, ow) = (pr.dilation[0] * (geo.s - 1) - pr.padding[0], pr.dilation[1] * (geo.t - 1) - pr.padding[1]);
     // Rows of the spread dY hold data only every sh rows, from oh on: the kernel skips the others.
     let skip = RowSkip { row_step: sh, row_off: (sh - oh % sh) % sh, i_step: sh / gcd(sh, pr.dilation[0]) };

@@ -68,6 +68,13 @@ pub struct AdapterProfile {
     pub subgroup_sharing: Option<u32>,
     /// `max_storage_buffer_binding_size`: larger work is split along the batch.
     pub max_binding_bytes: u64,
+    /// Whether the generated code keeps its long straight-line stretches in basic blocks of one input
+    /// row each. SwiftShader's shader compiler needs time and memory that grow much faster than
+    /// linearly with a basic block's length: the several-row forward tile of the seed layer's input
+    /// gradient (eight input rows of about 200 multiply-adds each) ran past 6 GB compiling there, and
+    /// compiles in 1 s and 180 MB fenced per row. lavapipe ran the fenced tile about 1.5× slower (the
+    /// seed input gradient, 2.6 → 4.0 ms in interleaved runs), so only that driver gets it.
+    pub fence_blocks: bool,
 }
 
 impl AdapterProfile {
@@ -91,7 +98,16 @@ impl AdapterProfile {
         let subgroup_sharing = subgroups
             .filter(|&(min, max)| class == DeviceClass::Cpu && min >= 8 && max <= WORKGROUP && max.is_power_of_two())
             .map(|(_, max)| max);
-        Self { class, detected: class == detected, subgroup_sharing, max_binding_bytes }
+        Self { class, detected: class == detected, subgroup_sharing, max_binding_bytes, fence_blocks: false }
+    }
+
+    /// This profile with [`AdapterProfile::fence_blocks`] set as the adapter's driver needs it:
+    /// SwiftShader's, found by its adapter name (`SwiftShader Device (Subzero)` natively; the browser's
+    /// WebGPU on it names it too).
+    #[must_use]
+    pub fn for_driver(mut self, adapter_name: &str) -> Self {
+        self.fence_blocks = adapter_name.to_ascii_lowercase().contains("swiftshader");
+        self
     }
 
     /// Independent partial sums the split weight gradient aims for: enough to keep every lane busy.
@@ -121,7 +137,11 @@ impl fmt::Display for AdapterProfile {
             Some(sg) => write!(f, ", subgroups of {sg} share loads")?,
             None => write!(f, ", per-lane loads")?,
         }
-        write!(f, ", {} split-K target, binding {} MiB", self.split_target(), self.max_binding_bytes >> 20)
+        write!(f, ", {} split-K target, binding {} MiB", self.split_target(), self.max_binding_bytes >> 20)?;
+        if self.fence_blocks {
+            f.write_str(", fenced basic blocks")?;
+        }
+        Ok(())
     }
 }
 

@@ -22,6 +22,12 @@ fn lavapipe_as_gpu() -> AdapterProfile {
     AdapterProfile::new(true, Some((8, 8)), 128 << 20, Some(DeviceClass::Gpu))
 }
 
+/// SwiftShader as convgrad sees it: a CPU adapter with subgroups of 4 and a compiler that wants short
+/// basic blocks.
+fn swiftshader() -> AdapterProfile {
+    AdapterProfile::new(true, Some((4, 4)), 1 << 30, None).for_driver("SwiftShader Device (Subzero)")
+}
+
 fn layers() -> Vec<(String, Conv2dGeometry)> {
     let edges = edge_layers().into_iter().map(|(label, (n, c, hw, k, st, params))| {
         (label.to_string(), Conv2dGeometry::new(n, c, hw, k, st, params).unwrap())
@@ -50,7 +56,7 @@ pub(crate) fn planned_variants() -> Vec<Variant> {
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for (_, geo) in layers() {
-        for profile in [lavapipe(), lavapipe_as_gpu(), discrete()] {
+        for profile in [lavapipe(), lavapipe_as_gpu(), discrete(), swiftshader()] {
             for strategy in Strategy::ALL {
                 for v in variants_of(&geo, &profile, strategy) {
                     if seen.insert(v) {
@@ -177,4 +183,17 @@ fn batch_chunks_fit_one_binding() {
     let nb = batch_chunk(&geo, per, &lavapipe()).unwrap();
     assert!(nb < 64 && nb * per * 4 <= 128 << 20 && (nb + 1) * per * 4 > 128 << 20, "{nb} × {per}");
     assert!(matches!(batch_chunk(&geo, usize::MAX / 8, &lavapipe()), Err(Error::DeviceLimit { .. })));
+}
+
+#[test]
+fn swiftshader_gets_the_several_row_tile_fenced_and_no_subgroup_sharing() {
+    let rows = table(&swiftshader(), Strategy::Auto);
+    assert!(
+        rows[0].ends_with("| dY in place, vec4 1x16x4 rows fenced t5, masked, vec4 stores; 1x64x16 tiles"),
+        "{}",
+        rows[0]
+    );
+    assert!(rows.iter().all(|r| !r.contains("subgroup")), "{rows:#?}");
+    assert!(table(&lavapipe(), Strategy::Auto).iter().all(|r| !r.contains("fenced")));
+    assert!(swiftshader().to_string().ends_with("fenced basic blocks"), "{}", swiftshader());
 }

@@ -65,6 +65,9 @@ pub(crate) struct Rows {
     pub(crate) s: usize,
     pub(crate) sh: usize,
     pub(crate) dh: usize,
+    /// Each input row's block of multiply-adds in a basic block of its own (see
+    /// [`AdapterProfile::fence_blocks`](crate::plan::AdapterProfile::fence_blocks)).
+    pub(crate) fenced: bool,
 }
 
 /// The forward pass with vec4 loads (`conv2d_forward_vec4.wgsl`): `bk` filters (a multiple of 4, or
