@@ -29,6 +29,22 @@ impl Variant {
 /// ([`AdapterProfile::fence_blocks`](crate::plan::AdapterProfile::fence_blocks)).
 const FENCE: &str = "for (var once = 0u; once < P.one; once++)";
 
+/// The components of a vec4, by index.
+const LANE: [&str; 4] = ["x", "y", "z", "w"];
+
+/// Value `e` of a subgroup's shared loads: the first 8 lanes each load one value into
+/// `{name}0`, `{name}1` … (lane l's `{name}m` is value 8·m + l), and every lane reads value e from lane
+/// e % 8.
+fn broadcast(name: &str, e: usize) -> String {
+    format!("subgroupBroadcast({name}{}, {}u)", e / 8, e % 8)
+}
+
+/// `k{v}`, the filter of tile row v, clamped into the group (rows past its end repeat the last filter
+/// and store nothing).
+fn k_index(bk: usize) -> String {
+    lines((0..bk).map(|v| format!("    let k{v} = g * P.kpg + min(k_in + {v}u, P.kpg - 1u);")))
+}
+
 fn lines(it: impl Iterator<Item = String>) -> String {
     it.collect::<Vec<_>>().join("\n")
 }
@@ -90,7 +106,7 @@ fn weight_grad_code(bk: usize, br: usize) -> Subs {
                 )
             })),
         ),
-        ("K_INDEX", lines((0..bk).map(|v| format!("    let k{v} = g * P.kpg + min(k_in + {v}u, P.kpg - 1u);")))),
+        ("K_INDEX", k_index(bk)),
         ("ACC_DECL", lines(t.clone().map(|(v, u)| format!("    var a{v}_{u} = 0.0;")))),
         ("DY_ROWS", lines((0..bk).map(|v| format!("        let dr{v} = ((n * P.k + k{v}) * P.p + p) * P.q;")))),
         (
@@ -117,13 +133,12 @@ fn shared_loads(indent: &str, name: &str, count: usize, at: &dyn Fn(&str) -> Str
         let e = format!("min(sg % 8u + {}u, {}u)", 8 * m, count - 1);
         format!("{indent}let {name}{m} = wt[{}];", at(&format!("({e})")))
     }));
-    let reads = (0..count).map(|e| format!("subgroupBroadcast({name}{}, {}u)", e / 8, e % 8)).collect();
+    let reads = (0..count).map(|e| broadcast(name, e)).collect();
     (loads, reads)
 }
 
 fn forward_vec4_code(v: ForwardVec4) -> Subs {
     let ForwardVec4 { bk, bq, wd, rows, pad, share, store, cols } = v;
-    const C: [&str; 4] = ["x", "y", "z", "w"];
     let br = rows.map_or(1, |r| r.br);
     let acc = || (0..bk).flat_map(move |v| (0..br).flat_map(move |r| (0..bq).map(move |u| (v, r, u))));
     // Reading dY itself (Cols::lead): window column m, when it holds data, is element (m − m0) / step
@@ -160,7 +175,7 @@ fn forward_vec4_code(v: ForwardVec4) -> Subs {
             let w = w(v);
             (0..bq).map(move |u| u * wd.sw + j * wd.dw).enumerate().filter(move |&(_, m)| data(m)).map(move |(u, m)| {
                 let e = element(m);
-                format!("{indent}a{v}_{r}_{u} = fma({w}, xv{}.{}, a{v}_{r}_{u});", e / 4, C[e % 4])
+                format!("{indent}a{v}_{r}_{u} = fma({w}, xv{}.{}, a{v}_{r}_{u});", e / 4, LANE[e % 4])
             })
         }))
     };
@@ -181,7 +196,7 @@ fn forward_vec4_code(v: ForwardVec4) -> Subs {
                     }
                     Sharing::Subgroup => format!("                let wv{b} = {};", wv[j * nb + b]),
                 }));
-                let f = fmas("                ", 0, j, &|v| format!("wv{}.{}", v / 4, C[v % 4]));
+                let f = fmas("                ", 0, j, &|v| format!("wv{}.{}", v / 4, LANE[v % 4]));
                 format!("            {{\n{wl}\n{f}\n            }}")
             }));
             format!(
@@ -219,7 +234,7 @@ fn forward_vec4_code(v: ForwardVec4) -> Subs {
                     return None;
                 }
                 let f = lines(pairs.iter().flat_map(|&(r, i)| {
-                    (0..wd.t).map(move |j| fmas("            ", r, j, &|v| format!("w{i}_{j}_{}.{}", v / 4, C[v % 4])))
+                    (0..wd.t).map(move |j| fmas("            ", r, j, &|v| format!("w{i}_{j}_{}.{}", v / 4, LANE[v % 4])))
                 }));
                 Some(format!(
                     "        {}{{\n            let xr = i32(p * P.sh + {d}u) - i32(P.ph);\n{row_start}\n{}\n{f}\n        }}",
@@ -284,7 +299,6 @@ fn sg_param(share: Sharing) -> String {
 }
 
 fn weight_grad_vec4_code(bk: usize, br: usize, wd: Window, share: Sharing) -> Subs {
-    const C: [&str; 4] = ["x", "y", "z", "w"];
     let t = wd.t;
     let span = 3 * wd.sw + (t - 1) * wd.dw + 1;
     let acc = || (0..bk).flat_map(move |v| (0..br).flat_map(move |r| (0..t).map(move |j| (v, r, j))));
@@ -296,11 +310,7 @@ fn weight_grad_vec4_code(bk: usize, br: usize, wd: Window, share: Sharing) -> Su
         Sharing::Subgroup => format!(
             "{}\n{}",
             lines((0..bk.div_ceil(8)).map(|h| format!("            let {name}l{h} = {};", load(&format!("drl{h}"))))),
-            lines((0..bk).map(|v| format!(
-                "            let {name}{v} = subgroupBroadcast({name}l{}, {}u);",
-                v / 8,
-                v % 8
-            )))
+            lines((0..bk).map(|v| format!("            let {name}{v} = {};", broadcast(&format!("{name}l"), v))))
         ),
     };
     let block = {
@@ -311,7 +321,12 @@ fn weight_grad_vec4_code(bk: usize, br: usize, wd: Window, share: Sharing) -> Su
         let f = lines(acc().flat_map(|(v, r, j)| {
             (0..4).map(move |u| {
                 let m = u * wd.sw + j * wd.dw;
-                format!("            a{v}_{r}_{j} = fma(d{v}.{}, w{r}_{}.{}, a{v}_{r}_{j});", C[u], m / 4, C[m % 4])
+                format!(
+                    "            a{v}_{r}_{j} = fma(d{v}.{}, w{r}_{}.{}, a{v}_{r}_{j});",
+                    LANE[u],
+                    m / 4,
+                    LANE[m % 4]
+                )
             })
         }));
         format!("{xl}\n{dl}\n{f}")
@@ -330,7 +345,7 @@ fn weight_grad_vec4_code(bk: usize, br: usize, wd: Window, share: Sharing) -> Su
         ("BR", br.to_string()),
         // Offset of kernel row i0 + r inside the (n, cg, p) input block; aligned: Wp % 4 = 0.
         ("ROW_OFFSETS", lines((0..br).map(|r| format!("    let ro{r} = min(i0 + {r}u, P.s - 1u) * P.dh * P.wp;")))),
-        ("K_INDEX", lines((0..bk).map(|v| format!("    let k{v} = g * P.kpg + min(k_in + {v}u, P.kpg - 1u);")))),
+        ("K_INDEX", k_index(bk)),
         ("ACC_DECL", lines(acc().map(|(v, r, j)| format!("    var a{v}_{r}_{j} = 0.0;")))),
         (
             "DY_ROWS",
