@@ -188,8 +188,9 @@ pub fn edge_layers() -> Vec<(&'static str, Layer)> {
         // Q = 36, a multiple of 4: the weight gradient reads dY in place, without the padding pass.
         ("wide 5x5, K=9", (1, 2, [10, 40], 9, [5, 5], d)),
         ("wide, strided, dilated", (1, 4, [11, 83], 6, [3, 4], d.stride(1, 2).dilation(2, 2).groups(2))),
-        // Kernel rows of 13 taps have no vec4 variant: the scalar register tiles without a window row.
-        ("kernel rows of 13 taps", (2, 2, [9, 30], 3, [2, 13], d.padding(1, 6))),
+        // Kernel rows of 13 taps have no vec4 variant: the scalar register tiles without a window row,
+        // strided along the row.
+        ("kernel rows of 13 taps, strided", (2, 2, [9, 30], 3, [2, 13], d.padding(1, 6).stride(1, 2))),
     ]
 }
 
