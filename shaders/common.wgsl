@@ -5,7 +5,8 @@ struct ConvParams {
     k: u32, s: u32, t: u32, p: u32,      // weights W: K×(C/G)×S×T, output height P
     q: u32, sh: u32, sw: u32, ph: u32,   // output width Q, stride, padding (height)
     pw: u32, dh: u32, dw: u32, cpg: u32, // padding (width), dilation, channels per group C/G
-    kpg: u32, flags: u32, total: u32, base: u32, // filters per group K/G, bit 0 = has bias, invocations, first index
+    kpg: u32, flags: u32, total: u32, kpad: u32, // filters per group K/G, bit 0 = has bias, invocations,
+                                                 // filters per group of the transposed vec4 weights
     // For the tiled kernels: padded input size, tiles along q and k (per group), groups G, the split of
     // the weight gradient's reduction into `splits` chunks of `chunk` rows (n, p), and tiles along taps.
     hp: u32, wp: u32, qtiles: u32, ktiles: u32,
@@ -17,8 +18,9 @@ struct ConvParams {
     row_step: u32, row_off: u32, i_step: u32, ptiles: u32,
     // Invocations per (n, filter tile) in the forward kernels and per output row tile (see
     // forward_tile); per (split, filter tile) in the weight gradient (see grad_tile).
-    // `one` is always 1 (see ConvUniform): it bounds the single-pass loops of generated code.
-    lanes: u32, qlanes: u32, one: u32, _p3: u32,
+    // `one` is always 1 (see ConvUniform): it bounds the single-pass loops of generated code. `qp`: the
+    // row pitch of dY in the vec4 weight gradient (Q rounded up to 4).
+    lanes: u32, qlanes: u32, one: u32, qp: u32,
 }
 
 // The tile of invocation `id` in the split weight-gradient kernels: reduction chunk `split`, group g,
@@ -64,7 +66,7 @@ fn pad_row(row: u32, c: ConvParams) -> PadRow {
 override WG: u32 = 64u;
 
 // The flat invocation index of a 2-D dispatch. A 1-D dispatch is capped at 65,535 workgroups, so large
-// problems spread their workgroups over x and y; `base` offsets chunked dispatches.
+// problems spread their workgroups over x and y.
 fn flat_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
     return (wid.y * nwg.x + wid.x) * WG + lid;
 }

@@ -12,7 +12,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     if (id >= P.total) {
         return;
     }
-    let k = P.base + id;
+    let k = id;
     let plane = P.p * P.q;
     var acc = 0.0;
     for (var n = 0u; n < P.n; n++) {

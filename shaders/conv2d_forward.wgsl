@@ -15,7 +15,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     if (id >= P.total) {
         return;
     }
-    let idx = P.base + id;
+    let idx = id;
     let q = idx % P.q;
     let p = (idx / P.q) % P.p;
     let k = (idx / (P.q * P.p)) % P.k;

@@ -56,8 +56,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let p = tile.p;
     let q0 = tile.q0;
     let taps = P.cpg * P.s * P.t;
-    // `chunk` carries kpad: vec4s per tap, and this tile's first vec4 within a tap.
-    let kv = P.chunk / 4u;
+    // Vec4s per tap of the transposed weights, and this tile's first vec4 within a tap.
+    let kv = P.kpad / 4u;
     let w_base = g * taps * kv + k_in / 4u;
 {{ACC_DECL}}
     let plane = P.hp * P.wp;

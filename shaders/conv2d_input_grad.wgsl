@@ -16,7 +16,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     if (id >= P.total) {
         return;
     }
-    let idx = P.base + id;
+    let idx = id;
     let w = idx % P.w;
     let h = (idx / P.w) % P.h;
     let c = (idx / (P.w * P.h)) % P.c;

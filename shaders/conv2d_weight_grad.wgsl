@@ -15,7 +15,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     if (id >= P.total) {
         return;
     }
-    let idx = P.base + id;
+    let idx = id;
     let j = idx % P.t;
     let i = (idx / P.t) % P.s;
     let cg = (idx / (P.t * P.s)) % P.cpg;

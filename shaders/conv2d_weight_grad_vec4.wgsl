@@ -43,8 +43,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let i0 = (rt % per_cg) * BR;
     let taps = P.cpg * P.s * P.t;
     let plane = P.hp * P.wp;
-    // `qtiles` carries Qp, the padded row length of dY.
-    let qp = P.qtiles;
+    // Qp, the padded row length of dY.
+    let qp = P.qp;
     let q4 = P.q / 4u * 4u;
     // Kernel rows past S repeat the last one (computed, not stored).
 {{ROW_OFFSETS}}

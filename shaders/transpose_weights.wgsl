@@ -13,11 +13,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     if (e >= P.total) {
         return;
     }
-    // `chunk` carries kpad here.
     let taps = P.cpg * P.s * P.t;
-    let kk = e % P.chunk;
-    let r = (e / P.chunk) % taps;
-    let g = e / (P.chunk * taps);
+    let kk = e % P.kpad;
+    let r = (e / P.kpad) % taps;
+    let g = e / (P.kpad * taps);
     var v = 0.0;
     if (kk < P.kpg) {
         v = wt[(g * P.kpg + kk) * taps + r];

@@ -75,7 +75,7 @@ impl Context {
             job.copy(&part.buffer, 0, &slots.buffer, idx * len, len);
             job.flush();
         }
-        let mut u = ConvUniform::new(geo, 0, u32_of(len)?, 0);
+        let mut u = ConvUniform::new(geo, 0, u32_of(len)?);
         u.splits = u32_of(chunks)?;
         job.dispatch(&kernels::SPLIT_SUM, &Variant::Plain, bytemuck::bytes_of(&u), &[&slots.buffer, out], u.total)
     }

@@ -139,7 +139,8 @@ pub(crate) struct ConvUniform {
     kpg: u32,
     pub(crate) flags: u32,
     pub(crate) total: u32,
-    base: u32,
+    /// Filters per group of the vec4 forward kernel's transposed weights (`transpose_weights.wgsl`).
+    pub(crate) kpad: u32,
     pub(crate) hp: u32,
     pub(crate) wp: u32,
     pub(crate) qtiles: u32,
@@ -157,7 +158,8 @@ pub(crate) struct ConvUniform {
     /// Always 1: the bound of the single-pass loops that fence the generated straight-line code into
     /// separate basic blocks (see `fence` in `tiled.rs`). A constant would be folded away.
     one: u32,
-    _p3: u32,
+    /// The vec4 weight gradient's dY row pitch: Q rounded up to 4.
+    pub(crate) qp: u32,
 }
 
 const _: () = assert!(std::mem::size_of::<ConvUniform>().is_multiple_of(16));
@@ -166,11 +168,11 @@ const _: () = assert!(std::mem::size_of::<ConvUniform>().is_multiple_of(16));
 pub(crate) const FLAG_BIAS: u32 = 1;
 
 impl ConvUniform {
-    /// The parameters of `geo`, for `total` invocations starting at flat index `base`.
+    /// The parameters of `geo`, for `total` invocations.
     ///
     /// Every value fits in `u32`: [`Conv2dGeometry::new`] checked the element counts and the padded
     /// extents, which bound every other field.
-    pub(crate) fn new(geo: &Conv2dGeometry, flags: u32, total: u32, base: u32) -> Self {
+    pub(crate) fn new(geo: &Conv2dGeometry, flags: u32, total: u32) -> Self {
         let u = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
         let pr = &geo.params;
         Self {
@@ -193,7 +195,7 @@ impl ConvUniform {
             kpg: u(geo.filters_per_group()),
             flags,
             total,
-            base,
+            kpad: 0,
             hp: u(geo.h + 2 * pr.padding[0]),
             wp: u(geo.w + 2 * pr.padding[1]),
             qtiles: 1,
@@ -209,7 +211,7 @@ impl ConvUniform {
             lanes: u(geo.p),
             qlanes: 1,
             one: 1,
-            _p3: 0,
+            qp: 0,
         }
     }
 }

@@ -137,7 +137,7 @@ impl Context {
         flags: u32,
         [x, w, bias, y]: [&wgpu::Buffer; 4],
     ) -> Result<()> {
-        let mut u = ConvUniform::new(geo, flags, 0, 0);
+        let mut u = ConvUniform::new(geo, flags, 0);
         u.hp = u32_of(t.read.hp)?;
         u.wp = u32_of(t.read.wp)?;
         u.ph = u32_of(t.read.ph)?;
@@ -156,7 +156,7 @@ impl Context {
                 // The tile's filters contiguous in each tap, for the vec4 weight loads.
                 let taps = geo.channels_per_group() * geo.s * geo.t;
                 let wt = self.temp("transposed weights", &[geo.params.groups, taps, kpad])?;
-                u.chunk = u32_of(kpad)?;
+                u.kpad = u32_of(kpad)?;
                 u.total = u32_of(wt.len())?;
                 job.dispatch(
                     &kernels::TRANSPOSE_WEIGHTS,
@@ -232,7 +232,7 @@ impl Context {
         len: usize,
     ) -> Result<()> {
         let xp = self.padded_input(job, geo, x, t.wp)?;
-        let mut u = ConvUniform::new(geo, 0, 0, 0);
+        let mut u = ConvUniform::new(geo, 0, 0);
         u.hp = u32_of(t.hp)?;
         u.wp = u32_of(t.wp)?;
         u.ph = 0;
@@ -256,15 +256,14 @@ impl Context {
                 } else {
                     let planes = Conv2dGeometry::new(geo.n, geo.k, [geo.p, geo.q], 1, [1, 1], Conv2dParams::new())?;
                     let dyp = self.temp("padded output gradient", &[geo.n, geo.k, geo.p, qp])?;
-                    let mut ud = ConvUniform::new(&planes, 0, u32_of(geo.n * geo.k * geo.p)?, 0);
+                    let mut ud = ConvUniform::new(&planes, 0, u32_of(geo.n * geo.k * geo.p)?);
                     ud.wp = u32_of(qp)?;
                     let bufs = [dy, &dyp.buffer];
                     job.dispatch(&kernels::PAD_INPUT, &Variant::Plain, bytemuck::bytes_of(&ud), &bufs, ud.total)?;
                     Some(dyp)
                 };
                 let dyp = dyp.as_ref().map_or(dy, |t| &t.buffer);
-                // `qtiles` carries Qp in this kernel.
-                u.qtiles = u32_of(qp)?;
+                u.qp = u32_of(qp)?;
                 let bufs = [&xp.buffer, &xp.buffer, dyp, dyp, out];
                 job.dispatch(&kernels::WEIGHT_GRAD_VEC4, &t.variant, bytemuck::bytes_of(&u), &bufs, u.total)?;
             }
@@ -341,7 +340,7 @@ impl Context {
         [dy, w, dx]: [&wgpu::Buffer; 3],
     ) -> Result<()> {
         let flipped = self.temp("flipped weights", &[geo.c, geo.filters_per_group(), geo.s, geo.t])?;
-        let u = ConvUniform::new(geo, 0, u32_of(flipped.len())?, 0);
+        let u = ConvUniform::new(geo, 0, u32_of(flipped.len())?);
         job.dispatch(&kernels::FLIP_WEIGHTS, &Variant::Plain, bytemuck::bytes_of(&u), &[w, &flipped.buffer], u.total)?;
         let fwd = Conv2dGeometry { n: geo.n, ..t.fwd };
         let [oh, ow] = t.frame;
@@ -356,7 +355,7 @@ impl Context {
             }
             DySource::Spread => {
                 let spread = self.temp("spread output gradient", &[geo.n, geo.k, hp, wp])?;
-                let mut u = ConvUniform::new(geo, 0, u32_of(geo.n * geo.k * hp)?, 0);
+                let mut u = ConvUniform::new(geo, 0, u32_of(geo.n * geo.k * hp)?);
                 u.hp = u32_of(hp)?;
                 u.wp = u32_of(wp)?;
                 let bufs = [dy, &spread.buffer];
@@ -428,7 +427,7 @@ impl Context {
     ) -> Result<()> {
         let total32 = u32::try_from(total)
             .map_err(|_| Error::Overflow { what: "invocation count", detail: format!("{total} > 2^32−1") })?;
-        let uniform = ConvUniform::new(geo, flags, total32, 0);
+        let uniform = ConvUniform::new(geo, flags, total32);
         let buffers: Vec<&wgpu::Buffer> = inputs.iter().copied().chain(std::iter::once(out)).collect();
         job.dispatch(spec, &Variant::Plain, bytemuck::bytes_of(&uniform), &buffers, total32)
     }
@@ -438,7 +437,7 @@ impl Context {
     fn padded_input(&self, job: &mut Job, geo: &Conv2dGeometry, x: &wgpu::Buffer, wp: usize) -> Result<Tensor> {
         let hp = geo.h + 2 * geo.params.padding[0];
         let xp = self.temp("padded input", &[geo.n, geo.c, hp, wp])?;
-        let mut u = ConvUniform::new(geo, 0, u32_of(geo.n * geo.c * hp)?, 0);
+        let mut u = ConvUniform::new(geo, 0, u32_of(geo.n * geo.c * hp)?);
         u.hp = u32_of(hp)?;
         u.wp = u32_of(wp)?;
         let kernel = if geo.w.is_multiple_of(4) { &kernels::PAD_INPUT_VEC4 } else { &kernels::PAD_INPUT };
