@@ -1,27 +1,10 @@
-// Prepended to every convolution kernel (see src/gpu/kernels.rs). The field order is the ABI shared with
-// `ConvUniform` in src/gpu/kernels.rs: change both together.
-struct ConvParams {
-    n: u32, c: u32, h: u32, w: u32,      // input X: N×C×H×W
-    k: u32, s: u32, t: u32, p: u32,      // weights W: K×(C/G)×S×T, output height P
-    q: u32, sh: u32, sw: u32, ph: u32,   // output width Q, stride, padding (height)
-    pw: u32, dh: u32, dw: u32, cpg: u32, // padding (width), dilation, channels per group C/G
-    kpg: u32, flags: u32, total: u32, kpad: u32, // filters per group K/G, bit 0 = has bias, invocations,
-                                                 // filters per group of the transposed vec4 weights
-    // For the tiled kernels: padded input size, tiles along q and k (per group), groups G, the split of
-    // the weight gradient's reduction into `splits` chunks of `chunk` rows (n, p), and tiles along taps.
-    hp: u32, wp: u32, qtiles: u32, ktiles: u32,
-    g: u32, splits: u32, chunk: u32, rtiles: u32,
-    // For the forward kernels on a spread output gradient (scatter_dy.wgsl): only input rows with
-    // (row + row_off) % row_step == 0 hold data, the others are inserted zeros and are skipped; the
-    // kernel rows reading data rows are then i_step apart (row_step / gcd(dh, row_step)).
-    // row_step = i_step = 1 reads every row. `ptiles`: tiles along p in the forward kernels.
-    row_step: u32, row_off: u32, i_step: u32, ptiles: u32,
-    // Invocations per (n, filter tile) in the forward kernels and per output row tile (see
-    // forward_tile); per (split, filter tile) in the weight gradient (see grad_tile).
-    // `one` is always 1 (see ConvUniform): it bounds the single-pass loops of generated code. `qp`: the
-    // row pitch of dY in the vec4 weight gradient (Q rounded up to 4).
-    lanes: u32, qlanes: u32, one: u32, qp: u32,
-}
+// Prepended to every convolution kernel (see src/gpu/kernels.rs), after the uniform blocks of the four
+// families, which src/gpu/kernels.rs declares from the same field lists as their Rust twins:
+// ConvParams (the layer's shape: n, c, h, w, k, s, t, p, q, sh, sw, ph, pw, dh, dw, cpg = C/G,
+// kpg = K/G, g, flags, total) for the direct kernels; PrepParams (+ hp, wp, kpad, splits) for the
+// padding, spreading, transposing and summing passes; ForwardTileParams (+ hp, wp, qtiles, ptiles,
+// ktiles, lanes, qlanes, row_step, row_off, i_step, kpad, one) for the tiled forward kernels;
+// GradTileParams (+ hp, wp, ktiles, rtiles, lanes, splits, chunk, qp) for the tiled weight gradients.
 
 // The tile of invocation `id` in the split weight-gradient kernels: reduction chunk `split`, group g,
 // first filter k_in (within the group) of BK, and tap tile rt. Order, slowest first: split, filter
@@ -32,7 +15,7 @@ struct GradTile {
     split: u32, g: u32, k_in: u32, rt: u32, live: bool,
 }
 
-fn grad_tile(id: u32, bk: u32, c: ConvParams) -> GradTile {
+fn grad_tile(id: u32, bk: u32, c: GradTileParams) -> GradTile {
     let kt_all = (id / c.lanes) % (c.ktiles * c.g);
     let split = id / (c.lanes * c.ktiles * c.g);
     let rt = min(id % c.lanes, c.rtiles - 1u);
@@ -41,7 +24,7 @@ fn grad_tile(id: u32, bk: u32, c: ConvParams) -> GradTile {
 
 // The first kernel row of output row p that reads a data row of the input (see row_step), or S if none
 // does. Data rows repeat with period row_step, so a solution, if any, lies below row_step.
-fn first_data_row(p: u32, c: ConvParams) -> u32 {
+fn first_data_row(p: u32, c: ForwardTileParams) -> u32 {
     for (var i = 0u; i < c.row_step; i++) {
         if ((p * c.sh + i * c.dh + c.row_off) % c.row_step == 0u) {
             return i;
@@ -56,7 +39,7 @@ struct PadRow {
     in_x: bool, src: u32,
 }
 
-fn pad_row(row: u32, c: ConvParams) -> PadRow {
+fn pad_row(row: u32, c: PrepParams) -> PadRow {
     let hq = row % c.hp;
     let plane = row / c.hp;
     return PadRow(hq >= c.ph && hq < c.h + c.ph, plane * c.h + min(max(hq, c.ph) - c.ph, c.h - 1u));
@@ -83,7 +66,7 @@ struct Tile {
     n: u32, g: u32, k_in: u32, p: u32, q0: u32, live: bool,
 }
 
-fn forward_tile(id: u32, bk: u32, br: u32, bq: u32, c: ConvParams) -> Tile {
+fn forward_tile(id: u32, bk: u32, br: u32, bq: u32, c: ForwardTileParams) -> Tile {
     let pq = id % c.lanes;
     let pt = pq / c.qlanes;
     let qt = pq % c.qlanes;

@@ -15,7 +15,7 @@
 const BK: u32 = {{BK}}u;
 const BQ: u32 = {{BQ}}u;
 
-@group(0) @binding(0) var<uniform> P: ConvParams;
+@group(0) @binding(0) var<uniform> P: ForwardTileParams;
 @group(0) @binding(1) var<storage, read> xp: array<f32>;       // N×C×Hp×Wp, zero-padded
 @group(0) @binding(2) var<storage, read> wt: array<f32>;       // K×(C/G)×S×T
 @group(0) @binding(3) var<storage, read> bias: array<f32>;     // K (unused unless flags & 1)

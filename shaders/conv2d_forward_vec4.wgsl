@@ -24,7 +24,7 @@ const BR: u32 = {{BR}}u;
 const BQ: u32 = {{BQ}}u;
 const MASKED: bool = {{MASKED}};
 
-@group(0) @binding(0) var<uniform> P: ConvParams;
+@group(0) @binding(0) var<uniform> P: ForwardTileParams;
 @group(0) @binding(1) var<storage, read> xp: array<vec4<f32>>;   // N×C×Hp×Wp, zero-padded, Wp % 4 = 0; or X
 @group(0) @binding(2) var<storage, read> wt: array<vec4<f32>>;   // G×((C/G)·S·T)×kpad
 @group(0) @binding(3) var<storage, read> bias: array<f32>;       // K (unused unless flags & 1)

@@ -11,7 +11,7 @@
 const BK: u32 = {{BK}}u;
 const BR: u32 = {{BR}}u;
 
-@group(0) @binding(0) var<uniform> P: ConvParams;
+@group(0) @binding(0) var<uniform> P: GradTileParams;
 @group(0) @binding(1) var<storage, read> xp: array<f32>;          // N×C×Hp×Wp, zero-padded
 @group(0) @binding(2) var<storage, read> dy: array<f32>;          // N×K×P×Q
 @group(0) @binding(3) var<storage, read_write> partial: array<f32>; // splits × K×(C/G)×S×T

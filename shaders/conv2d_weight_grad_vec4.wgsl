@@ -18,7 +18,7 @@
 const BK: u32 = {{BK}}u;
 const BR: u32 = {{BR}}u;
 
-@group(0) @binding(0) var<uniform> P: ConvParams;
+@group(0) @binding(0) var<uniform> P: GradTileParams;
 @group(0) @binding(1) var<storage, read> xv: array<vec4<f32>>;     // N×C×Hp×Wp, zero-padded, Wp % 4 = 0
 @group(0) @binding(2) var<storage, read> xs: array<f32>;           // the same buffer, by element
 @group(0) @binding(3) var<storage, read> dyv: array<vec4<f32>>;    // N×K×P×Qp, rows padded with zeros

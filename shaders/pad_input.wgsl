@@ -6,7 +6,7 @@
 // element would cost three integer divisions per element, which a CPU adapter runs lane by lane: on
 // lavapipe that made this copy cost as much as the convolution after it on the small layers.
 
-@group(0) @binding(0) var<uniform> P: ConvParams;
+@group(0) @binding(0) var<uniform> P: PrepParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> xp: array<vec4<f32>>;
 

@@ -6,7 +6,7 @@
 // Output vec4 m holds source columns 4m − pw … 4m − pw + 3, which start at element r of source vec4
 // m − ⌈pw/4⌉, with r = 4·⌈pw/4⌉ − pw. Source vec4s outside the row, and rows of padding, read as zeros.
 
-@group(0) @binding(0) var<uniform> P: ConvParams;
+@group(0) @binding(0) var<uniform> P: PrepParams;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> xp: array<vec4<f32>>;
 

@@ -8,7 +8,7 @@
 // phase (col − ow) mod sw and the dY column (col − ow) / sw are counted up rather than divided out:
 // integer division runs lane by lane on a CPU adapter (see pad_input.wgsl).
 
-@group(0) @binding(0) var<uniform> P: ConvParams;
+@group(0) @binding(0) var<uniform> P: PrepParams;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;              // N×K×P×Q
 @group(0) @binding(2) var<storage, read_write> b: array<vec4<f32>>;   // N×K×Hp×Wp
 

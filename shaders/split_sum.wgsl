@@ -1,7 +1,7 @@
 // Adds `splits` partial results in order: out[e] = Σ_{s < splits} partial[s·len + e]. The second pass
 // of the split reductions; the fixed order makes the sum the same bits every run.
 
-@group(0) @binding(0) var<uniform> P: ConvParams;
+@group(0) @binding(0) var<uniform> P: PrepParams;
 @group(0) @binding(1) var<storage, read> partial: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 

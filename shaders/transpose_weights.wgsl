@@ -2,7 +2,7 @@
 // the filters of a group contiguous and their count padded with zeros to `kpad` (a multiple of the
 // tile's filter count, itself a multiple of 4), so a tile's weights for one tap are whole vec4s.
 
-@group(0) @binding(0) var<uniform> P: ConvParams;
+@group(0) @binding(0) var<uniform> P: PrepParams;
 @group(0) @binding(1) var<storage, read> wt: array<f32>;       // K×(C/G)×S×T
 @group(0) @binding(2) var<storage, read_write> wtt: array<f32>; // G×((C/G)·S·T)×kpad
 

@@ -13,7 +13,7 @@ use crate::geometry::Conv2dGeometry;
 use crate::geometry::u32_of;
 use crate::gpu::context::Context;
 use crate::gpu::job::Job;
-use crate::gpu::kernels::{self, ConvUniform};
+use crate::gpu::kernels::{self, PrepUniform};
 use crate::plan::variant::Variant;
 
 impl Context {
@@ -75,7 +75,7 @@ impl Context {
             job.copy(&part.buffer, 0, &slots.buffer, idx * len, len);
             job.flush();
         }
-        let mut u = ConvUniform::new(geo, 0, u32_of(len)?);
+        let mut u = PrepUniform::new(geo, 0, u32_of(len)?);
         u.splits = u32_of(chunks)?;
         job.dispatch(&kernels::SPLIT_SUM, &Variant::Plain, bytemuck::bytes_of(&u), &[&slots.buffer, out], u.total)
     }

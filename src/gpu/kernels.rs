@@ -1,4 +1,5 @@
-//! The WGSL kernels, their binding layouts, the uniform ABI and the pipeline cache.
+//! The WGSL kernels, their binding layouts, the uniform blocks of each kernel family and the pipeline
+//! cache.
 //!
 //! Each kernel lives in `shaders/NAME.wgsl`; its name is also its wgpu label and its cache key. The
 //! convolution kernels are compiled with `shaders/common.wgsl` prepended, which declares the uniform
@@ -99,7 +100,7 @@ impl KernelSpec {
     /// [`Error::Template`] when the variant fills a marker the kernel does not have, or leaves one
     /// unfilled: a generator and its template that disagree never compile into something else.
     pub(crate) fn full_source_with(&self, variant: &Variant) -> Result<String> {
-        let mut src = format!("{COMMON_WGSL}\n{}", self.source);
+        let mut src = format!("{}{COMMON_WGSL}\n{}", uniform_decls(), self.source);
         let template_error = |message: String| Error::Template { kernel: self.name, message };
         for (name, value) in &variant.subs() {
             let marker = format!("{{{{{name}}}}}");
@@ -116,104 +117,166 @@ impl KernelSpec {
     }
 }
 
-/// The uniform block of every convolution kernel; twin of `ConvParams` in `shaders/common.wgsl`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Pod, Zeroable)]
-pub(crate) struct ConvUniform {
-    n: u32,
-    c: u32,
-    h: u32,
-    w: u32,
-    k: u32,
-    s: u32,
-    t: u32,
-    p: u32,
-    q: u32,
-    sh: u32,
-    sw: u32,
-    pub(crate) ph: u32,
-    pub(crate) pw: u32,
-    dh: u32,
-    dw: u32,
-    cpg: u32,
-    kpg: u32,
-    pub(crate) flags: u32,
-    pub(crate) total: u32,
-    /// Filters per group of the vec4 forward kernel's transposed weights (`transpose_weights.wgsl`).
-    pub(crate) kpad: u32,
-    pub(crate) hp: u32,
-    pub(crate) wp: u32,
-    pub(crate) qtiles: u32,
-    pub(crate) ktiles: u32,
-    g: u32,
-    pub(crate) splits: u32,
-    pub(crate) chunk: u32,
-    pub(crate) rtiles: u32,
-    pub(crate) row_step: u32,
-    pub(crate) row_off: u32,
-    pub(crate) i_step: u32,
-    pub(crate) ptiles: u32,
-    pub(crate) lanes: u32,
-    pub(crate) qlanes: u32,
-    /// Always 1: the bound of the single-pass loops that fence the generated straight-line code into
-    /// separate basic blocks (see `fence` in `tiled.rs`). A constant would be folded away.
-    one: u32,
-    /// The vec4 weight gradient's dY row pitch: Q rounded up to 4.
-    pub(crate) qp: u32,
+/// Declares one family's uniform block: a `#[repr(C)]` struct of `u32`s whose first 20 fields are the
+/// layer's shape (the same in every family) and then the family's own, and its WGSL twin, written out
+/// from the same field list so that the two cannot disagree.
+macro_rules! uniform {
+    ($(#[$doc:meta])* $name:ident, $wgsl:literal, [$($(#[$fdoc:meta])* $f:ident),* $(,)?]) => {
+        $(#[$doc])*
+        #[repr(C)]
+        #[derive(Debug, Clone, Copy, Pod, Zeroable)]
+        pub(crate) struct $name {
+            n: u32,
+            c: u32,
+            h: u32,
+            w: u32,
+            k: u32,
+            s: u32,
+            t: u32,
+            p: u32,
+            q: u32,
+            sh: u32,
+            sw: u32,
+            pub(crate) ph: u32,
+            pub(crate) pw: u32,
+            dh: u32,
+            dw: u32,
+            cpg: u32,
+            kpg: u32,
+            g: u32,
+            /// Bit 0 ([`FLAG_BIAS`]): the forward pass adds the bias.
+            flags: u32,
+            /// Invocations that do work (the dispatch rounds up to whole workgroups).
+            pub(crate) total: u32,
+            $($(#[$fdoc])* pub(crate) $f: u32,)*
+        }
+
+        const _: () = assert!(std::mem::size_of::<$name>().is_multiple_of(16));
+
+        impl $name {
+            /// The WGSL declaration of this block, in the prelude of every convolution kernel.
+            pub(crate) const WGSL: &'static str = concat!(
+                "struct ", $wgsl, " {\n",
+                "    n: u32, c: u32, h: u32, w: u32, k: u32, s: u32, t: u32, p: u32, q: u32,\n",
+                "    sh: u32, sw: u32, ph: u32, pw: u32, dh: u32, dw: u32, cpg: u32, kpg: u32, g: u32,\n",
+                "    flags: u32, total: u32,\n",
+                $("    ", stringify!($f), ": u32,\n",)*
+                "}\n"
+            );
+
+            /// The shape of `geo`, for `total` invocations; the family's own fields 0.
+            ///
+            /// Every value fits in `u32`: [`Conv2dGeometry::new`] checked the element counts and the
+            /// padded extents, which bound every other field.
+            pub(crate) fn new(geo: &Conv2dGeometry, flags: u32, total: u32) -> Self {
+                let u = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+                let pr = &geo.params;
+                Self {
+                    n: u(geo.n),
+                    c: u(geo.c),
+                    h: u(geo.h),
+                    w: u(geo.w),
+                    k: u(geo.k),
+                    s: u(geo.s),
+                    t: u(geo.t),
+                    p: u(geo.p),
+                    q: u(geo.q),
+                    sh: u(pr.stride[0]),
+                    sw: u(pr.stride[1]),
+                    ph: u(pr.padding[0]),
+                    pw: u(pr.padding[1]),
+                    dh: u(pr.dilation[0]),
+                    dw: u(pr.dilation[1]),
+                    cpg: u(geo.channels_per_group()),
+                    kpg: u(geo.filters_per_group()),
+                    g: u(pr.groups),
+                    flags,
+                    total,
+                    $($f: 0,)*
+                }
+            }
+        }
+    };
 }
 
-const _: () = assert!(std::mem::size_of::<ConvUniform>().is_multiple_of(16));
+uniform!(
+    /// The direct kernels (`conv2d_forward`, `conv2d_weight_grad`, `conv2d_input_grad`,
+    /// `conv2d_bias_grad`) and `flip_weights`: the shape alone.
+    ConvUniform,
+    "ConvParams",
+    []
+);
+
+uniform!(
+    /// The passes that prepare or finish a tiled kernel's buffers: `pad_input(_vec4)`, `scatter_dy`,
+    /// `transpose_weights`, `split_sum`.
+    PrepUniform,
+    "PrepParams",
+    [
+        /// The padded (or spread) planes written: `hp × wp`.
+        hp,
+        wp,
+        /// Filters per group of the transposed weights.
+        kpad,
+        /// Partial results added by `split_sum`.
+        splits,
+    ]
+);
+
+uniform!(
+    /// The tiled forward kernels (`conv2d_forward_tiled`, `conv2d_forward_vec4`), as
+    /// [`ForwardTiles`](crate::plan::ForwardTiles) sets them.
+    ForwardTileUniform,
+    "ForwardTileParams",
+    [
+        /// The planes read, `hp × wp` (padded copy, or the input itself with `ph`, `pw` masked).
+        hp,
+        wp,
+        /// Tiles along q, p and the filters of a group; invocations per (n, filter tile) and per row.
+        qtiles,
+        ptiles,
+        ktiles,
+        lanes,
+        qlanes,
+        /// Data rows of a spread dY (see `first_data_row` in `shaders/common.wgsl`).
+        row_step,
+        row_off,
+        i_step,
+        /// Filters per group of the transposed weights (the vec4 kernel).
+        kpad,
+        /// Always 1: the bound of the single-pass loops that fence generated straight-line code into
+        /// basic blocks of their own (see `FENCE` in `tiled.rs`); a constant would be folded away.
+        one,
+    ]
+);
+
+uniform!(
+    /// The tiled weight gradients (`conv2d_weight_grad_tiled`, `conv2d_weight_grad_vec4`), as
+    /// [`WeightGradTiles`](crate::plan::WeightGradTiles) sets them.
+    GradTileUniform,
+    "GradTileParams",
+    [
+        /// The padded copy of X, `hp × wp`.
+        hp,
+        wp,
+        /// Tiles of filters and of taps (or kernel rows); invocations per (split, filter tile).
+        ktiles,
+        rtiles,
+        lanes,
+        /// The reduction over N·P rows in `splits` chunks of `chunk` rows.
+        splits,
+        chunk,
+        /// dY's row pitch in the vec4 kernel: Q rounded up to 4.
+        qp,
+    ]
+);
 
 /// `flags` bit: the forward pass adds the bias.
 pub(crate) const FLAG_BIAS: u32 = 1;
 
-impl ConvUniform {
-    /// The parameters of `geo`, for `total` invocations.
-    ///
-    /// Every value fits in `u32`: [`Conv2dGeometry::new`] checked the element counts and the padded
-    /// extents, which bound every other field.
-    pub(crate) fn new(geo: &Conv2dGeometry, flags: u32, total: u32) -> Self {
-        let u = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
-        let pr = &geo.params;
-        Self {
-            n: u(geo.n),
-            c: u(geo.c),
-            h: u(geo.h),
-            w: u(geo.w),
-            k: u(geo.k),
-            s: u(geo.s),
-            t: u(geo.t),
-            p: u(geo.p),
-            q: u(geo.q),
-            sh: u(pr.stride[0]),
-            sw: u(pr.stride[1]),
-            ph: u(pr.padding[0]),
-            pw: u(pr.padding[1]),
-            dh: u(pr.dilation[0]),
-            dw: u(pr.dilation[1]),
-            cpg: u(geo.channels_per_group()),
-            kpg: u(geo.filters_per_group()),
-            flags,
-            total,
-            kpad: 0,
-            hp: u(geo.h + 2 * pr.padding[0]),
-            wp: u(geo.w + 2 * pr.padding[1]),
-            qtiles: 1,
-            ktiles: 1,
-            g: u(pr.groups),
-            splits: 1,
-            chunk: 1,
-            rtiles: 1,
-            row_step: 1,
-            row_off: 0,
-            i_step: 1,
-            ptiles: u(geo.p),
-            lanes: u(geo.p),
-            qlanes: 1,
-            one: 1,
-            qp: 0,
-        }
-    }
+/// The uniform blocks of every family, declared ahead of `shaders/common.wgsl`.
+fn uniform_decls() -> String {
+    [ConvUniform::WGSL, PrepUniform::WGSL, ForwardTileUniform::WGSL, GradTileUniform::WGSL].concat()
 }
 
 /// A compiled kernel.
@@ -489,14 +552,15 @@ mod tests {
     }
 
     #[test]
-    fn uniform_field_count_matches_wgsl() {
-        let fields = COMMON_WGSL
-            .split("struct ConvParams {")
-            .nth(1)
-            .and_then(|s| s.split('}').next())
-            .map(|body| body.lines().map(|l| l.split("//").next().unwrap_or("")).collect::<String>())
-            .map(|body| body.matches(": u32").count())
-            .unwrap();
-        assert_eq!(fields * 4, std::mem::size_of::<ConvUniform>());
+    fn uniform_blocks_match_their_wgsl() {
+        for (wgsl, size) in [
+            (ConvUniform::WGSL, std::mem::size_of::<ConvUniform>()),
+            (PrepUniform::WGSL, std::mem::size_of::<PrepUniform>()),
+            (ForwardTileUniform::WGSL, std::mem::size_of::<ForwardTileUniform>()),
+            (GradTileUniform::WGSL, std::mem::size_of::<GradTileUniform>()),
+        ] {
+            assert_eq!(wgsl.matches(": u32").count() * 4, size, "{wgsl}");
+        }
+        assert!(!COMMON_WGSL.contains("struct ConvParams"), "the blocks are declared from Rust only");
     }
 }

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::geometry::{Conv2dGeometry, Conv2dParams, u32_of};
 use crate::gpu::context::Context;
 use crate::gpu::job::Job;
-use crate::gpu::kernels::{self, ConvUniform, KernelSpec};
+use crate::gpu::kernels::{self, ConvUniform, ForwardTileUniform, GradTileUniform, KernelSpec, PrepUniform};
 use crate::gpu::tensor::Tensor;
 use crate::plan::variant::{Pad, Variant};
 use crate::plan::{self, DySource, ForwardPlan, ForwardTiles, InputGradPlan, WeightGradPlan, WeightGradTiles};
@@ -137,7 +137,8 @@ impl Context {
         flags: u32,
         [x, w, bias, y]: [&wgpu::Buffer; 4],
     ) -> Result<()> {
-        let mut u = ConvUniform::new(geo, flags, 0);
+        let mut u = ForwardTileUniform::new(geo, flags, 0);
+        u.one = 1;
         u.hp = u32_of(t.read.hp)?;
         u.wp = u32_of(t.read.wp)?;
         u.ph = u32_of(t.read.ph)?;
@@ -156,14 +157,15 @@ impl Context {
                 // The tile's filters contiguous in each tap, for the vec4 weight loads.
                 let taps = geo.channels_per_group() * geo.s * geo.t;
                 let wt = self.temp("transposed weights", &[geo.params.groups, taps, kpad])?;
-                u.kpad = u32_of(kpad)?;
-                u.total = u32_of(wt.len())?;
+                let mut ut = PrepUniform::new(geo, 0, u32_of(wt.len())?);
+                ut.kpad = u32_of(kpad)?;
+                u.kpad = ut.kpad;
                 job.dispatch(
                     &kernels::TRANSPOSE_WEIGHTS,
                     &Variant::Plain,
-                    bytemuck::bytes_of(&u),
+                    bytemuck::bytes_of(&ut),
                     &[w, &wt.buffer],
-                    u.total,
+                    ut.total,
                 )?;
                 u.total = total;
                 job.dispatch(
@@ -232,7 +234,7 @@ impl Context {
         len: usize,
     ) -> Result<()> {
         let xp = self.padded_input(job, geo, x, t.wp)?;
-        let mut u = ConvUniform::new(geo, 0, 0);
+        let mut u = GradTileUniform::new(geo, 0, 0);
         u.hp = u32_of(t.hp)?;
         u.wp = u32_of(t.wp)?;
         u.ph = 0;
@@ -256,7 +258,8 @@ impl Context {
                 } else {
                     let planes = Conv2dGeometry::new(geo.n, geo.k, [geo.p, geo.q], 1, [1, 1], Conv2dParams::new())?;
                     let dyp = self.temp("padded output gradient", &[geo.n, geo.k, geo.p, qp])?;
-                    let mut ud = ConvUniform::new(&planes, 0, u32_of(geo.n * geo.k * geo.p)?);
+                    let mut ud = PrepUniform::new(&planes, 0, u32_of(geo.n * geo.k * geo.p)?);
+                    ud.hp = u32_of(geo.p)?;
                     ud.wp = u32_of(qp)?;
                     let bufs = [dy, &dyp.buffer];
                     job.dispatch(&kernels::PAD_INPUT, &Variant::Plain, bytemuck::bytes_of(&ud), &bufs, ud.total)?;
@@ -273,13 +276,14 @@ impl Context {
             }
         }
         if let Some(partial) = partial {
-            u.total = u32_of(len)?;
+            let mut us = PrepUniform::new(geo, 0, u32_of(len)?);
+            us.splits = u.splits;
             job.dispatch(
                 &kernels::SPLIT_SUM,
                 &Variant::Plain,
-                bytemuck::bytes_of(&u),
+                bytemuck::bytes_of(&us),
                 &[&partial.buffer, dw],
-                u.total,
+                us.total,
             )?;
         }
         Ok(())
@@ -355,7 +359,7 @@ impl Context {
             }
             DySource::Spread => {
                 let spread = self.temp("spread output gradient", &[geo.n, geo.k, hp, wp])?;
-                let mut u = ConvUniform::new(geo, 0, u32_of(geo.n * geo.k * hp)?);
+                let mut u = PrepUniform::new(geo, 0, u32_of(geo.n * geo.k * hp)?);
                 u.hp = u32_of(hp)?;
                 u.wp = u32_of(wp)?;
                 let bufs = [dy, &spread.buffer];
@@ -437,7 +441,7 @@ impl Context {
     fn padded_input(&self, job: &mut Job, geo: &Conv2dGeometry, x: &wgpu::Buffer, wp: usize) -> Result<Tensor> {
         let hp = geo.h + 2 * geo.params.padding[0];
         let xp = self.temp("padded input", &[geo.n, geo.c, hp, wp])?;
-        let mut u = ConvUniform::new(geo, 0, u32_of(geo.n * geo.c * hp)?);
+        let mut u = PrepUniform::new(geo, 0, u32_of(geo.n * geo.c * hp)?);
         u.hp = u32_of(hp)?;
         u.wp = u32_of(wp)?;
         let kernel = if geo.w.is_multiple_of(4) { &kernels::PAD_INPUT_VEC4 } else { &kernels::PAD_INPUT };
