@@ -2,8 +2,9 @@
 //! cache.
 //!
 //! Each kernel lives in `shaders/NAME.wgsl`; its name is also its wgpu label and its cache key. The
-//! convolution kernels are compiled with `shaders/common.wgsl` prepended, which declares the uniform
-//! struct mirrored by [`ConvUniform`] and the flat-index helper.
+//! convolution kernels are compiled after the uniform blocks of the four families (declared here, from
+//! the same field lists as their Rust structs) and `shaders/common.wgsl` (tile decompositions and the
+//! flat-index helper).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
