@@ -206,16 +206,17 @@ impl Context {
         let [_, _, s, t] = dw.shape4("weight gradient dW")?;
         let geo = params.geometry_for_weight_grad(x.shape4("input X")?, dy.shape4("output gradient dY")?, [s, t])?;
         self.check_out(dw, &geo.weight_shape(), &[x, dy])?;
-        let per_sample = self.plan_weight_grad(&geo)?.per_sample(&geo);
+        let plan = self.plan_weight_grad(&geo)?;
         let [xs, ys] = [geo.c * geo.h * geo.w, geo.k * geo.p * geo.q];
         // Over batch chunks dW is a sum: each chunk's dW goes to its slot, then the slots are added in
         // order (split_sum.wgsl), so the result does not depend on timing.
         let mut job = self.job();
-        self.reduce_batches(&mut job, &geo, per_sample, &dw.buffer, dw.len(), |job, chunk, n0, out| {
+        self.reduce_batches(&mut job, &geo, plan.per_sample(&geo), &dw.buffer, dw.len(), |job, chunk, n0, out| {
             let xc = self.batch_slice(job, &x.buffer, xs, n0, chunk.n)?;
             let dyc = self.batch_slice(job, &dy.buffer, ys, n0, chunk.n)?;
-            // The split of the reduction depends on the chunk's batch: planned per chunk.
-            match self.plan_weight_grad(chunk)? {
+            // The split of the reduction depends on the batch: a chunk of fewer samples is planned anew.
+            let chunk_plan = if chunk.n == geo.n { plan } else { self.plan_weight_grad(chunk)? };
+            match chunk_plan {
                 WeightGradPlan::Direct => self.run(job, &kernels::WEIGHT_GRAD, chunk, 0, &[&xc, &dyc], out, dw.len()),
                 WeightGradPlan::Tiled(t) => self.weight_grad_tiles(job, chunk, &t, [&xc, &dyc, out], dw.len()),
             }
@@ -237,8 +238,6 @@ impl Context {
         let mut u = GradTileUniform::new(geo, 0, 0);
         u.hp = u32_of(t.hp)?;
         u.wp = u32_of(t.wp)?;
-        u.ph = 0;
-        u.pw = 0;
         u.total = u32_of(geo.params.groups * t.ktiles * t.lanes * t.splits)?;
         u.lanes = u32_of(t.lanes)?;
         u.ktiles = u32_of(t.ktiles)?;

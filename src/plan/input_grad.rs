@@ -89,10 +89,12 @@ pub fn input_grad(geo: &Conv2dGeometry, profile: &AdapterProfile, strategy: Stra
     let in_place = vec4
         && geo.q.is_multiple_of(4)
         && if sw == 1 { sh == 1 && ow.is_multiple_of(4) } else { bq.is_multiple_of(4 * sw) };
-    let cols = (vec4 && sw > 1 && bq.is_multiple_of(sw)).then(|| {
-        let lead = isize::try_from(ow / sw).unwrap_or(isize::MAX);
-        Cols { step: sw, phase: (sw - ow % sw) % sw, lead: in_place.then_some(-lead) }
-    });
+    let cols = if vec4 && sw > 1 && bq.is_multiple_of(sw) {
+        let lead = isize::try_from(ow / sw).map_err(|_| Error::Overflow { what: "frame", detail: ow.to_string() })?;
+        Some(Cols { step: sw, phase: (sw - ow % sw) % sw, lead: in_place.then_some(-lead) })
+    } else {
+        None
+    };
     let (source, read) = if in_place {
         (DySource::InPlace, Read { pad: Pad::Mask, hp: geo.p, wp: geo.q, ph: oh, pw: ow })
     } else {

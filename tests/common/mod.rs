@@ -35,11 +35,6 @@ pub fn reference_ctx() -> &'static Context {
     path("reference")
 }
 
-/// Both kernel paths, each with its context: `[("tuned", ..), ("reference", ..)]`.
-pub fn both_paths() -> [(&'static str, &'static Context); 2] {
-    [("tuned", ctx()), ("reference", reference_ctx())]
-}
-
 /// Every path the planner can take, each on a context of its own (over the one device of [`ctx`]): the automatic plans of this
 /// adapter's profile (`CONVGRAD_PROFILE` or detected) and of the other profile, each forced kernel
 /// family on both profiles, and the reference kernels. The other profile is what makes a software
