@@ -38,7 +38,7 @@ pub enum Error {
     /// The dilated kernel does not fit in the padded input, so the output would be empty.
     #[error(
         "kernel does not fit along {axis}: dilated kernel extent {extent} (= {dilation}·({kernel}−1)+1) \
-         exceeds padded input {padded} (= {input}+2·{padding})"
+         exceeds padded input {padded} (= {input}+{padding} of padding)"
     )]
     KernelTooLarge {
         /// `"height"` or `"width"`.
@@ -51,9 +51,9 @@ pub enum Error {
         extent: usize,
         /// Input size along the axis.
         input: usize,
-        /// Padding along the axis.
+        /// Padding along the axis, both sides together.
         padding: usize,
-        /// `input + 2·padding`.
+        /// `input + padding`.
         padded: usize,
     },
 

@@ -1,37 +1,182 @@
 //! Layer parameters and the one place where output sizes are computed.
 //!
-//! Along each axis, with input size `H`, kernel size `S`, stride `sh`, padding `ph` and dilation `dh`,
-//! the output size is
+//! Along each axis, with input size `H`, kernel size `S`, stride `sh`, padding `pt` before the input
+//! (top) and `pb` after it (bottom), and dilation `dh`, the output size is
 //!
 //! ```text
-//! P = ⌊(H + 2·ph − dh·(S−1) − 1) / sh⌋ + 1
+//! P = ⌊(H + pt + pb − dh·(S−1) − 1) / sh⌋ + 1
 //! ```
 //!
-//! which exists only when the dilated kernel extent `dh·(S−1)+1` fits in the padded input `H + 2·ph`.
-//! All arithmetic here is checked: a size that would overflow is an [`Error::Overflow`], never a wrap.
+//! which exists only when the dilated kernel extent `dh·(S−1)+1` fits in the padded input `H + pt + pb`.
+//! Only the leading padding moves the taps (output row `p` reads input row `p·sh + i·dh − pt`); the
+//! trailing padding only adds output rows. All arithmetic here is checked: a size that would overflow
+//! is an [`Error::Overflow`], never a wrap.
 
 use crate::error::{Error, Result};
 
-/// Stride, zero padding, dilation and groups of a 2-D convolution layer.
+/// Zeros around the input, per side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Sides {
+    /// Rows of zeros above the input.
+    pub top: usize,
+    /// Rows of zeros below it.
+    pub bottom: usize,
+    /// Columns of zeros left of it.
+    pub left: usize,
+    /// Columns of zeros right of it.
+    pub right: usize,
+}
+
+impl Sides {
+    /// `ph` rows above and below, `pw` columns left and right.
+    #[must_use]
+    pub const fn symmetric(ph: usize, pw: usize) -> Self {
+        Self { top: ph, bottom: ph, left: pw, right: pw }
+    }
+
+    /// The padding before the input along each axis, `[top, left]`: the offset of every tap.
+    #[must_use]
+    pub const fn lead(&self) -> [usize; 2] {
+        [self.top, self.left]
+    }
+
+    /// The padding after the input along each axis, `[bottom, right]`.
+    #[must_use]
+    pub const fn trail(&self) -> [usize; 2] {
+        [self.bottom, self.right]
+    }
+
+    /// Whether both axes are padded the same on both sides.
+    #[must_use]
+    pub const fn is_symmetric(&self) -> bool {
+        self.top == self.bottom && self.left == self.right
+    }
+}
+
+/// How the input is padded with zeros.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Padding {
+    /// The given number of zeros on each side.
+    Explicit(Sides),
+    /// As PyTorch's `padding='same'` (and TensorFlow's `SAME` at stride 1): the output has the
+    /// input's size. Along each axis the dilated kernel needs `dh·(S−1)` zeros in all; `⌊dh·(S−1)/2⌋`
+    /// go before the input and the rest after it, so an even kernel has its extra row at the bottom
+    /// and its extra column at the right. Stride 1 only, as in PyTorch.
+    Same,
+}
+
+impl Padding {
+    /// The sides this padding gives a kernel of `[S, T]` at `stride` and `dilation`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`] for [`Padding::Same`] with a stride other than 1.
+    pub fn resolve(&self, kernel: [usize; 2], stride: [usize; 2], dilation: [usize; 2]) -> Result<Sides> {
+        match *self {
+            Padding::Explicit(sides) => Ok(sides),
+            Padding::Same => {
+                if stride != [1, 1] {
+                    return Err(Error::InvalidOption {
+                        what: "padding 'same'",
+                        got: format!("stride {},{}", stride[0], stride[1]),
+                        expected: "stride 1 (as in PyTorch; give the padding per side for other strides)",
+                    });
+                }
+                let total = |axis: usize| dilation[axis].saturating_mul(kernel[axis].saturating_sub(1));
+                let [th, tw] = [total(0), total(1)];
+                Ok(Sides { top: th / 2, bottom: th - th / 2, left: tw / 2, right: tw - tw / 2 })
+            }
+        }
+    }
+}
+
+/// The order of a layer's tensors in memory (C order, outermost dimension first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Layout {
+    /// Activations (X, Y, dY, dX) `N×C×H×W`, weights `K×(C/G)×S×T` (OIHW): PyTorch's default.
+    #[default]
+    Nchw,
+    /// Activations `N×H×W×C` (channels last), weights `K×S×T×(C/G)` (OHWI): PyTorch's
+    /// `channels_last` memory format, whose tensors still report NCHW sizes.
+    Nhwc,
+}
+
+impl Layout {
+    /// The shape of an activation of batch `n`, `c` channels and `h × w` in this layout.
+    #[must_use]
+    pub const fn activation(self, [n, c, h, w]: [usize; 4]) -> [usize; 4] {
+        match self {
+            Layout::Nchw => [n, c, h, w],
+            Layout::Nhwc => [n, h, w, c],
+        }
+    }
+
+    /// `[N, C, H, W]` of an activation of `shape` in this layout.
+    #[must_use]
+    pub const fn activation_dims(self, shape: [usize; 4]) -> [usize; 4] {
+        match self {
+            Layout::Nchw => shape,
+            Layout::Nhwc => [shape[0], shape[3], shape[1], shape[2]],
+        }
+    }
+
+    /// The shape of `k` filters of `cg` channels and `s × t` taps in this layout.
+    #[must_use]
+    pub const fn weights(self, [k, cg, s, t]: [usize; 4]) -> [usize; 4] {
+        match self {
+            Layout::Nchw => [k, cg, s, t],
+            Layout::Nhwc => [k, s, t, cg],
+        }
+    }
+
+    /// `[K, C/G, S, T]` of weights of `shape` in this layout.
+    #[must_use]
+    pub const fn weight_dims(self, shape: [usize; 4]) -> [usize; 4] {
+        match self {
+            Layout::Nchw => shape,
+            Layout::Nhwc => [shape[0], shape[3], shape[1], shape[2]],
+        }
+    }
+
+    /// Which dimension of a weight shape holds the channels per group, and the shape's letters.
+    fn weight_channels(self) -> (usize, &'static str) {
+        match self {
+            Layout::Nchw => (1, "K×C/G×S×T"),
+            Layout::Nhwc => (3, "K×S×T×C/G"),
+        }
+    }
+
+    /// `"nchw"` or `"nhwc"`.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Layout::Nchw => "nchw",
+            Layout::Nhwc => "nhwc",
+        }
+    }
+}
+
+/// Stride, zero padding, dilation, groups and memory layout of a 2-D convolution layer.
 ///
 /// Pairs are `[height, width]`. The default is the single-channel valid correlation: stride 1,
-/// no padding, no dilation, one group.
+/// no padding, no dilation, one group, NCHW.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Conv2dParams {
     /// Step between output positions, `[sh, sw]`.
     pub stride: [usize; 2],
-    /// Zeros added on both sides of the input, `[ph, pw]`.
-    pub padding: [usize; 2],
+    /// Zeros added around the input.
+    pub padding: Padding,
     /// Step between kernel taps, `[dh, dw]`.
     pub dilation: [usize; 2],
     /// Number of groups `G`: channels and filters are split into `G` blocks and filter block `g` sees
     /// only channel block `g`.
     pub groups: usize,
+    /// How the tensors of the layer are laid out; every shape given or returned is in this layout.
+    pub layout: Layout,
 }
 
 impl Default for Conv2dParams {
     fn default() -> Self {
-        Self { stride: [1, 1], padding: [0, 0], dilation: [1, 1], groups: 1 }
+        Self { stride: [1, 1], padding: Padding::Explicit(Sides::default()), dilation: [1, 1], groups: 1, layout: Layout::Nchw }
     }
 }
 
@@ -49,10 +194,26 @@ impl Conv2dParams {
         self
     }
 
-    /// Sets the zero padding `[ph, pw]`.
+    /// Sets the zero padding: `ph` rows above and below the input, `pw` columns left and right.
     #[must_use]
     pub fn padding(mut self, ph: usize, pw: usize) -> Self {
-        self.padding = [ph, pw];
+        self.padding = Padding::Explicit(Sides::symmetric(ph, pw));
+        self
+    }
+
+    /// Sets the zero padding per side (PyTorch's `F.pad(x, (left, right, top, bottom))` before a
+    /// valid convolution).
+    #[must_use]
+    pub fn padding_sides(mut self, top: usize, bottom: usize, left: usize, right: usize) -> Self {
+        self.padding = Padding::Explicit(Sides { top, bottom, left, right });
+        self
+    }
+
+    /// Pads so that the output has the input's size, as PyTorch's `padding='same'` (see
+    /// [`Padding::Same`]); the layer must have stride 1.
+    #[must_use]
+    pub fn padding_same(mut self) -> Self {
+        self.padding = Padding::Same;
         self
     }
 
@@ -70,18 +231,27 @@ impl Conv2dParams {
         self
     }
 
-    /// Resolves the layer for an input of shape `[N, C, H, W]` and weights of shape `[K, C/G, S, T]`.
+    /// Sets the memory layout of the layer's tensors.
+    #[must_use]
+    pub fn layout(mut self, layout: Layout) -> Self {
+        self.layout = layout;
+        self
+    }
+
+    /// Resolves the layer for an input of shape `[N, C, H, W]` and weights of shape `[K, C/G, S, T]`
+    /// (`[N, H, W, C]` and `[K, S, T, C/G]` in [`Layout::Nhwc`]).
     ///
     /// # Errors
     /// A zero dimension, stride or dilation; channels or filters not divisible by the groups; a weight
     /// shape that does not match the input's channels; a kernel that does not fit; an overflow.
     pub fn geometry(&self, input: [usize; 4], weight: [usize; 4]) -> Result<Conv2dGeometry> {
-        let [n, c, h, w] = input;
-        let [k, cg, s, t] = weight;
+        let [n, c, h, w] = self.layout.activation_dims(input);
+        let [k, cg, s, t] = self.layout.weight_dims(weight);
         self.check_groups(c, k)?;
         if cg != c / self.groups {
+            let (dim, letters) = self.layout.weight_channels();
             return Err(Error::shape(
-                "weight channels (dimension 1 of K×C/G×S×T)",
+                format!("weight channels (dimension {dim} of {letters})"),
                 format!("{} (= C {} / groups {})", c / self.groups, c, self.groups),
                 cg.to_string(),
             ));
@@ -90,7 +260,7 @@ impl Conv2dParams {
     }
 
     /// Resolves the layer for the weight gradient: input `[N, C, H, W]`, output gradient
-    /// `[N, K, P, Q]` and kernel size `[S, T]`.
+    /// `[N, K, P, Q]` (both in the layer's layout) and kernel size `[S, T]`.
     ///
     /// # Errors
     /// As [`Conv2dParams::geometry`], and a batch or output size of `dY` that does not match.
@@ -100,8 +270,8 @@ impl Conv2dParams {
         grad_output: [usize; 4],
         kernel: [usize; 2],
     ) -> Result<Conv2dGeometry> {
-        let [n, c, h, w] = input;
-        let [n2, k, p, q] = grad_output;
+        let [n, c, h, w] = self.layout.activation_dims(input);
+        let [n2, k, p, q] = self.layout.activation_dims(grad_output);
         if n2 != n {
             return Err(Error::shape("batch of the output gradient", n.to_string(), n2.to_string()));
         }
@@ -112,8 +282,8 @@ impl Conv2dParams {
     }
 
     /// Resolves the layer for the input gradient: output gradient `[N, K, P, Q]`, weights
-    /// `[K, C/G, S, T]` and the input size `[H, W]`, which must be given because with a stride above 1
-    /// several input sizes give the same output size.
+    /// `[K, C/G, S, T]` (both in the layer's layout) and the input size `[H, W]`, which must be given
+    /// because with a stride above 1 several input sizes give the same output size.
     ///
     /// # Errors
     /// As [`Conv2dParams::geometry`], and an input size that does not give `[P, Q]`.
@@ -123,8 +293,8 @@ impl Conv2dParams {
         weight: [usize; 4],
         input_size: [usize; 2],
     ) -> Result<Conv2dGeometry> {
-        let [n, k, p, q] = grad_output;
-        let [k2, cg, s, t] = weight;
+        let [n, k, p, q] = self.layout.activation_dims(grad_output);
+        let [k2, cg, s, t] = self.layout.weight_dims(weight);
         if k2 != k {
             return Err(Error::shape("filters of the weights (dimension 0)", k.to_string(), k2.to_string()));
         }
@@ -152,7 +322,8 @@ impl Conv2dParams {
     }
 }
 
-/// Output size along one axis, `⌊(input + 2·padding − dilation·(kernel−1) − 1) / stride⌋ + 1`.
+/// Output size along one axis, `⌊(input + lead + trail − dilation·(kernel−1) − 1) / stride⌋ + 1` with
+/// `padding = [lead, trail]`, the zeros before and after the input.
 ///
 /// # Errors
 /// [`Error::ZeroStep`] for a zero stride or dilation, [`Error::ZeroDimension`] for a zero size,
@@ -162,7 +333,7 @@ pub fn output_size(
     input: usize,
     kernel: usize,
     stride: usize,
-    padding: usize,
+    [lead, trail]: [usize; 2],
     dilation: usize,
 ) -> Result<usize> {
     let is_h = axis == "height";
@@ -180,9 +351,10 @@ pub fn output_size(
     }
     let overflow = || Error::Overflow {
         what: "output size",
-        detail: format!("input {input}, kernel {kernel}, padding {padding}, dilation {dilation}"),
+        detail: format!("input {input}, kernel {kernel}, padding {lead}+{trail}, dilation {dilation}"),
     };
-    let padded = padding.checked_mul(2).and_then(|p2| input.checked_add(p2)).ok_or_else(overflow)?;
+    let padding = lead.checked_add(trail).ok_or_else(overflow)?;
+    let padded = input.checked_add(padding).ok_or_else(overflow)?;
     let extent = dilation.checked_mul(kernel - 1).and_then(|e| e.checked_add(1)).ok_or_else(overflow)?;
     let room = padded.checked_sub(extent).ok_or(Error::KernelTooLarge {
         axis,
@@ -198,7 +370,8 @@ pub fn output_size(
 
 /// A fully resolved convolution problem: every size and parameter.
 ///
-/// Shapes: input `X` is `[N, C, H, W]`, weights `W` are `[K, C/G, S, T]`, output `Y` is `[N, K, P, Q]`.
+/// Shapes: input `X` is `[N, C, H, W]`, weights `W` are `[K, C/G, S, T]`, output `Y` is `[N, K, P, Q]`,
+/// in that order in [`Layout::Nchw`] and as [`Layout`] orders them otherwise.
 /// Every element count fits in a `u32`, so the WGSL kernels can index with 32-bit integers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Conv2dGeometry {
@@ -220,7 +393,9 @@ pub struct Conv2dGeometry {
     pub p: usize,
     /// Output width Q.
     pub q: usize,
-    /// Stride, padding, dilation and groups.
+    /// The padding per side, resolved from `params.padding` ([`Padding::Same`] made explicit).
+    pub pad: Sides,
+    /// Stride, padding, dilation and groups, as given.
     pub params: Conv2dParams,
 }
 
@@ -244,9 +419,10 @@ impl Conv2dGeometry {
             }
         }
         params.check_groups(c, k)?;
-        let p = output_size("height", h, s, params.stride[0], params.padding[0], params.dilation[0])?;
-        let q = output_size("width", w, t, params.stride[1], params.padding[1], params.dilation[1])?;
-        let geo = Self { n, c, h, w, k, s, t, p, q, params };
+        let pad = params.padding.resolve([s, t], params.stride, params.dilation)?;
+        let p = output_size("height", h, s, params.stride[0], [pad.top, pad.bottom], params.dilation[0])?;
+        let q = output_size("width", w, t, params.stride[1], [pad.left, pad.right], params.dilation[1])?;
+        let geo = Self { n, c, h, w, k, s, t, p, q, pad, params };
         for (what, shape) in [
             ("input element count", geo.input_shape()),
             ("weight element count", geo.weight_shape()),
@@ -255,7 +431,7 @@ impl Conv2dGeometry {
             count_u32(what, shape)?;
         }
         // The padded extents enter the kernels' index arithmetic as u32 too.
-        for (what, v) in [("padded height", h + 2 * params.padding[0]), ("padded width", w + 2 * params.padding[1])] {
+        for (what, v) in [("padded height", h + pad.top + pad.bottom), ("padded width", w + pad.left + pad.right)] {
             if u32::try_from(v).is_err() {
                 return Err(Error::Overflow { what, detail: format!("{v} does not fit in u32") });
             }
@@ -283,22 +459,28 @@ impl Conv2dGeometry {
         self.k / self.params.groups
     }
 
-    /// `[N, C, H, W]`.
+    /// The shape of X (and dX): `[N, C, H, W]` in the layer's layout.
     #[must_use]
     pub fn input_shape(&self) -> [usize; 4] {
-        [self.n, self.c, self.h, self.w]
+        self.params.layout.activation([self.n, self.c, self.h, self.w])
     }
 
-    /// `[K, C/G, S, T]`.
+    /// The shape of W (and dW): `[K, C/G, S, T]` in the layer's layout.
     #[must_use]
     pub fn weight_shape(&self) -> [usize; 4] {
-        [self.k, self.channels_per_group(), self.s, self.t]
+        self.params.layout.weights([self.k, self.channels_per_group(), self.s, self.t])
     }
 
-    /// `[N, K, P, Q]`.
+    /// The shape of Y (and dY): `[N, K, P, Q]` in the layer's layout.
     #[must_use]
     pub fn output_shape(&self) -> [usize; 4] {
-        [self.n, self.k, self.p, self.q]
+        self.params.layout.activation([self.n, self.k, self.p, self.q])
+    }
+
+    /// The same layer in [`Layout::Nchw`], the order the kernels compute in.
+    #[must_use]
+    pub fn nchw(&self) -> Self {
+        Self { params: self.params.layout(Layout::Nchw), ..*self }
     }
 
     /// Floating-point operations of one forward pass (and of each gradient):
@@ -323,15 +505,29 @@ impl Conv2dGeometry {
         Ok(())
     }
 
-    /// A short human-readable description, e.g. `8×64×56×56 * 64×64×3×3 s1 p1 d1 g1`.
+    /// The padded input's extent, `[H + top + bottom, W + left + right]`.
+    #[must_use]
+    pub fn padded_size(&self) -> [usize; 2] {
+        [self.h + self.pad.top + self.pad.bottom, self.w + self.pad.left + self.pad.right]
+    }
+
+    /// A short human-readable description, e.g. `8×64×56×56 * 64×64×3×3 s1 p1 d1 g1`; asymmetric
+    /// padding prints per side, `p0,1,0,1` (top, bottom, left, right).
     #[must_use]
     pub fn describe(&self) -> String {
         let pr = &self.params;
         let pair = |a: [usize; 2]| {
             if a[0] == a[1] { a[0].to_string() } else { format!("{},{}", a[0], a[1]) }
         };
+        let pd = &self.pad;
+        let padding = if pd.is_symmetric() {
+            pair(pd.lead())
+        } else {
+            format!("{},{},{},{}", pd.top, pd.bottom, pd.left, pd.right)
+        };
+        let layout = if pr.layout == Layout::Nchw { "" } else { " nhwc" };
         format!(
-            "{}×{}×{}×{} * {}×{}×{}×{} s{} p{} d{} g{}",
+            "{}×{}×{}×{} * {}×{}×{}×{} s{} p{} d{} g{}{layout}",
             self.n,
             self.c,
             self.h,
@@ -341,7 +537,7 @@ impl Conv2dGeometry {
             self.s,
             self.t,
             pair(pr.stride),
-            pair(pr.padding),
+            padding,
             pair(pr.dilation),
             pr.groups
         )
@@ -376,25 +572,27 @@ mod tests {
     #[test]
     fn stride_padding_dilation_sizes() {
         // (224 + 6 − 6 − 1) / 2 + 1 = 112
-        assert_eq!(output_size("height", 224, 7, 2, 3, 1).unwrap(), 112);
+        assert_eq!(output_size("height", 224, 7, 2, [3, 3], 1).unwrap(), 112);
         // (10 + 0 − 2·2 − 1) / 1 + 1 = 6
-        assert_eq!(output_size("width", 10, 3, 1, 0, 2).unwrap(), 6);
+        assert_eq!(output_size("width", 10, 3, 1, [0, 0], 2).unwrap(), 6);
         // kernel exactly the padded input: one output
-        assert_eq!(output_size("height", 3, 5, 3, 1, 1).unwrap(), 1);
+        assert_eq!(output_size("height", 3, 5, 3, [1, 1], 1).unwrap(), 1);
+        // one more zero after than before: (5 + 0 + 1 − 2 − 1) / 1 + 1 = 4
+        assert_eq!(output_size("height", 5, 2, 1, [0, 1], 1).unwrap(), 5);
     }
 
     #[test]
     fn kernel_too_large_is_an_error() {
-        let e = output_size("height", 4, 3, 1, 0, 2).unwrap_err();
+        let e = output_size("height", 4, 3, 1, [0, 0], 2).unwrap_err();
         assert!(matches!(e, Error::KernelTooLarge { extent: 5, padded: 4, .. }), "{e}");
     }
 
     #[test]
     fn zero_sizes_and_steps_are_errors() {
-        assert!(matches!(output_size("height", 4, 3, 0, 0, 1), Err(Error::ZeroStep { .. })));
-        assert!(matches!(output_size("height", 4, 3, 1, 0, 0), Err(Error::ZeroStep { .. })));
-        assert!(matches!(output_size("width", 0, 3, 1, 0, 1), Err(Error::ZeroDimension { .. })));
-        assert!(matches!(output_size("width", 4, 0, 1, 0, 1), Err(Error::ZeroDimension { .. })));
+        assert!(matches!(output_size("height", 4, 3, 0, [0, 0], 1), Err(Error::ZeroStep { .. })));
+        assert!(matches!(output_size("height", 4, 3, 1, [0, 0], 0), Err(Error::ZeroStep { .. })));
+        assert!(matches!(output_size("width", 0, 3, 1, [0, 0], 1), Err(Error::ZeroDimension { .. })));
+        assert!(matches!(output_size("width", 4, 0, 1, [0, 0], 1), Err(Error::ZeroDimension { .. })));
         let p = Conv2dParams::default();
         assert!(matches!(Conv2dGeometry::new(0, 1, [3, 3], 1, [1, 1], p), Err(Error::ZeroDimension { .. })));
         assert!(matches!(p.groups(0).geometry([1, 2, 3, 3], [2, 2, 1, 1]), Err(Error::ZeroDimension { .. })));
@@ -412,7 +610,7 @@ mod tests {
     #[test]
     fn overflow_is_an_error() {
         let p = Conv2dParams::default();
-        let e = output_size("height", usize::MAX, 3, 1, 1, 1).unwrap_err();
+        let e = output_size("height", usize::MAX, 3, 1, [1, 1], 1).unwrap_err();
         assert!(matches!(e, Error::Overflow { .. }), "{e}");
         let e = Conv2dGeometry::new(70_000, 1, [70_000, 1], 1, [1, 1], p).unwrap_err();
         assert!(matches!(e, Error::Overflow { .. }), "{e}");
@@ -426,6 +624,42 @@ mod tests {
         assert!(p.geometry_for_input_grad([1, 1, 3, 3], [1, 1, 3, 3], [8, 8]).is_ok());
         let e = p.geometry_for_input_grad([1, 1, 3, 3], [1, 1, 3, 3], [9, 9]).unwrap_err();
         assert!(matches!(e, Error::InputSizeMismatch { expected: (4, 4), .. }), "{e}");
+    }
+
+    #[test]
+    fn same_padding_matches_pytorch() {
+        // PyTorch puts ⌊total/2⌋ before and the rest after: an even kernel's extra zero goes last.
+        let cases = [([3, 3], [1, 1], Sides::symmetric(1, 1)), ([4, 2], [1, 1], Sides { top: 1, bottom: 2, left: 0, right: 1 }), ([4, 3], [2, 3], Sides { top: 3, bottom: 3, left: 3, right: 3 }), ([1, 2], [1, 2], Sides { top: 0, bottom: 0, left: 1, right: 1 })];
+        for (kernel, dilation, sides) in cases {
+            let params = Conv2dParams::new().dilation(dilation[0], dilation[1]).padding_same();
+            let geo = Conv2dGeometry::new(1, 1, [9, 10], 1, kernel, params).unwrap();
+            assert_eq!(geo.pad, sides, "{kernel:?} {dilation:?}");
+            assert_eq!([geo.p, geo.q], [9, 10]);
+        }
+        let e = Conv2dParams::new().stride(2, 1).padding_same().geometry([1, 1, 8, 8], [1, 1, 3, 3]).unwrap_err();
+        assert!(matches!(e, Error::InvalidOption { .. }), "{e}");
+    }
+
+    #[test]
+    fn asymmetric_padding_sizes_and_description() {
+        let geo = Conv2dParams::new().padding_sides(0, 1, 2, 0).geometry([1, 1, 5, 5], [1, 1, 2, 3]).unwrap();
+        assert_eq!([geo.p, geo.q], [5, 5]);
+        assert_eq!(geo.padded_size(), [6, 7]);
+        assert!(geo.describe().ends_with("p0,1,2,0 d1 g1"), "{}", geo.describe());
+    }
+
+    #[test]
+    fn nhwc_shapes_name_the_same_layer() {
+        let nchw = Conv2dParams::new().padding(1, 0).groups(2);
+        let nhwc = nchw.layout(Layout::Nhwc);
+        let a = nchw.geometry([2, 4, 7, 9], [6, 2, 3, 1]).unwrap();
+        let b = nhwc.geometry([2, 7, 9, 4], [6, 3, 1, 2]).unwrap();
+        assert_eq!(a, b.nchw());
+        assert_eq!(b.input_shape(), [2, 7, 9, 4]);
+        assert_eq!(b.weight_shape(), [6, 3, 1, 2]);
+        assert_eq!(b.output_shape(), [2, 7, 9, 6]);
+        let e = nhwc.geometry([2, 7, 9, 4], [6, 3, 1, 4]).unwrap_err();
+        assert!(e.to_string().contains("dimension 3 of K×S×T×C/G"), "{e}");
     }
 
     #[test]

@@ -88,7 +88,7 @@ pub mod synthetic;
 pub mod verify;
 
 pub use error::{Error, Result};
-pub use geometry::{Conv2dGeometry, Conv2dParams};
+pub use geometry::{Conv2dGeometry, Conv2dParams, Layout, Padding, Sides};
 pub use gpu::{Adam, AdapterOptions, Context, PipelineStats, Tensor, list_adapters};
 pub use plan::{AdapterProfile, Algorithm, DeviceClass, Strategy};
 

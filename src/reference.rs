@@ -9,7 +9,20 @@
 use ndarray::{Array1, Array4, ArrayView1, ArrayView4};
 
 use crate::error::{Error, Result};
-use crate::geometry::{Conv2dGeometry, Conv2dParams};
+use crate::geometry::{Conv2dGeometry, Conv2dParams, Layout};
+
+/// NHWC activations as NCHW views, or OHWI weights as OIHW: `[0, 3, 1, 2]` does both, and its
+/// inverse `[0, 2, 3, 1]` goes back. The reference computes in NCHW on views, copying nothing.
+const TO_NCHW: [usize; 4] = [0, 3, 1, 2];
+const FROM_NCHW: [usize; 4] = [0, 2, 3, 1];
+
+/// `a` (a result computed in NCHW / OIHW) in `layout`.
+fn in_layout(a: Array4<f64>, layout: Layout) -> Array4<f64> {
+    match layout {
+        Layout::Nchw => a,
+        Layout::Nhwc => a.permuted_axes(FROM_NCHW).as_standard_layout().into_owned(),
+    }
+}
 
 /// The input row (or column) read by output position `p` and kernel tap `i`: `p·stride + i·dilation −
 /// padding`, or `None` in the zero padding.
@@ -30,6 +43,11 @@ pub fn forward<T: Copy + Into<f64>>(
     bias: Option<ArrayView1<T>>,
     params: &Conv2dParams,
 ) -> Result<Array4<f64>> {
+    if params.layout != Layout::Nchw {
+        let nchw = params.layout(Layout::Nchw);
+        let y = forward(x.permuted_axes(TO_NCHW), w.permuted_axes(TO_NCHW), bias, &nchw)?;
+        return Ok(in_layout(y, params.layout));
+    }
     let geo = params.geometry(crate::dims4(&x), crate::dims4(&w))?;
     if let Some(b) = &bias
         && b.len() != geo.k
@@ -38,7 +56,7 @@ pub fn forward<T: Copy + Into<f64>>(
     }
     let Conv2dGeometry { n: nn, h, w: ww, k: kk, s, t, p: pp, q: qq, .. } = geo;
     let [sh, sw] = params.stride;
-    let [ph, pw] = params.padding;
+    let [ph, pw] = geo.pad.lead();
     let [dh, dw] = params.dilation;
     let (cpg, kpg) = (geo.channels_per_group(), geo.filters_per_group());
     let mut y = Array4::<f64>::zeros(geo.output_shape());
@@ -81,10 +99,15 @@ pub fn weight_grad<T: Copy + Into<f64>>(
     kernel: [usize; 2],
     params: &Conv2dParams,
 ) -> Result<Array4<f64>> {
+    if params.layout != Layout::Nchw {
+        let nchw = params.layout(Layout::Nchw);
+        let dw = weight_grad(x.permuted_axes(TO_NCHW), dy.permuted_axes(TO_NCHW), kernel, &nchw)?;
+        return Ok(in_layout(dw, params.layout));
+    }
     let geo = params.geometry_for_weight_grad(crate::dims4(&x), crate::dims4(&dy), kernel)?;
     let Conv2dGeometry { n: nn, h, w: ww, k: kk, s, t, p: pp, q: qq, .. } = geo;
     let [sh, sw] = params.stride;
-    let [ph, pw] = params.padding;
+    let [ph, pw] = geo.pad.lead();
     let [dh, dw] = params.dilation;
     let (cpg, kpg) = (geo.channels_per_group(), geo.filters_per_group());
     let mut dw_out = Array4::<f64>::zeros(geo.weight_shape());
@@ -130,10 +153,15 @@ pub fn input_grad<T: Copy + Into<f64>>(
     input_size: [usize; 2],
     params: &Conv2dParams,
 ) -> Result<Array4<f64>> {
+    if params.layout != Layout::Nchw {
+        let nchw = params.layout(Layout::Nchw);
+        let dx = input_grad(dy.permuted_axes(TO_NCHW), w.permuted_axes(TO_NCHW), input_size, &nchw)?;
+        return Ok(in_layout(dx, params.layout));
+    }
     let geo = params.geometry_for_input_grad(crate::dims4(&dy), crate::dims4(&w), input_size)?;
     let Conv2dGeometry { n: nn, h, w: ww, k: kk, s, t, p: pp, q: qq, .. } = geo;
     let [sh, sw] = params.stride;
-    let [ph, pw] = params.padding;
+    let [ph, pw] = geo.pad.lead();
     let [dh, dw] = params.dilation;
     let (cpg, kpg) = (geo.channels_per_group(), geo.filters_per_group());
     let mut dx = Array4::<f64>::zeros(geo.input_shape());
@@ -164,9 +192,10 @@ pub fn input_grad<T: Copy + Into<f64>>(
     Ok(dx)
 }
 
-/// Bias gradient: `dB[k] = Σ_n Σ_p Σ_q dY[n,k,p,q]`.
+/// Bias gradient: `dB[k] = Σ_n Σ_p Σ_q dY[n,k,p,q]`, with dY in `layout`.
 #[must_use]
-pub fn bias_grad<T: Copy + Into<f64>>(dy: ArrayView4<T>) -> Array1<f64> {
+pub fn bias_grad<T: Copy + Into<f64>>(dy: ArrayView4<T>, layout: Layout) -> Array1<f64> {
+    let dy = if layout == Layout::Nchw { dy } else { dy.permuted_axes(TO_NCHW) };
     let (nn, kk, pp, qq) = dy.dim();
     Array1::from_shape_fn(kk, |k| {
         let mut acc = 0.0f64;

@@ -9,7 +9,7 @@
 use ndarray::{Array, Array4, Dimension};
 
 use crate::error::Result;
-use crate::geometry::{Conv2dGeometry, Conv2dParams};
+use crate::geometry::{Conv2dGeometry, Conv2dParams, Layout};
 use crate::gpu::Context;
 use crate::reference;
 
@@ -127,7 +127,8 @@ pub const MAX_REL_ERR: f64 = 1e-5;
 /// A layer as `(N, C, [H, W], K, [S, T], params)`.
 pub type Layer = (usize, usize, [usize; 2], usize, [usize; 2], Conv2dParams);
 
-/// The layers the self-test runs: each parameter on its own, then all together.
+/// The layers the self-test runs: each parameter on its own, then all together; 'same' and per-side
+/// padding; channels last.
 #[must_use]
 pub fn self_test_layers() -> Vec<Layer> {
     let d = Conv2dParams::new();
@@ -138,6 +139,9 @@ pub fn self_test_layers() -> Vec<Layer> {
         (1, 2, [14, 12], 2, [3, 2], d.dilation(2, 3)),
         (2, 6, [8, 9], 4, [3, 3], d.groups(2)),
         (2, 4, [15, 14], 6, [3, 2], d.stride(2, 1).padding(2, 1).dilation(1, 2).groups(2)),
+        (2, 3, [8, 9], 4, [4, 2], d.padding_same()),
+        (1, 2, [7, 10], 3, [3, 4], d.stride(2, 1).padding_sides(0, 2, 3, 1)),
+        (2, 4, [15, 14], 6, [3, 2], d.stride(2, 1).padding(2, 1).dilation(1, 2).groups(2).layout(Layout::Nhwc)),
     ]
 }
 
@@ -191,6 +195,19 @@ pub fn edge_layers() -> Vec<(&'static str, Layer)> {
         // Kernel rows of 13 taps have no vec4 variant: the scalar register tiles without a window row,
         // strided along the row.
         ("kernel rows of 13 taps, strided", (2, 2, [9, 30], 3, [2, 13], d.padding(1, 6).stride(1, 2))),
+        // Padding per side: only the leading zeros move the taps, the trailing ones add outputs. PyTorch's
+        // 'same' with even kernels (the extra zero at the bottom and right) and dilated; a left padding
+        // of whole vec4s with none on the right (masked reads); a bottom padding beyond the dilated
+        // kernel, where the input gradient has no zero frame and gathers.
+        ("same, even kernel", (2, 3, [8, 9], 4, [4, 2], d.padding_same())),
+        ("same, dilated", (1, 2, [9, 12], 3, [3, 3], d.dilation(2, 2).padding_same())),
+        ("padding per side", (2, 2, [7, 10], 3, [3, 4], d.padding_sides(0, 2, 3, 1))),
+        ("padding per side, masked", (1, 2, [8, 16], 4, [3, 5], d.padding_sides(2, 0, 4, 0))),
+        ("bottom padding > kernel, strided", (1, 2, [9, 9], 2, [3, 3], d.stride(2, 2).padding_sides(1, 3, 0, 2))),
+        // Channels last: the NCHW kernels between device transposes, with partial 16×16 tiles.
+        ("nhwc everything", (2, 4, [15, 14], 6, [3, 2], d.stride(2, 1).padding(2, 1).dilation(1, 2).groups(2).layout(Layout::Nhwc))),
+        ("nhwc resnet-like", (2, 16, [14, 14], 16, [3, 3], d.padding(1, 1).layout(Layout::Nhwc))),
+        ("nhwc same, even kernel", (3, 5, [8, 9], 3, [2, 2], d.padding_same().layout(Layout::Nhwc))),
     ]
 }
 
@@ -240,9 +257,9 @@ pub fn self_test(ctx: &Context) -> Result<Vec<CheckRow>> {
         let li = geo.filters_per_group() * geo.s * geo.t;
         row("input-grad", rel_err(&dx, &dx_ref), bound_ratio(&dx, &dx_ref, &dx_mag, li));
 
-        let db = ctx.conv2d_bias_grad(dy.view())?;
-        let db_ref = reference::bias_grad(dy.view());
-        let db_mag = reference::bias_grad(ady.view());
+        let db = ctx.conv2d_bias_grad(dy.view(), params.layout)?;
+        let db_ref = reference::bias_grad(dy.view(), params.layout);
+        let db_mag = reference::bias_grad(ady.view(), params.layout);
         row("bias-grad", rel_err(&db, &db_ref), bound_ratio(&db, &db_ref, &db_mag, lw));
     }
     rows.extend(finite_difference_rows(ctx, &mut rng)?);
@@ -285,11 +302,11 @@ fn finite_difference_rows(ctx: &Context, rng: &mut Rng) -> Result<Vec<CheckRow>>
     let (x32, w32) = (x.mapv(|v| v as f32), w.mapv(|v| v as f32));
     let gx = ctx.conv2d_input_grad(dy32.view(), w32.view(), [geo.h, geo.w], &params)?;
     let gw = ctx.conv2d_weight_grad(x32.view(), dy32.view(), [geo.s, geo.t], &params)?;
-    let gb = ctx.conv2d_bias_grad(dy32.view())?;
+    let gb = ctx.conv2d_bias_grad(dy32.view(), params.layout)?;
     let ady = y.mapv(f64::abs);
     let mx = reference::input_grad(ady.view(), w.mapv(f64::abs).view(), [geo.h, geo.w], &params)?;
     let mw = reference::weight_grad(x.mapv(f64::abs).view(), ady.view(), [geo.s, geo.t], &params)?;
-    let mb = reference::bias_grad(ady.view());
+    let mb = reference::bias_grad(ady.view(), params.layout);
     let lx = geo.filters_per_group() * geo.s * geo.t;
     let lw = geo.n * geo.p * geo.q;
 

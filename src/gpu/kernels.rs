@@ -67,6 +67,7 @@ kernel!(SPLIT_SUM, "split_sum", [Uniform, Read, Write]);
 kernel!(FLIP_WEIGHTS, "flip_weights", [Uniform, Read, Write]);
 kernel!(SCATTER_DY, "scatter_dy", [Uniform, Read, Write]);
 kernel!(TRANSPOSE_WEIGHTS, "transpose_weights", [Uniform, Read, Write]);
+kernel!(TRANSPOSE, "transpose", [Uniform, Read, Write]);
 kernel!(FORWARD_VEC4, "conv2d_forward_vec4", [Uniform, Read, Read, Read, Write]);
 kernel!(WEIGHT_GRAD_VEC4, "conv2d_weight_grad_vec4", [Uniform, Read, Read, Read, Read, Write]);
 
@@ -89,6 +90,7 @@ pub(crate) const ALL_KERNELS: &[&KernelSpec] = &[
     &FLIP_WEIGHTS,
     &SCATTER_DY,
     &TRANSPOSE_WEIGHTS,
+    &TRANSPOSE,
     &FORWARD_VEC4,
     &WEIGHT_GRAD_VEC4,
 ];
@@ -184,8 +186,10 @@ macro_rules! uniform {
                     q: u(geo.q),
                     sh: u(pr.stride[0]),
                     sw: u(pr.stride[1]),
-                    ph: u(pr.padding[0]),
-                    pw: u(pr.padding[1]),
+                    // The kernels see only the leading padding, the offset of every tap: the trailing
+                    // padding is already in P and Q (and in the extent of a padded copy).
+                    ph: u(geo.pad.top),
+                    pw: u(geo.pad.left),
                     dh: u(pr.dilation[0]),
                     dw: u(pr.dilation[1]),
                     cpg: u(geo.channels_per_group()),
@@ -210,7 +214,7 @@ uniform!(
 
 uniform!(
     /// The passes that prepare or finish a tiled kernel's buffers: `pad_input(_vec4)`, `scatter_dy`,
-    /// `transpose_weights`, `split_sum`.
+    /// `transpose_weights`, `split_sum`; and `transpose`, between layouts.
     PrepUniform,
     "PrepParams",
     [
@@ -418,7 +422,7 @@ fn build(device: &wgpu::Device, spec: &KernelSpec, variant: &Variant, label: &st
         entry_point: Some("main"),
         compilation_options: wgpu::PipelineCompilationOptions {
             constants: &[("WG", f64::from(WORKGROUP))],
-            // The simple kernels use no workgroup memory.
+            // Only `transpose` uses workgroup memory, and it reads only what it wrote.
             zero_initialize_workgroup_memory: false,
         },
         cache: None,

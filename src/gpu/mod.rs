@@ -4,6 +4,7 @@ pub(crate) mod batch;
 pub(crate) mod context;
 pub(crate) mod job;
 pub(crate) mod kernels;
+pub(crate) mod layout;
 pub(crate) mod ops;
 pub(crate) mod pool;
 pub(crate) mod tensor;

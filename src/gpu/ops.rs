@@ -7,7 +7,7 @@
 use ndarray::{Array1, Array2, Array3, Array4, ArrayView1, ArrayView2, ArrayView3, ArrayView4, Ix1, Ix4};
 
 use crate::error::{Error, Result};
-use crate::geometry::{Conv2dGeometry, Conv2dParams, u32_of};
+use crate::geometry::{Conv2dGeometry, Conv2dParams, Layout, u32_of};
 use crate::gpu::context::Context;
 use crate::gpu::job::Job;
 use crate::gpu::kernels::{self, ConvUniform, ForwardTileUniform, GradTileUniform, KernelSpec, PrepUniform};
@@ -60,25 +60,35 @@ impl Context {
         let inputs: Vec<&Tensor> = [x, w].into_iter().chain(bias).collect();
         self.check_out(y, &geo.output_shape(), &inputs)?;
         self.check_binding("weights W", w.len())?;
+        let layout = geo.params.layout;
+        let geo = geo.nchw();
         let plan = self.plan_forward(&geo)?;
         let [xs, ys] = [geo.c * geo.h * geo.w, geo.k * geo.p * geo.q];
         let mut job = self.job();
+        let wn = self.weights_in(&mut job, layout, &w.buffer, &geo)?;
+        let wb = wn.as_ref().map_or(&w.buffer, |t| &t.buffer);
         self.for_batches(&mut job, &geo, plan.per_sample(&geo), |job, chunk, n0| {
             let xc = self.batch_slice(job, &x.buffer, xs, n0, chunk.n)?;
+            let xn = self.activations_in(job, layout, &xc, [chunk.n, geo.c, geo.h * geo.w])?;
+            let xc = xn.as_ref().map_or(&xc, |t| &t.buffer);
             let yc = self.batch_out(&y.buffer, ys, n0, chunk.n)?;
+            let out = [chunk.n, geo.k, geo.p * geo.q];
+            let yn = self.nchw_scratch(layout, out)?;
+            let yk = yn.as_ref().map_or(&yc, |t| &t.buffer);
             match &plan {
                 ForwardPlan::Direct => {
-                    self.run(job, &kernels::FORWARD, chunk, flags, &[&xc, &w.buffer, bias_buf], &yc, chunk.n * ys)
+                    self.run(job, &kernels::FORWARD, chunk, flags, &[xc, wb, bias_buf], yk, chunk.n * ys)
                 }
                 ForwardPlan::Tiled(t) => {
                     let padded = match t.read.pad {
-                        Pad::Copy => Some(self.padded_input(job, chunk, &xc, t.read.wp)?),
+                        Pad::Copy => Some(self.padded_input(job, chunk, xc, t.read.wp)?),
                         Pad::Mask => None,
                     };
-                    let xr = padded.as_ref().map_or(&xc, |p| &p.buffer);
-                    self.forward_tiles(job, chunk, t, flags, [xr, &w.buffer, bias_buf, &yc])
+                    let xr = padded.as_ref().map_or(xc, |p| &p.buffer);
+                    self.forward_tiles(job, chunk, t, flags, [xr, wb, bias_buf, yk])
                 }
             }?;
+            self.activations_out(job, yn.as_ref(), &yc, out)?;
             self.batch_done(job, &yc, &y.buffer, ys, n0, chunk.n);
             Ok(())
         })?;
@@ -203,24 +213,34 @@ impl Context {
     /// # Errors
     /// As [`Context::weight_grad`], and a `dw` of the wrong shape or that is one of the inputs.
     pub fn weight_grad_into(&self, x: &Tensor, dy: &Tensor, params: &Conv2dParams, dw: &Tensor) -> Result<()> {
-        let [_, _, s, t] = dw.shape4("weight gradient dW")?;
+        let [_, _, s, t] = params.layout.weight_dims(dw.shape4("weight gradient dW")?);
         let geo = params.geometry_for_weight_grad(x.shape4("input X")?, dy.shape4("output gradient dY")?, [s, t])?;
         self.check_out(dw, &geo.weight_shape(), &[x, dy])?;
+        let layout = geo.params.layout;
+        let geo = geo.nchw();
         let plan = self.plan_weight_grad(&geo)?;
         let [xs, ys] = [geo.c * geo.h * geo.w, geo.k * geo.p * geo.q];
+        let taps = [geo.k, geo.channels_per_group(), geo.s * geo.t];
+        let dwn = self.nchw_scratch(layout, taps)?;
+        let dwk = dwn.as_ref().map_or(&dw.buffer, |t| &t.buffer);
         // Over batch chunks dW is a sum: each chunk's dW goes to its slot, then the slots are added in
         // order (split_sum.wgsl), so the result does not depend on timing.
         let mut job = self.job();
-        self.reduce_batches(&mut job, &geo, plan.per_sample(&geo), &dw.buffer, dw.len(), |job, chunk, n0, out| {
+        self.reduce_batches(&mut job, &geo, plan.per_sample(&geo), dwk, dw.len(), |job, chunk, n0, out| {
             let xc = self.batch_slice(job, &x.buffer, xs, n0, chunk.n)?;
+            let xn = self.activations_in(job, layout, &xc, [chunk.n, geo.c, geo.h * geo.w])?;
+            let xc = xn.as_ref().map_or(&xc, |t| &t.buffer);
             let dyc = self.batch_slice(job, &dy.buffer, ys, n0, chunk.n)?;
+            let dyn_ = self.activations_in(job, layout, &dyc, [chunk.n, geo.k, geo.p * geo.q])?;
+            let dyc = dyn_.as_ref().map_or(&dyc, |t| &t.buffer);
             // The split of the reduction depends on the batch: a chunk of fewer samples is planned anew.
             let chunk_plan = if chunk.n == geo.n { plan } else { self.plan_weight_grad(chunk)? };
             match chunk_plan {
-                WeightGradPlan::Direct => self.run(job, &kernels::WEIGHT_GRAD, chunk, 0, &[&xc, &dyc], out, dw.len()),
-                WeightGradPlan::Tiled(t) => self.weight_grad_tiles(job, chunk, &t, [&xc, &dyc, out], dw.len()),
+                WeightGradPlan::Direct => self.run(job, &kernels::WEIGHT_GRAD, chunk, 0, &[xc, dyc], out, dw.len()),
+                WeightGradPlan::Tiled(t) => self.weight_grad_tiles(job, chunk, &t, [xc, dyc, out], dw.len()),
             }
         })?;
+        self.activations_out(&mut job, dwn.as_ref(), &dw.buffer, taps)?;
         job.finish()
     }
 
@@ -311,22 +331,30 @@ impl Context {
     /// # Errors
     /// As [`Context::input_grad`], and a `dx` of the wrong shape or that is one of the inputs.
     pub fn input_grad_into(&self, dy: &Tensor, w: &Tensor, params: &Conv2dParams, dx: &Tensor) -> Result<()> {
-        let [_, _, h, wd] = dx.shape4("input gradient dX")?;
+        let [_, _, h, wd] = params.layout.activation_dims(dx.shape4("input gradient dX")?);
         let geo = params.geometry_for_input_grad(dy.shape4("output gradient dY")?, w.shape4("weights W")?, [h, wd])?;
         self.check_out(dx, &geo.input_shape(), &[dy, w])?;
         self.check_binding("weights W", w.len())?;
+        let layout = geo.params.layout;
+        let geo = geo.nchw();
         let plan = self.plan_input_grad(&geo)?;
         let [xs, ys] = [geo.c * geo.h * geo.w, geo.k * geo.p * geo.q];
         let mut job = self.job();
+        let wn = self.weights_in(&mut job, layout, &w.buffer, &geo)?;
+        let wb = wn.as_ref().map_or(&w.buffer, |t| &t.buffer);
         self.for_batches(&mut job, &geo, plan.per_sample(&geo), |job, chunk, n0| {
             let dyc = self.batch_slice(job, &dy.buffer, ys, n0, chunk.n)?;
+            let dyn_ = self.activations_in(job, layout, &dyc, [chunk.n, geo.k, geo.p * geo.q])?;
+            let dyc = dyn_.as_ref().map_or(&dyc, |t| &t.buffer);
             let dxc = self.batch_out(&dx.buffer, xs, n0, chunk.n)?;
+            let out = [chunk.n, geo.c, geo.h * geo.w];
+            let dxn = self.nchw_scratch(layout, out)?;
+            let dxk = dxn.as_ref().map_or(&dxc, |t| &t.buffer);
             match &plan {
-                InputGradPlan::Direct => {
-                    self.run(job, &kernels::INPUT_GRAD, chunk, 0, &[&dyc, &w.buffer], &dxc, chunk.n * xs)
-                }
-                InputGradPlan::Tiled(t) => self.input_grad_tiles(job, chunk, t, [&dyc, &w.buffer, &dxc]),
+                InputGradPlan::Direct => self.run(job, &kernels::INPUT_GRAD, chunk, 0, &[dyc, wb], dxk, chunk.n * xs),
+                InputGradPlan::Tiled(t) => self.input_grad_tiles(job, chunk, t, [dyc, wb, dxk]),
             }?;
+            self.activations_out(job, dxn.as_ref(), &dxc, out)?;
             self.batch_done(job, &dxc, &dx.buffer, xs, n0, chunk.n);
             Ok(())
         })?;
@@ -346,14 +374,14 @@ impl Context {
         let u = ConvUniform::new(geo, 0, u32_of(flipped.len())?);
         job.dispatch(&kernels::FLIP_WEIGHTS, &Variant::Plain, bytemuck::bytes_of(&u), &[w, &flipped.buffer], u.total)?;
         let fwd = Conv2dGeometry { n: geo.n, ..t.fwd };
-        let [oh, ow] = t.frame;
+        let f = t.frame;
         let (hp, wp) = (t.tiles.read.hp, t.tiles.read.wp);
         let source = match t.source {
             DySource::InPlace => None,
             DySource::Framed => {
-                // Nothing to spread: dY framed by oh rows and ow columns of zeros is a padded input.
-                let planes =
-                    Conv2dGeometry::new(geo.n, geo.k, [geo.p, geo.q], 1, [1, 1], Conv2dParams::new().padding(oh, ow))?;
+                // Nothing to spread: dY in its frame of zeros is a padded input.
+                let frame = Conv2dParams::new().padding_sides(f.top, f.bottom, f.left, f.right);
+                let planes = Conv2dGeometry::new(geo.n, geo.k, [geo.p, geo.q], 1, [1, 1], frame)?;
                 Some(self.padded_input(job, &planes, dy, wp)?)
             }
             DySource::Spread => {
@@ -370,14 +398,15 @@ impl Context {
         self.forward_tiles(job, &fwd, &t.tiles, 0, [input, &flipped.buffer, self.placeholder(), dx])
     }
 
-    /// Bias gradient on a device tensor: `dB[k] = Σ_n Σ_p Σ_q dY[n,k,p,q]`, `K` elements.
+    /// Bias gradient on a device tensor: `dB[k] = Σ_n Σ_p Σ_q dY[n,k,p,q]`, `K` elements, with dY in
+    /// `layout`.
     ///
     /// # Errors
     /// A `dY` that is not 4-D or has a zero dimension, a tensor from another context, wgpu errors.
-    pub fn bias_grad(&self, dy: &Tensor) -> Result<Tensor> {
-        let [_, k, _, _] = dy.shape4("output gradient dY")?;
+    pub fn bias_grad(&self, dy: &Tensor, layout: Layout) -> Result<Tensor> {
+        let [_, k, _, _] = layout.activation_dims(dy.shape4("output gradient dY")?);
         let db = self.alloc("bias gradient dB", &[k])?;
-        self.bias_grad_into(dy, &db)?;
+        self.bias_grad_into(dy, layout, &db)?;
         Ok(db)
     }
 
@@ -385,8 +414,8 @@ impl Context {
     ///
     /// # Errors
     /// As [`Context::bias_grad`], and a `db` of the wrong shape or that is `dy` itself.
-    pub fn bias_grad_into(&self, dy: &Tensor, db: &Tensor) -> Result<()> {
-        let [n, k, p, q] = dy.shape4("output gradient dY")?;
+    pub fn bias_grad_into(&self, dy: &Tensor, layout: Layout, db: &Tensor) -> Result<()> {
+        let [n, k, p, q] = layout.activation_dims(dy.shape4("output gradient dY")?);
         // dB depends only on dY: a 1×1 layer over a P×Q input with K groups has exactly dY's shape.
         let geo = Conv2dGeometry::new(n, k, [p, q], k, [1, 1], Conv2dParams::default().groups(k))?;
         self.check_out(db, &[k], &[dy])?;
@@ -394,7 +423,9 @@ impl Context {
         let mut job = self.job();
         self.reduce_batches(&mut job, &geo, ys, &db.buffer, k, |job, chunk, n0, out| {
             let dyc = self.batch_slice(job, &dy.buffer, ys, n0, chunk.n)?;
-            self.run(job, &kernels::BIAS_GRAD, chunk, 0, &[&dyc], out, k)
+            let dyn_ = self.activations_in(job, layout, &dyc, [chunk.n, k, p * q])?;
+            let dyc = dyn_.as_ref().map_or(&dyc, |t| &t.buffer);
+            self.run(job, &kernels::BIAS_GRAD, chunk, 0, &[dyc], out, k)
         })?;
         job.finish()
     }
@@ -435,10 +466,10 @@ impl Context {
         job.dispatch(spec, &Variant::Plain, bytemuck::bytes_of(&uniform), &buffers, total32)
     }
 
-    /// Copies `x`, the `N×C×H×W` input of `geo`, into a zero-padded `N×C×(H+2ph)×wp` temporary
-    /// (`wp ≥ W + 2pw`, a multiple of 4 for the vec4 stores of `pad_input.wgsl`).
+    /// Copies `x`, the `N×C×H×W` input of `geo`, into a zero-padded `N×C×(H+top+bottom)×wp` temporary
+    /// (`wp ≥ W + left + right`, a multiple of 4 for the vec4 stores of `pad_input.wgsl`).
     fn padded_input(&self, job: &mut Job, geo: &Conv2dGeometry, x: &wgpu::Buffer, wp: usize) -> Result<Tensor> {
-        let hp = geo.h + 2 * geo.params.padding[0];
+        let hp = geo.padded_size()[0];
         let xp = self.temp("padded input", &[geo.n, geo.c, hp, wp])?;
         let mut u = PrepUniform::new(geo, 0, u32_of(geo.n * geo.c * hp)?);
         u.hp = u32_of(hp)?;
@@ -515,8 +546,8 @@ impl Context {
     ///
     /// # Errors
     /// As [`Context::bias_grad`] and [`Context::download`].
-    pub fn conv2d_bias_grad(&self, dy: ArrayView4<f32>) -> Result<Array1<f32>> {
-        let db = self.bias_grad(&self.upload(dy)?)?;
+    pub fn conv2d_bias_grad(&self, dy: ArrayView4<f32>, layout: Layout) -> Result<Array1<f32>> {
+        let db = self.bias_grad(&self.upload(dy)?, layout)?;
         self.download::<Ix1>(&db)
     }
 

@@ -70,19 +70,20 @@ impl RowSkip {
 /// [`Error::Unsupported`](crate::Error::Unsupported) when `strategy` forces an algorithm the layer
 /// has no variant of.
 pub fn forward(geo: &Conv2dGeometry, profile: &AdapterProfile, strategy: Strategy) -> Result<ForwardPlan> {
+    // A channels-last layer runs the kernels of its NCHW twin between transposes (`gpu/layout.rs`).
+    let geo = &geo.nchw();
     let fits = window(geo).is_some();
     let Some(algorithm) = family(strategy, fits, "forward", geo, WHY_NOT_VEC4)? else {
         return Ok(ForwardPlan::Direct);
     };
     let vec4 = algorithm == Algorithm::Vec4Tile;
     let shape = Shape::of(geo, vec4, false, profile.fence_blocks);
-    let pr = &geo.params;
     // The vec4 kernel reads X itself where its rows and the left padding are whole vec4s, and masks
     // the padding: no copy pass.
-    let read = if vec4 && geo.w.is_multiple_of(4) && pr.padding[1].is_multiple_of(4) {
-        Read { pad: Pad::Mask, hp: geo.h, wp: geo.w, ph: pr.padding[0], pw: pr.padding[1] }
+    let read = if vec4 && geo.w.is_multiple_of(4) && geo.pad.left.is_multiple_of(4) {
+        Read { pad: Pad::Mask, hp: geo.h, wp: geo.w, ph: geo.pad.top, pw: geo.pad.left }
     } else {
-        Read { pad: Pad::Copy, hp: geo.h + 2 * pr.padding[0], wp: shape.wp, ph: 0, pw: 0 }
+        Read { pad: Pad::Copy, hp: geo.padded_size()[0], wp: shape.wp, ph: 0, pw: 0 }
     };
     Ok(ForwardPlan::Tiled(tiles(geo, profile, &shape, read, RowSkip::NONE, None)))
 }
@@ -131,7 +132,7 @@ impl Shape {
         // MNIST 12%, and 24 or 32 slower; the 7×7 stem ran slower with 16.
         let mut bk = if window.is_some() && geo.t <= 5 && kpg >= 16 { 16 } else { kpg.min(8) };
         let qtiles = geo.q.div_ceil(bq);
-        let padded = geo.w + 2 * pr.padding[1];
+        let padded = geo.padded_size()[1];
         let (wp, rows) =
             match window {
                 Some(wd) if vec4 => {

@@ -1,17 +1,19 @@
 //! The input gradient's plan: `dX[n,c,h,w] = Σ_{k in g} Σ_i Σ_j dY[n,k,p,q] · W[k,cg,i,j]` over
-//! `p·sh + i·dh − ph = h`, `q·sw + j·dw − pw = w`.
+//! `p·sh + i·dh − pt = h`, `q·sw + j·dw − pl = w` (`pt`, `pl` the padding above and left of X).
 //!
 //! It is the stride-1 valid correlation of dY, spread by the stride (sh − 1 zero rows and sw − 1 zero
-//! columns between its own) and framed by `oh = dh·(S−1) − ph` rows and `ow = dw·(T−1) − pw` columns
-//! of zeros, with the flipped filters: a forward pass whose input is `N×K×(H + dh·(S−1))×(W + dw·(T−1))`
-//! and whose output is `N×C×H×W`. The forward kernels skip the inserted zero rows, and the vec4 kernel
+//! columns between its own) and framed by `oh = dh·(S−1) − pt` rows above and `ow = dw·(T−1) − pl`
+//! columns left of it, and zeros below and right up to the frame's extent, with the flipped filters: a
+//! forward pass whose input is `N×K×(H + dh·(S−1))×(W + dw·(T−1))` and whose output is `N×C×H×W`.
+//! The frame exists where no side's padding exceeds the dilated kernel's reach `dh·(S−1)` (`dw·(T−1)`):
+//! then dY's last row, at `oh + (P−1)·sh ≤ H + pb − 1`, lies inside it. The forward kernels skip the inserted zero rows, and the vec4 kernel
 //! leaves out the multiply-adds by inserted zero columns; where the layout allows, it reads dY itself
 //! with the frame masked, and nothing is spread or copied.
 
 use std::fmt;
 
 use crate::error::{Error, Result};
-use crate::geometry::{Conv2dGeometry, Conv2dParams};
+use crate::geometry::{Conv2dGeometry, Conv2dParams, Sides};
 use crate::plan::forward::{ForwardTiles, Read, RowSkip, Shape, WHY_NOT_VEC4, tiles, window};
 use crate::plan::variant::{Cols, Pad};
 use crate::plan::{AdapterProfile, Algorithm, Strategy, family, gcd};
@@ -36,8 +38,9 @@ pub struct InputGradTiles {
     pub(crate) tiles: ForwardTiles,
     /// What the kernel reads.
     pub(crate) source: DySource,
-    /// The frame: `oh` rows and `ow` columns of zeros around dY.
-    pub(crate) frame: [usize; 2],
+    /// The frame of zeros around dY: `oh` rows above, `ow` columns left, and below and right as many
+    /// as fill the forward pass's input (`H + dh·(S−1) − oh − P` rows, likewise columns).
+    pub(crate) frame: Sides,
 }
 
 /// What the input gradient's forward kernel reads.
@@ -57,6 +60,8 @@ pub enum DySource {
 /// [`Error::Unsupported`] when `strategy` forces an algorithm the layer has no variant of (any tiled
 /// one where the padding exceeds the dilated kernel).
 pub fn input_grad(geo: &Conv2dGeometry, profile: &AdapterProfile, strategy: Strategy) -> Result<InputGradPlan> {
+    // A channels-last layer runs the kernels of its NCHW twin between transposes (`gpu/layout.rs`).
+    let geo = &geo.nchw();
     let Some(fwd) = as_forward(geo) else {
         // Padding beyond the dilated kernel: the frame would be negative; only the gather kernel.
         return match strategy {
@@ -77,7 +82,7 @@ pub fn input_grad(geo: &Conv2dGeometry, profile: &AdapterProfile, strategy: Stra
     let pr = &geo.params;
     let [sh, sw] = pr.stride;
     let shape = Shape::of(&fwd, vec4, sh > 1, profile.fence_blocks);
-    let (oh, ow) = (pr.dilation[0] * (geo.s - 1) - pr.padding[0], pr.dilation[1] * (geo.t - 1) - pr.padding[1]);
+    let (oh, ow) = (pr.dilation[0] * (geo.s - 1) - geo.pad.top, pr.dilation[1] * (geo.t - 1) - geo.pad.left);
     // Rows of the spread dY hold data only every sh rows, from oh on: the kernel skips the others.
     let skip = RowSkip { row_step: sh, row_off: (sh - oh % sh) % sh, i_step: sh / gcd(sh, pr.dilation[0]) };
     // Columns hold data only every sw columns, from ow on. Where sw divides the tile width, every tile
@@ -102,7 +107,8 @@ pub fn input_grad(geo: &Conv2dGeometry, profile: &AdapterProfile, strategy: Stra
         (source, Read { pad: Pad::Copy, hp: fwd.h, wp: shape.wp, ph: 0, pw: 0 })
     };
     let tiles = tiles(&fwd, profile, &shape, read, skip, cols);
-    Ok(InputGradPlan::Tiled(InputGradTiles { fwd, tiles, source, frame: [oh, ow] }))
+    let frame = Sides { top: oh, bottom: fwd.h - oh - geo.p, left: ow, right: fwd.w - ow - geo.q };
+    Ok(InputGradPlan::Tiled(InputGradTiles { fwd, tiles, source, frame }))
 }
 
 /// The forward pass whose output is the input gradient of `geo` (see the module docs), or `None` when
@@ -111,7 +117,8 @@ pub(crate) fn as_forward(geo: &Conv2dGeometry) -> Option<Conv2dGeometry> {
     let pr = &geo.params;
     let eh = pr.dilation[0] * (geo.s - 1);
     let ew = pr.dilation[1] * (geo.t - 1);
-    if pr.padding[0] > eh || pr.padding[1] > ew {
+    let pd = &geo.pad;
+    if pd.top.max(pd.bottom) > eh || pd.left.max(pd.right) > ew {
         return None;
     }
     let params = Conv2dParams::new().dilation(pr.dilation[0], pr.dilation[1]).groups(pr.groups);

@@ -37,7 +37,7 @@ pub struct WeightGradTiles {
     /// The reduction over N·P rows in `splits` chunks of `chunk` rows (the last may be shorter).
     pub(crate) splits: usize,
     pub(crate) chunk: usize,
-    /// The zero-padded copy of X the kernel reads: `(H + 2·ph) × wp`.
+    /// The zero-padded copy of X the kernel reads: `(H + top + bottom) × wp`.
     pub(crate) hp: usize,
     pub(crate) wp: usize,
     /// The vec4 kernel's dY row pitch, Q rounded up to 4: dY is padded to it first when Q is not a
@@ -51,6 +51,8 @@ pub struct WeightGradTiles {
 /// [`Error::Unsupported`](crate::Error::Unsupported) when `strategy` forces an algorithm the layer
 /// has no variant of.
 pub fn weight_grad(geo: &Conv2dGeometry, profile: &AdapterProfile, strategy: Strategy) -> Result<WeightGradPlan> {
+    // A channels-last layer runs the kernels of its NCHW twin between transposes (`gpu/layout.rs`).
+    let geo = &geo.nchw();
     let pr = &geo.params;
     let wd = Window { t: geo.t, sw: pr.stride[1], dw: pr.dilation[1] };
     // Four output columns per step read 3·sw + (T−1)·dw + 1 inputs of a row.
@@ -66,7 +68,7 @@ pub fn weight_grad(geo: &Conv2dGeometry, profile: &AdapterProfile, strategy: Str
     // fewer than two blocks of 4, where the vec4 one would be mostly its scalar tail.
     let vec4 = algorithm == Algorithm::Vec4Tile && (strategy != Strategy::Auto || geo.q >= 8);
     let kpg = geo.filters_per_group();
-    let padded = geo.w + 2 * pr.padding[1];
+    let padded = geo.padded_size()[1];
     let (variant, ktiles, rtiles, share, wp, qp) = if vec4 {
         // Rows start on a multiple of 4 floats; the last full block of 4 columns reads whole vec4s.
         let q4 = geo.q / 4 * 4;
@@ -109,7 +111,7 @@ pub fn weight_grad(geo: &Conv2dGeometry, profile: &AdapterProfile, strategy: Str
         (Sharing::Subgroup, Some(sg)) => rtiles.next_multiple_of(sg as usize),
         _ => rtiles,
     };
-    let hp = geo.h + 2 * pr.padding[0];
+    let hp = geo.padded_size()[0];
     Ok(WeightGradPlan::Tiled(WeightGradTiles { variant, ktiles, rtiles, lanes, splits, chunk, hp, wp, qp }))
 }
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use convgrad::{AdapterOptions, Context, Conv2dParams};
+use convgrad::{AdapterOptions, Context, Conv2dParams, Layout, Padding, Sides};
 use ndarray::{ArrayD, Ix1, Ix2, Ix3, Ix4};
 
 /// Forward pass and gradients of 2-D convolution layers on the GPU (wgpu), checked against an f64
@@ -53,26 +53,59 @@ enum Command {
     Bench(bench::BenchArgs),
 }
 
-/// Stride, padding, dilation and groups; each pair takes one number (both axes) or two (`2,1`).
+/// Stride, padding, dilation, groups and layout; each pair takes one number (both axes) or two (`2,1`).
 #[derive(Debug, Args)]
 struct ConvFlags {
     /// Stride: S or SH,SW.
     #[arg(long, default_value = "1", value_parser = parse_pair, value_name = "S[,S]")]
     stride: [usize; 2],
-    /// Zero padding on each side: P or PH,PW.
-    #[arg(long, default_value = "0", value_parser = parse_pair, value_name = "P[,P]")]
-    padding: [usize; 2],
+    /// Zero padding: P (every side), PH,PW (top and bottom, left and right), TOP,BOTTOM,LEFT,RIGHT,
+    /// or `same` (PyTorch's padding='same', stride 1: an even kernel's extra zero at the bottom/right).
+    #[arg(long, default_value = "0", value_parser = parse_padding, value_name = "P|PH,PW|T,B,L,R|same")]
+    padding: Padding,
     /// Dilation: D or DH,DW.
     #[arg(long, default_value = "1", value_parser = parse_pair, value_name = "D[,D]")]
     dilation: [usize; 2],
     /// Groups G (C and K divisible by G).
     #[arg(long, default_value_t = 1)]
     groups: usize,
+    /// Memory layout of the .npy files: nchw (weights K×C/G×S×T) or nhwc (channels last, weights
+    /// K×S×T×C/G, as PyTorch's channels_last and TensorFlow).
+    #[arg(long, value_enum, default_value = "nchw")]
+    layout: LayoutArg,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LayoutArg {
+    Nchw,
+    Nhwc,
 }
 
 impl ConvFlags {
     fn params(&self) -> Conv2dParams {
-        Conv2dParams { stride: self.stride, padding: self.padding, dilation: self.dilation, groups: self.groups }
+        let layout = match self.layout {
+            LayoutArg::Nchw => Layout::Nchw,
+            LayoutArg::Nhwc => Layout::Nhwc,
+        };
+        Conv2dParams { stride: self.stride, padding: self.padding, dilation: self.dilation, groups: self.groups, layout }
+    }
+
+    /// An error for the single-channel (2-D image) forms, which have no channel axis to lay out.
+    fn single_channel(&self) -> Result<(), CliError> {
+        match self.layout {
+            LayoutArg::Nchw => Ok(()),
+            LayoutArg::Nhwc => Err(CliError(
+                "--layout nhwc needs 4-D tensors (N×H×W×C); the single-channel form takes a 2-D image".into(),
+            )),
+        }
+    }
+
+    /// The names of the activation and weight shapes in this layout.
+    fn letters(&self) -> (&'static str, &'static str, &'static str) {
+        match self.layout {
+            LayoutArg::Nchw => ("N×C×H×W", "N×K×P×Q", "K×C/G×S×T"),
+            LayoutArg::Nhwc => ("N×H×W×C", "N×P×Q×K", "K×S×T×C/G"),
+        }
     }
 }
 
@@ -128,6 +161,20 @@ struct InputGradArgs {
     /// Where to write dX (float32): N×C×H×W, or H×W in the single-channel form.
     #[arg(long)]
     output: PathBuf,
+}
+
+fn parse_padding(s: &str) -> Result<Padding, String> {
+    if s.trim().eq_ignore_ascii_case("same") {
+        return Ok(Padding::Same);
+    }
+    let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+    let num = |p: &str| p.parse::<usize>().map_err(|_| format!("'{p}' is not a non-negative integer"));
+    match parts.as_slice() {
+        [a] => Ok(Padding::Explicit(Sides::symmetric(num(a)?, num(a)?))),
+        [h, w] => Ok(Padding::Explicit(Sides::symmetric(num(h)?, num(w)?))),
+        [t, b, l, r] => Ok(Padding::Explicit(Sides { top: num(t)?, bottom: num(b)?, left: num(l)?, right: num(r)? })),
+        _ => Err(format!("expected 'same', or one, two or four numbers separated by commas, got '{s}'")),
+    }
 }
 
 fn parse_pair(s: &str) -> Result<[usize; 2], String> {
@@ -243,8 +290,10 @@ fn forward(options: &AdapterOptions, a: &ForwardArgs) -> Result<(), CliError> {
     let (xs, ws) = (x.shape().to_vec(), w.shape().to_vec());
     let files: [(&Path, &[usize]); 2] = [(&a.input, &xs), (&a.weight, &ws)];
     let params = a.conv.params();
+    let (xl, _, wl) = a.conv.letters();
     let single = x.ndim() == 2;
     let (x4, w4) = if single {
+        a.conv.single_channel()?;
         let w3 = rank::<Ix3>(w, &a.weight, "K×S×T filters with a 2-D (single-channel) input")?;
         (
             rank::<Ix2>(x, &a.input, "2-D")?.insert_axis(ndarray::Axis(0)).insert_axis(ndarray::Axis(0)),
@@ -252,8 +301,8 @@ fn forward(options: &AdapterOptions, a: &ForwardArgs) -> Result<(), CliError> {
         )
     } else {
         (
-            rank::<Ix4>(x, &a.input, "an N×C×H×W (4-D) or U×V (2-D) input")?,
-            rank::<Ix4>(w, &a.weight, "K×C/G×S×T (4-D) weights")?,
+            rank::<Ix4>(x, &a.input, &format!("an {xl} (4-D) or U×V (2-D) input"))?,
+            rank::<Ix4>(w, &a.weight, &format!("{wl} (4-D) weights"))?,
         )
     };
     // Shapes are checked before a device is opened, so a bad file fails fast.
@@ -273,8 +322,10 @@ fn weight_grad(options: &AdapterOptions, a: &WeightGradArgs) -> Result<(), CliEr
     let (xs, ds) = (x.shape().to_vec(), dy.shape().to_vec());
     let files: [(&Path, &[usize]); 2] = [(&a.input, &xs), (&a.grad_output, &ds)];
     let params = a.conv.params();
+    let (xl, yl, _) = a.conv.letters();
     let single = x.ndim() == 2;
     let (x4, dy4) = if single {
+        a.conv.single_channel()?;
         let d3 = rank::<Ix3>(dy, &a.grad_output, "a K×P×Q output gradient with a 2-D (single-channel) input")?;
         (
             rank::<Ix2>(x, &a.input, "2-D")?.insert_axis(ndarray::Axis(0)).insert_axis(ndarray::Axis(0)),
@@ -282,8 +333,8 @@ fn weight_grad(options: &AdapterOptions, a: &WeightGradArgs) -> Result<(), CliEr
         )
     } else {
         (
-            rank::<Ix4>(x, &a.input, "an N×C×H×W (4-D) or U×V (2-D) input")?,
-            rank::<Ix4>(dy, &a.grad_output, "an N×K×P×Q (4-D) output gradient")?,
+            rank::<Ix4>(x, &a.input, &format!("an {xl} (4-D) or U×V (2-D) input"))?,
+            rank::<Ix4>(dy, &a.grad_output, &format!("an {yl} (4-D) output gradient"))?,
         )
     };
     params
@@ -304,14 +355,16 @@ fn input_grad(options: &AdapterOptions, a: &InputGradArgs) -> Result<(), CliErro
     let (ds, ws) = (dy.shape().to_vec(), w.shape().to_vec());
     let files: [(&Path, &[usize]); 2] = [(&a.grad_output, &ds), (&a.weight, &ws)];
     let params = a.conv.params();
+    let (_, yl, wl) = a.conv.letters();
     let single = dy.ndim() == 3;
     let (dy4, w4) = if single {
+        a.conv.single_channel()?;
         let w3 = rank::<Ix3>(w, &a.weight, "K×S×T filters with a K×P×Q output gradient")?;
         (rank::<Ix3>(dy, &a.grad_output, "3-D")?.insert_axis(ndarray::Axis(0)), w3.insert_axis(ndarray::Axis(1)))
     } else {
         (
-            rank::<Ix4>(dy, &a.grad_output, "an N×K×P×Q (4-D) or K×P×Q (3-D) output gradient")?,
-            rank::<Ix4>(w, &a.weight, "K×C/G×S×T (4-D) weights")?,
+            rank::<Ix4>(dy, &a.grad_output, &format!("an {yl} (4-D) or K×P×Q (3-D) output gradient"))?,
+            rank::<Ix4>(w, &a.weight, &format!("{wl} (4-D) weights"))?,
         )
     };
     params
