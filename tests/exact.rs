@@ -4,7 +4,7 @@
 mod common;
 
 use common::ctx;
-use convgrad::Conv2dParams;
+use convgrad::{Conv2dParams, Layout};
 use ndarray::{Array, Array2, Array3, Array4, array, s};
 
 fn ramp(h: usize, w: usize) -> Array2<f32> {
@@ -67,6 +67,50 @@ fn padding_and_stride_by_hand() {
 }
 
 #[test]
+fn same_padding_with_an_even_kernel_by_hand() {
+    let ctx = ctx();
+    // PyTorch's padding='same' for a 2×2 kernel: 0 zeros above and left, 1 below and right, so
+    // Y(p,q) = X(p,q) + X(p,q+1) + X(p+1,q) + X(p+1,q+1) with X = 0 past the last row and column.
+    // torch.nn.functional.conv2d(x, torch.ones(1, 1, 2, 2), padding='same') gives the same.
+    let x = ramp(3, 3).into_shape_with_order((1, 1, 3, 3)).unwrap();
+    let w = Array4::<f32>::ones((1, 1, 2, 2));
+    let params = Conv2dParams::new().padding_same();
+    let y = ctx.conv2d(x.view(), w.view(), None, &params).unwrap();
+    assert_eq!(y, array![[[[12.0, 16.0, 9.0], [24.0, 28.0, 15.0], [15.0, 17.0, 9.0]]]]);
+    // dW(i,j) = Σ_pq X(p+i, q+j) with dY = 1: all of X (45), its last two columns (33), its last two
+    // rows (39), their corner (28).
+    let dy = Array4::<f32>::ones((1, 1, 3, 3));
+    let dw = ctx.conv2d_weight_grad(x.view(), dy.view(), [2, 2], &params).unwrap();
+    assert_eq!(dw, array![[[[45.0, 33.0], [39.0, 28.0]]]]);
+    // dX(h,w) = Σ W(i,j) over the taps with h−i, w−j inside the 3×3 output: W = [[1,2],[3,4]] gives
+    // 1 at the corner, 1+2 along the top row, 1+3 down the left column, 10 elsewhere.
+    let w = array![[[[1.0f32, 2.0], [3.0, 4.0]]]];
+    let dx = ctx.conv2d_input_grad(dy.view(), w.view(), [3, 3], &params).unwrap();
+    assert_eq!(dx, array![[[[1.0, 3.0, 3.0], [4.0, 10.0, 10.0], [4.0, 10.0, 10.0]]]]);
+    // Per side: 1 row above only, nothing else. Y(p, q) = X(p−1, q) + X(p−1, q+1) + X(p, q) + X(p, q+1).
+    let params = Conv2dParams::new().padding_sides(1, 0, 0, 0);
+    let w = Array4::<f32>::ones((1, 1, 2, 2));
+    let y = ctx.conv2d(x.view(), w.view(), None, &params).unwrap();
+    assert_eq!(y, array![[[[3.0, 5.0], [12.0, 16.0], [24.0, 28.0]]]]);
+}
+
+#[test]
+fn channels_last_by_hand() {
+    let ctx = ctx();
+    // NHWC X[0, h, w, c] = 10·(2h + w) + c over 2×2 positions and 2 channels; OHWI 1×1 weights: filter
+    // 0 takes channel 0, filter 1 adds both. Y is NHWC: Y[0, h, w, 0] = 10·(2h + w), Y[.., 1] = twice
+    // that plus 1.
+    let x = Array::from_shape_fn((1, 2, 2, 2), |(_, h, w, c)| (10 * (2 * h + w) + c) as f32);
+    let w = array![[[[1.0f32, 0.0]]], [[[1.0, 1.0]]]];
+    let params = Conv2dParams::new().layout(Layout::Nhwc);
+    let y = ctx.conv2d(x.view(), w.view(), None, &params).unwrap();
+    let expect = Array::from_shape_fn((1, 2, 2, 2), |(_, h, w, k)| (10 * (2 * h + w) * (k + 1) + k) as f32);
+    assert_eq!(y, expect);
+    // dB sums dY over N, H, W for each channel, the last axis here.
+    assert_eq!(ctx.conv2d_bias_grad(y.view(), Layout::Nhwc).unwrap(), array![60.0, 124.0]);
+}
+
+#[test]
 fn dilation_by_hand() {
     let ctx = ctx();
     // 5×5 ramp, 2×2 ones with dilation 2: Y(p,q) = X(p,q)+X(p,q+2)+X(p+2,q)+X(p+2,q+2), P = 3.
@@ -103,7 +147,7 @@ fn bias_forward_and_gradient_by_hand() {
     }
     // dB[k] = Σ_n Σ_p Σ_q dY: with dY[n,k,p,q] = k+1 over N·P·Q = 2·2·2 = 8 terms.
     let dy = Array::from_shape_fn((2, 3, 2, 2), |(_, k, _, _)| (k + 1) as f32);
-    let db = ctx.conv2d_bias_grad(dy.view()).unwrap();
+    let db = ctx.conv2d_bias_grad(dy.view(), Layout::Nchw).unwrap();
     assert_eq!(db, array![8.0, 16.0, 24.0]);
 }
 

@@ -13,7 +13,7 @@
 mod common;
 
 use common::{Rng, gamma};
-use convgrad::{Conv2dGeometry, Conv2dParams, reference};
+use convgrad::{Conv2dGeometry, Conv2dParams, Layout, reference};
 use ndarray::{Array, Array1, Array4, Dimension, Ix1, Ix4};
 
 const EPS: f64 = 1e-2;
@@ -89,6 +89,9 @@ fn problems() -> Vec<(&'static str, Problem)> {
         ("dilation", 1, 2, [8, 9], 2, [2, 3], d.dilation(3, 2)),
         ("groups", 2, 4, [5, 6], 4, [2, 2], d.groups(2)),
         ("all", 2, 4, [9, 8], 2, [3, 2], d.stride(2, 1).padding(1, 1).dilation(1, 2).groups(2)),
+        ("same, even", 2, 2, [6, 5], 2, [2, 4], d.padding_same()),
+        ("per side", 1, 2, [6, 7], 2, [3, 2], d.stride(2, 1).padding_sides(0, 2, 1, 0)),
+        ("nhwc", 2, 4, [9, 8], 2, [3, 2], d.stride(2, 1).padding_sides(1, 0, 0, 1).dilation(1, 2).groups(2).layout(Layout::Nhwc)),
     ];
     specs
         .into_iter()
@@ -127,7 +130,7 @@ fn finite_differences_agree_with_reference_and_gpu_gradients() {
         // The f64 analytic gradients.
         let dw = reference::weight_grad(pr.x.view(), dy.view(), st, &pr.params).unwrap();
         let dx = reference::input_grad(dy.view(), pr.w.view(), hw, &pr.params).unwrap();
-        let db = reference::bias_grad(dy.view());
+        let db = reference::bias_grad(dy.view(), pr.params.layout);
         let r = [
             worst_ratio(&dw, &fd_w, tol, None),
             worst_ratio(&dx, &fd_x, tol, None),
@@ -138,7 +141,7 @@ fn finite_differences_agree_with_reference_and_gpu_gradients() {
         let (x32, w32, dy32) = (pr.x.mapv(|v| v as f32), pr.w.mapv(|v| v as f32), dy.mapv(|v| v as f32));
         let gw = ctx.conv2d_weight_grad(x32.view(), dy32.view(), st, &pr.params).unwrap().mapv(f64::from);
         let gx = ctx.conv2d_input_grad(dy32.view(), w32.view(), hw, &pr.params).unwrap().mapv(f64::from);
-        let gb = ctx.conv2d_bias_grad(dy32.view()).unwrap().mapv(f64::from);
+        let gb = ctx.conv2d_bias_grad(dy32.view(), pr.params.layout).unwrap().mapv(f64::from);
         let (ax, aw, ady) = (pr.x.mapv(f64::abs), pr.w.mapv(f64::abs), dy.mapv(f64::abs));
         // f32 bound: γ_L for the sum, plus the three f32 roundings of X, W or dY and of the result.
         let lw = geo.n * geo.p * geo.q;
@@ -148,7 +151,7 @@ fn finite_differences_agree_with_reference_and_gpu_gradients() {
             reference::weight_grad(ax.view(), ady.view(), st, &pr.params).unwrap().mapv(|m| (gamma(lw) + 3.0 * u) * m);
         let mx =
             reference::input_grad(ady.view(), aw.view(), hw, &pr.params).unwrap().mapv(|m| (gamma(lx) + 3.0 * u) * m);
-        let mb = reference::bias_grad(ady.view()).mapv(|m| (gamma(lw) + 2.0 * u) * m);
+        let mb = reference::bias_grad(ady.view(), pr.params.layout).mapv(|m| (gamma(lw) + 2.0 * u) * m);
         let g = [
             worst_ratio(&gw, &fd_w, tol, Some(&mw)),
             worst_ratio(&gx, &fd_x, tol, Some(&mx)),

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{Rng, abs4, ctx, dot, gamma};
-use convgrad::{Conv2dGeometry, Conv2dParams, reference};
+use convgrad::{Conv2dGeometry, Conv2dParams, Layout, reference};
 use ndarray::{Array3, Array4, Axis, s};
 
 fn layers() -> Vec<convgrad::verify::Layer> {
@@ -15,6 +15,9 @@ fn layers() -> Vec<convgrad::verify::Layer> {
         (2, 3, [9, 10], 4, [3, 3], d.stride(2, 2).padding(1, 1)),
         (2, 4, [12, 11], 6, [3, 2], d.dilation(2, 3).groups(2)),
         (3, 6, [8, 9], 3, [2, 3], d.stride(3, 1).padding(2, 0).groups(3)),
+        (2, 3, [8, 7], 4, [4, 2], d.padding_same()),
+        (2, 4, [9, 10], 2, [3, 3], d.stride(2, 1).padding_sides(3, 0, 1, 2).groups(2)),
+        (2, 3, [9, 10], 4, [3, 3], d.stride(2, 2).padding(1, 1).layout(Layout::Nhwc)),
     ]
 }
 
@@ -43,8 +46,9 @@ fn adjoint_identities(ctx: &convgrad::Context) {
         let dw = ctx.conv2d_weight_grad(x.view(), g.view(), st, &params).unwrap();
         // A forced kernel family cannot run the input gradient of a layer padded beyond its kernel
         // (the planner's tables assert which); that side of the identity is then not checked.
-        let beyond = params.padding[0] > params.dilation[0] * (st[0] - 1)
-            || params.padding[1] > params.dilation[1] * (st[1] - 1);
+        let pd = geo.pad;
+        let beyond = pd.top.max(pd.bottom) > params.dilation[0] * (st[0] - 1)
+            || pd.left.max(pd.right) > params.dilation[1] * (st[1] - 1);
         let dx = match ctx.conv2d_input_grad(g.view(), w.view(), hw, &params) {
             Err(convgrad::Error::Unsupported { .. })
                 if beyond && matches!(ctx.strategy(), convgrad::Strategy::Force(_)) =>
@@ -114,5 +118,49 @@ fn input_grad_is_padded_dy_correlated_with_flipped_filters() {
             .padding(dil[0] * (geo.s - 1) - pad[0], dil[1] * (geo.t - 1) - pad[1]);
         let via_forward = ctx.conv2d(dy.view(), flipped.view(), None, &full).unwrap();
         assert_eq!(via_forward, dx, "dilation {dil:?}, padding {pad:?}");
+    }
+}
+
+/// Channels last runs the NCHW kernels between exact transposes, so on every kernel path an NHWC
+/// result is the NCHW result of the same layer, transposed, to the bit: for the four operations, on
+/// device tensors and through `*_into`.
+#[test]
+fn nhwc_results_are_the_nchw_results_transposed_bit_for_bit() {
+    let to_nhwc = |a: &Array4<f32>| a.view().permuted_axes([0, 2, 3, 1]).as_standard_layout().into_owned();
+    for (path, ctx) in common::paths() {
+        let mut rng = Rng::new(77);
+        for (n, c, hw, k, st, nchw) in layers() {
+            let nchw = nchw.layout(Layout::Nchw);
+            let nhwc = nchw.layout(Layout::Nhwc);
+            let geo = Conv2dGeometry::new(n, c, hw, k, st, nchw).unwrap();
+            let x: Array4<f32> = rng.array(geo.input_shape());
+            let w: Array4<f32> = rng.array(geo.weight_shape());
+            let g: Array4<f32> = rng.array(geo.output_shape());
+            let b: ndarray::Array1<f32> = rng.array(k);
+            let (xt, wt, gt) = (to_nhwc(&x), to_nhwc(&w), to_nhwc(&g));
+            let label = format!("{path}: {}", geo.describe());
+            let y = ctx.conv2d(x.view(), w.view(), Some(b.view()), &nchw).unwrap();
+            let yt = ctx.conv2d(xt.view(), wt.view(), Some(b.view()), &nhwc).unwrap();
+            assert_eq!(to_nhwc(&y), yt, "forward, {label}");
+            let dw = ctx.conv2d_weight_grad(x.view(), g.view(), st, &nchw).unwrap();
+            let dwt = ctx.conv2d_weight_grad(xt.view(), gt.view(), st, &nhwc).unwrap();
+            assert_eq!(to_nhwc(&dw), dwt, "weight gradient, {label}");
+            // A forced family refuses a layer padded beyond its kernel in both layouts alike.
+            match (ctx.conv2d_input_grad(g.view(), w.view(), hw, &nchw), ctx.conv2d_input_grad(gt.view(), wt.view(), hw, &nhwc)) {
+                (Ok(dx), Ok(dxt)) => {
+                    assert_eq!(to_nhwc(&dx), dxt, "input gradient, {label}");
+                    // Into a tensor the caller made.
+                    let (gd, wd) = (ctx.upload(gt.view()).unwrap(), ctx.upload(wt.view()).unwrap());
+                    let out = ctx.zeros(dxt.shape()).unwrap();
+                    ctx.input_grad_into(&gd, &wd, &nhwc, &out).unwrap();
+                    assert_eq!(ctx.download::<ndarray::Ix4>(&out).unwrap(), dxt, "input gradient into, {label}");
+                }
+                (Err(convgrad::Error::Unsupported { .. }), Err(convgrad::Error::Unsupported { .. })) => {}
+                (a, b) => panic!("input gradient, {label}: NCHW {:?}, NHWC {:?}", a.err(), b.err()),
+            }
+            let db = ctx.conv2d_bias_grad(g.view(), Layout::Nchw).unwrap();
+            let dbt = ctx.conv2d_bias_grad(gt.view(), Layout::Nhwc).unwrap();
+            assert_eq!(db, dbt, "bias gradient, {label}");
+        }
     }
 }

@@ -196,7 +196,7 @@ fn ten_repeats_are_bitwise_identical() {
             let y = ctx.download::<Ix4>(&ctx.forward(&x, &w, None, &params).unwrap()).unwrap();
             let dw = ctx.download::<Ix4>(&ctx.weight_grad(&x, &dy, [5, 3], &params).unwrap()).unwrap();
             let dx = ctx.download::<Ix4>(&ctx.input_grad(&dy, &w, [33, 30], &params).unwrap()).unwrap();
-            let db = ctx.download::<Ix1>(&ctx.bias_grad(&dy).unwrap()).unwrap();
+            let db = ctx.download::<Ix1>(&ctx.bias_grad(&dy, params.layout).unwrap()).unwrap();
             (bits(&y), bits(&dw), bits(&dx), db.iter().map(|v| v.to_bits()).collect::<Vec<_>>())
         };
         let first = run();

@@ -41,7 +41,7 @@ fn soak_memory_settles() {
             0 => drop(ctx.conv2d(x.view(), w.view(), None, p).unwrap()),
             1 => drop(ctx.conv2d_weight_grad(x.view(), dy.view(), [g.s, g.t], p).unwrap()),
             2 => drop(ctx.conv2d_input_grad(dy.view(), w.view(), [g.h, g.w], p).unwrap()),
-            _ => drop(ctx.conv2d_bias_grad(dy.view()).unwrap()),
+            _ => drop(ctx.conv2d_bias_grad(dy.view(), convgrad::Layout::Nchw).unwrap()),
         }
     };
     for i in 0..200 {

@@ -106,10 +106,10 @@ fn sweep(path: &str) {
         });
 
         let db = nan_tensor(ctx, &[k]);
-        ctx.bias_grad_into(&dyd, &db).unwrap();
+        ctx.bias_grad_into(&dyd, params.layout, &db).unwrap();
         let db = ctx.download::<Ix1>(&db).unwrap();
-        let db_ref = reference::bias_grad(dy.view());
-        let db_mag = reference::bias_grad(ady.view());
+        let db_ref = reference::bias_grad(dy.view(), params.layout);
+        let db_mag = reference::bias_grad(ady.view(), params.layout);
         let bg = Some(check(&db, &db_ref, &db_mag, n * geo.p * geo.q, 1e-5));
 
         let mut row = format!("{label:<26} {:>34}", geo.describe());
@@ -141,8 +141,9 @@ fn sweep(path: &str) {
     // kernel rows wider than 11 taps; nothing else.
     let layers = edge_layers();
     let count = |f: &dyn Fn(&convgrad::verify::Layer) -> bool| layers.iter().filter(|(_, l)| f(l)).count();
-    let beyond = |(_, _, _, _, [s, t], p): &convgrad::verify::Layer| {
-        p.padding[0] > p.dilation[0] * (s - 1) || p.padding[1] > p.dilation[1] * (t - 1)
+    let beyond = |&(n, c, hw, k, [s, t], p): &convgrad::verify::Layer| {
+        let pd = Conv2dGeometry::new(n, c, hw, k, [s, t], p).unwrap().pad;
+        pd.top.max(pd.bottom) > p.dilation[0] * (s - 1) || pd.left.max(pd.right) > p.dilation[1] * (t - 1)
     };
     let wide = |l: &convgrad::verify::Layer| l.4[1] > 11;
     let cases = layers.len();
@@ -175,7 +176,7 @@ fn deterministic(ctx: &convgrad::Context) {
         let y = ctx.download::<Ix4>(&ctx.forward(&x, &w, None, &params).unwrap()).unwrap();
         let dw = ctx.download::<Ix4>(&ctx.weight_grad(&x, &dy, [3, 3], &params).unwrap()).unwrap();
         let dx = ctx.download::<Ix4>(&ctx.input_grad(&dy, &w, [19, 17], &params).unwrap()).unwrap();
-        let db = ctx.download::<Ix1>(&ctx.bias_grad(&dy).unwrap()).unwrap();
+        let db = ctx.download::<Ix1>(&ctx.bias_grad(&dy, params.layout).unwrap()).unwrap();
         let bits = |a: &[f32]| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         (
             bits(y.as_slice().unwrap()),
