@@ -170,6 +170,41 @@ pub enum Error {
         message: String,
     },
 
+    /// [`Padding::Same`](crate::Padding::Same) on a strided layer, whose output cannot have the
+    /// input's size.
+    #[error(
+        "padding 'same' needs stride 1 (as in PyTorch), got stride {sh},{sw}; give the padding per side \
+         (Conv2dParams::padding_sides) instead"
+    )]
+    SameNeedsStrideOne {
+        /// The stride along the height.
+        sh: usize,
+        /// The stride along the width.
+        sw: usize,
+    },
+
+    /// A caller's buffer given to [`Context::wrap`](crate::Context::wrap) whose size does not hold
+    /// exactly the tensor's elements.
+    #[error("a buffer of {got} bytes cannot hold a tensor of shape {shape:?}, which needs exactly {needed} bytes")]
+    BufferSize {
+        /// The tensor's shape.
+        shape: Vec<usize>,
+        /// `4 ·` its element count.
+        needed: u64,
+        /// The buffer's size.
+        got: u64,
+    },
+
+    /// A caller's buffer given to [`Context::wrap`](crate::Context::wrap) without the usages the
+    /// operations need.
+    #[error("the buffer lacks usage {missing}; create it with STORAGE | COPY_SRC | COPY_DST (it has {has})")]
+    BufferUsage {
+        /// The flags it lacks.
+        missing: String,
+        /// The flags it has.
+        has: String,
+    },
+
     /// A forced [`Strategy`](crate::plan::Strategy) whose algorithm cannot run this layer.
     #[error("{op} of {layer}: the forced algorithm {algorithm} cannot run it: {reason}")]
     Unsupported {

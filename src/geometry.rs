@@ -69,17 +69,13 @@ impl Padding {
     /// The sides this padding gives a kernel of `[S, T]` at `stride` and `dilation`.
     ///
     /// # Errors
-    /// [`Error::InvalidOption`] for [`Padding::Same`] with a stride other than 1.
+    /// [`Error::SameNeedsStrideOne`] for [`Padding::Same`] with a stride other than 1.
     pub fn resolve(&self, kernel: [usize; 2], stride: [usize; 2], dilation: [usize; 2]) -> Result<Sides> {
         match *self {
             Padding::Explicit(sides) => Ok(sides),
             Padding::Same => {
                 if stride != [1, 1] {
-                    return Err(Error::InvalidOption {
-                        what: "padding 'same'",
-                        got: format!("stride {},{}", stride[0], stride[1]),
-                        expected: "stride 1 (as in PyTorch; give the padding per side for other strides)",
-                    });
+                    return Err(Error::SameNeedsStrideOne { sh: stride[0], sw: stride[1] });
                 }
                 let total = |axis: usize| dilation[axis].saturating_mul(kernel[axis].saturating_sub(1));
                 let [th, tw] = [total(0), total(1)];
@@ -176,7 +172,13 @@ pub struct Conv2dParams {
 
 impl Default for Conv2dParams {
     fn default() -> Self {
-        Self { stride: [1, 1], padding: Padding::Explicit(Sides::default()), dilation: [1, 1], groups: 1, layout: Layout::Nchw }
+        Self {
+            stride: [1, 1],
+            padding: Padding::Explicit(Sides::default()),
+            dilation: [1, 1],
+            groups: 1,
+            layout: Layout::Nchw,
+        }
     }
 }
 
@@ -629,7 +631,12 @@ mod tests {
     #[test]
     fn same_padding_matches_pytorch() {
         // PyTorch puts ⌊total/2⌋ before and the rest after: an even kernel's extra zero goes last.
-        let cases = [([3, 3], [1, 1], Sides::symmetric(1, 1)), ([4, 2], [1, 1], Sides { top: 1, bottom: 2, left: 0, right: 1 }), ([4, 3], [2, 3], Sides { top: 3, bottom: 3, left: 3, right: 3 }), ([1, 2], [1, 2], Sides { top: 0, bottom: 0, left: 1, right: 1 })];
+        let cases = [
+            ([3, 3], [1, 1], Sides::symmetric(1, 1)),
+            ([4, 2], [1, 1], Sides { top: 1, bottom: 2, left: 0, right: 1 }),
+            ([4, 3], [2, 3], Sides { top: 3, bottom: 3, left: 3, right: 3 }),
+            ([1, 2], [1, 2], Sides { top: 0, bottom: 0, left: 1, right: 1 }),
+        ];
         for (kernel, dilation, sides) in cases {
             let params = Conv2dParams::new().dilation(dilation[0], dilation[1]).padding_same();
             let geo = Conv2dGeometry::new(1, 1, [9, 10], 1, kernel, params).unwrap();
@@ -637,7 +644,7 @@ mod tests {
             assert_eq!([geo.p, geo.q], [9, 10]);
         }
         let e = Conv2dParams::new().stride(2, 1).padding_same().geometry([1, 1, 8, 8], [1, 1, 3, 3]).unwrap_err();
-        assert!(matches!(e, Error::InvalidOption { .. }), "{e}");
+        assert!(matches!(e, Error::SameNeedsStrideOne { sh: 2, sw: 1 }), "{e}");
     }
 
     #[test]

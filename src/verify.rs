@@ -205,7 +205,10 @@ pub fn edge_layers() -> Vec<(&'static str, Layer)> {
         ("padding per side, masked", (1, 2, [8, 16], 4, [3, 5], d.padding_sides(2, 0, 4, 0))),
         ("bottom padding > kernel, strided", (1, 2, [9, 9], 2, [3, 3], d.stride(2, 2).padding_sides(1, 3, 0, 2))),
         // Channels last: the NCHW kernels between device transposes, with partial 16×16 tiles.
-        ("nhwc everything", (2, 4, [15, 14], 6, [3, 2], d.stride(2, 1).padding(2, 1).dilation(1, 2).groups(2).layout(Layout::Nhwc))),
+        (
+            "nhwc everything",
+            (2, 4, [15, 14], 6, [3, 2], d.stride(2, 1).padding(2, 1).dilation(1, 2).groups(2).layout(Layout::Nhwc)),
+        ),
         ("nhwc resnet-like", (2, 16, [14, 14], 16, [3, 3], d.padding(1, 1).layout(Layout::Nhwc))),
         ("nhwc same, even kernel", (3, 5, [8, 9], 3, [2, 2], d.padding_same().layout(Layout::Nhwc))),
     ]

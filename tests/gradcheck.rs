@@ -91,7 +91,15 @@ fn problems() -> Vec<(&'static str, Problem)> {
         ("all", 2, 4, [9, 8], 2, [3, 2], d.stride(2, 1).padding(1, 1).dilation(1, 2).groups(2)),
         ("same, even", 2, 2, [6, 5], 2, [2, 4], d.padding_same()),
         ("per side", 1, 2, [6, 7], 2, [3, 2], d.stride(2, 1).padding_sides(0, 2, 1, 0)),
-        ("nhwc", 2, 4, [9, 8], 2, [3, 2], d.stride(2, 1).padding_sides(1, 0, 0, 1).dilation(1, 2).groups(2).layout(Layout::Nhwc)),
+        (
+            "nhwc",
+            2,
+            4,
+            [9, 8],
+            2,
+            [3, 2],
+            d.stride(2, 1).padding_sides(1, 0, 0, 1).dilation(1, 2).groups(2).layout(Layout::Nhwc),
+        ),
     ];
     specs
         .into_iter()

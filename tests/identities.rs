@@ -146,7 +146,10 @@ fn nhwc_results_are_the_nchw_results_transposed_bit_for_bit() {
             let dwt = ctx.conv2d_weight_grad(xt.view(), gt.view(), st, &nhwc).unwrap();
             assert_eq!(to_nhwc(&dw), dwt, "weight gradient, {label}");
             // A forced family refuses a layer padded beyond its kernel in both layouts alike.
-            match (ctx.conv2d_input_grad(g.view(), w.view(), hw, &nchw), ctx.conv2d_input_grad(gt.view(), wt.view(), hw, &nhwc)) {
+            match (
+                ctx.conv2d_input_grad(g.view(), w.view(), hw, &nchw),
+                ctx.conv2d_input_grad(gt.view(), wt.view(), hw, &nhwc),
+            ) {
                 (Ok(dx), Ok(dxt)) => {
                     assert_eq!(to_nhwc(&dx), dxt, "input gradient, {label}");
                     // Into a tensor the caller made.

@@ -16,7 +16,13 @@ const TILE: usize = 16;
 
 impl Context {
     /// Records `dst[b, c, r] = src[b, r, c]` for `b` matrices of `r × c`.
-    pub(crate) fn transpose(&self, job: &mut Job, src: &wgpu::Buffer, dst: &wgpu::Buffer, [b, r, c]: [usize; 3]) -> Result<()> {
+    pub(crate) fn transpose(
+        &self,
+        job: &mut Job,
+        src: &wgpu::Buffer,
+        dst: &wgpu::Buffer,
+        [b, r, c]: [usize; 3],
+    ) -> Result<()> {
         let shape = Conv2dGeometry::new(b, 1, [r, c], 1, [1, 1], Conv2dParams::new())?;
         let workgroups = b * r.div_ceil(TILE) * c.div_ceil(TILE);
         let invocations = u32_of(workgroups.saturating_mul(crate::plan::profile::WORKGROUP as usize))?;

@@ -161,6 +161,35 @@ impl Context {
         Ok(t)
     }
 
+    /// A tensor over a buffer the caller made on this context's device, for example one a render or
+    /// compute pipeline of its own writes or reads: the operations read it and the `*_into` forms
+    /// write into it directly, with no copy. The tensor holds a handle to the same buffer; dropping the
+    /// tensor leaves the buffer to the caller.
+    ///
+    /// The buffer must hold exactly the shape's `f32` elements in C order and have the usages
+    /// `STORAGE | COPY_SRC | COPY_DST` (the kernels bind it; downloads and batch chunks copy from and
+    /// into it). Work on it is ordered with the caller's by the queue: submit yours before calling an
+    /// operation that reads it, and an operation's work is submitted before it returns. A buffer of
+    /// another device is not detected here (wgpu exposes no owner): the first operation on it fails
+    /// with [`Error::Wgpu`].
+    ///
+    /// # Errors
+    /// [`Error::BufferSize`], [`Error::BufferUsage`], a zero or overflowing shape, a buffer beyond the
+    /// device's limits.
+    pub fn wrap(&self, buffer: &wgpu::Buffer, shape: &[usize]) -> Result<Tensor> {
+        let len = shape_len(shape)?;
+        let needed = self.check_tensor_size("wrapped buffer", len)?;
+        if buffer.size() != needed {
+            return Err(Error::BufferSize { shape: shape.to_vec(), needed, got: buffer.size() });
+        }
+        let missing = USAGE - buffer.usage();
+        if !missing.is_empty() {
+            return Err(Error::BufferUsage { missing: format!("{missing:?}"), has: format!("{:?}", buffer.usage()) });
+        }
+        self.check_alive()?;
+        Ok(Tensor { buffer: buffer.clone(), shape: shape.to_vec(), ctx_id: self.id, recycle: None })
+    }
+
     /// A new device tensor of zeros (wgpu zero-initialises every buffer), for the `*_into`
     /// operations and training loops.
     ///

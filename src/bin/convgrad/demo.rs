@@ -27,9 +27,15 @@ pub struct DemoArgs {
     /// Most gradient steps.
     #[arg(long, default_value_t = 3000)]
     steps: usize,
-    /// Adam learning rate.
+    /// Adam's learning rate at the first step.
     #[arg(long, default_value_t = 0.05)]
     lr: f32,
+    /// Steps over which the learning rate halves (0: constant). At a constant rate Adam's steps stay
+    /// as long as the rate near the minimum and overshoot along the stiffest directions: the loss rose
+    /// 18× in the last 10 steps of a run while the filter error still fell. Halving every 300 steps,
+    /// the loss fell at every reading on every seed, filter size and image set tried.
+    #[arg(long, default_value_t = 300)]
+    lr_half_life: usize,
     /// Seed of the images and the starting filters.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -46,8 +52,14 @@ pub struct DemoArgs {
 
 struct Record {
     step: usize,
+    lr: f32,
     loss: f64,
     err: f64,
+}
+
+/// The learning rate of `step`: `lr · 2^(−step / half_life)`.
+fn learning_rate(a: &DemoArgs, step: usize) -> f32 {
+    if a.lr_half_life == 0 { a.lr } else { a.lr * 0.5f32.powf(step as f32 / a.lr_half_life as f32) }
 }
 
 pub fn run(options: &AdapterOptions, a: &DemoArgs) -> Result<ExitCode, CliError> {
@@ -109,7 +121,8 @@ pub fn run(options: &AdapterOptions, a: &DemoArgs) -> Result<ExitCode, CliError>
             let sq = ctx.sum_squares_by(&diff, per)?;
             let err = sq.iter().map(|&v| f64::from(v)).sum::<f64>().sqrt() / w_norm;
             let worst = sq.iter().zip(&norms).map(|(&v, n)| f64::from(v).sqrt() / n).fold(0.0, f64::max);
-            history.push(Record { step, loss, err });
+            history.push(Record { step, lr: learning_rate(a, step), loss, err });
+
             bar.set_position(step as u64);
             bar.set_message(format!("loss {loss:.3e}  filter error {err:.2e} (worst filter {worst:.2e})"));
             steps = step;
@@ -122,6 +135,7 @@ pub fn run(options: &AdapterOptions, a: &DemoArgs) -> Result<ExitCode, CliError>
             break;
         }
         ctx.weight_grad_into(&x, &dy, &params, &dw)?;
+        adam.lr = learning_rate(a, step);
         adam.step(&ctx, &w, &dw)?;
     }
     bar.finish_and_clear();
@@ -147,9 +161,19 @@ pub fn run(options: &AdapterOptions, a: &DemoArgs) -> Result<ExitCode, CliError>
     }
     let filters = a.output.join("filters.svg");
     let curve = a.output.join("loss.svg");
+    let table = a.output.join("history.csv");
     draw_filters(&filters, &w_true, &learned).map_err(|e| CliError(format!("{}: {e}", filters.display())))?;
     draw_curve(&curve, &history).map_err(|e| CliError(format!("{}: {e}", curve.display())))?;
-    println!("pictures: {} (hidden above, learned below) and {}", filters.display(), curve.display());
+    let csv: String = std::iter::once("step,learning_rate,loss,filter_error\n".to_string())
+        .chain(history.iter().map(|r| format!("{},{:e},{:e},{:e}\n", r.step, r.lr, r.loss, r.err)))
+        .collect();
+    std::fs::write(&table, csv).map_err(|e| CliError(format!("{}: {e}", table.display())))?;
+    println!(
+        "pictures: {} (hidden above, learned below) and {}; the readings in {}",
+        filters.display(),
+        curve.display(),
+        table.display()
+    );
     Ok(if reached { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 

@@ -87,7 +87,13 @@ impl ConvFlags {
             LayoutArg::Nchw => Layout::Nchw,
             LayoutArg::Nhwc => Layout::Nhwc,
         };
-        Conv2dParams { stride: self.stride, padding: self.padding, dilation: self.dilation, groups: self.groups, layout }
+        Conv2dParams {
+            stride: self.stride,
+            padding: self.padding,
+            dilation: self.dilation,
+            groups: self.groups,
+            layout,
+        }
     }
 
     /// An error for the single-channel (2-D image) forms, which have no channel axis to lay out.
@@ -205,6 +211,7 @@ impl From<convgrad::Error> for CliError {
 
 fn main() -> ExitCode {
     oversubscribe_lavapipe();
+    quiet_device_select();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -226,6 +233,20 @@ fn oversubscribe_lavapipe() {
         // SAFETY: called first thing in main, before this process starts any other thread, so no
         // other thread can be reading the environment.
         unsafe { std::env::set_var("LP_NUM_THREADS", threads.to_string()) };
+    }
+}
+
+/// Turns off Mesa's Vulkan device-selection layer unless the user configured it (MESA_VK_DEVICE_SELECT)
+/// or chose for themselves (NODEVICE_SELECT). The layer is installed with mesa-vulkan-drivers and
+/// loaded into every Vulkan program; it connects to the Wayland and X displays to put the display's GPU
+/// first, and without a display (a server, CI, ssh) prints `error: XDG_RUNTIME_DIR is invalid or not
+/// set in the environment.` twice per instance, on commands that then succeed. convgrad ranks the
+/// adapters itself (`convgrad info`), so the layer's order changes nothing it picks but the order
+/// among adapters of the same kind. Real failures are still reported: this silences no output.
+fn quiet_device_select() {
+    if std::env::var_os("NODEVICE_SELECT").is_none() && std::env::var_os("MESA_VK_DEVICE_SELECT").is_none() {
+        // SAFETY: as in oversubscribe_lavapipe, before any other thread exists.
+        unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
     }
 }
 
