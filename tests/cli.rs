@@ -115,6 +115,57 @@ fn general_form_round_trips() {
     close(&load(&dxp), &reference::input_grad(y4.view(), w.view(), [11, 10], &params).unwrap().into_dyn());
 }
 
+/// NHWC/OHWI files with `--layout nhwc`, and `--padding same` / four values, through all three ops.
+#[test]
+fn channels_last_and_padding_per_side_round_trip() {
+    let d = dir("nhwc");
+    let mut rng = Rng::new(4);
+    for (padding, stride, params) in [
+        ("same", "1", Conv2dParams::new().padding_same()),
+        ("0,2,3,1", "2,1", Conv2dParams::new().stride(2, 1).padding_sides(0, 2, 3, 1)),
+    ] {
+        let params = params.layout(convgrad::Layout::Nhwc);
+        let geo = params.geometry([2, 9, 10, 3], [4, 4, 2, 3]).unwrap();
+        let x: Array<f32, Ix4> = rng.array(geo.input_shape());
+        let w: Array<f32, Ix4> = rng.array(geo.weight_shape());
+        let dy: Array<f32, Ix4> = rng.array(geo.output_shape());
+        let (xp, wp, dyp, out) = (d.join("x.npy"), d.join("w.npy"), d.join("dy.npy"), d.join("out.npy"));
+        save(&xp, &x);
+        save(&wp, &w);
+        save(&dyp, &dy);
+        let flags = ["--padding", padding, "--stride", stride, "--layout", "nhwc", "--output", s(&out)];
+        let run = |op: &[&str]| ok(&[op, &flags[..]].concat());
+        run(&["forward", "--input", s(&xp), "--weight", s(&wp)]);
+        close(&load(&out), &reference::forward(x.view(), w.view(), None, &params).unwrap().into_dyn());
+        run(&["weight-grad", "--input", s(&xp), "--grad-output", s(&dyp), "--kernel-size", "4,2"]);
+        close(&load(&out), &reference::weight_grad(x.view(), dy.view(), [4, 2], &params).unwrap().into_dyn());
+        run(&["input-grad", "--grad-output", s(&dyp), "--weight", s(&wp), "--input-size", "9,10"]);
+        close(&load(&out), &reference::input_grad(dy.view(), w.view(), [9, 10], &params).unwrap().into_dyn());
+    }
+    // Typed errors, one line each: 'same' with a stride, three padding values, NHWC without a channel
+    // axis, and NCHW-shaped weights given as OHWI.
+    let (xp, wp, out) = (d.join("x.npy"), d.join("w.npy"), d.join("bad.npy"));
+    let fwd = |extra: &[&'static str]| {
+        let mut a = vec!["forward", "--input", s(&xp), "--weight", s(&wp), "--output", s(&out)];
+        a.extend(extra);
+        a
+    };
+    fails(&fwd(&["--padding", "same", "--stride", "2", "--layout", "nhwc"]), "padding 'same' needs stride 1", &out);
+    let bad = run(&fwd(&["--padding", "1,2,3"]));
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("one, two or four numbers"));
+    let img = d.join("img.npy");
+    save(&img, &rng.array::<Ix2, _>((8, 8)));
+    let w3 = d.join("w3.npy");
+    save(&w3, &rng.array::<Ix3, _>((2, 3, 3)));
+    fails(
+        &["forward", "--input", s(&img), "--weight", s(&w3), "--layout", "nhwc", "--output", s(&out)],
+        "needs 4-D tensors",
+        &out,
+    );
+    fails(&fwd(&[]), "weight channels (dimension 1 of K×C/G×S×T)", &out);
+}
+
 #[test]
 fn single_channel_form_round_trips() {
     let d = dir("single");

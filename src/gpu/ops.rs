@@ -439,7 +439,8 @@ impl Context {
         if out.shape() != shape {
             return Err(Error::shape("output tensor", format!("{shape:?}"), format!("{:?}", out.shape())));
         }
-        if inputs.iter().any(|t| std::ptr::eq(*t, out)) {
+        // The same buffer, not just the same tensor: two tensors may wrap one caller's buffer.
+        if inputs.iter().any(|t| t.buffer == out.buffer) {
             return Err(Error::shape("output tensor", "a tensor distinct from the inputs", "one of the inputs"));
         }
         Ok(())
