@@ -68,6 +68,7 @@ kernel!(FLIP_WEIGHTS, "flip_weights", [Uniform, Read, Write]);
 kernel!(SCATTER_DY, "scatter_dy", [Uniform, Read, Write]);
 kernel!(TRANSPOSE_WEIGHTS, "transpose_weights", [Uniform, Read, Write]);
 kernel!(TRANSPOSE, "transpose", [Uniform, Read, Write]);
+kernel!(TRANSPOSE_ROWS, "transpose_rows", [Uniform, Read, Write]);
 kernel!(FORWARD_VEC4, "conv2d_forward_vec4", [Uniform, Read, Read, Read, Write]);
 kernel!(WEIGHT_GRAD_VEC4, "conv2d_weight_grad_vec4", [Uniform, Read, Read, Read, Read, Write]);
 
@@ -91,6 +92,7 @@ pub(crate) const ALL_KERNELS: &[&KernelSpec] = &[
     &SCATTER_DY,
     &TRANSPOSE_WEIGHTS,
     &TRANSPOSE,
+    &TRANSPOSE_ROWS,
     &FORWARD_VEC4,
     &WEIGHT_GRAD_VEC4,
 ];

@@ -9,30 +9,40 @@ use crate::gpu::context::Context;
 use crate::gpu::job::Job;
 use crate::gpu::kernels::{self, PrepUniform};
 use crate::gpu::tensor::Tensor;
+use crate::plan::profile::WORKGROUP;
 use crate::plan::variant::Variant;
+use crate::plan::{self, Transpose};
+
+/// Whether `n × c × hw` in `layout` is laid out as NCHW: always in NCHW, and in NHWC where one of the
+/// two transposed axes has a single element (single-channel images, 1×1 maps, one-filter banks).
+fn same_bytes(layout: Layout, c: usize, hw: usize) -> bool {
+    layout == Layout::Nchw || c == 1 || hw == 1
+}
 
 /// 16×16 tiles, one workgroup of 64 each (see the shader).
 const TILE: usize = 16;
 
 impl Context {
-    /// Records `dst[b, c, r] = src[b, r, c]` for `b` matrices of `r × c`.
-    pub(crate) fn transpose(
-        &self,
-        job: &mut Job,
-        src: &wgpu::Buffer,
-        dst: &wgpu::Buffer,
-        [b, r, c]: [usize; 3],
-    ) -> Result<()> {
+    /// Records `dst[b, c, r] = src[b, r, c]` for `b` matrices of `r × c`, with the kernel the
+    /// planner picks for the profile ([`plan::transpose`]).
+    pub(crate) fn transpose(&self, job: &mut Job, src: &wgpu::Buffer, dst: &wgpu::Buffer, [b, r, c]: [usize; 3]) -> Result<()> {
         let shape = Conv2dGeometry::new(b, 1, [r, c], 1, [1, 1], Conv2dParams::new())?;
-        let workgroups = b * r.div_ceil(TILE) * c.div_ceil(TILE);
-        let invocations = u32_of(workgroups.saturating_mul(crate::plan::profile::WORKGROUP as usize))?;
+        let (spec, invocations) = match plan::transpose(self.profile()) {
+            Transpose::Tiles => {
+                let workgroups = b * r.div_ceil(TILE) * c.div_ceil(TILE);
+                (&kernels::TRANSPOSE, workgroups.saturating_mul(WORKGROUP as usize))
+            }
+            Transpose::Rows => (&kernels::TRANSPOSE_ROWS, b * c),
+        };
+        let invocations = u32_of(invocations)?;
         let u = PrepUniform::new(&shape, 0, invocations);
-        job.dispatch(&kernels::TRANSPOSE, &Variant::Plain, bytemuck::bytes_of(&u), &[src, dst], invocations)
+        job.dispatch(spec, &Variant::Plain, bytemuck::bytes_of(&u), &[src, dst], invocations)
     }
 
     /// A chunk of `n` activations of `c` channels and `hw` positions in `layout`, as the kernels read
-    /// them: `None` when it is NCHW already (read `src` itself), else an NCHW temporary, which the caller
-    /// holds until the work reading it is recorded.
+    /// them: `None` when its memory is NCHW already (read `src` itself; with one channel or one
+    /// position the two layouts are the same bytes), else an NCHW temporary, which the caller holds
+    /// until the work reading it is recorded.
     pub(crate) fn activations_in(
         &self,
         job: &mut Job,
@@ -40,7 +50,7 @@ impl Context {
         src: &wgpu::Buffer,
         [n, c, hw]: [usize; 3],
     ) -> Result<Option<Tensor>> {
-        if layout == Layout::Nchw {
+        if same_bytes(layout, c, hw) {
             return Ok(None);
         }
         let t = self.temp("activations in NCHW", &[n, c, hw])?;
@@ -62,10 +72,10 @@ impl Context {
     /// Where a kernel writes an output chunk of `n × c × hw` that goes to `dst` in `layout`: `None`
     /// when it writes `dst` itself, else an NCHW temporary that [`Context::activations_out`] moves.
     pub(crate) fn nchw_scratch(&self, layout: Layout, [n, c, hw]: [usize; 3]) -> Result<Option<Tensor>> {
-        match layout {
-            Layout::Nchw => Ok(None),
-            Layout::Nhwc => self.temp("output in NCHW", &[n, c, hw]).map(Some),
+        if same_bytes(layout, c, hw) {
+            return Ok(None);
         }
+        self.temp("output in NCHW", &[n, c, hw]).map(Some)
     }
 
     /// Moves an output chunk from its NCHW scratch (if it has one) into `dst` in the layout it was made

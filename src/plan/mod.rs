@@ -34,6 +34,27 @@ pub use weight_grad::{WeightGradPlan, WeightGradTiles, weight_grad};
 use crate::error::{Error, Result};
 use crate::geometry::Conv2dGeometry;
 
+/// How a channels-last operation moves its tensors between NHWC and the kernels' NCHW
+/// (`src/gpu/layout.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Transpose {
+    /// `transpose.wgsl`: 16×16 tiles through workgroup memory, both sides read and written in runs.
+    Tiles,
+    /// `transpose_rows.wgsl`: one output row per invocation, no workgroup memory or barrier.
+    Rows,
+}
+
+/// The transpose for `profile`. A GPU wants the tiles, whose loads and stores coalesce. On lavapipe
+/// the tiles' barrier and workgroup memory cost more than the strided reads of the rows: the
+/// standard layers in NHWC took 1.1–4.2× their NCHW time with tiles and 1.0–1.6× with rows
+/// (docs/BENCHMARKS.md).
+pub(crate) fn transpose(profile: &AdapterProfile) -> Transpose {
+    match profile.class {
+        profile::DeviceClass::Gpu => Transpose::Tiles,
+        profile::DeviceClass::Cpu => Transpose::Rows,
+    }
+}
+
 /// Which kernels an operation runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Strategy {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use convgrad::bench::{Inputs, Op, SUITES, suite, time_op};
-use convgrad::{AdapterOptions, Strategy};
+use convgrad::{AdapterOptions, Conv2dGeometry, Layout, Strategy};
 use indicatif::{ProgressBar, ProgressStyle};
 use plotters::prelude::*;
 
@@ -33,6 +33,17 @@ pub struct BenchArgs {
     /// alternately in the same run for a before/after comparison.
     #[arg(long, value_enum, default_value = "tuned")]
     kernels: KernelArg,
+    /// Tensor layout: nchw, nhwc (channels last: the NCHW kernels between device transposes), or
+    /// both, timed alternately in the same run so that each nhwc row states the transposes' cost.
+    #[arg(long, value_enum, default_value = "nchw")]
+    layout: LayoutArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LayoutArg {
+    Nchw,
+    Nhwc,
+    Both,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -47,6 +58,7 @@ struct Record {
     shape: &'static str,
     op: Op,
     kernels: &'static str,
+    layout: &'static str,
     median_ms: f64,
     min_ms: f64,
     max_ms: f64,
@@ -83,23 +95,35 @@ pub fn run(options: &AdapterOptions, a: &BenchArgs) -> Result<ExitCode, CliError
         KernelArg::Reference => vec![Strategy::Reference],
         KernelArg::Both => vec![Strategy::Reference, Strategy::Auto],
     };
-    let bar = ProgressBar::new((shapes.len() * ops.len() * kernel_sets.len()) as u64);
+    let layouts: Vec<Layout> = match a.layout {
+        LayoutArg::Nchw => vec![Layout::Nchw],
+        LayoutArg::Nhwc => vec![Layout::Nhwc],
+        LayoutArg::Both => vec![Layout::Nchw, Layout::Nhwc],
+    };
+    let bar = ProgressBar::new((shapes.len() * ops.len() * kernel_sets.len() * layouts.len()) as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed_precise}]")
             .map_err(|e| CliError(e.to_string()))?,
     );
     let mut records = Vec::new();
     for sh in &shapes {
-        let inputs = Inputs::new(&ctx, sh.geo)?;
-        for (&op, &kernels) in ops.iter().flat_map(|o| kernel_sets.iter().map(move |k| (o, k))) {
-            bar.set_message(format!("{} {} ({})", sh.name, op.name(), kernel_name(kernels)));
+        let inputs = layouts
+            .iter()
+            .map(|&l| Inputs::new(&ctx, Conv2dGeometry { params: sh.geo.params.layout(l), ..sh.geo }))
+            .collect::<Result<Vec<_>, _>>()?;
+        let inputs = &inputs;
+        let runs = ops.iter().flat_map(|o| kernel_sets.iter().flat_map(move |k| inputs.iter().map(move |i| (o, k, i))));
+        for (&op, &kernels, inputs) in runs {
+            let layout = inputs.geo.params.layout.name();
+            bar.set_message(format!("{} {} ({}, {layout})", sh.name, op.name(), kernel_name(kernels)));
             ctx.set_strategy(kernels);
-            let t = time_op(&ctx, &inputs, op, a.reps)?;
+            let t = time_op(&ctx, inputs, op, a.reps)?;
             let median_ms = t.median_ms();
             records.push(Record {
                 shape: sh.name,
                 op,
                 kernels: kernel_name(kernels),
+                layout,
                 median_ms,
                 min_ms: t.wall_ms.iter().copied().fold(f64::INFINITY, f64::min),
                 max_ms: t.wall_ms.iter().copied().fold(0.0, f64::max),
@@ -123,14 +147,18 @@ pub fn run(options: &AdapterOptions, a: &BenchArgs) -> Result<ExitCode, CliError
         info.name, info.backend, info.device_type, info.driver, info.driver_info
     );
     println!("profile: {}", ctx.profile());
-    println!("{:<32} {:<12} {:<10} {:>11} {:>9} {:>11}", "shape", "op", "kernels", "median ms", "GFLOP/s", "device ms");
+    println!(
+        "{:<32} {:<12} {:<10} {:<7} {:>11} {:>9} {:>11}",
+        "shape", "op", "kernels", "layout", "median ms", "GFLOP/s", "device ms"
+    );
     for r in &records {
         let dev = r.device_ms.map_or("-".to_string(), |d| format!("{d:.3}"));
         println!(
-            "{:<32} {:<12} {:<10} {:>11.3} {:>9.2} {:>11}",
+            "{:<32} {:<12} {:<10} {:<7} {:>11.3} {:>9.2} {:>11}",
             r.shape,
             r.op.name(),
             r.kernels,
+            r.layout,
             r.median_ms,
             r.gflops,
             dev
@@ -181,10 +209,11 @@ fn json(records: &[Record], info: &wgpu::AdapterInfo, profile: &str) -> String {
         .iter()
         .map(|r| {
             format!(
-                "  {{\"shape\": {}, \"op\": {}, \"kernels\": {}, \"median_ms\": {}, \"min_ms\": {}, \"max_ms\": {}, \"gflops\": {}, \"device_ms\": {}, \"plan\": {}, \"profile\": {}, \"pipelines_compiled\": {}, \"compile_ms\": {}, \"adapter\": {}, \"backend\": {}, \"driver\": {}}}",
+                "  {{\"shape\": {}, \"op\": {}, \"kernels\": {}, \"layout\": {}, \"median_ms\": {}, \"min_ms\": {}, \"max_ms\": {}, \"gflops\": {}, \"device_ms\": {}, \"plan\": {}, \"profile\": {}, \"pipelines_compiled\": {}, \"compile_ms\": {}, \"adapter\": {}, \"backend\": {}, \"driver\": {}}}",
                 esc(r.shape),
                 esc(r.op.name()),
                 esc(r.kernels),
+                esc(r.layout),
                 num(r.median_ms),
                 num(r.min_ms),
                 num(r.max_ms),
@@ -219,10 +248,10 @@ fn plot(path: &Path, records: &[Record], info: &wgpu::AdapterInfo) -> Result<(),
             shapes.push(r.shape);
         }
     }
-    let mut ops: Vec<(Op, &str)> = Vec::new();
+    let mut ops: Vec<(Op, &str, &str)> = Vec::new();
     for r in records {
-        if !ops.contains(&(r.op, r.kernels)) {
-            ops.push((r.op, r.kernels));
+        if !ops.contains(&(r.op, r.kernels, r.layout)) {
+            ops.push((r.op, r.kernels, r.layout));
         }
     }
     // The bars take the left part of the chart and the legend the top right corner, above the first
@@ -261,16 +290,16 @@ fn plot(path: &Path, records: &[Record], info: &wgpu::AdapterInfo) -> Result<(),
         RGBColor(140, 86, 75),
         RGBColor(214, 39, 40),
     ];
-    for (oi, &(op, kernels)) in ops.iter().enumerate() {
+    for (oi, &(op, kernels, layout)) in ops.iter().enumerate() {
         let color = colors[oi % colors.len()];
         chart
-            .draw_series(records.iter().filter(|r| r.op == op && r.kernels == kernels).map(|r| {
+            .draw_series(records.iter().filter(|r| r.op == op && r.kernels == kernels && r.layout == layout).map(|r| {
                 let si = shapes.iter().position(|s| *s == r.shape).unwrap_or(0);
                 // Within a group the first op is the top bar.
                 let y = 2 * (top(si) * per + (ops.len() - 1 - oi));
                 Rectangle::new([(0.0, y), (r.gflops.max(0.0), y + 2)], color.filled())
             }))?
-            .label(format!("{} ({kernels})", op.name()))
+            .label(format!("{} ({kernels}, {layout})", op.name()))
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
     }
     chart
