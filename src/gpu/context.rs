@@ -245,6 +245,14 @@ impl Context {
         self
     }
 
+    /// This context planning as if one storage binding held only `bytes`, so that small layers run in
+    /// batch chunks (tests of the chunked paths without buffers of hundreds of MB).
+    #[cfg(test)]
+    pub(crate) fn with_binding_limit(mut self, bytes: u64) -> Self {
+        self.profile.max_binding_bytes = bytes;
+        self
+    }
+
     /// This context with [`Context::set_strategy`] applied.
     #[must_use]
     pub fn with_strategy(self, strategy: Strategy) -> Self {

@@ -25,7 +25,13 @@ const TILE: usize = 16;
 impl Context {
     /// Records `dst[b, c, r] = src[b, r, c]` for `b` matrices of `r × c`, with the kernel the
     /// planner picks for the profile ([`plan::transpose`]).
-    pub(crate) fn transpose(&self, job: &mut Job, src: &wgpu::Buffer, dst: &wgpu::Buffer, [b, r, c]: [usize; 3]) -> Result<()> {
+    pub(crate) fn transpose(
+        &self,
+        job: &mut Job,
+        src: &wgpu::Buffer,
+        dst: &wgpu::Buffer,
+        [b, r, c]: [usize; 3],
+    ) -> Result<()> {
         let shape = Conv2dGeometry::new(b, 1, [r, c], 1, [1, 1], Conv2dParams::new())?;
         let (spec, invocations) = match plan::transpose(self.profile()) {
             Transpose::Tiles => {
@@ -90,6 +96,53 @@ impl Context {
         match scratch {
             None => Ok(()),
             Some(t) => self.transpose(job, &t.buffer, dst, [n, c, hw]),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::{Array1, Array4};
+
+    use crate::geometry::{Conv2dGeometry, Conv2dParams, Layout};
+    use crate::gpu::Context;
+    use crate::plan::DeviceClass;
+    use crate::reference;
+    use crate::verify::{Rng, rel_err};
+
+    /// NHWC in batch chunks: with a binding of 4 KiB a sample of 360 elements makes chunks of 2, 2
+    /// and 1 samples, each transposed on its own. Forward and input gradient give the unchunked bits
+    /// (each sample is computed alike); the reductions over the batch are summed per chunk, so those
+    /// are checked against the reference. Both transpose kernels (GPU and CPU class).
+    #[test]
+    fn channels_last_in_batch_chunks() {
+        let base = Context::new().expect("a wgpu adapter (see README: apt-get install mesa-vulkan-drivers)");
+        let params = Conv2dParams::new().padding_same().layout(Layout::Nhwc);
+        let geo = Conv2dGeometry::new(5, 3, [9, 10], 4, [3, 3], params).unwrap();
+        let mut rng = Rng::new(3);
+        let x: Array4<f32> = rng.array(geo.input_shape());
+        let w: Array4<f32> = rng.array(geo.weight_shape());
+        let dy: Array4<f32> = rng.array(geo.output_shape());
+        for class in [DeviceClass::Cpu, DeviceClass::Gpu] {
+            let whole = Context::from_device(base.device.clone(), base.queue.clone()).with_profile(class);
+            let chunked = Context::from_device(base.device.clone(), base.queue.clone())
+                .with_profile(class)
+                .with_binding_limit(4096);
+            assert_eq!(crate::plan::batch_chunk(&geo, 360, chunked.profile()).unwrap(), 2);
+            let run = |ctx: &Context| {
+                let y = ctx.conv2d(x.view(), w.view(), None, &params).unwrap();
+                let dw = ctx.conv2d_weight_grad(x.view(), dy.view(), [3, 3], &params).unwrap();
+                let dx = ctx.conv2d_input_grad(dy.view(), w.view(), [9, 10], &params).unwrap();
+                let db: Array1<f32> = ctx.conv2d_bias_grad(dy.view(), Layout::Nhwc).unwrap();
+                (y, dw, dx, db)
+            };
+            let (y0, _, dx0, _) = run(&whole);
+            let (y, dw, dx, db) = run(&chunked);
+            assert_eq!(y, y0, "{class:?}: forward");
+            assert_eq!(dx, dx0, "{class:?}: input gradient");
+            let dw_ref = reference::weight_grad(x.view(), dy.view(), [3, 3], &params).unwrap();
+            assert!(rel_err(&dw, &dw_ref) < 1e-6, "{class:?}: weight gradient");
+            assert!(rel_err(&db, &reference::bias_grad(dy.view(), Layout::Nhwc)) < 1e-6, "{class:?}: bias");
         }
     }
 }

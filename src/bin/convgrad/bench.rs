@@ -293,12 +293,14 @@ fn plot(path: &Path, records: &[Record], info: &wgpu::AdapterInfo) -> Result<(),
     for (oi, &(op, kernels, layout)) in ops.iter().enumerate() {
         let color = colors[oi % colors.len()];
         chart
-            .draw_series(records.iter().filter(|r| r.op == op && r.kernels == kernels && r.layout == layout).map(|r| {
-                let si = shapes.iter().position(|s| *s == r.shape).unwrap_or(0);
-                // Within a group the first op is the top bar.
-                let y = 2 * (top(si) * per + (ops.len() - 1 - oi));
-                Rectangle::new([(0.0, y), (r.gflops.max(0.0), y + 2)], color.filled())
-            }))?
+            .draw_series(records.iter().filter(|r| r.op == op && r.kernels == kernels && r.layout == layout).map(
+                |r| {
+                    let si = shapes.iter().position(|s| *s == r.shape).unwrap_or(0);
+                    // Within a group the first op is the top bar.
+                    let y = 2 * (top(si) * per + (ops.len() - 1 - oi));
+                    Rectangle::new([(0.0, y), (r.gflops.max(0.0), y + 2)], color.filled())
+                },
+            ))?
             .label(format!("{} ({kernels}, {layout})", op.name()))
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
     }
