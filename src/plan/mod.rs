@@ -45,9 +45,9 @@ pub(crate) enum Transpose {
 }
 
 /// The transpose for `profile`. A GPU wants the tiles, whose loads and stores coalesce. On lavapipe
-/// the tiles' barrier and workgroup memory cost more than the strided reads of the rows: the
-/// standard layers in NHWC took 1.1–4.2× their NCHW time with tiles and 1.0–1.6× with rows
-/// (docs/BENCHMARKS.md).
+/// the tiles' barrier and workgroup memory cost more than the strided reads of the rows: in two runs
+/// of the standard layers with the CPU profile's plans, the seed layer's NHWC forward pass took 4.2×
+/// its NCHW time with tiles and 1.4× with rows, the stem's 2.1× and 1.2× (docs/BENCHMARKS.md).
 pub(crate) fn transpose(profile: &AdapterProfile) -> Transpose {
     match profile.class {
         profile::DeviceClass::Gpu => Transpose::Tiles,
