@@ -115,22 +115,17 @@ impl Layout {
         }
     }
 
-    /// The shape of `k` filters of `cg` channels and `s × t` taps in this layout.
+    /// The shape of `k` filters of `cg` channels and `s × t` taps in this layout: OIHW and OHWI put
+    /// the four axes in the orders NCHW and NHWC do.
     #[must_use]
-    pub const fn weights(self, [k, cg, s, t]: [usize; 4]) -> [usize; 4] {
-        match self {
-            Layout::Nchw => [k, cg, s, t],
-            Layout::Nhwc => [k, s, t, cg],
-        }
+    pub const fn weights(self, oihw: [usize; 4]) -> [usize; 4] {
+        self.activation(oihw)
     }
 
     /// `[K, C/G, S, T]` of weights of `shape` in this layout.
     #[must_use]
     pub const fn weight_dims(self, shape: [usize; 4]) -> [usize; 4] {
-        match self {
-            Layout::Nchw => shape,
-            Layout::Nhwc => [shape[0], shape[3], shape[1], shape[2]],
-        }
+        self.activation_dims(shape)
     }
 
     /// Which dimension of a weight shape holds the channels per group, and the shape's letters.
