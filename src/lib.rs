@@ -78,10 +78,12 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+#[cfg(not(target_arch = "wasm32"))]
 pub mod bench;
 mod error;
 pub mod geometry;
 pub mod gpu;
+pub mod learn;
 pub mod plan;
 pub mod reference;
 pub mod synthetic;
@@ -89,7 +91,9 @@ pub mod verify;
 
 pub use error::{Error, Result};
 pub use geometry::{Conv2dGeometry, Conv2dParams, Layout, Padding, Sides};
-pub use gpu::{Adam, AdapterOptions, Context, PipelineStats, Tensor, list_adapters};
+#[cfg(not(target_arch = "wasm32"))]
+pub use gpu::list_adapters;
+pub use gpu::{Adam, AdapterOptions, Context, PipelineStats, Tensor};
 pub use plan::{AdapterProfile, Algorithm, DeviceClass, Strategy};
 
 /// The README's Rust example, compiled and run as a doctest.

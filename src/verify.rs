@@ -6,12 +6,13 @@
 //! `Σ|products|` for every output element at once, so each GPU element can be checked against the
 //! `f64` reference with a bound that holds whatever the data, with no tolerance picked by hand.
 
-use ndarray::{Array, Array4, Dimension};
+#[cfg(not(target_arch = "wasm32"))]
+use ndarray::Array4;
+use ndarray::{Array, Dimension};
 
-use crate::error::Result;
-use crate::geometry::{Conv2dGeometry, Conv2dParams, Layout};
-use crate::gpu::Context;
-use crate::reference;
+use crate::geometry::{Conv2dParams, Layout};
+#[cfg(not(target_arch = "wasm32"))]
+use crate::{error::Result, geometry::Conv2dGeometry, gpu::Context, reference};
 
 /// Unit roundoff of `f32`, `2⁻²⁴`.
 pub const U32: f64 = f32::EPSILON as f64 / 2.0;
@@ -219,6 +220,7 @@ pub fn edge_layers() -> Vec<(&'static str, Layer)> {
 ///
 /// # Errors
 /// Only wgpu or device errors; a wrong result is a failing row, not an error.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn self_test(ctx: &Context) -> Result<Vec<CheckRow>> {
     let mut rng = Rng::new(0xC0FFEE);
     let mut rows = Vec::new();
@@ -272,6 +274,7 @@ pub fn self_test(ctx: &Context) -> Result<Vec<CheckRow>> {
 /// Central differences of `J = ½‖conv(X, W) + b‖²` (evaluated in `f64`) against the GPU's gradients.
 /// `J` is quadratic in each coordinate, so the differences are exact up to `f64` rounding; the bound
 /// column is the GPU gradient's `f32` bound plus that rounding.
+#[cfg(not(target_arch = "wasm32"))]
 fn finite_difference_rows(ctx: &Context, rng: &mut Rng) -> Result<Vec<CheckRow>> {
     const EPS: f64 = 1e-2;
     let params = Conv2dParams::new().stride(2, 1).padding(1, 0).dilation(1, 2).groups(2);

@@ -1,5 +1,6 @@
 //! Tensors over buffers the caller made (`Context::wrap`): all four operations read them, the `*_into`
 //! forms write into them, and the caller reads the results from its own buffers itself.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! The `convgrad` binary, run as a user would: round trips against the CPU reference for every
 //! subcommand in both forms, and each kind of bad input (one-line error, exit code 2, no output file,
 //! never a panic).
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! The filter-learning demo recovers its hidden filters: the end-to-end proof that the GPU forward pass
 //! and weight gradient are right enough to train with.
+#![cfg(not(target_arch = "wasm32"))]
 
 use std::process::Command;
 

@@ -1,4 +1,5 @@
 //! Bad input gets a typed error naming the numbers, never a panic or a wgpu validation crash.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

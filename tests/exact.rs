@@ -1,5 +1,6 @@
 //! Exact cases worked out by hand: small integers, so every f32 sum is exact and the GPU must match
 //! to the bit.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

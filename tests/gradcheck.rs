@@ -9,6 +9,7 @@
 //! = J on absolute values), hence a finite-difference error bound of 2·γ64_m·J_abs / ε. The f64
 //! analytic gradients must meet that bound; the GPU's f32 gradients must meet it plus their own f32
 //! bound γ32_L·(the same operation on |inputs|) plus the rounding of dY to f32.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Identities that pin the structure of the results: adjointness of the three operations, the weight
 //! gradient as a correlation computed by the forward kernel, and the input gradient as a correlation of
 //! the padded output gradient with the flipped filters.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Hostile and heavy use of the library: tensors beyond one storage binding, non-contiguous views,
 //! NaN and infinity, eight threads on one context, repeated runs, a soak, random shapes, device loss.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! The soak test, alone in its own process so that its memory figures are its own.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

@@ -56,6 +56,7 @@ pub struct AdapterListing {
 
 /// Rank used to pick the default adapter: real GPUs first, then software, then OpenGL last because
 /// its compute support is the most limited.
+#[cfg(not(target_arch = "wasm32"))]
 fn rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
     let ty = match info.device_type {
         wgpu::DeviceType::DiscreteGpu => 0,
@@ -78,7 +79,22 @@ fn instance(options: &AdapterOptions) -> wgpu::Instance {
 }
 
 /// Adapters matching `options`, in the order [`Context::with_options`] prefers them (the first is
+/// chosen). WebGPU offers one adapter per request rather than a list.
+#[cfg(target_arch = "wasm32")]
+async fn candidates(options: &AdapterOptions) -> Vec<wgpu::Adapter> {
+    let request =
+        wgpu::RequestAdapterOptions { power_preference: wgpu::PowerPreference::HighPerformance, ..Default::default() };
+    let mut adapters: Vec<wgpu::Adapter> = instance(options).request_adapter(&request).await.into_iter().collect();
+    if let Some(name) = &options.name {
+        let name = name.to_lowercase();
+        adapters.retain(|a| a.get_info().name.to_lowercase().contains(&name));
+    }
+    adapters
+}
+
+/// Adapters matching `options`, in the order [`Context::with_options`] prefers them (the first is
 /// chosen).
+#[cfg(not(target_arch = "wasm32"))]
 async fn candidates(options: &AdapterOptions) -> Vec<wgpu::Adapter> {
     let mut adapters = instance(options).enumerate_adapters(options.backends).await;
     if let Some(name) = &options.name {
@@ -90,7 +106,9 @@ async fn candidates(options: &AdapterOptions) -> Vec<wgpu::Adapter> {
     adapters
 }
 
-/// Every adapter wgpu finds on the given backends, marking the one `options` would choose.
+/// Every adapter wgpu finds on the given backends, marking the one `options` would choose. Native
+/// targets only.
+#[cfg(not(target_arch = "wasm32"))]
 #[must_use]
 pub fn list_adapters(options: &AdapterOptions) -> Vec<AdapterListing> {
     let chosen = pollster::block_on(candidates(options)).first().map(wgpu::Adapter::get_info);
@@ -154,6 +172,10 @@ pub struct Context {
     pub(crate) temps: crate::gpu::pool::Pool,
     /// Bound where a kernel's optional input (the bias) is absent.
     pub(crate) placeholder: OnceLock<wgpu::Buffer>,
+    /// In the browser, the popped error scopes of the operations since the last download, awaited by
+    /// [`Context::settle`]: nothing there may block on them.
+    #[cfg(target_arch = "wasm32")]
+    pub(crate) deferred: Mutex<Vec<crate::gpu::job::Deferred>>,
 }
 
 impl fmt::Debug for Context {
@@ -172,14 +194,25 @@ impl Context {
     ///
     /// # Errors
     /// [`Error::NoAdapter`] when no adapter matches; [`Error::RequestDevice`] when it refuses a device.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn new() -> Result<Self> {
         Self::with_options(&AdapterOptions::from_env())
+    }
+
+    /// [`Context::new`] without blocking: the form for the browser, where it asks `navigator.gpu` for
+    /// an adapter (an [`Error::NoAdapter`] where the browser has no WebGPU).
+    ///
+    /// # Errors
+    /// As [`Context::new`].
+    pub async fn new_async() -> Result<Self> {
+        Self::with_options_async(&AdapterOptions::from_env()).await
     }
 
     /// A context on the best adapter matching `options` (see [`list_adapters`] for the order).
     ///
     /// # Errors
     /// As [`Context::new`].
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn with_options(options: &AdapterOptions) -> Result<Self> {
         pollster::block_on(Self::with_options_async(options))
     }
@@ -204,8 +237,12 @@ impl Context {
         // even on GPUs that allow more.
         let limits = adapter.limits();
         // Subgroup operations let the tuned kernels share loads across a subgroup (see
-        // `Context::subgroup_sharing`).
+        // `Context::subgroup_sharing`). Not in the browser: there WGSL needs `enable subgroups;`,
+        // which the templates do not write, and its timestamps are coarsened.
+        #[cfg(not(target_arch = "wasm32"))]
         let features = adapter.features() & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP);
+        #[cfg(target_arch = "wasm32")]
+        let features = wgpu::Features::empty();
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("convgrad"),
@@ -303,6 +340,8 @@ impl Context {
             staging: Arc::default(),
             temps: Arc::default(),
             timings: Mutex::new(None),
+            #[cfg(target_arch = "wasm32")]
+            deferred: Mutex::new(Vec::new()),
         }
     }
 
@@ -367,11 +406,35 @@ impl Context {
         on
     }
 
+    /// In the browser, awaits the error scopes of the operations recorded since the last call and
+    /// returns the first error they caught; on native targets every operation has already reported
+    /// its own, and this returns at once.
+    ///
+    /// # Errors
+    /// [`Error::Wgpu`] naming the operation's first kernel.
+    pub async fn settle(&self) -> Result<()> {
+        #[cfg(target_arch = "wasm32")]
+        {
+            let pending = std::mem::take(&mut *self.deferred.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+            let mut first = None;
+            for d in pending {
+                if let Some(e) = d.wait().await {
+                    first.get_or_insert(e);
+                }
+            }
+            if let Some(e) = first {
+                return Err(self.explain(e));
+            }
+        }
+        Ok(())
+    }
+
     /// Device milliseconds spent in the kernels run since profiling was turned on or this was last
     /// called (0 when profiling is off).
     ///
     /// # Errors
     /// [`Error::Readback`] if the timestamps cannot be read.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn take_device_ms(&self) -> Result<f64> {
         let pending = {
             let mut slot = self.timings.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

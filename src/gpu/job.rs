@@ -141,20 +141,60 @@ impl Job<'_> {
         }
     }
 
-    /// Submits the recorded work and reports any error wgpu found in it.
+    /// Submits the recorded work and reports any error wgpu found in it. In the browser the error
+    /// scopes are popped now and awaited later, by [`Context::settle`] (every download calls it):
+    /// there nothing may block.
     ///
     /// # Errors
     /// [`Error::Wgpu`] naming the job's first kernel, or [`Error::DeviceLost`].
     pub(crate) fn finish(mut self) -> Result<()> {
         self.flush();
-        let oom = self.oom.take().and_then(|s| pollster::block_on(s.pop()));
-        let invalid = self.validation.take().and_then(|s| pollster::block_on(s.pop()));
-        match oom.or(invalid) {
-            Some(e) => Err(self.ctx.explain(Error::Wgpu {
-                kernel: self.first.unwrap_or("copy").to_string(),
-                message: crate::error::chain(&e),
-            })),
-            None => Ok(()),
+        let kernel = self.first.unwrap_or("copy");
+        // The out-of-memory scope was pushed last, so it is popped first.
+        let oom = self.oom.take().map(wgpu::ErrorScopeGuard::pop);
+        let invalid = self.validation.take().map(wgpu::ErrorScopeGuard::pop);
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let oom = oom.and_then(pollster::block_on);
+            let invalid = invalid.and_then(pollster::block_on);
+            match oom.or(invalid) {
+                Some(e) => {
+                    Err(self.ctx.explain(Error::Wgpu { kernel: kernel.to_string(), message: crate::error::chain(&e) }))
+                }
+                None => Ok(()),
+            }
         }
+        #[cfg(target_arch = "wasm32")]
+        {
+            let scopes: Vec<ScopeFuture> = oom.into_iter().chain(invalid).map(|f| Box::pin(f) as ScopeFuture).collect();
+            let mut deferred = self.ctx.deferred.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            deferred.push(Deferred { kernel, scopes });
+            Ok(())
+        }
+    }
+}
+
+/// A popped error scope's result, to await.
+#[cfg(target_arch = "wasm32")]
+type ScopeFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Option<wgpu::Error>>>>;
+
+/// The error scopes of one finished job in the browser, popped and not yet awaited.
+#[cfg(target_arch = "wasm32")]
+pub(crate) struct Deferred {
+    kernel: &'static str,
+    scopes: Vec<ScopeFuture>,
+}
+
+#[cfg(target_arch = "wasm32")]
+impl Deferred {
+    /// The first error the job's scopes caught.
+    pub(crate) async fn wait(self) -> Option<Error> {
+        let mut first = None;
+        for scope in self.scopes {
+            if let Some(e) = scope.await {
+                first.get_or_insert(Error::Wgpu { kernel: self.kernel.to_string(), message: crate::error::chain(&e) });
+            }
+        }
+        first
     }
 }

@@ -348,11 +348,16 @@ impl PipelineCache {
             Variant::Plain => spec.name.to_string(),
             v => format!("{}/{v:?}", spec.name),
         };
+        // The browser has no monotonic clock in std: compile time is counted on native targets only.
+        #[cfg(not(target_arch = "wasm32"))]
         let start = std::time::Instant::now();
         let built = Arc::new(build(device, spec, variant, &label)?);
         let mut st = self.lock();
         st.stats.compiled += 1;
-        st.stats.compile_ms += start.elapsed().as_secs_f64() * 1e3;
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            st.stats.compile_ms += start.elapsed().as_secs_f64() * 1e3;
+        }
         let tick = st.tick;
         let p = st.map.entry(key).or_insert((built, tick)).0.clone();
         while st.map.len() > PIPELINE_CACHE_LIMIT {
@@ -379,7 +384,11 @@ impl PipelineCache {
 
 fn build(device: &wgpu::Device, spec: &KernelSpec, variant: &Variant, label: &str) -> Result<Pipeline> {
     let source = spec.full_source_with(variant)?;
+    // In the browser a scope cannot be awaited here: a rejected shader falls to the scope of the job
+    // being recorded, and is reported when the job's errors are (`Context::settle`).
+    #[cfg(not(target_arch = "wasm32"))]
     let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    #[cfg(not(target_arch = "wasm32"))]
     if let Some(dir) = std::env::var_os("CONVGRAD_DUMP_WGSL") {
         let name = label.replace(|c: char| !c.is_ascii_alphanumeric(), "_");
         let _ = std::fs::write(std::path::Path::new(&dir).join(format!("{name}.wgsl")), &source);
@@ -429,6 +438,7 @@ fn build(device: &wgpu::Device, spec: &KernelSpec, variant: &Variant, label: &st
         },
         cache: None,
     });
+    #[cfg(not(target_arch = "wasm32"))]
     if let Some(e) = pollster::block_on(scope.pop()) {
         return Err(Error::Wgpu { kernel: label.to_string(), message: crate::error::chain(&e) });
     }

@@ -2,6 +2,8 @@
 
 pub(crate) mod batch;
 pub(crate) mod context;
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) mod host;
 pub(crate) mod job;
 pub(crate) mod kernels;
 pub(crate) mod layout;
@@ -10,8 +12,11 @@ pub(crate) mod pool;
 pub(crate) mod tensor;
 pub(crate) mod tiled;
 pub(crate) mod train;
+pub(crate) mod wait;
 
-pub use context::{AdapterListing, AdapterOptions, Context, backend_names, list_adapters};
+#[cfg(not(target_arch = "wasm32"))]
+pub use context::list_adapters;
+pub use context::{AdapterListing, AdapterOptions, Context, backend_names};
 pub use kernels::PipelineStats;
 pub use tensor::Tensor;
 pub use train::Adam;

@@ -1,7 +1,5 @@
 //! Device-resident tensors: upload once, run many operations, download explicitly.
 
-use std::sync::mpsc;
-
 use ndarray::{Array, ArrayView, Dimension, IxDyn};
 
 use crate::error::{Error, Result};
@@ -213,14 +211,27 @@ impl Context {
 
     /// Copies a tensor back to the host as an array of dimension `D` (use `IxDyn` for any rank).
     ///
-    /// Blocks until the work queued before it has finished.
+    /// Blocks until the work queued before it has finished. Native targets only; in the browser use
+    /// [`Context::download_async`].
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`] if the tensor's rank is not `D`'s; [`Error::Readback`] if mapping fails or
     /// the device is lost.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn download<D: Dimension>(&self, t: &Tensor) -> Result<Array<f32, D>> {
+        pollster::block_on(self.download_async(t))
+    }
+
+    /// [`Context::download`] without blocking: the form for the browser, where the page's event loop
+    /// completes the mapping. In the browser it first awaits the error scopes of the operations run
+    /// since the last download, so a wgpu error in any of them is returned here.
+    ///
+    /// # Errors
+    /// As [`Context::download`], and [`Error::Wgpu`] for an earlier operation's deferred error.
+    pub async fn download_async<D: Dimension>(&self, t: &Tensor) -> Result<Array<f32, D>> {
         self.own(t)?;
-        let data = self.read_buffer(&t.buffer, "tensor")?;
+        self.settle().await?;
+        let data = self.read_mapped(&t.buffer, "tensor", bytemuck::pod_collect_to_vec::<u8, f32>).await?;
         let a = Array::from_shape_vec(IxDyn(&t.shape), data)
             .map_err(|e| Error::Readback { what: "tensor".into(), message: e.to_string() })?;
         let rank = t.shape.len();
@@ -233,36 +244,48 @@ impl Context {
         })
     }
 
-    /// The one readback path: copy to a staging buffer, map it, wait for that submission, copy out,
-    /// unmap. Errors are returned, never panicked on.
-    pub(crate) fn read_buffer(&self, src: &wgpu::Buffer, what: &str) -> Result<Vec<f32>> {
-        self.read_mapped(src, what, bytemuck::pod_collect_to_vec::<u8, f32>)
+    /// A buffer's `f32`s, once the operations recorded before have finished (see
+    /// [`Context::read_mapped`], the one readback path).
+    pub(crate) async fn read_buffer_async(&self, src: &wgpu::Buffer, what: &str) -> Result<Vec<f32>> {
+        self.settle().await?;
+        self.read_mapped(src, what, bytemuck::pod_collect_to_vec::<u8, f32>).await
     }
 
-    /// The bytes of `src` (see [`Context::read_buffer`]).
+    /// The bytes of `src` (see [`Context::read_mapped`]).
+    #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn read_bytes(&self, src: &wgpu::Buffer, what: &str) -> Result<Vec<u8>> {
-        self.read_mapped(src, what, <[u8]>::to_vec)
+        pollster::block_on(self.read_mapped(src, what, <[u8]>::to_vec))
     }
 
-    /// Copies `src` into a staging buffer (reused from a small pool: allocating and clearing a fresh
-    /// one cost as much as the copy), maps it, waits for that submission and hands the bytes to `take`.
-    fn read_mapped<T>(&self, src: &wgpu::Buffer, what: &str, take: impl FnOnce(&[u8]) -> T) -> Result<T> {
+    /// The one readback path: copies `src` into a staging buffer (reused from a small pool: allocating
+    /// and clearing a fresh one cost as much as the copy), maps it, waits for that submission and hands
+    /// the bytes to `take`. Errors are returned, never panicked on.
+    /// On native targets it polls the device until the copy is done, so the mapping has completed when
+    /// it is first awaited; in the browser the event loop completes it.
+    async fn read_mapped<T>(&self, src: &wgpu::Buffer, what: &str, take: impl FnOnce(&[u8]) -> T) -> Result<T> {
         self.check_alive()?;
         let size = src.size();
         let staging = self.staging(size);
         let mut enc = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
         enc.copy_buffer_to_buffer(src, 0, &staging, 0, size);
         let index = self.queue.submit([enc.finish()]);
-        let (tx, rx) = mpsc::channel();
-        staging.slice(..size).map_async(wgpu::MapMode::Read, move |r| {
-            // The receiver outlives the poll below; a send error cannot be acted on here anyway.
-            let _ = tx.send(r);
-        });
+        let (tx, rx) = crate::gpu::wait::once();
+        staging.slice(..size).map_async(wgpu::MapMode::Read, move |r| tx.set(r));
         let fail = |message: String| self.explain(Error::Readback { what: what.to_string(), message });
-        self.device
-            .poll(wgpu::PollType::Wait { submission_index: Some(index), timeout: None })
-            .map_err(|e| fail(e.to_string()))?;
-        rx.recv().map_err(|e| fail(e.to_string()))?.map_err(|e| fail(e.to_string()))?;
+        #[cfg(not(target_arch = "wasm32"))]
+        let mapped = {
+            self.device
+                .poll(wgpu::PollType::Wait { submission_index: Some(index), timeout: None })
+                .map_err(|e| fail(e.to_string()))?;
+            // wgpu runs the callback inside that poll; awaiting a value that never comes would hang.
+            rx.try_take().ok_or_else(|| fail("the mapping callback did not run".into()))?
+        };
+        #[cfg(target_arch = "wasm32")]
+        let mapped = {
+            let _ = index;
+            rx.await
+        };
+        mapped.map_err(|e| fail(e.to_string()))?;
         let out = {
             let view = staging.slice(..size).get_mapped_range().map_err(|e| fail(e.to_string()))?;
             take(&view)

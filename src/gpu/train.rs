@@ -84,10 +84,20 @@ impl Context {
 
     /// Sums of squares of consecutive blocks of `block` elements (the last may be shorter), computed on
     /// the device and read back: with `block = (C/G)·S·T` on a weight tensor, one value per filter.
+    /// Native targets; [`Context::sum_squares_by_async`] everywhere.
     ///
     /// # Errors
     /// A zero `block`, a tensor from another context, wgpu errors, read-back errors.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn sum_squares_by(&self, x: &Tensor, block: usize) -> Result<Vec<f32>> {
+        pollster::block_on(self.sum_squares_by_async(x, block))
+    }
+
+    /// [`Context::sum_squares_by`] without blocking.
+    ///
+    /// # Errors
+    /// As [`Context::sum_squares_by`].
+    pub async fn sum_squares_by_async(&self, x: &Tensor, block: usize) -> Result<Vec<f32>> {
         self.own(x)?;
         if block == 0 {
             return Err(Error::ZeroDimension { what: "block" });
@@ -95,22 +105,31 @@ impl Context {
         let mut job = self.job();
         let sums = self.block_sums(&mut job, &x.buffer, x.len(), block, true)?;
         job.finish()?;
-        self.read_buffer(&sums.buffer, "block sums of squares")
+        self.read_buffer_async(&sums.buffer, "block sums of squares").await
     }
 
     /// `Σ x[e]²` computed on the device in a fixed order (chunks of 256, then the chunk sums in order),
-    /// read back as one `f32`.
+    /// read back as one `f32`. Native targets; [`Context::sum_squares_async`] everywhere.
     ///
     /// # Errors
     /// A tensor from another context, wgpu errors, read-back errors.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn sum_squares(&self, x: &Tensor) -> Result<f32> {
+        pollster::block_on(self.sum_squares_async(x))
+    }
+
+    /// [`Context::sum_squares`] without blocking.
+    ///
+    /// # Errors
+    /// As [`Context::sum_squares`].
+    pub async fn sum_squares_async(&self, x: &Tensor) -> Result<f32> {
         self.own(x)?;
         let mut job = self.job();
         let partial = self.block_sums(&mut job, &x.buffer, x.len(), CHUNK, true)?;
         // One invocation adds every partial sum in order: at most 2^32/256 of them.
         let total = self.block_sums(&mut job, &partial.buffer, partial.len(), partial.len(), false)?;
         job.finish()?;
-        let v = self.read_buffer(&total.buffer, "sum of squares")?;
+        let v = self.read_buffer_async(&total.buffer, "sum of squares").await?;
         v.first().copied().ok_or_else(|| Error::Readback { what: "sum of squares".into(), message: "empty".into() })
     }
 

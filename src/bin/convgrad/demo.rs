@@ -5,11 +5,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use convgrad::synthetic::{FILTER_NAMES, hidden_filters, images};
-use convgrad::{Adam, AdapterOptions, Conv2dParams};
+use convgrad::AdapterOptions;
+use convgrad::learn::{FilterLearning, LearnConfig, Reading};
+use convgrad::synthetic::FILTER_NAMES;
 use indicatif::{ProgressBar, ProgressStyle};
-use ndarray::{Array4, Ix4, s};
+use ndarray::{Array4, s};
 use plotters::prelude::*;
+use pollster::block_on;
 
 use crate::CliError;
 
@@ -30,10 +32,7 @@ pub struct DemoArgs {
     /// Adam's learning rate at the first step.
     #[arg(long, default_value_t = 0.05)]
     lr: f32,
-    /// Steps over which the learning rate halves (0: constant). At a constant rate Adam's steps stay
-    /// as long as the rate near the minimum and overshoot along the stiffest directions: the loss rose
-    /// 18× in the last 10 steps of a run while the filter error still fell. Halving every 300 steps,
-    /// the loss fell at every reading on every seed, filter size and image set tried.
+    /// Steps over which the learning rate halves (0: constant; see `LearnConfig::lr_half_life`).
     #[arg(long, default_value_t = 300)]
     lr_half_life: usize,
     /// Seed of the images and the starting filters.
@@ -50,18 +49,6 @@ pub struct DemoArgs {
     output: PathBuf,
 }
 
-struct Record {
-    step: usize,
-    lr: f32,
-    loss: f64,
-    err: f64,
-}
-
-/// The learning rate of `step`: `lr · 2^(−step / half_life)`.
-fn learning_rate(a: &DemoArgs, step: usize) -> f32 {
-    if a.lr_half_life == 0 { a.lr } else { a.lr * 0.5f32.powf(step as f32 / a.lr_half_life as f32) }
-}
-
 pub fn run(options: &AdapterOptions, a: &DemoArgs) -> Result<ExitCode, CliError> {
     if a.filter_size < 3 {
         return Err(CliError(format!("--filter-size must be at least 3, got {}", a.filter_size)));
@@ -74,28 +61,21 @@ pub fn run(options: &AdapterOptions, a: &DemoArgs) -> Result<ExitCode, CliError>
     std::fs::create_dir_all(&a.output).map_err(|e| CliError(format!("{}: cannot create: {e}", a.output.display())))?;
     let ctx = crate::context(options)?;
     let info = ctx.adapter_info().clone();
-    let params = Conv2dParams::new();
-    let k = FILTER_NAMES.len();
+    let config = LearnConfig {
+        images: a.images,
+        image_size: a.image_size,
+        filter_size: a.filter_size,
+        seed: a.seed,
+        lr: a.lr,
+        lr_half_life: a.lr_half_life,
+    };
+    let mut run = block_on(FilterLearning::new(&ctx, config))?;
     let sz = a.filter_size;
-
-    // Everything the loop touches is uploaded once.
-    let w_true = hidden_filters(sz, a.seed);
-    let x = ctx.upload(images(a.images, a.image_size, a.image_size, a.seed).view())?;
-    let w_star = ctx.upload(w_true.view())?;
-    let y_star = ctx.forward(&x, &w_star, None, &params)?;
-    let mut rng = convgrad::verify::Rng::new(a.seed.wrapping_add(7));
-    let w = ctx.upload(rng.array::<Ix4, _>((k, 1, sz, sz)).mapv(|v| 0.1 * v).view())?;
-    let (y, dy) = (ctx.zeros(y_star.shape())?, ctx.zeros(y_star.shape())?);
-    let (dw, diff) = (ctx.zeros(w.shape())?, ctx.zeros(w.shape())?);
-    let mut adam = Adam::new(&ctx, &w, a.lr)?;
-    let w_norm = f64::from(ctx.sum_squares(&w_star)?).sqrt();
-    let per = sz * sz;
-    let norms: Vec<f64> = ctx.sum_squares_by(&w_star, per)?.into_iter().map(|v| f64::from(v).sqrt()).collect();
-
     eprintln!(
-        "convgrad demo on {} ({:?}): learning {k} hidden {sz}×{sz} filters ({}) from {} images of {}×{}",
+        "convgrad demo on {} ({:?}): learning {} hidden {sz}×{sz} filters ({}) from {} images of {}×{}",
         info.name,
         info.backend,
+        FILTER_NAMES.len(),
         FILTER_NAMES.join(", "),
         a.images,
         a.image_size,
@@ -107,44 +87,39 @@ pub fn run(options: &AdapterOptions, a: &DemoArgs) -> Result<ExitCode, CliError>
             .map_err(|e| CliError(e.to_string()))?,
     );
     let start = Instant::now();
-    let mut history = Vec::new();
-    let mut steps = 0;
+    let mut history: Vec<Reading> = Vec::new();
     let mut reached = false;
-    for step in 0..=a.steps {
-        // J = ½‖X ⊗ W − Y*‖²: dY = ∂J/∂Y = Y − Y*, and ∂J/∂W = X ⊗ dY (the weight gradient).
-        ctx.forward_into(&x, &w, None, &params, &y)?;
-        ctx.axpby(1.0, &y, -1.0, &y_star, &dy)?;
+    loop {
+        let step = run.steps();
         if step % a.log_every == 0 || step == a.steps {
-            let loss = 0.5 * f64::from(ctx.sum_squares(&dy)?);
-            ctx.axpby(1.0, &w, -1.0, &w_star, &diff)?;
-            // K sums of squares come back: one per filter.
-            let sq = ctx.sum_squares_by(&diff, per)?;
-            let err = sq.iter().map(|&v| f64::from(v)).sum::<f64>().sqrt() / w_norm;
-            let worst = sq.iter().zip(&norms).map(|(&v, n)| f64::from(v).sqrt() / n).fold(0.0, f64::max);
-            history.push(Record { step, lr: learning_rate(a, step), loss, err });
-
+            let r = block_on(run.reading(&ctx))?;
             bar.set_position(step as u64);
-            bar.set_message(format!("loss {loss:.3e}  filter error {err:.2e} (worst filter {worst:.2e})"));
-            steps = step;
-            if worst < a.target {
-                reached = true;
+            bar.set_message(format!(
+                "loss {:.3e}  filter error {:.2e} (worst filter {:.2e})",
+                r.loss,
+                r.err,
+                r.worst()
+            ));
+            reached = r.worst() < a.target;
+            history.push(r);
+            if reached {
                 break;
             }
         }
         if step == a.steps {
             break;
         }
-        ctx.weight_grad_into(&x, &dy, &params, &dw)?;
-        adam.lr = learning_rate(a, step);
-        adam.step(&ctx, &w, &dw)?;
+        run.step(&ctx)?;
     }
     bar.finish_and_clear();
     let elapsed = start.elapsed().as_secs_f64();
 
-    let learned: Array4<f32> = ctx.download(&w)?;
+    let learned = block_on(run.learned(&ctx))?;
+    let w_true = run.hidden();
     println!(
-        "{} after {steps} steps in {elapsed:.2} s on {} ({:?}, {})",
+        "{} after {} steps in {elapsed:.2} s on {} ({:?}, {})",
         if reached { "recovered every filter" } else { "did NOT reach the target" },
+        run.steps(),
         info.name,
         info.backend,
         info.driver
@@ -162,7 +137,7 @@ pub fn run(options: &AdapterOptions, a: &DemoArgs) -> Result<ExitCode, CliError>
     let filters = a.output.join("filters.svg");
     let curve = a.output.join("loss.svg");
     let table = a.output.join("history.csv");
-    draw_filters(&filters, &w_true, &learned).map_err(|e| CliError(format!("{}: {e}", filters.display())))?;
+    draw_filters(&filters, w_true, &learned).map_err(|e| CliError(format!("{}: {e}", filters.display())))?;
     draw_curve(&curve, &history).map_err(|e| CliError(format!("{}: {e}", curve.display())))?;
     let csv: String = std::iter::once("step,learning_rate,loss,filter_error\n".to_string())
         .chain(history.iter().map(|r| format!("{},{:e},{:e},{:e}\n", r.step, r.lr, r.loss, r.err)))
@@ -220,7 +195,7 @@ fn draw_filters(path: &Path, hidden: &Array4<f32>, learned: &Array4<f32>) -> Dra
 }
 
 /// The loss and the relative filter error against the step, on a log scale.
-fn draw_curve(path: &Path, history: &[Record]) -> DrawResult {
+fn draw_curve(path: &Path, history: &[Reading]) -> DrawResult {
     let root = SVGBackend::new(path, (720, 420)).into_drawing_area();
     root.fill(&WHITE)?;
     let last = history.last().map_or(1, |r| r.step.max(1));

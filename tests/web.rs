@@ -1,0 +1,149 @@
+//! The library in the browser: wasm32 + WebGPU, run by `wasm-bindgen-test-runner` in headless Chromium
+//! (`.ci/run`; its WebGPU runs on SwiftShader). The same kernels, plans and reference as native; only
+//! the calls that would block are their async forms (`Context::new_async`, `download_async`).
+#![cfg(target_arch = "wasm32")]
+
+use convgrad::verify::{Rng, bound_ratio, rel_err};
+use convgrad::{Context, Conv2dGeometry, Conv2dParams, Error, Layout, Tensor, reference};
+use ndarray::{Array1, Array4, Ix1, Ix4};
+use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+async fn ctx() -> Context {
+    match Context::new_async().await {
+        Ok(c) => c,
+        Err(e) => panic!("no WebGPU adapter in this browser (Chromium needs --enable-unsafe-webgpu): {e}"),
+    }
+}
+
+/// The edge shapes of the browser suite: stride, padding (symmetric, per side, 'same'), dilation,
+/// groups, the single-channel seed case, channels last.
+fn layers() -> Vec<(&'static str, Conv2dGeometry)> {
+    let d = Conv2dParams::new();
+    let l = |n, c, hw, k, st, p| Conv2dGeometry::new(n, c, hw, k, st, p).unwrap();
+    vec![
+        ("single-channel seed", l(1, 1, [32, 29], 8, [5, 5], d)),
+        ("stride 2,3", l(2, 3, [12, 13], 4, [3, 3], d.stride(2, 3))),
+        ("padding 1,2", l(1, 2, [7, 8], 3, [3, 5], d.padding(1, 2))),
+        ("padding > kernel", l(1, 1, [3, 3], 1, [2, 2], d.padding(3, 3))),
+        ("same, even kernel", l(2, 3, [8, 9], 4, [4, 2], d.padding_same())),
+        ("per side, strided", l(1, 2, [9, 9], 2, [3, 3], d.stride(2, 2).padding_sides(1, 3, 0, 2))),
+        ("dilation 2,3", l(1, 2, [11, 12], 2, [3, 2], d.dilation(2, 3))),
+        ("groups 2", l(2, 6, [8, 9], 4, [3, 3], d.groups(2))),
+        ("depthwise", l(1, 4, [7, 7], 4, [3, 3], d.groups(4))),
+        ("resnet-like", l(2, 16, [14, 14], 16, [3, 3], d.padding(1, 1))),
+        (
+            "everything, nhwc",
+            l(2, 4, [15, 14], 6, [3, 2], d.stride(2, 1).padding(2, 1).dilation(1, 2).groups(2).layout(Layout::Nhwc)),
+        ),
+    ]
+}
+
+async fn down4(ctx: &Context, t: &Tensor) -> Array4<f32> {
+    ctx.download_async::<Ix4>(t).await.unwrap()
+}
+
+#[wasm_bindgen_test]
+async fn four_operations_match_the_f64_reference() {
+    let ctx = ctx().await;
+    let info = ctx.adapter_info();
+    web_sys_log(&format!("convgrad in the browser on {} ({:?}), profile {}", info.name, info.backend, ctx.profile()));
+    let mut rng = Rng::new(0x5eed);
+    for (label, geo) in layers() {
+        let p = geo.params;
+        let x: Array4<f32> = rng.array(geo.input_shape());
+        let w: Array4<f32> = rng.array(geo.weight_shape());
+        let b: Array1<f32> = rng.array(geo.k);
+        let dy: Array4<f32> = rng.array(geo.output_shape());
+        let abs = |a: &Array4<f32>| a.mapv(f32::abs);
+        let (ax, aw, ady) = (abs(&x), abs(&w), abs(&dy));
+        let (xd, wd, bd, dyd) = (
+            ctx.upload(x.view()).unwrap(),
+            ctx.upload(w.view()).unwrap(),
+            ctx.upload(b.view()).unwrap(),
+            ctx.upload(dy.view()).unwrap(),
+        );
+
+        let y = down4(&ctx, &ctx.forward(&xd, &wd, Some(&bd), &p).unwrap()).await;
+        let y_ref = reference::forward(x.view(), w.view(), Some(b.view()), &p).unwrap();
+        let y_mag = reference::forward(ax.view(), aw.view(), Some(b.mapv(f32::abs).view()), &p).unwrap();
+        let checks = [(
+            "forward",
+            rel_err(&y, &y_ref),
+            bound_ratio(&y, &y_ref, &y_mag, geo.channels_per_group() * geo.s * geo.t + 1),
+        )];
+
+        let dw = down4(&ctx, &ctx.weight_grad(&xd, &dyd, [geo.s, geo.t], &p).unwrap()).await;
+        let dw_ref = reference::weight_grad(x.view(), dy.view(), [geo.s, geo.t], &p).unwrap();
+        let dw_mag = reference::weight_grad(ax.view(), ady.view(), [geo.s, geo.t], &p).unwrap();
+        let lw = geo.n * geo.p * geo.q;
+        let dx = down4(&ctx, &ctx.input_grad(&dyd, &wd, [geo.h, geo.w], &p).unwrap()).await;
+        let dx_ref = reference::input_grad(dy.view(), w.view(), [geo.h, geo.w], &p).unwrap();
+        let dx_mag = reference::input_grad(ady.view(), aw.view(), [geo.h, geo.w], &p).unwrap();
+        let db = ctx.download_async::<Ix1>(&ctx.bias_grad(&dyd, p.layout).unwrap()).await.unwrap();
+        let db_ref = reference::bias_grad(dy.view(), p.layout);
+        let db_mag = reference::bias_grad(ady.view(), p.layout);
+        let checks = checks.into_iter().chain([
+            ("weight gradient", rel_err(&dw, &dw_ref), bound_ratio(&dw, &dw_ref, &dw_mag, lw)),
+            (
+                "input gradient",
+                rel_err(&dx, &dx_ref),
+                bound_ratio(&dx, &dx_ref, &dx_mag, geo.filters_per_group() * geo.s * geo.t),
+            ),
+            ("bias gradient", rel_err(&db, &db_ref), bound_ratio(&db, &db_ref, &db_mag, lw)),
+        ]);
+        for (op, err, ratio) in checks {
+            web_sys_log(&format!("{label:<20} {op:<16} relative error {err:.2e}, bound ratio {ratio:.3}"));
+            assert!(
+                err <= 1e-5 && ratio <= 1.0,
+                "{label} ({}): {op}: relative error {err:e}, bound ratio {ratio}",
+                geo.describe()
+            );
+        }
+    }
+}
+
+#[wasm_bindgen_test]
+async fn repeated_runs_are_bitwise_identical() {
+    let ctx = ctx().await;
+    let mut rng = Rng::new(7);
+    let p = Conv2dParams::new().padding(1, 1).stride(2, 1).groups(2);
+    let geo = Conv2dGeometry::new(3, 4, [19, 17], 6, [3, 3], p).unwrap();
+    let x = ctx.upload(rng.array::<Ix4, _>(geo.input_shape()).view()).unwrap();
+    let w = ctx.upload(rng.array::<Ix4, _>(geo.weight_shape()).view()).unwrap();
+    let dy = ctx.upload(rng.array::<Ix4, _>(geo.output_shape()).view()).unwrap();
+    let bits = |a: Array4<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    let mut first = None;
+    for _ in 0..5 {
+        let y = bits(down4(&ctx, &ctx.forward(&x, &w, None, &p).unwrap()).await);
+        let dw = bits(down4(&ctx, &ctx.weight_grad(&x, &dy, [3, 3], &p).unwrap()).await);
+        let dx = bits(down4(&ctx, &ctx.input_grad(&dy, &w, [19, 17], &p).unwrap()).await);
+        let run = (y, dw, dx);
+        match &first {
+            None => first = Some(run),
+            Some(f) => assert!(*f == run, "a repeated run gave different bits"),
+        }
+    }
+}
+
+#[wasm_bindgen_test]
+async fn a_bad_shape_is_a_typed_error() {
+    let ctx = ctx().await;
+    let x = ctx.upload(Array4::<f32>::zeros((1, 3, 8, 8)).view()).unwrap();
+    let w = ctx.upload(Array4::<f32>::zeros((2, 2, 3, 3)).view()).unwrap();
+    match ctx.forward(&x, &w, None, &Conv2dParams::new()) {
+        Err(Error::ShapeMismatch { what, .. }) => assert!(what.contains("weight channels"), "{what}"),
+        other => panic!("expected a shape error, got {other:?}"),
+    }
+    let big = ctx.upload(Array4::<f32>::zeros((1, 1, 2, 2)).view()).unwrap();
+    let k = ctx.upload(Array4::<f32>::zeros((1, 1, 3, 3)).view()).unwrap();
+    assert!(matches!(ctx.forward(&big, &k, None, &Conv2dParams::new()), Err(Error::KernelTooLarge { .. })));
+    // The context is still usable: no error was left pending in its scopes.
+    ctx.settle().await.unwrap();
+    let _ = ctx.download_async::<Ix4>(&x).await.unwrap();
+}
+
+fn web_sys_log(s: &str) {
+    wasm_bindgen_test::console_log!("{s}");
+}
