@@ -78,6 +78,11 @@ fn instance(options: &AdapterOptions) -> wgpu::Instance {
     wgpu::Instance::new(desc)
 }
 
+#[cfg(target_arch = "wasm32")]
+thread_local! {
+    static KEEP_INSTANCE: std::cell::RefCell<Option<wgpu::Instance>> = const { std::cell::RefCell::new(None) };
+}
+
 /// Adapters matching `options`, in the order [`Context::with_options`] prefers them (the first is
 /// chosen). WebGPU offers one adapter per request rather than a list.
 #[cfg(target_arch = "wasm32")]
@@ -306,7 +311,13 @@ impl Context {
         let subgroups =
             features.contains(wgpu::Features::SUBGROUP).then_some((info.subgroup_min_size, info.subgroup_max_size));
         let is_cpu = info.device_type == wgpu::DeviceType::Cpu;
-        AdapterProfile::new(is_cpu, subgroups, limits.max_storage_buffer_binding_size, class).for_driver(&info.name)
+        let profile = AdapterProfile::new(is_cpu, subgroups, limits.max_storage_buffer_binding_size, class)
+            .for_driver(&info.name);
+        // A browser's fallback adapter (the only WebGPU adapter wgpu reports as a CPU) is SwiftShader
+        // in Chromium, whose compiler ran out of memory on the unfenced several-row tiles there too:
+        // the GPU process died and took the device ("A valid external Instance reference no longer
+        // exists").
+        if info.backend == wgpu::Backend::BrowserWebGpu && is_cpu { profile.fenced() } else { profile }
     }
 
     fn build(

@@ -102,11 +102,19 @@ impl AdapterProfile {
     }
 
     /// This profile with [`AdapterProfile::fence_blocks`] set as the adapter's driver needs it:
-    /// SwiftShader's, found by its adapter name (`SwiftShader Device (Subzero)` natively; the browser's
-    /// WebGPU on it names it too).
+    /// SwiftShader's, found by its adapter name (`SwiftShader Device (Subzero)`).
     #[must_use]
     pub fn for_driver(mut self, adapter_name: &str) -> Self {
         self.fence_blocks = adapter_name.to_ascii_lowercase().contains("swiftshader");
+        self
+    }
+
+    /// This profile with [`AdapterProfile::fence_blocks`] on: for adapters known to run on
+    /// SwiftShader without saying so by name, such as a browser's WebGPU fallback adapter (Chromium's
+    /// is SwiftShader, and WebGPU gives pages an empty name).
+    #[must_use]
+    pub fn fenced(mut self) -> Self {
+        self.fence_blocks = true;
         self
     }
 
