@@ -312,7 +312,8 @@ impl Context {
             features.contains(wgpu::Features::SUBGROUP).then_some((info.subgroup_min_size, info.subgroup_max_size));
         let is_cpu = info.device_type == wgpu::DeviceType::Cpu;
         let profile = AdapterProfile::new(is_cpu, subgroups, limits.max_storage_buffer_binding_size, class)
-            .for_driver(&info.name);
+            .for_driver(&info.name)
+            .with_workgroup_bytes(limits.max_compute_workgroup_storage_size);
         // A browser's fallback adapter (the only WebGPU adapter wgpu reports as a CPU) is SwiftShader
         // in Chromium, whose compiler ran out of memory on the unfenced several-row tiles there too:
         // the GPU process died and took the device ("A valid external Instance reference no longer

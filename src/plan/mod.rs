@@ -48,10 +48,12 @@ pub(crate) enum Transpose {
 /// the tiles' barrier and workgroup memory cost more than the strided reads of the rows: in two runs
 /// of the standard layers with the CPU profile's plans, the seed layer's NHWC forward pass took 4.2×
 /// its NCHW time with tiles and 1.4× with rows, the stem's 2.1× and 1.2× (docs/BENCHMARKS.md).
+/// The tiles need their 16×17 `f32`s of workgroup memory (1,088 bytes, far under WebGPU's 16 KiB).
 pub(crate) fn transpose(profile: &AdapterProfile) -> Transpose {
+    const TILE_BYTES: u32 = 16 * 17 * 4;
     match profile.class {
-        profile::DeviceClass::Gpu => Transpose::Tiles,
-        profile::DeviceClass::Cpu => Transpose::Rows,
+        profile::DeviceClass::Gpu if profile.workgroup_bytes >= TILE_BYTES => Transpose::Tiles,
+        _ => Transpose::Rows,
     }
 }
 

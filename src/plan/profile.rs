@@ -75,7 +75,13 @@ pub struct AdapterProfile {
     /// compiles in 1 s and 180 MB fenced per row. lavapipe ran the fenced tile about 1.5× slower (the
     /// seed input gradient, 2.6 → 4.0 ms in interleaved runs), so only that driver gets it.
     pub fence_blocks: bool,
+    /// `max_compute_workgroup_storage_size`: workgroup memory a kernel may declare. WebGPU guarantees
+    /// 16 KiB; native adapters usually offer 32 KiB or more.
+    pub workgroup_bytes: u32,
 }
+
+/// What WebGPU guarantees every adapter: the profile's defaults until the adapter says more.
+pub const WEBGPU_WORKGROUP_BYTES: u32 = 16 * 1024;
 
 impl AdapterProfile {
     /// The profile of an adapter of device type `is_cpu`, with subgroups of `subgroups` = (min, max)
@@ -98,7 +104,21 @@ impl AdapterProfile {
         let subgroup_sharing = subgroups
             .filter(|&(min, max)| class == DeviceClass::Cpu && min >= 8 && max <= WORKGROUP && max.is_power_of_two())
             .map(|(_, max)| max);
-        Self { class, detected: class == detected, subgroup_sharing, max_binding_bytes, fence_blocks: false }
+        Self {
+            class,
+            detected: class == detected,
+            subgroup_sharing,
+            max_binding_bytes,
+            fence_blocks: false,
+            workgroup_bytes: WEBGPU_WORKGROUP_BYTES,
+        }
+    }
+
+    /// This profile with the adapter's own workgroup-memory limit.
+    #[must_use]
+    pub fn with_workgroup_bytes(mut self, bytes: u32) -> Self {
+        self.workgroup_bytes = bytes;
+        self
     }
 
     /// This profile with [`AdapterProfile::fence_blocks`] set as the adapter's driver needs it:
@@ -145,7 +165,13 @@ impl fmt::Display for AdapterProfile {
             Some(sg) => write!(f, ", subgroups of {sg} share loads")?,
             None => write!(f, ", per-lane loads")?,
         }
-        write!(f, ", {} split-K target, binding {} MiB", self.split_target(), self.max_binding_bytes >> 20)?;
+        write!(
+            f,
+            ", {} split-K target, binding {} MiB, workgroup memory {} KiB",
+            self.split_target(),
+            self.max_binding_bytes >> 20,
+            self.workgroup_bytes >> 10
+        )?;
         if self.fence_blocks {
             f.write_str(", fenced basic blocks")?;
         }

@@ -197,3 +197,17 @@ fn swiftshader_gets_the_several_row_tile_fenced_and_no_subgroup_sharing() {
     assert!(table(&lavapipe(), Strategy::Auto).iter().all(|r| !r.contains("fenced")));
     assert!(swiftshader().to_string().ends_with("fenced basic blocks"), "{}", swiftshader());
 }
+
+/// Channels-last transposes: tiles through workgroup memory for the GPU class where the adapter
+/// offers the 1,088 bytes (WebGPU's guaranteed 16 KiB does), rows otherwise and on CPU adapters.
+#[test]
+fn transpose_kernel_per_profile() {
+    assert_eq!(transpose(&lavapipe()), Transpose::Rows);
+    assert_eq!(transpose(&swiftshader()), Transpose::Rows);
+    assert_eq!(transpose(&discrete()), Transpose::Tiles);
+    assert_eq!(transpose(&lavapipe_as_gpu()), Transpose::Tiles);
+    assert_eq!(transpose(&discrete().with_workgroup_bytes(1024)), Transpose::Rows);
+    // A browser's fallback adapter: a CPU, unnamed, fenced, WebGPU's limits.
+    let web = AdapterProfile::new(true, None, 128 << 20, None).fenced();
+    assert_eq!((web.workgroup_bytes, web.fence_blocks, transpose(&web)), (16 * 1024, true, Transpose::Rows));
+}
