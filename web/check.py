@@ -2,6 +2,7 @@
 """Loads the demo page in headless Chromium and checks that it recovers the filters.
 
     python3 web/check.py [SCREENSHOT.png]
+    python3 web/check.py --no-webgpu     # without --enable-unsafe-webgpu: the page must say so
 
 Serves web/ on 127.0.0.1, drives Chromium through chromedriver's WebDriver API (plain HTTP and JSON,
 so only the standard library is needed), waits for the page's status to leave "running", saves a
@@ -45,7 +46,10 @@ class Quiet(http.server.SimpleHTTPRequestHandler):
 
 
 def main():
-    shot = sys.argv[1] if len(sys.argv) > 1 else os.path.join(WEB, "screenshot.png")
+    no_webgpu = "--no-webgpu" in sys.argv[1:]
+    args = [a for a in sys.argv[1:] if a != "--no-webgpu"]
+    shot = args[0] if args else os.path.join(WEB, "screenshot.png")
+    flags = [f for f in FLAGS if f != "--enable-unsafe-webgpu"] if no_webgpu else FLAGS
     if not os.path.exists(os.path.join(WEB, "pkg", "convgrad_web_bg.wasm")):
         sys.exit("web/pkg is missing: run bash web/build.sh first")
     http_port, wd_port = free_port(), free_port()
@@ -61,7 +65,7 @@ def main():
                 break
             except OSError:
                 time.sleep(0.1)
-        caps = {"capabilities": {"alwaysMatch": {"goog:chromeOptions": {"args": FLAGS}}}}
+        caps = {"capabilities": {"alwaysMatch": {"goog:chromeOptions": {"args": flags}}}}
         session = call(base, "POST", "/session", caps)["sessionId"]
         s = f"/session/{session}"
         t0 = time.time()
@@ -78,9 +82,14 @@ def main():
                        {"script": "return document.getElementById('adapter').textContent", "args": []})
         result = call(base, "POST", s + "/execute/sync",
                       {"script": "return document.getElementById('status').dataset.result || '{}'", "args": []})
+        print(f"page: {state} after {wall:.1f} s: {text}")
+        if no_webgpu:
+            if state != "no-webgpu":
+                print("FAILED: without WebGPU the page must say so")
+                return 1
+            return 0
         with open(shot, "wb") as f:
             f.write(base64.b64decode(call(base, "GET", s + "/screenshot")))
-        print(f"page: {state} after {wall:.1f} s: {text}")
         print(adapter)
         print(f"screenshot: {shot}")
         summary = json.loads(result)

@@ -89,6 +89,12 @@ if (!navigator.gpu) {
       `${summary.recovered ? 'recovered every filter' : 'did NOT reach the target'} after ${summary.steps} steps ` +
       `in ${summary.seconds.toFixed(1)} s (worst relative error ${summary.worst.toExponential(2)})`);
   } catch (e) {
-    setStatus('failed', `convgrad failed: ${e}`);
+    // navigator.gpu without an adapter: WebGPU is present but off, blocklisted or unsupported here.
+    if (String(e).includes('no GPU adapter')) {
+      setStatus('no-webgpu', 'This browser has WebGPU but gave this page no adapter (WebGPU may be disabled, ' +
+        'or this GPU unsupported); headless Chromium needs --enable-unsafe-webgpu.');
+    } else {
+      setStatus('failed', `convgrad failed: ${e}`);
+    }
   }
 }
