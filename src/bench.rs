@@ -116,20 +116,24 @@ impl Inputs {
         Ok(Self { geo, x, w, dy })
     }
 
-    /// Runs `op` and reads its result back to the host: one timed unit of the benchmark.
+    /// Runs `op` and reads its result back to the host: one timed unit of the benchmark. Returns the
+    /// host's share in milliseconds: the call itself, which validates, plans, records and submits the
+    /// work and returns before the device has run it (the read-back then waits for the device).
     ///
     /// # Errors
     /// wgpu or device errors.
-    pub fn run(&self, ctx: &Context, op: Op) -> Result<()> {
+    pub fn run(&self, ctx: &Context, op: Op) -> Result<f64> {
         let g = &self.geo;
+        let t0 = Instant::now();
         let out = match op {
             Op::Forward => ctx.forward(&self.x, &self.w, None, &g.params)?,
             Op::WeightGrad => ctx.weight_grad(&self.x, &self.dy, [g.s, g.t], &g.params)?,
             Op::InputGrad => ctx.input_grad(&self.dy, &self.w, [g.h, g.w], &g.params)?,
         };
-        let host = ctx.download::<ndarray::IxDyn>(&out)?;
-        std::hint::black_box(host);
-        Ok(())
+        let host_ms = t0.elapsed().as_secs_f64() * 1e3;
+        let back = ctx.download::<ndarray::IxDyn>(&out)?;
+        std::hint::black_box(back);
+        Ok(host_ms)
     }
 }
 
@@ -138,6 +142,8 @@ impl Inputs {
 pub struct Timing {
     /// Wall-clock milliseconds of each timed run (operation + read-back), in run order.
     pub wall_ms: Vec<f64>,
+    /// Of each, the milliseconds the call took on the host before returning (see [`Inputs::run`]).
+    pub host_ms: Vec<f64>,
     /// Device milliseconds of the kernels, from as many separate runs, where the adapter has
     /// timestamp queries.
     pub device_ms: Option<Vec<f64>>,
@@ -155,6 +161,12 @@ impl Timing {
     #[must_use]
     pub fn median_ms(&self) -> f64 {
         median(&self.wall_ms)
+    }
+
+    /// Median host milliseconds.
+    #[must_use]
+    pub fn host_median_ms(&self) -> f64 {
+        median(&self.host_ms)
     }
 
     /// Median device milliseconds.
@@ -200,9 +212,10 @@ pub fn time_op(ctx: &Context, inputs: &Inputs, op: Op, reps: usize) -> Result<Ti
     }
     let after = ctx.pipeline_stats();
     let mut wall_ms = Vec::with_capacity(reps);
+    let mut host_ms = Vec::with_capacity(reps);
     for _ in 0..reps {
         let t0 = Instant::now();
-        inputs.run(ctx, op)?;
+        host_ms.push(inputs.run(ctx, op)?);
         wall_ms.push(t0.elapsed().as_secs_f64() * 1e3);
     }
     let profiling = ctx.set_profiling(true);
@@ -216,6 +229,7 @@ pub fn time_op(ctx: &Context, inputs: &Inputs, op: Op, reps: usize) -> Result<Ti
     ctx.set_profiling(false);
     Ok(Timing {
         wall_ms,
+        host_ms,
         device_ms: profiling.then_some(device_ms),
         plan,
         pipelines_compiled: after.compiled - before.compiled,

@@ -63,6 +63,7 @@ struct Record {
     min_ms: f64,
     max_ms: f64,
     gflops: f64,
+    host_us: f64,
     device_ms: Option<f64>,
     plan: String,
     pipelines: u64,
@@ -128,6 +129,7 @@ pub fn run(options: &AdapterOptions, a: &BenchArgs) -> Result<ExitCode, CliError
                 min_ms: t.wall_ms.iter().copied().fold(f64::INFINITY, f64::min),
                 max_ms: t.wall_ms.iter().copied().fold(0.0, f64::max),
                 gflops: sh.geo.flops() / (median_ms * 1e-3) / 1e9,
+                host_us: t.host_median_ms() * 1e3,
                 device_ms: t.device_median_ms(),
                 plan: t.plan.clone(),
                 pipelines: t.pipelines_compiled,
@@ -148,19 +150,20 @@ pub fn run(options: &AdapterOptions, a: &BenchArgs) -> Result<ExitCode, CliError
     );
     println!("profile: {}", ctx.profile());
     println!(
-        "{:<32} {:<12} {:<10} {:<7} {:>11} {:>9} {:>11}",
-        "shape", "op", "kernels", "layout", "median ms", "GFLOP/s", "device ms"
+        "{:<32} {:<12} {:<10} {:<7} {:>11} {:>9} {:>9} {:>11}",
+        "shape", "op", "kernels", "layout", "median ms", "GFLOP/s", "host µs", "device ms"
     );
     for r in &records {
         let dev = r.device_ms.map_or("-".to_string(), |d| format!("{d:.3}"));
         println!(
-            "{:<32} {:<12} {:<10} {:<7} {:>11.3} {:>9.2} {:>11}",
+            "{:<32} {:<12} {:<10} {:<7} {:>11.3} {:>9.2} {:>9.0} {:>11}",
             r.shape,
             r.op.name(),
             r.kernels,
             r.layout,
             r.median_ms,
             r.gflops,
+            r.host_us,
             dev
         );
     }
@@ -209,7 +212,7 @@ fn json(records: &[Record], info: &wgpu::AdapterInfo, profile: &str) -> String {
         .iter()
         .map(|r| {
             format!(
-                "  {{\"shape\": {}, \"op\": {}, \"kernels\": {}, \"layout\": {}, \"median_ms\": {}, \"min_ms\": {}, \"max_ms\": {}, \"gflops\": {}, \"device_ms\": {}, \"plan\": {}, \"profile\": {}, \"pipelines_compiled\": {}, \"compile_ms\": {}, \"adapter\": {}, \"backend\": {}, \"driver\": {}}}",
+                "  {{\"shape\": {}, \"op\": {}, \"kernels\": {}, \"layout\": {}, \"median_ms\": {}, \"min_ms\": {}, \"max_ms\": {}, \"gflops\": {}, \"host_us\": {}, \"device_ms\": {}, \"plan\": {}, \"profile\": {}, \"pipelines_compiled\": {}, \"compile_ms\": {}, \"adapter\": {}, \"backend\": {}, \"driver\": {}}}",
                 esc(r.shape),
                 esc(r.op.name()),
                 esc(r.kernels),
@@ -218,6 +221,7 @@ fn json(records: &[Record], info: &wgpu::AdapterInfo, profile: &str) -> String {
                 num(r.min_ms),
                 num(r.max_ms),
                 num(r.gflops),
+                num(r.host_us),
                 r.device_ms.map_or("null".into(), num),
                 esc(&r.plan),
                 esc(profile),
