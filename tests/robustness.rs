@@ -182,6 +182,27 @@ fn eight_threads_share_one_context() {
     });
 }
 
+/// Eight threads downloading small tensors from one context as fast as they can. A download polls the
+/// device for its own copy, but another thread's poll may be the one that runs its mapping callback,
+/// just after this one's poll returns: the read-back must wait for the callback rather than give up
+/// (an early version of the async read-back did, once in a CI run of the adjoint test).
+#[test]
+fn concurrent_downloads_wait_for_their_callbacks() {
+    let ctx = ctx();
+    std::thread::scope(|scope| {
+        for t in 0..8u32 {
+            scope.spawn(move || {
+                let host = ndarray::Array1::from_shape_fn(64, |i| (t * 1000 + i as u32) as f32);
+                let d = ctx.upload(host.view()).unwrap();
+                for _ in 0..200 {
+                    let back = ctx.download::<ndarray::Ix1>(&d).unwrap();
+                    assert_eq!(back, host, "thread {t}");
+                }
+            });
+        }
+    });
+}
+
 /// Ten runs of every op, on every kernel path, including the split-K weight gradient, give the same
 /// bits.
 #[test]

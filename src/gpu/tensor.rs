@@ -260,8 +260,8 @@ impl Context {
     /// The one readback path: copies `src` into a staging buffer (reused from a small pool: allocating
     /// and clearing a fresh one cost as much as the copy), maps it, waits for that submission and hands
     /// the bytes to `take`. Errors are returned, never panicked on.
-    /// On native targets it polls the device until the copy is done, so the mapping has completed when
-    /// it is first awaited; in the browser the event loop completes it.
+    /// On native targets it polls the device until the copy is done (the mapping's callback may still
+    /// run on another thread's poll just after); in the browser the event loop completes it.
     async fn read_mapped<T>(&self, src: &wgpu::Buffer, what: &str, take: impl FnOnce(&[u8]) -> T) -> Result<T> {
         self.check_alive()?;
         let size = src.size();
@@ -272,19 +272,16 @@ impl Context {
         let (tx, rx) = crate::gpu::wait::once();
         staging.slice(..size).map_async(wgpu::MapMode::Read, move |r| tx.set(r));
         let fail = |message: String| self.explain(Error::Readback { what: what.to_string(), message });
+        // Native targets drive the device here; the browser's event loop does it there. Another
+        // thread's poll may be the one to run the callback, a moment after this poll returns, so the
+        // value is awaited either way (the callback always runs or is dropped, ending the wait).
         #[cfg(not(target_arch = "wasm32"))]
-        let mapped = {
-            self.device
-                .poll(wgpu::PollType::Wait { submission_index: Some(index), timeout: None })
-                .map_err(|e| fail(e.to_string()))?;
-            // wgpu runs the callback inside that poll; awaiting a value that never comes would hang.
-            rx.try_take().ok_or_else(|| fail("the mapping callback did not run".into()))?
-        };
+        self.device
+            .poll(wgpu::PollType::Wait { submission_index: Some(index), timeout: None })
+            .map_err(|e| fail(e.to_string()))?;
         #[cfg(target_arch = "wasm32")]
-        let mapped = {
-            let _ = index;
-            rx.await
-        };
+        let _ = index;
+        let mapped = rx.await.ok_or_else(|| fail("the mapping callback was dropped without running".into()))?;
         mapped.map_err(|e| fail(e.to_string()))?;
         let out = {
             let view = staging.slice(..size).get_mapped_range().map_err(|e| fail(e.to_string()))?;

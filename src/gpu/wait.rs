@@ -1,6 +1,8 @@
 //! A value that a wgpu callback sets once and a caller awaits: the end of a buffer mapping, on native
-//! targets (where the caller polls the device first, so the value is there at the first look) and in
-//! the browser (where the event loop delivers it later). No executor or channel crate needed.
+//! targets (where the caller polls the device first; the callback may still be run by another thread's
+//! poll a moment later) and in the browser (where the event loop delivers it). A callback dropped
+//! without running ends the wait with `None` rather than leaving it forever. No executor or channel
+//! crate needed.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -9,6 +11,8 @@ use std::task::{Context, Poll, Waker};
 
 struct State<T> {
     value: Option<T>,
+    /// The setter is gone: no value will come after this.
+    closed: bool,
     waker: Option<Waker>,
 }
 
@@ -24,16 +28,22 @@ pub(crate) struct Setter<T> {
 
 /// A new pair.
 pub(crate) fn once<T>() -> (Setter<T>, Once<T>) {
-    let state = Arc::new(Mutex::new(State { value: None, waker: None }));
+    let state = Arc::new(Mutex::new(State { value: None, closed: false, waker: None }));
     (Setter { state: state.clone() }, Once { state })
 }
 
 impl<T> Setter<T> {
-    /// Stores the value and wakes the task awaiting it.
+    /// Stores the value; dropping the setter then wakes the task awaiting it.
     pub(crate) fn set(self, value: T) {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).value = Some(value);
+    }
+}
+
+impl<T> Drop for Setter<T> {
+    fn drop(&mut self) {
         let waker = {
             let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-            st.value = Some(value);
+            st.closed = true;
             st.waker.take()
         };
         if let Some(w) = waker {
@@ -42,21 +52,15 @@ impl<T> Setter<T> {
     }
 }
 
-impl<T> Once<T> {
-    /// The value if it has been set (native targets, after polling the device to completion).
-    #[cfg(not(target_arch = "wasm32"))]
-    pub(crate) fn try_take(&self) -> Option<T> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner).value.take()
-    }
-}
-
 impl<T> Future for Once<T> {
-    type Output = T;
+    /// The value, or `None` when the setter was dropped without setting one.
+    type Output = Option<T>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         match st.value.take() {
-            Some(v) => Poll::Ready(v),
+            Some(v) => Poll::Ready(Some(v)),
+            None if st.closed => Poll::Ready(None),
             None => {
                 st.waker = Some(cx.waker().clone());
                 Poll::Pending
