@@ -40,12 +40,6 @@ impl Sides {
         [self.top, self.left]
     }
 
-    /// The padding after the input along each axis, `[bottom, right]`.
-    #[must_use]
-    pub const fn trail(&self) -> [usize; 2] {
-        [self.bottom, self.right]
-    }
-
     /// Whether both axes are padded the same on both sides.
     #[must_use]
     pub const fn is_symmetric(&self) -> bool {

@@ -46,22 +46,21 @@ impl Context {
     }
 
     /// A chunk of `n` activations of `c` channels and `hw` positions in `layout`, as the kernels read
-    /// them: `None` when its memory is NCHW already (read `src` itself; with one channel or one
-    /// position the two layouts are the same bytes), else an NCHW temporary, which the caller holds
-    /// until the work reading it is recorded.
+    /// them: `src` itself where its memory is NCHW already (with one channel or one position the two
+    /// layouts are the same bytes), else an NCHW temporary with the transpose recorded.
     pub(crate) fn activations_in(
         &self,
         job: &mut Job,
         layout: Layout,
         src: &wgpu::Buffer,
         [n, c, hw]: [usize; 3],
-    ) -> Result<Option<Tensor>> {
+    ) -> Result<Nchw> {
         if same_bytes(layout, c, hw) {
-            return Ok(None);
+            return Ok(Nchw { buffer: src.clone(), temp: None });
         }
         let t = self.temp("activations in NCHW", &[n, c, hw])?;
         self.transpose(job, src, &t.buffer, [n, hw, c])?;
-        Ok(Some(t))
+        Ok(Nchw { buffer: t.buffer.clone(), temp: Some(t) })
     }
 
     /// The weights of `geo` in `layout`, as the kernels read them (see [`Context::activations_in`]).
@@ -71,33 +70,42 @@ impl Context {
         layout: Layout,
         src: &wgpu::Buffer,
         geo: &Conv2dGeometry,
-    ) -> Result<Option<Tensor>> {
+    ) -> Result<Nchw> {
         self.activations_in(job, layout, src, [geo.k, geo.channels_per_group(), geo.s * geo.t])
     }
 
-    /// Where a kernel writes an output chunk of `n × c × hw` that goes to `dst` in `layout`: `None`
-    /// when it writes `dst` itself, else an NCHW temporary that [`Context::activations_out`] moves.
-    pub(crate) fn nchw_scratch(&self, layout: Layout, [n, c, hw]: [usize; 3]) -> Result<Option<Tensor>> {
+    /// Where a kernel writes an output chunk of `n × c × hw` that goes to `dst` in `layout`: `dst`
+    /// itself, or an NCHW temporary that [`Context::activations_out`] then moves into `dst`.
+    pub(crate) fn nchw_scratch(&self, layout: Layout, dst: &wgpu::Buffer, [n, c, hw]: [usize; 3]) -> Result<Nchw> {
         if same_bytes(layout, c, hw) {
-            return Ok(None);
+            return Ok(Nchw { buffer: dst.clone(), temp: None });
         }
-        self.temp("output in NCHW", &[n, c, hw]).map(Some)
+        let t = self.temp("output in NCHW", &[n, c, hw])?;
+        Ok(Nchw { buffer: t.buffer.clone(), temp: Some(t) })
     }
 
-    /// Moves an output chunk from its NCHW scratch (if it has one) into `dst` in the layout it was made
-    /// for by [`Context::nchw_scratch`].
+    /// Moves an output chunk from the scratch [`Context::nchw_scratch`] gave into `dst`, in the layout
+    /// it was made for (nothing where the kernel wrote `dst` itself).
     pub(crate) fn activations_out(
         &self,
         job: &mut Job,
-        scratch: Option<&Tensor>,
+        scratch: &Nchw,
         dst: &wgpu::Buffer,
         [n, c, hw]: [usize; 3],
     ) -> Result<()> {
-        match scratch {
+        match &scratch.temp {
             None => Ok(()),
             Some(t) => self.transpose(job, &t.buffer, dst, [n, c, hw]),
         }
     }
+}
+
+/// A buffer the kernels read or write in NCHW: the operand's own, or a transposed temporary, which
+/// this holds until the work using it is recorded (a temporary dropped earlier could be handed to
+/// another pass of the same job).
+pub(crate) struct Nchw {
+    pub(crate) buffer: wgpu::Buffer,
+    temp: Option<Tensor>,
 }
 
 #[cfg(test)]

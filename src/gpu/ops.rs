@@ -64,15 +64,15 @@ impl Context {
         let [xs, ys] = [geo.c * geo.h * geo.w, geo.k * geo.p * geo.q];
         let mut job = self.job();
         let wn = self.weights_in(&mut job, layout, &w.buffer, &geo)?;
-        let wb = wn.as_ref().map_or(&w.buffer, |t| &t.buffer);
+        let wb = &wn.buffer;
         self.for_batches(&mut job, &geo, plan.per_sample(&geo), |job, chunk, n0| {
             let xc = self.batch_slice(job, &x.buffer, xs, n0, chunk.n)?;
             let xn = self.activations_in(job, layout, &xc, [chunk.n, geo.c, geo.h * geo.w])?;
-            let xc = xn.as_ref().map_or(&xc, |t| &t.buffer);
+            let xc = &xn.buffer;
             let yc = self.batch_out(&y.buffer, ys, n0, chunk.n)?;
             let out = [chunk.n, geo.k, geo.p * geo.q];
-            let yn = self.nchw_scratch(layout, out)?;
-            let yk = yn.as_ref().map_or(&yc, |t| &t.buffer);
+            let yn = self.nchw_scratch(layout, &yc, out)?;
+            let yk = &yn.buffer;
             match &plan {
                 ForwardPlan::Direct => {
                     self.run(job, &kernels::FORWARD, chunk, flags, &[xc, wb, bias_buf], yk, chunk.n * ys)
@@ -86,7 +86,7 @@ impl Context {
                     self.forward_tiles(job, chunk, t, flags, [xr, wb, bias_buf, yk])
                 }
             }?;
-            self.activations_out(job, yn.as_ref(), &yc, out)?;
+            self.activations_out(job, &yn, &yc, out)?;
             self.batch_done(job, &yc, &y.buffer, ys, n0, chunk.n);
             Ok(())
         })?;
@@ -219,18 +219,18 @@ impl Context {
         let plan = self.plan_weight_grad(&geo)?;
         let [xs, ys] = [geo.c * geo.h * geo.w, geo.k * geo.p * geo.q];
         let taps = [geo.k, geo.channels_per_group(), geo.s * geo.t];
-        let dwn = self.nchw_scratch(layout, taps)?;
-        let dwk = dwn.as_ref().map_or(&dw.buffer, |t| &t.buffer);
+        let dwn = self.nchw_scratch(layout, &dw.buffer, taps)?;
+        let dwk = &dwn.buffer;
         // Over batch chunks dW is a sum: each chunk's dW goes to its slot, then the slots are added in
         // order (split_sum.wgsl), so the result does not depend on timing.
         let mut job = self.job();
         self.reduce_batches(&mut job, &geo, plan.per_sample(&geo), dwk, dw.len(), |job, chunk, n0, out| {
             let xc = self.batch_slice(job, &x.buffer, xs, n0, chunk.n)?;
             let xn = self.activations_in(job, layout, &xc, [chunk.n, geo.c, geo.h * geo.w])?;
-            let xc = xn.as_ref().map_or(&xc, |t| &t.buffer);
+            let xc = &xn.buffer;
             let dyc = self.batch_slice(job, &dy.buffer, ys, n0, chunk.n)?;
             let dyn_ = self.activations_in(job, layout, &dyc, [chunk.n, geo.k, geo.p * geo.q])?;
-            let dyc = dyn_.as_ref().map_or(&dyc, |t| &t.buffer);
+            let dyc = &dyn_.buffer;
             // The split of the reduction depends on the batch: a chunk of fewer samples is planned anew.
             let chunk_plan = if chunk.n == geo.n { plan } else { self.plan_weight_grad(chunk)? };
             match chunk_plan {
@@ -238,7 +238,7 @@ impl Context {
                 WeightGradPlan::Tiled(t) => self.weight_grad_tiles(job, chunk, &t, [xc, dyc, out], dw.len()),
             }
         })?;
-        self.activations_out(&mut job, dwn.as_ref(), &dw.buffer, taps)?;
+        self.activations_out(&mut job, &dwn, &dw.buffer, taps)?;
         job.finish()
     }
 
@@ -339,20 +339,20 @@ impl Context {
         let [xs, ys] = [geo.c * geo.h * geo.w, geo.k * geo.p * geo.q];
         let mut job = self.job();
         let wn = self.weights_in(&mut job, layout, &w.buffer, &geo)?;
-        let wb = wn.as_ref().map_or(&w.buffer, |t| &t.buffer);
+        let wb = &wn.buffer;
         self.for_batches(&mut job, &geo, plan.per_sample(&geo), |job, chunk, n0| {
             let dyc = self.batch_slice(job, &dy.buffer, ys, n0, chunk.n)?;
             let dyn_ = self.activations_in(job, layout, &dyc, [chunk.n, geo.k, geo.p * geo.q])?;
-            let dyc = dyn_.as_ref().map_or(&dyc, |t| &t.buffer);
+            let dyc = &dyn_.buffer;
             let dxc = self.batch_out(&dx.buffer, xs, n0, chunk.n)?;
             let out = [chunk.n, geo.c, geo.h * geo.w];
-            let dxn = self.nchw_scratch(layout, out)?;
-            let dxk = dxn.as_ref().map_or(&dxc, |t| &t.buffer);
+            let dxn = self.nchw_scratch(layout, &dxc, out)?;
+            let dxk = &dxn.buffer;
             match &plan {
                 InputGradPlan::Direct => self.run(job, &kernels::INPUT_GRAD, chunk, 0, &[dyc, wb], dxk, chunk.n * xs),
                 InputGradPlan::Tiled(t) => self.input_grad_tiles(job, chunk, t, [dyc, wb, dxk]),
             }?;
-            self.activations_out(job, dxn.as_ref(), &dxc, out)?;
+            self.activations_out(job, &dxn, &dxc, out)?;
             self.batch_done(job, &dxc, &dx.buffer, xs, n0, chunk.n);
             Ok(())
         })?;
@@ -422,8 +422,7 @@ impl Context {
         self.reduce_batches(&mut job, &geo, ys, &db.buffer, k, |job, chunk, n0, out| {
             let dyc = self.batch_slice(job, &dy.buffer, ys, n0, chunk.n)?;
             let dyn_ = self.activations_in(job, layout, &dyc, [chunk.n, k, p * q])?;
-            let dyc = dyn_.as_ref().map_or(&dyc, |t| &t.buffer);
-            self.run(job, &kernels::BIAS_GRAD, chunk, 0, &[dyc], out, k)
+            self.run(job, &kernels::BIAS_GRAD, chunk, 0, &[&dyn_.buffer], out, k)
         })?;
         job.finish()
     }

@@ -230,8 +230,7 @@ impl Context {
     /// As [`Context::download`], and [`Error::Wgpu`] for an earlier operation's deferred error.
     pub async fn download_async<D: Dimension>(&self, t: &Tensor) -> Result<Array<f32, D>> {
         self.own(t)?;
-        self.settle().await?;
-        let data = self.read_mapped(&t.buffer, "tensor", bytemuck::pod_collect_to_vec::<u8, f32>).await?;
+        let data = self.read_buffer_async(&t.buffer, "tensor").await?;
         let a = Array::from_shape_vec(IxDyn(&t.shape), data)
             .map_err(|e| Error::Readback { what: "tensor".into(), message: e.to_string() })?;
         let rank = t.shape.len();
