@@ -41,37 +41,37 @@ def _out_size(h, w, kernel, pads, stride, dilation):
     return p, q
 
 
-def forward(x, w, pads, stride=(1, 1), dilation=(1, 1), groups=1):
-    """NCHW x, OIHW w: Y[n,k,p,q] = Σ_c Σ_i Σ_j Xpad[n, c, p·sh + i·dh, q·sw + j·dw] · W[k,c,i,j]."""
-    n, c, h, wd = x.shape
-    k, cg, s, t = w.shape
-    top, bottom, left, right = pads
+def _tap_windows(x, kernel, pads, p, q, stride, dilation, groups):
+    """For each group g and tap (i, j): the slice of filters of g, and the windows Xpad[n, c, p·sh + i·dh,
+    q·sw + j·dw] of g's channels, N×C/G×P×Q."""
+    c, (s, t), (top, bottom, left, right) = x.shape[1], kernel, pads
     xp = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
-    p, q = _out_size(h, wd, (s, t), pads, stride, dilation)
-    y = np.zeros((n, k, p, q))
-    kg = k // groups
+    cg = c // groups
     for g in range(groups):
         for i in range(s):
             for j in range(t):
-                win = _windows(xp[:, g * cg:(g + 1) * cg], i, j, p, q, stride, dilation)
-                y[:, g * kg:(g + 1) * kg] += np.einsum("ncpq,kc->nkpq", win, w[g * kg:(g + 1) * kg, :, i, j])
+                yield g, i, j, _windows(xp[:, g * cg:(g + 1) * cg], i, j, p, q, stride, dilation)
+
+
+def forward(x, w, pads, stride=(1, 1), dilation=(1, 1), groups=1):
+    """NCHW x, OIHW w: Y[n,k,p,q] = Σ_c Σ_i Σ_j Xpad[n, c, p·sh + i·dh, q·sw + j·dw] · W[k,c,i,j]."""
+    n, _, h, wd = x.shape
+    k, _, s, t = w.shape
+    p, q = _out_size(h, wd, (s, t), pads, stride, dilation)
+    y = np.zeros((n, k, p, q))
+    kg = k // groups
+    for g, i, j, win in _tap_windows(x, (s, t), pads, p, q, stride, dilation, groups):
+        y[:, g * kg:(g + 1) * kg] += np.einsum("ncpq,kc->nkpq", win, w[g * kg:(g + 1) * kg, :, i, j])
     return y
 
 
 def weight_grad(x, dy, kernel, pads, stride=(1, 1), dilation=(1, 1), groups=1):
     """dW[k,c,i,j] = Σ_n Σ_p Σ_q Xpad[n, c, p·sh + i·dh, q·sw + j·dw] · dY[n,k,p,q]."""
-    n, c, h, wd = x.shape
     _, k, p, q = dy.shape
-    s, t = kernel
-    top, bottom, left, right = pads
-    xp = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
-    cg, kg = c // groups, k // groups
-    dw = np.zeros((k, cg, s, t))
-    for g in range(groups):
-        for i in range(s):
-            for j in range(t):
-                win = _windows(xp[:, g * cg:(g + 1) * cg], i, j, p, q, stride, dilation)
-                dw[g * kg:(g + 1) * kg, :, i, j] = np.einsum("ncpq,nkpq->kc", win, dy[:, g * kg:(g + 1) * kg])
+    kg = k // groups
+    dw = np.zeros((k, x.shape[1] // groups, *kernel))
+    for g, i, j, win in _tap_windows(x, kernel, pads, p, q, stride, dilation, groups):
+        dw[g * kg:(g + 1) * kg, :, i, j] = np.einsum("ncpq,nkpq->kc", win, dy[:, g * kg:(g + 1) * kg])
     return dw
 
 
