@@ -71,6 +71,8 @@ kernel!(TRANSPOSE, "transpose", [Uniform, Read, Write]);
 kernel!(TRANSPOSE_ROWS, "transpose_rows", [Uniform, Read, Write]);
 kernel!(FORWARD_VEC4, "conv2d_forward_vec4", [Uniform, Read, Read, Read, Write]);
 kernel!(WEIGHT_GRAD_VEC4, "conv2d_weight_grad_vec4", [Uniform, Read, Read, Read, Read, Write]);
+kernel!(CONV_GEMM, "conv2d_gemm", [Uniform, Read, Read, Read, Write]);
+kernel!(WEIGHT_GRAD_GEMM, "conv2d_weight_grad_gemm", [Uniform, Read, Read, Write]);
 
 /// Every kernel the crate ships: the naga tests validate each (with the variants the planner emits
 /// where it has markers) and check its bindings against the WGSL.
@@ -95,6 +97,8 @@ pub(crate) const ALL_KERNELS: &[&KernelSpec] = &[
     &TRANSPOSE_ROWS,
     &FORWARD_VEC4,
     &WEIGHT_GRAD_VEC4,
+    &CONV_GEMM,
+    &WEIGHT_GRAD_GEMM,
 ];
 
 impl KernelSpec {
@@ -278,12 +282,64 @@ uniform!(
     ]
 );
 
+uniform!(
+    /// `conv2d_gemm.wgsl`: an implicit GEMM `out[g](m, col) = Σ_r A[g](m, r) · B[g](r, col)` in the
+    /// general form that covers the forward pass and each stride phase of the input gradient (see
+    /// the shader). Fields typed `i32` in meaning are stored as their bits.
+    GemmUniform,
+    "GemmParams",
+    [
+        /// Rows per group, reduction length, columns, tiles of rows and of columns.
+        m,
+        r,
+        cols,
+        mtiles,
+        ntiles,
+        /// The reduction's radix: r = (o, a, b) with a < rs, b < rt.
+        rs,
+        rt,
+        /// A's element (m, r) of group g: g·a_gs + m·a_ms + o·a_os + a_hb + a·a_hs + a_wb + b·a_ws.
+        a_ms,
+        a_gs,
+        a_os,
+        a_hb,
+        a_hs,
+        a_wb,
+        a_ws,
+        /// B's source tensor: sample, group and channel strides, plane height and width.
+        b_ns,
+        b_gs,
+        b_cs,
+        b_h,
+        b_w,
+        /// Column col = (n, y, x) over cy × cx; it reads row y·ys + yb + a·ya, column x·xs + xb + b·xa.
+        cy,
+        cx,
+        ys,
+        xs,
+        yb,
+        xb,
+        ya,
+        xa,
+        /// Output element (g·M + m, col): n·o_ns + (g·M + m)·o_cs + (y·o_ys + o_yb)·o_w + x·o_xs + o_xb.
+        o_ns,
+        o_cs,
+        o_w,
+        o_ys,
+        o_yb,
+        o_xs,
+        o_xb,
+        pad0,
+        pad1,
+    ]
+);
+
 /// `flags` bit: the forward pass adds the bias.
 pub(crate) const FLAG_BIAS: u32 = 1;
 
 /// The uniform blocks of every family, declared ahead of `shaders/common.wgsl`.
 fn uniform_decls() -> String {
-    [ConvUniform::WGSL, PrepUniform::WGSL, ForwardTileUniform::WGSL, GradTileUniform::WGSL].concat()
+    [ConvUniform::WGSL, PrepUniform::WGSL, ForwardTileUniform::WGSL, GradTileUniform::WGSL, GemmUniform::WGSL].concat()
 }
 
 /// A compiled kernel.
@@ -473,6 +529,8 @@ mod tests {
             Variant::WeightGrad { .. } => &WEIGHT_GRAD_TILED,
             Variant::ForwardVec4(_) => &FORWARD_VEC4,
             Variant::WeightGradVec4 { .. } => &WEIGHT_GRAD_VEC4,
+            Variant::ConvGemm(_) => &CONV_GEMM,
+            Variant::WeightGradGemm(_) => &WEIGHT_GRAD_GEMM,
         }
     }
 
@@ -480,7 +538,8 @@ mod tests {
     /// ones refuse to compile without their generated code.
     #[test]
     fn every_kernel_validates_with_naga() {
-        let templated = [&FORWARD_TILED, &WEIGHT_GRAD_TILED, &FORWARD_VEC4, &WEIGHT_GRAD_VEC4];
+        let templated =
+            [&FORWARD_TILED, &WEIGHT_GRAD_TILED, &FORWARD_VEC4, &WEIGHT_GRAD_VEC4, &CONV_GEMM, &WEIGHT_GRAD_GEMM];
         for spec in ALL_KERNELS {
             if templated.iter().any(|t| t.name == spec.name) {
                 assert!(matches!(spec.full_source_with(&Variant::Plain), Err(Error::Template { .. })), "{}", spec.name);

@@ -8,10 +8,15 @@ use crate::error::{Error, Result};
 use crate::geometry::{Conv2dGeometry, Conv2dParams, Layout, u32_of};
 use crate::gpu::context::Context;
 use crate::gpu::job::Job;
-use crate::gpu::kernels::{self, ConvUniform, ForwardTileUniform, GradTileUniform, KernelSpec, PrepUniform};
+use crate::gpu::kernels::{
+    self, ConvUniform, ForwardTileUniform, GemmUniform, GradTileUniform, KernelSpec, PrepUniform,
+};
 use crate::gpu::tensor::Tensor;
-use crate::plan::variant::{Pad, Variant};
-use crate::plan::{self, DySource, ForwardPlan, ForwardTiles, InputGradPlan, WeightGradPlan, WeightGradTiles};
+use crate::plan::gemm::{AxisPhase, axis_phases};
+use crate::plan::variant::{GemmTile, Pad, Variant};
+use crate::plan::{
+    self, DySource, ForwardPlan, ForwardTiles, InputGradPlan, WeightGradGemm, WeightGradPlan, WeightGradTiles,
+};
 
 impl Context {
     /// Forward correlation on device tensors: `X` is `[N, C, H, W]`, `W` is `[K, C/G, S, T]`, the
@@ -84,6 +89,10 @@ impl Context {
                     };
                     let xr = padded.as_ref().map_or(xc, |p| &p.buffer);
                     self.forward_tiles(job, chunk, t, flags, [xr, wb, bias_buf, yk])
+                }
+                ForwardPlan::Gemm(gm) => {
+                    let u = forward_gemm(chunk, flags)?;
+                    self.conv_gemm(job, chunk, &gm.tile, u, [xc, wb, bias_buf, yk])
                 }
             }?;
             self.activations_out(job, &yn, &yc, out)?;
@@ -236,6 +245,7 @@ impl Context {
             match chunk_plan {
                 WeightGradPlan::Direct => self.run(job, &kernels::WEIGHT_GRAD, chunk, 0, &[xc, dyc], out, dw.len()),
                 WeightGradPlan::Tiled(t) => self.weight_grad_tiles(job, chunk, &t, [xc, dyc, out], dw.len()),
+                WeightGradPlan::Gemm(t) => self.weight_grad_gemm(job, chunk, &t, [xc, dyc, out], dw.len()),
             }
         })?;
         self.activations_out(&mut job, &dwn, &dw.buffer, taps)?;
@@ -351,6 +361,19 @@ impl Context {
             match &plan {
                 InputGradPlan::Direct => self.run(job, &kernels::INPUT_GRAD, chunk, 0, &[dyc, wb], dxk, chunk.n * xs),
                 InputGradPlan::Tiled(t) => self.input_grad_tiles(job, chunk, t, [dyc, wb, dxk]),
+                InputGradPlan::Gemm(gm) => {
+                    let [pt, pl] = [chunk.pad.top, chunk.pad.left];
+                    let pr = &chunk.params;
+                    let rows = axis_phases(chunk.h, chunk.s, pr.stride[0], pr.dilation[0], pt);
+                    let cols = axis_phases(chunk.w, chunk.t, pr.stride[1], pr.dilation[1], pl);
+                    for ph in &rows {
+                        for pw in &cols {
+                            let u = input_grad_gemm(chunk, ph, pw)?;
+                            self.conv_gemm(job, chunk, &gm.tile, u, [dyc, wb, self.placeholder(), dxk])?;
+                        }
+                    }
+                    Ok(())
+                }
             }?;
             self.activations_out(job, &dxn, &dxc, out)?;
             self.batch_done(job, &dxc, &dx.buffer, xs, n0, chunk.n);
@@ -394,6 +417,57 @@ impl Context {
         };
         let input = source.as_ref().map_or(dy, |s| &s.buffer);
         self.forward_tiles(job, &fwd, &t.tiles, 0, [input, &flipped.buffer, self.placeholder(), dx])
+    }
+
+    /// Records `conv2d_gemm.wgsl` over the groups of `geo` with tile `tile` and the uniform `u` (its
+    /// tile counts set here): `[src, w, bias, out]`.
+    fn conv_gemm(
+        &self,
+        job: &mut Job,
+        geo: &Conv2dGeometry,
+        tile: &GemmTile,
+        mut u: GemmUniform,
+        bufs: [&wgpu::Buffer; 4],
+    ) -> Result<()> {
+        u.mtiles = u.m.div_ceil(u32_of(tile.bm)?);
+        u.ntiles = u.cols.div_ceil(u32_of(tile.bn)?);
+        let groups = u32_of(geo.params.groups)?;
+        u.total = u.mtiles.checked_mul(u.ntiles).and_then(|t| t.checked_mul(groups)).ok_or(Error::Overflow {
+            what: "GEMM tiles",
+            detail: format!("{} x {} x {groups}", u.mtiles, u.ntiles),
+        })?;
+        let invocations = u32_of(u.total as usize * plan::profile::WORKGROUP as usize)?;
+        job.dispatch(&kernels::CONV_GEMM, &Variant::ConvGemm(*tile), bytemuck::bytes_of(&u), &bufs, invocations)
+    }
+
+    /// Records the GEMM weight gradient of plan `t` on one batch chunk: the tiles over the split
+    /// reduction, then the ranges added in order. `[x, dy, dw]`; `len` elements of dW.
+    fn weight_grad_gemm(
+        &self,
+        job: &mut Job,
+        geo: &Conv2dGeometry,
+        t: &WeightGradGemm,
+        [x, dy, dw]: [&wgpu::Buffer; 3],
+        len: usize,
+    ) -> Result<()> {
+        let workgroups = u32_of(t.splits * geo.params.groups * t.mtiles * t.ntiles)?;
+        let mut u = GradTileUniform::new(geo, 0, workgroups);
+        u.ktiles = u32_of(t.mtiles)?;
+        u.rtiles = u32_of(t.ntiles)?;
+        u.splits = u32_of(t.splits)?;
+        u.chunk = u32_of(t.chunk)?;
+        let partial =
+            if t.splits > 1 { Some(self.temp("weight-gradient partial sums", &[t.splits, len])?) } else { None };
+        let out = partial.as_ref().map_or(dw, |p| &p.buffer);
+        let invocations = u32_of(workgroups as usize * plan::profile::WORKGROUP as usize)?;
+        let variant = Variant::WeightGradGemm(t.tile);
+        job.dispatch(&kernels::WEIGHT_GRAD_GEMM, &variant, bytemuck::bytes_of(&u), &[x, dy, out], invocations)?;
+        if let Some(partial) = partial {
+            let mut us = PrepUniform::new(geo, 0, u32_of(len)?);
+            us.splits = u.splits;
+            job.dispatch(&kernels::SPLIT_SUM, &Variant::Plain, bytemuck::bytes_of(&us), &[&partial.buffer, dw], us.total)?;
+        }
+        Ok(())
     }
 
     /// Bias gradient on a device tensor: `dB[k] = Σ_n Σ_p Σ_q dY[n,k,p,q]`, `K` elements, with dY in
@@ -488,4 +562,93 @@ impl Context {
             })
         })
     }
+}
+
+/// An `i32` field of a uniform block, stored as its bits.
+fn signed(v: isize) -> Result<u32> {
+    i32::try_from(v)
+        .map(|v| v.cast_unsigned())
+        .map_err(|_| Error::Overflow { what: "kernel offset", detail: format!("{v} outside i32") })
+}
+
+/// The GEMM form of the forward pass of `geo` (see `conv2d_gemm.wgsl`): rows the filters of a group,
+/// the reduction (cg, i, j), columns (n, p, q); A the weights, B the input.
+fn forward_gemm(geo: &Conv2dGeometry, flags: u32) -> Result<GemmUniform> {
+    let pr = &geo.params;
+    let (cpg, kpg, st) = (geo.channels_per_group(), geo.filters_per_group(), geo.s * geo.t);
+    let hw = geo.h * geo.w;
+    let mut u = GemmUniform::new(geo, flags, 0);
+    u.m = u32_of(kpg)?;
+    u.r = u32_of(cpg * st)?;
+    u.cols = u32_of(geo.n * geo.p * geo.q)?;
+    u.rs = u32_of(geo.s)?;
+    u.rt = u32_of(geo.t)?;
+    u.a_ms = u32_of(cpg * st)?;
+    u.a_gs = u32_of(kpg * cpg * st)?;
+    u.a_os = u32_of(st)?;
+    u.a_hs = u32_of(geo.t)?;
+    u.a_ws = 1;
+    u.b_ns = u32_of(geo.c * hw)?;
+    u.b_gs = u32_of(cpg * hw)?;
+    u.b_cs = u32_of(hw)?;
+    u.b_h = u32_of(geo.h)?;
+    u.b_w = u32_of(geo.w)?;
+    u.cy = u32_of(geo.p)?;
+    u.cx = u32_of(geo.q)?;
+    u.ys = u32_of(pr.stride[0])?;
+    u.xs = u32_of(pr.stride[1])?;
+    u.yb = signed(-(geo.pad.top as isize))?;
+    u.xb = signed(-(geo.pad.left as isize))?;
+    u.ya = u32_of(pr.dilation[0])?;
+    u.xa = u32_of(pr.dilation[1])?;
+    u.o_ns = u32_of(geo.k * geo.p * geo.q)?;
+    u.o_cs = u32_of(geo.p * geo.q)?;
+    u.o_w = u32_of(geo.q)?;
+    u.o_ys = 1;
+    u.o_xs = 1;
+    Ok(u)
+}
+
+/// The GEMM form of the stride phase (`ph`, `pw`) of the input gradient of `geo` (see
+/// [`plan::gemm`]): rows the channels of a group, the reduction (k, a, b) over the phase's taps,
+/// columns (n, h', w'); A the weights at taps (i0 + a·istep, j0 + b·jstep), B dY.
+fn input_grad_gemm(geo: &Conv2dGeometry, ph: &AxisPhase, pw: &AxisPhase) -> Result<GemmUniform> {
+    let pr = &geo.params;
+    let (cpg, kpg, st) = (geo.channels_per_group(), geo.filters_per_group(), geo.s * geo.t);
+    let pq = geo.p * geo.q;
+    let mut u = GemmUniform::new(geo, 0, 0);
+    u.m = u32_of(cpg)?;
+    u.r = u32_of(kpg * ph.taps * pw.taps)?;
+    u.cols = u32_of(geo.n * ph.len * pw.len)?;
+    // A phase without taps has no reduction; its radix stays 1 so that the set-up divides by nothing.
+    u.rs = u32_of(ph.taps.max(1))?;
+    u.rt = u32_of(pw.taps.max(1))?;
+    u.a_ms = u32_of(st)?;
+    u.a_gs = u32_of(kpg * cpg * st)?;
+    u.a_os = u32_of(cpg * st)?;
+    u.a_hb = u32_of(ph.i0 * geo.t)?;
+    u.a_hs = u32_of(ph.istep * geo.t)?;
+    u.a_wb = u32_of(pw.i0)?;
+    u.a_ws = u32_of(pw.istep)?;
+    u.b_ns = u32_of(geo.k * pq)?;
+    u.b_gs = u32_of(kpg * pq)?;
+    u.b_cs = u32_of(pq)?;
+    u.b_h = u32_of(geo.p)?;
+    u.b_w = u32_of(geo.q)?;
+    u.cy = u32_of(ph.len)?;
+    u.cx = u32_of(pw.len)?;
+    u.ys = 1;
+    u.xs = 1;
+    u.yb = signed(ph.base)?;
+    u.xb = signed(pw.base)?;
+    u.ya = signed(-(ph.step as isize))?;
+    u.xa = signed(-(pw.step as isize))?;
+    u.o_ns = u32_of(geo.c * geo.h * geo.w)?;
+    u.o_cs = u32_of(geo.h * geo.w)?;
+    u.o_w = u32_of(geo.w)?;
+    u.o_ys = u32_of(pr.stride[0])?;
+    u.o_yb = u32_of(ph.first)?;
+    u.o_xs = u32_of(pr.stride[1])?;
+    u.o_xb = u32_of(pw.first)?;
+    Ok(u)
 }

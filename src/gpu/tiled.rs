@@ -5,7 +5,7 @@
 //! tile are generated for each tile size and spliced into the `{{...}}` markers of the WGSL file.
 //! Which variant runs is the planner's decision ([`crate::plan`]); this file only renders it.
 
-use crate::plan::variant::{ForwardVec4, Pad, Sharing, Store, Variant, Window};
+use crate::plan::variant::{ForwardVec4, GemmTile, Pad, Sharing, Store, Variant, Window};
 
 /// Values for the `{{NAME}}` markers of a kernel's WGSL.
 pub(crate) type Subs = Vec<(&'static str, String)>;
@@ -19,8 +19,50 @@ impl Variant {
             Self::WeightGrad { bk, br } => weight_grad_code(bk, br),
             Self::ForwardVec4(v) => forward_vec4_code(v),
             Self::WeightGradVec4 { bk, br, wd, share } => weight_grad_vec4_code(bk, br, wd, share),
+            Self::ConvGemm(t) => {
+                let mut subs =
+                    gemm_code(t, |i, j| format!("put(g, m0 + tr + {i}u * MT, c0 + tc + {j}u * NT, c{i}_{j});"));
+                // B is staged a column per invocation and pass of 64 columns, BK·min(BN, 64)/64 steps each.
+                let bnl = t.bn.min(64);
+                subs.push(("BNL", bnl.to_string()));
+                subs.push(("CPT", (t.bn / bnl).to_string()));
+                subs.push(("RPT", (t.bk * bnl / 64).to_string()));
+                subs
+            }
+            Self::WeightGradGemm(t) => {
+                let mut subs = gemm_code(t, |i, j| format!("put(out, m0, r0, tr + {i}u * MT, tc + {j}u * NT, c{i}_{j});"));
+                subs.push(("B_LOADS", (t.bn * t.bk / 64).to_string()));
+                subs
+            }
         }
     }
+}
+
+/// The tile constants and the generated lines of the GEMM kernels: `c{i}_{j}` accumulators,
+/// `p{i}_{j}` each round's partial sums, `a{i}`, `b{j}` the staged operands of one reduction step;
+/// `store(i, j)` writes accumulator (i, j).
+fn gemm_code(t: GemmTile, store: impl Fn(usize, usize) -> String) -> Subs {
+    let GemmTile { bm, bn, bk, tm, tn } = t;
+    let cells = grid(tm, tn);
+    let loads = lines((0..tm).map(|i| format!("            let a{i} = As[kk * AS + tr + {i}u * MT];")))
+        + "\n"
+        + &lines((0..tn).map(|j| format!("            let b{j} = Bs[kk * BS + tc + {j}u * NT];")));
+    let fma = lines(cells.clone().map(|(i, j)| format!("            p{i}_{j} = fma(a{i}, b{j}, p{i}_{j});")));
+    vec![
+        ("BM", bm.to_string()),
+        ("BN", bn.to_string()),
+        ("BK", bk.to_string()),
+        ("MT", (bm / tm).to_string()),
+        ("NT", (bn / tn).to_string()),
+        ("A_LOADS", (bm * bk / 64).to_string()),
+        ("A_LEN", (bk * (bm + 1)).to_string()),
+        ("B_LEN", (bk * (bn + 1)).to_string()),
+        ("ACC_DECL", lines(cells.clone().map(|(i, j)| format!("    var c{i}_{j} = 0.0;")))),
+        ("PART_DECL", lines(cells.clone().map(|(i, j)| format!("        var p{i}_{j} = 0.0;")))),
+        ("FMA", format!("{loads}\n{fma}")),
+        ("ACC_ADD", lines(cells.clone().map(|(i, j)| format!("        c{i}_{j} += p{i}_{j};")))),
+        ("STORE", lines(cells.map(|(i, j)| format!("    {}", store(i, j))))),
+    ]
 }
 
 /// Opens a loop that runs once, around a block of generated straight-line code. Its bound is the

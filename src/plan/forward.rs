@@ -5,7 +5,7 @@ use std::fmt;
 use crate::error::Result;
 use crate::geometry::Conv2dGeometry;
 use crate::plan::variant::{Cols, ForwardVec4, Pad, Rows, Sharing, Store, Variant, Window};
-use crate::plan::{AdapterProfile, Algorithm, Strategy, family};
+use crate::plan::{AdapterProfile, Algorithm, ConvGemm, Strategy, family};
 
 /// How the forward pass runs a layer.
 // A plan is made per call and lives on the stack: boxing the tiled variant would buy nothing.
@@ -16,6 +16,8 @@ pub enum ForwardPlan {
     Direct,
     /// A tiled kernel.
     Tiled(ForwardTiles),
+    /// `conv2d_gemm.wgsl`: the implicit GEMM through workgroup memory.
+    Gemm(ConvGemm),
 }
 
 /// How a tiled forward kernel covers a layer: the forward pass's, or the one an input gradient runs
@@ -73,9 +75,12 @@ pub fn forward(geo: &Conv2dGeometry, profile: &AdapterProfile, strategy: Strateg
     // A channels-last layer runs the kernels of its NCHW twin between transposes (`gpu/layout.rs`).
     let geo = &geo.nchw();
     let fits = window(geo).is_some();
-    let Some(algorithm) = family(strategy, fits, "forward", geo, WHY_NOT_VEC4)? else {
+    let Some(algorithm) = family(strategy, profile, fits, "forward", geo, WHY_NOT_VEC4)? else {
         return Ok(ForwardPlan::Direct);
     };
+    if let Algorithm::Gemm(choice) = algorithm {
+        return Ok(ForwardPlan::Gemm(ConvGemm::forward(geo, profile, choice)?));
+    }
     let vec4 = algorithm == Algorithm::Vec4Tile;
     let shape = Shape::of(geo, vec4, false, profile.fence_blocks);
     // The vec4 kernel reads X itself where its rows and the left padding are whole vec4s, and masks
@@ -212,6 +217,7 @@ impl fmt::Display for ForwardPlan {
         match self {
             ForwardPlan::Direct => f.write_str("direct"),
             ForwardPlan::Tiled(t) => t.fmt(f),
+            ForwardPlan::Gemm(g) => write!(f, "gemm {}", g.tile),
         }
     }
 }

@@ -14,9 +14,10 @@ use std::fmt;
 
 use crate::error::{Error, Result};
 use crate::geometry::{Conv2dGeometry, Conv2dParams, Sides};
+use crate::plan::GemmChoice;
 use crate::plan::forward::{ForwardTiles, Read, RowSkip, Shape, WHY_NOT_VEC4, tiles, window};
 use crate::plan::variant::{Cols, Pad};
-use crate::plan::{AdapterProfile, Algorithm, Strategy, family, gcd};
+use crate::plan::{AdapterProfile, Algorithm, ConvGemm, DeviceClass, Strategy, family, gcd};
 
 /// How the input gradient runs a layer.
 // A plan is made per call and lives on the stack: boxing the tiled variant would buy nothing.
@@ -27,6 +28,8 @@ pub enum InputGradPlan {
     Direct,
     /// A tiled forward kernel over dY.
     Tiled(InputGradTiles),
+    /// `conv2d_gemm.wgsl` once per stride phase: an implicit GEMM of dY with the phase's taps.
+    Gemm(ConvGemm),
 }
 
 /// The forward pass an input gradient runs, and where its input comes from.
@@ -62,6 +65,15 @@ pub enum DySource {
 pub fn input_grad(geo: &Conv2dGeometry, profile: &AdapterProfile, strategy: Strategy) -> Result<InputGradPlan> {
     // A channels-last layer runs the kernels of its NCHW twin between transposes (`gpu/layout.rs`).
     let geo = &geo.nchw();
+    // The GEMM kernels run every layer, whatever its padding: they gather dY phase by phase.
+    let gemm = match strategy {
+        Strategy::Force(Algorithm::Gemm(choice)) => Some(choice),
+        Strategy::Auto if profile.class == DeviceClass::Gpu => Some(GemmChoice::default()),
+        _ => None,
+    };
+    if let Some(choice) = gemm {
+        return Ok(InputGradPlan::Gemm(ConvGemm::input_grad(geo, profile, choice)?));
+    }
     let Some(fwd) = as_forward(geo) else {
         // Padding beyond the dilated kernel: the frame would be negative; only the gather kernel.
         return match strategy {
@@ -75,7 +87,7 @@ pub fn input_grad(geo: &Conv2dGeometry, profile: &AdapterProfile, strategy: Stra
         };
     };
     let fits = window(&fwd).is_some();
-    let Some(algorithm) = family(strategy, fits, "input gradient", geo, WHY_NOT_VEC4)? else {
+    let Some(algorithm) = family(strategy, profile, fits, "input gradient", geo, WHY_NOT_VEC4)? else {
         return Ok(InputGradPlan::Direct);
     };
     let vec4 = algorithm == Algorithm::Vec4Tile;
@@ -144,6 +156,7 @@ impl fmt::Display for InputGradPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             InputGradPlan::Direct => f.write_str("direct"),
+            InputGradPlan::Gemm(g) => write!(f, "gemm {} by stride phase", g.tile),
             InputGradPlan::Tiled(t) => {
                 let source = match t.source {
                     DySource::InPlace => "dY in place",

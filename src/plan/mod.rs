@@ -19,6 +19,7 @@
 //! negative and only the direct (gather) kernel runs it.
 
 mod forward;
+pub mod gemm;
 mod input_grad;
 pub mod profile;
 pub(crate) mod variant;
@@ -27,6 +28,7 @@ mod weight_grad;
 use std::fmt;
 
 pub use forward::{ForwardPlan, ForwardTiles, forward};
+pub use gemm::{ConvGemm, GemmChoice, GemmShape, WeightGradGemm};
 pub use input_grad::{DySource, InputGradPlan, InputGradTiles, input_grad};
 pub use profile::{AdapterProfile, DeviceClass};
 pub use weight_grad::{WeightGradPlan, WeightGradTiles, weight_grad};
@@ -77,29 +79,61 @@ pub enum Algorithm {
     RegisterTile,
     /// Register tiles with vec4 loads.
     Vec4Tile,
+    /// Implicit GEMMs through workgroup memory ([`gemm`]), the GPU class's kernels; the choice may
+    /// force a tile shape and the weight gradient's split count.
+    Gemm(GemmChoice),
 }
 
 impl Algorithm {
-    /// `register-tile` or `vec4-tile`.
+    /// `register-tile`, `vec4-tile`, `gemm`, or `gemm-large`, `gemm-narrow`, `gemm-small` where a
+    /// tile shape is forced (a forced split count is not part of the name; see the `Display` form).
     #[must_use]
     pub fn name(self) -> &'static str {
         match self {
             Self::RegisterTile => "register-tile",
             Self::Vec4Tile => "vec4-tile",
+            Self::Gemm(c) => match c.shape {
+                None => "gemm",
+                Some(GemmShape::Large) => "gemm-large",
+                Some(GemmShape::Narrow) => "gemm-narrow",
+                Some(GemmShape::Small) => "gemm-small",
+            },
         }
+    }
+
+    /// The GEMM kernels with the planner's tiles and splits.
+    pub const GEMM: Algorithm = Algorithm::Gemm(GemmChoice { shape: None, splits: None });
+
+    /// The GEMM kernels with tile shape `shape` forced.
+    #[must_use]
+    pub fn gemm(shape: GemmShape) -> Self {
+        Self::Gemm(GemmChoice { shape: Some(shape), splits: None })
     }
 }
 
 impl Strategy {
     /// Every strategy, in the order the tests sweep them.
-    pub const ALL: [Strategy; 4] = [
+    pub const ALL: [Strategy; 5] = [
         Strategy::Auto,
         Strategy::Reference,
         Strategy::Force(Algorithm::RegisterTile),
         Strategy::Force(Algorithm::Vec4Tile),
+        Strategy::Force(Algorithm::GEMM),
     ];
 
-    /// `auto`, `reference`, `register-tile` or `vec4-tile`.
+    /// Every strategy with a name: [`Strategy::ALL`] and each forced GEMM tile shape.
+    pub const NAMED: [Strategy; 8] = [
+        Strategy::Auto,
+        Strategy::Reference,
+        Strategy::Force(Algorithm::RegisterTile),
+        Strategy::Force(Algorithm::Vec4Tile),
+        Strategy::Force(Algorithm::GEMM),
+        Strategy::Force(Algorithm::Gemm(GemmChoice { shape: Some(GemmShape::Large), splits: None })),
+        Strategy::Force(Algorithm::Gemm(GemmChoice { shape: Some(GemmShape::Narrow), splits: None })),
+        Strategy::Force(Algorithm::Gemm(GemmChoice { shape: Some(GemmShape::Small), splits: None })),
+    ];
+
+    /// `auto`, `reference`, or an [`Algorithm::name`].
     #[must_use]
     pub fn name(self) -> &'static str {
         match self {
@@ -114,24 +148,30 @@ impl Strategy {
     /// # Errors
     /// [`Error::InvalidOption`] for any other name.
     pub fn from_name(name: &str) -> Result<Self> {
-        Self::ALL.into_iter().find(|s| s.name() == name.trim()).ok_or_else(|| Error::InvalidOption {
+        Self::NAMED.into_iter().find(|s| s.name() == name.trim()).ok_or_else(|| Error::InvalidOption {
             what: "strategy",
             got: name.to_string(),
-            expected: "auto, reference, register-tile or vec4-tile",
+            expected: "auto, reference, register-tile, vec4-tile, gemm, gemm-large, gemm-narrow or gemm-small",
         })
     }
 }
 
 impl fmt::Display for Strategy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        f.write_str(self.name())?;
+        if let Strategy::Force(Algorithm::Gemm(GemmChoice { splits: Some(s), .. })) = self {
+            write!(f, " split-K {s}")?;
+        }
+        Ok(())
     }
 }
 
 /// The tuned kernel family a strategy asks for on a layer; `None`: the direct kernels.
 /// `vec4_fits`: whether the layer's kernel rows have a vec4 variant; `why_not` says why when not.
+/// Left to itself the planner gives a GPU the GEMM kernels and a CPU adapter the register tiles.
 fn family(
     strategy: Strategy,
+    profile: &AdapterProfile,
     vec4_fits: bool,
     op: &'static str,
     geo: &Conv2dGeometry,
@@ -139,6 +179,7 @@ fn family(
 ) -> Result<Option<Algorithm>> {
     match strategy {
         Strategy::Reference => Ok(None),
+        Strategy::Auto if profile.class == DeviceClass::Gpu => Ok(Some(Algorithm::GEMM)),
         Strategy::Auto => Ok(Some(if vec4_fits { Algorithm::Vec4Tile } else { Algorithm::RegisterTile })),
         Strategy::Force(Algorithm::Vec4Tile) if !vec4_fits => Err(Error::Unsupported {
             op,

@@ -17,6 +17,10 @@ pub(crate) enum Variant {
     ForwardVec4(ForwardVec4),
     /// `conv2d_weight_grad_vec4.wgsl`, see [`weight_grad_vec4`].
     WeightGradVec4 { bk: usize, br: usize, wd: Window, share: Sharing },
+    /// `conv2d_gemm.wgsl`: the forward pass, or one stride phase of the input gradient.
+    ConvGemm(GemmTile),
+    /// `conv2d_weight_grad_gemm.wgsl`: the weight gradient over a split reduction.
+    WeightGradGemm(GemmTile),
 }
 
 /// A row of the forward kernel specialised for its kernel width `t`, stride `sw` and dilation `dw`.
@@ -145,4 +149,26 @@ pub(crate) enum Sharing {
 #[cfg(test)]
 pub(crate) fn weight_grad_vec4(bk: usize, br: usize, wd: Window, share: Sharing) -> Variant {
     Variant::WeightGradVec4 { bk, br, wd, share }
+}
+
+/// The tile of the workgroup-memory GEMM kernels (`conv2d_gemm.wgsl`, `conv2d_weight_grad_gemm.wgsl`):
+/// a workgroup computes `bm` rows (filters or channels) × `bn` columns of the output, staging `bk`
+/// reduction steps of both operands in workgroup memory at a time; each of its 64 invocations holds
+/// `tm × tn` accumulators, rows `bm / tm` and columns `bn / tn` apart (so that neighbouring invocations
+/// read neighbouring words of workgroup memory and store neighbouring outputs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct GemmTile {
+    pub(crate) bm: usize,
+    pub(crate) bn: usize,
+    pub(crate) bk: usize,
+    pub(crate) tm: usize,
+    pub(crate) tn: usize,
+}
+
+impl GemmTile {
+    /// Bytes of workgroup memory the tile's two operands take, each row padded by one word (so that
+    /// the column-wise stores of a slab fall in different banks).
+    pub(crate) fn operand_bytes(&self) -> usize {
+        4 * self.bk * (self.bm + 1 + self.bn + 1)
+    }
 }

@@ -9,7 +9,7 @@ use std::fmt;
 use crate::error::Result;
 use crate::geometry::Conv2dGeometry;
 use crate::plan::variant::{Sharing, Variant, Window};
-use crate::plan::{AdapterProfile, Algorithm, Strategy, family};
+use crate::plan::{AdapterProfile, Algorithm, Strategy, WeightGradGemm, family};
 
 /// How the weight gradient runs a layer.
 // A plan is made per call and lives on the stack: boxing the tiled variant would buy nothing.
@@ -20,6 +20,9 @@ pub enum WeightGradPlan {
     Direct,
     /// A tiled kernel over a split reduction.
     Tiled(WeightGradTiles),
+    /// `conv2d_weight_grad_gemm.wgsl`: the implicit GEMM through workgroup memory, over a split
+    /// reduction.
+    Gemm(WeightGradGemm),
 }
 
 /// How a tiled weight-gradient kernel covers a layer.
@@ -59,9 +62,12 @@ pub fn weight_grad(geo: &Conv2dGeometry, profile: &AdapterProfile, strategy: Str
     let span = wd.len(4);
     let fits = geo.t <= 11 && span <= 64;
     let why = "its kernel rows are wider than 11 taps, or four output columns read more than 64 inputs";
-    let Some(algorithm) = family(strategy, fits, "weight gradient", geo, why)? else {
+    let Some(algorithm) = family(strategy, profile, fits, "weight gradient", geo, why)? else {
         return Ok(WeightGradPlan::Direct);
     };
+    if let Algorithm::Gemm(choice) = algorithm {
+        return Ok(WeightGradPlan::Gemm(WeightGradGemm::new(geo, profile, choice)?));
+    }
     // The vec4 kernel measured 15–30% faster than the scalar one on the resnet and stem layers on
     // lavapipe, and 2× on MNIST (24 columns) and the deep layer (14) once padding dY stopped costing
     // integer divisions per element; left to itself the planner keeps the scalar kernel for rows of
@@ -122,7 +128,7 @@ impl WeightGradPlan {
     pub fn per_sample(&self, geo: &Conv2dGeometry) -> usize {
         let io = (geo.c * geo.h * geo.w).max(geo.k * geo.p * geo.q);
         match self {
-            WeightGradPlan::Direct => io,
+            WeightGradPlan::Direct | WeightGradPlan::Gemm(_) => io,
             WeightGradPlan::Tiled(t) => io.max(geo.k * geo.p * t.qp.unwrap_or(geo.q)).max(geo.c * t.hp * t.wp),
         }
     }
@@ -132,6 +138,10 @@ impl fmt::Display for WeightGradPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let t = match self {
             WeightGradPlan::Direct => return f.write_str("direct"),
+            WeightGradPlan::Gemm(g) => {
+                let tiles = format!("{}x{}", g.mtiles, g.ntiles);
+                return write!(f, "gemm {}; {tiles} tiles, split-K {} x {} columns", g.tile, g.splits, g.chunk);
+            }
             WeightGradPlan::Tiled(t) => t,
         };
         match t.variant {

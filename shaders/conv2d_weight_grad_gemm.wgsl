@@ -1,0 +1,135 @@
+// The weight gradient as an implicit GEMM through workgroup memory, over a split reduction
+// (src/plan/gemm.rs has the math):
+//   dW[g](m, r) = Σ_col dY[n, g·K/G + m, p, q] · X[n, g·C/G + cg, p·sh + i·dh − ph, q·sw + j·dw − pw],
+// r = (cg, i, j), col = (n, p, q). Both operands are read in place (X's padding is a mask on its
+// loads). The N·P·Q columns are cut into `splits` ranges of `chunk` (a multiple of BK): workgroup
+// (split, group, row tile, column tile) sums its range into partial[split] with plain stores, and
+// split_sum.wgsl adds the ranges in a fixed order. No atomics: the same bits every run.
+//
+// A workgroup computes BM filters × BN taps, staging BK columns of dY and of the gathered X in
+// workgroup memory per round; each of the 64 invocations holds TM × TN accumulators. Each round's
+// BK products go to fresh partial sums that are then added to the accumulators. The marked lines are
+// generated for the tile (src/gpu/tiled.rs).
+
+const BM: u32 = {{BM}}u;
+const BN: u32 = {{BN}}u;
+const BK: u32 = {{BK}}u;
+const MT: u32 = {{MT}}u;
+const NT: u32 = {{NT}}u;
+const A_LOADS: u32 = {{A_LOADS}}u; // dY values each invocation stages per round: BM·BK / 64
+const B_LOADS: u32 = {{B_LOADS}}u; // X values: BN·BK / 64
+const AS: u32 = BM + 1u;
+const BS: u32 = BN + 1u;
+const NOWHERE: i32 = -1073741824;
+
+@group(0) @binding(0) var<uniform> P: GradTileParams;
+@group(0) @binding(1) var<storage, read> x: array<f32>;            // N×C×H×W
+@group(0) @binding(2) var<storage, read> dy: array<f32>;           // N×K×P×Q
+@group(0) @binding(3) var<storage, read_write> partial: array<f32>; // splits × K×(C/G)×S×T
+
+var<workgroup> As: array<f32, {{A_LEN}}>;  // BK × AS: dY
+var<workgroup> Bs: array<f32, {{B_LEN}}>;  // BK × BS: X gathered
+// The tile's taps: (offset of the channel's plane, i·dh, j·dw); i·dh = NOWHERE past the last tap.
+var<workgroup> taps: array<vec3<i32>, BN>;
+
+// A column (n, p, q) of the reduction.
+struct Pix {
+    n: u32, p: u32, q: u32,
+}
+
+fn pix_of(col: u32) -> Pix {
+    return Pix(col / (P.p * P.q), (col / P.q) % P.p, col % P.q);
+}
+
+// x + d, both in digits (d.p < P, d.q < Q): at most one carry per digit.
+fn pix_add(x: Pix, d: Pix) -> Pix {
+    var q = x.q + d.q;
+    var p = x.p + d.p;
+    if (q >= P.q) {
+        q -= P.q;
+        p += 1u;
+    }
+    var n = x.n + d.n;
+    if (p >= P.p) {
+        p -= P.p;
+        n += 1u;
+    }
+    return Pix(n, p, q);
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    let tile = wid.y * nwg.x + wid.x;
+    if (tile >= P.total) {
+        return;
+    }
+    let tiles = P.rtiles * P.ktiles;
+    let r0 = (tile % P.rtiles) * BN;
+    let m0 = ((tile / P.rtiles) % P.ktiles) * BM;
+    let g = (tile / tiles) % P.g;
+    let split = tile / (tiles * P.g);
+    let st = P.s * P.t;
+    let taps_all = P.cpg * st;
+    let hw = P.h * P.w;
+    for (var e = lid; e < BN; e += 64u) {
+        let r = r0 + e;
+        let cg = r / st;
+        let i = (r % st) / P.t;
+        let j = r % P.t;
+        let ih = select(NOWHERE, i32(i * P.dh), r < taps_all);
+        taps[e] = vec3<i32>(i32(cg * hw), ih, i32(j * P.dw));
+    }
+    workgroupBarrier();
+
+    // This invocation stages reduction column lk of each round: dY rows and X taps lid / BK + u·(64 / BK).
+    let lk = lid % BK;
+    let first = split * P.chunk;
+    let end = min(first + P.chunk, P.n * P.p * P.q);
+    var at = pix_of(first + lk);
+    let round = pix_of(BK);
+    let pq = P.p * P.q;
+    let h = i32(P.h);
+    let w = i32(P.w);
+    let tr = lid / NT;
+    let tc = lid % NT;
+{{ACC_DECL}}
+    for (var c = 0u; c < P.chunk; c += BK) {
+        let live = first + c + lk < end;
+        let a_at = at.n * P.k * pq + (g * P.kpg + m0) * pq + at.p * P.q + at.q;
+        for (var u = 0u; u < A_LOADS; u++) {
+            let lm = lid / BK + u * (64u / BK);
+            let ok = live && m0 + lm < P.kpg;
+            As[lk * AS + lm] = select(0.0, dy[select(0u, a_at + lm * pq, ok)], ok);
+        }
+        let y0 = i32(at.p * P.sh) - i32(P.ph);
+        let x0 = i32(at.q * P.sw) - i32(P.pw);
+        let b_at = (at.n * P.c + g * P.cpg) * hw;
+        for (var u = 0u; u < B_LOADS; u++) {
+            let ln = lid / BK + u * (64u / BK);
+            let tap = taps[ln];
+            let yy = y0 + tap.y;
+            let xx = x0 + tap.z;
+            let ok = live && yy >= 0 && yy < h && xx >= 0 && xx < w;
+            let e = b_at + u32(tap.x) + u32(yy) * P.w + u32(xx);
+            Bs[lk * BS + ln] = select(0.0, x[select(0u, e, ok)], ok);
+        }
+        at = pix_add(at, round);
+        workgroupBarrier();
+{{PART_DECL}}
+        for (var kk = 0u; kk < BK; kk++) {
+{{FMA}}
+        }
+{{ACC_ADD}}
+        workgroupBarrier();
+    }
+    let out = split * P.k * taps_all + (g * P.kpg + m0) * taps_all + r0;
+{{STORE}}
+}
+
+// Stores accumulator (row lm, tap ln) of the tile at `out`, where both exist.
+fn put(out: u32, m: u32, r: u32, lm: u32, ln: u32, v: f32) {
+    if (m + lm < P.kpg && r + ln < P.cpg * P.s * P.t) {
+        partial[out + lm * P.cpg * P.s * P.t + ln] = v;
+    }
+}

@@ -1,0 +1,298 @@
+//! Plans of the workgroup-memory GEMM kernels, the GPU class's kernels for all three operations.
+//!
+//! Each operation is a matrix product whose operands are gathered from the tensors as they are
+//! (implicit GEMM: no im2col matrix, no padded copy; the padding is a mask on the loads):
+//! - forward: `Y[g](k, col) = Σ_r W[g](k, r) · X̂[g](r, col)`, `r = (cg, i, j)`, `col = (n, p, q)`;
+//! - weight gradient: `dW[g](k, r) = Σ_col dY[g](k, col) · X̂[g](r, col)`, the long sum over
+//!   `col = (n, p, q)` split into fixed ranges whose partial tiles are stored and then added in order;
+//! - input gradient, one stride phase `(φh, φw)` at a time: the inputs `h = φh + sh·h'`,
+//!   `w = φw + sw·w'` receive only the taps `i` with `i·dh ≡ φh + pt (mod sh)` (likewise `j`), an
+//!   arithmetic progression `i = i0 + a·istep`, and from each such tap the dY row
+//!   `p = h' + base − a·(istep·dh/sh)`: a dense correlation of dY with the phase's taps. No zeros are
+//!   inserted into dY and none are multiplied.
+//!
+//! Groups are a grid dimension. The tile sizes are constants the planner sets ([`GemmShape`]).
+
+use std::fmt;
+use std::num::NonZeroU32;
+
+use crate::error::{Error, Result};
+use crate::geometry::Conv2dGeometry;
+use crate::plan::variant::GemmTile;
+use crate::plan::{AdapterProfile, DeviceClass, gcd};
+
+/// The tile shapes of the GEMM kernels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GemmShape {
+    /// 64 × 64 outputs per workgroup, 8 × 8 per invocation: the most reuse of each loaded value.
+    Large,
+    /// 16 × 128: for layers of few filters (or, in the input gradient, few channels) per group.
+    Narrow,
+    /// 32 × 32, 4 × 4 per invocation: more workgroups for small outputs.
+    Small,
+}
+
+impl GemmShape {
+    /// Every shape, in the order the tests force them.
+    pub const ALL: [GemmShape; 3] = [GemmShape::Large, GemmShape::Narrow, GemmShape::Small];
+
+    /// `large`, `narrow` or `small`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Large => "large",
+            Self::Narrow => "narrow",
+            Self::Small => "small",
+        }
+    }
+
+    /// The tile of this shape on an adapter with `workgroup_bytes` of workgroup memory: the large
+    /// tile stages 32 reduction steps where 32 KiB are offered, 16 within WebGPU's 16 KiB.
+    pub(crate) fn tile(self, workgroup_bytes: u32) -> GemmTile {
+        match self {
+            Self::Large => {
+                let bk = if workgroup_bytes >= 32 * 1024 { 32 } else { 16 };
+                GemmTile { bm: 64, bn: 64, bk, tm: 8, tn: 8 }
+            }
+            Self::Narrow => GemmTile { bm: 16, bn: 128, bk: 16, tm: 4, tn: 8 },
+            Self::Small => GemmTile { bm: 32, bn: 32, bk: 16, tm: 4, tn: 4 },
+        }
+    }
+}
+
+/// What a caller forces of the GEMM kernels: a tile shape, a split count of the weight gradient's
+/// reduction; `None`: the planner's choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct GemmChoice {
+    /// The tile shape.
+    pub shape: Option<GemmShape>,
+    /// The weight gradient's number of reduction ranges (clamped to the number of `bk`-column
+    /// steps of the reduction).
+    pub splits: Option<NonZeroU32>,
+}
+
+/// Workgroup memory the weight-gradient kernel adds: a tap table of `bn` entries of 16 bytes.
+pub(crate) fn weight_grad_bytes(tile: &GemmTile) -> usize {
+    tile.operand_bytes() + 16 * tile.bn
+}
+
+/// The tile for an output of `rows × cols` (per group), or the forced one; `extra` adds the
+/// kernel's own workgroup memory to each tile's operands.
+fn choose(
+    rows: usize,
+    cols: usize,
+    profile: &AdapterProfile,
+    choice: GemmChoice,
+    extra: fn(&GemmTile) -> usize,
+    op: &'static str,
+    geo: &Conv2dGeometry,
+) -> Result<GemmTile> {
+    let fits = |s: GemmShape| {
+        let t = s.tile(profile.workgroup_bytes);
+        (extra(&t) <= profile.workgroup_bytes as usize).then_some(t)
+    };
+    if let Some(shape) = choice.shape {
+        return fits(shape).ok_or_else(|| Error::Unsupported {
+            op,
+            layer: geo.describe(),
+            algorithm: "gemm",
+            reason: "the tile needs more workgroup memory than the adapter offers",
+        });
+    }
+    // Few rows: the narrow tile wastes least. Otherwise the large tile, unless its padding wastes a
+    // quarter more work than the small one's or it leaves the GPU short of workgroups (an H100 has
+    // 132 multiprocessors; two resident workgroups each want about 256).
+    let padded = |t: &GemmTile| rows.next_multiple_of(t.bm) * cols.next_multiple_of(t.bn);
+    let count = |t: &GemmTile| rows.div_ceil(t.bm) * cols.div_ceil(t.bn);
+    let pick = if rows <= 16 {
+        fits(GemmShape::Narrow)
+    } else {
+        match (fits(GemmShape::Large), fits(GemmShape::Small)) {
+            (Some(l), Some(s)) if 4 * padded(&l) > 5 * padded(&s) || count(&l) < 256 => Some(s),
+            (Some(l), _) => Some(l),
+            (None, s) => s,
+        }
+    };
+    pick.or_else(|| fits(GemmShape::Small)).ok_or_else(|| Error::Unsupported {
+        op,
+        layer: geo.describe(),
+        algorithm: "gemm",
+        reason: "no tile fits the adapter's workgroup memory",
+    })
+}
+
+/// A forward pass (or an input-gradient phase) through `conv2d_gemm.wgsl`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvGemm {
+    pub(crate) tile: GemmTile,
+}
+
+impl ConvGemm {
+    /// The forward pass of `geo`.
+    pub(crate) fn forward(geo: &Conv2dGeometry, profile: &AdapterProfile, choice: GemmChoice) -> Result<Self> {
+        let cols = geo.n * geo.p * geo.q;
+        let tile = choose(geo.filters_per_group(), cols, profile, choice, GemmTile::operand_bytes, "forward", geo)?;
+        Ok(Self { tile })
+    }
+
+    /// The input gradient of `geo`, phase by phase.
+    pub(crate) fn input_grad(geo: &Conv2dGeometry, profile: &AdapterProfile, choice: GemmChoice) -> Result<Self> {
+        let [sh, sw] = geo.params.stride;
+        let cols = geo.n * geo.h.div_ceil(sh) * geo.w.div_ceil(sw);
+        let op = "input gradient";
+        let tile = choose(geo.channels_per_group(), cols, profile, choice, GemmTile::operand_bytes, op, geo)?;
+        Ok(Self { tile })
+    }
+}
+
+/// One axis of a stride phase of the input gradient (see the [module docs](self)): the inputs
+/// `first + stride·x'` for `x' < len` take the taps `i0 + a·istep`, `a < taps`, from dY rows (or
+/// columns) `x' + base − a·step`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AxisPhase {
+    pub(crate) first: usize,
+    pub(crate) len: usize,
+    pub(crate) i0: usize,
+    pub(crate) istep: usize,
+    pub(crate) taps: usize,
+    pub(crate) base: isize,
+    pub(crate) step: usize,
+}
+
+/// The phases of one axis: input extent `extent`, kernel extent `taps`, stride, dilation and the
+/// leading padding. Phases with no input (`first ≥ extent`) are left out; a phase with no taps keeps
+/// `taps = 0` (its inputs get zero gradient, which its pass still writes).
+pub(crate) fn axis_phases(extent: usize, taps: usize, stride: usize, dilation: usize, lead: usize) -> Vec<AxisPhase> {
+    let istep = stride / gcd(stride, dilation);
+    (0..stride.min(extent))
+        .map(|first| {
+            let hits = |i: &usize| (first + lead + stride * taps * dilation - i * dilation) % stride == 0;
+            let i0 = (0..taps.min(istep)).find(hits);
+            let len = (extent - first).div_ceil(stride);
+            match i0 {
+                Some(i0) => {
+                    // Exact: first + lead − i0·dh is a multiple of the stride (it may be negative).
+                    let base = (first as isize + lead as isize - (i0 * dilation) as isize) / stride as isize;
+                    let n = (taps - i0).div_ceil(istep);
+                    AxisPhase { first, len, i0, istep, taps: n, base, step: istep * dilation / stride }
+                }
+                None => AxisPhase { first, len, i0: 0, istep, taps: 0, base: 0, step: 0 },
+            }
+        })
+        .collect()
+}
+
+/// The weight gradient through `conv2d_weight_grad_gemm.wgsl`: its tile and the split of the
+/// reduction over the `N·P·Q` columns into `splits` ranges of `chunk` columns (a multiple of `bk`;
+/// the last range may be shorter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WeightGradGemm {
+    pub(crate) tile: GemmTile,
+    pub(crate) mtiles: usize,
+    pub(crate) ntiles: usize,
+    pub(crate) splits: usize,
+    pub(crate) chunk: usize,
+}
+
+/// The longest reduction range one workgroup sums: each invocation adds `bk` products into a fresh
+/// partial sum per step and those per-step sums into its accumulator, so its rounding error grows
+/// with `bk + RANGE / bk` rather than with the range (see `split_sum.wgsl` for the sum of ranges).
+pub(crate) const RANGE: usize = 4096;
+
+impl WeightGradGemm {
+    pub(crate) fn new(geo: &Conv2dGeometry, profile: &AdapterProfile, choice: GemmChoice) -> Result<Self> {
+        let kpg = geo.filters_per_group();
+        let taps = geo.channels_per_group() * geo.s * geo.t;
+        let tile = choose(kpg, taps, profile, choice, weight_grad_bytes, "weight gradient", geo)?;
+        let (mtiles, ntiles) = (kpg.div_ceil(tile.bm), taps.div_ceil(tile.bn));
+        let tiles = geo.params.groups * mtiles * ntiles;
+        let cols = geo.n * geo.p * geo.q;
+        let steps = cols.div_ceil(tile.bk);
+        // Partial tiles of all ranges must fit one binding.
+        let max_splits = (profile.binding_elements() / (geo.k * taps)).max(1);
+        let splits = match choice.splits {
+            Some(s) => s.get() as usize,
+            None => {
+                // Enough workgroups to fill the adapter, ranges no longer than RANGE, and at least
+                // four steps per range (fewer only adds partial tiles to sum).
+                let target: usize = match profile.class {
+                    DeviceClass::Gpu => 1024,
+                    DeviceClass::Cpu => 32,
+                };
+                target.div_ceil(tiles).min(steps.div_ceil(4)).max(cols.div_ceil(RANGE))
+            }
+        };
+        let splits = splits.clamp(1, steps.min(max_splits));
+        let chunk = steps.div_ceil(splits) * tile.bk;
+        let splits = cols.div_ceil(chunk);
+        Ok(Self { tile, mtiles, ntiles, splits, chunk })
+    }
+}
+
+/// Prints `64x64x16 (8x8)`: rows × columns × reduction steps of the tile, accumulators per invocation.
+impl fmt::Display for GemmTile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}x{}x{} ({}x{})", self.bm, self.bn, self.bk, self.tm, self.tn)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::profile::WORKGROUP;
+
+    /// Invocations per workgroup of the GEMM kernels: every tile has `(bm/tm)·(bn/tn)` of them.
+    const THREADS: usize = WORKGROUP as usize;
+
+    #[test]
+    fn every_tile_has_64_invocations_and_fits_its_memory() {
+        for wb in [16 * 1024, 32 * 1024] {
+            for s in GemmShape::ALL {
+                let t = s.tile(wb);
+                assert_eq!((t.bm / t.tm) * (t.bn / t.tn), THREADS, "{t}");
+                assert!(t.bm.is_multiple_of(t.tm) && t.bn.is_multiple_of(t.tn));
+                // The loads: 64 invocations cover a slab of A (bm × bk) and of B (bk × bn) evenly.
+                assert!(THREADS.is_multiple_of(t.bk) && (t.bm * t.bk).is_multiple_of(THREADS));
+                assert!((t.bn * t.bk).is_multiple_of(THREADS) && t.bk.is_multiple_of(THREADS / t.bn.min(THREADS)));
+                assert!(weight_grad_bytes(&t) <= wb as usize, "{t} in {wb}");
+            }
+        }
+        assert_eq!(GemmShape::Large.tile(32 * 1024).bk, 32);
+        assert!(GemmShape::Large.tile(32 * 1024).operand_bytes() > 16 * 1024);
+    }
+
+    /// Every input of every phase gets exactly the taps that reach it, checked against the
+    /// definition by enumeration.
+    #[test]
+    fn phases_cover_each_input_with_its_taps() {
+        for stride in 1..=4 {
+            for dilation in 1..=3 {
+                for taps in 1..=5 {
+                    for lead in 0..=(dilation * (taps - 1) + 2) {
+                        for extent in [1, 2, 5, 9] {
+                            let phases = axis_phases(extent, taps, stride, dilation, lead);
+                            for x in 0..extent {
+                                // Taps i and output rows p with p·stride + i·dilation − lead = x.
+                                let mut want: Vec<(usize, isize)> = (0..taps)
+                                    .filter_map(|i| {
+                                        let v = x as isize + lead as isize - (i * dilation) as isize;
+                                        (v.rem_euclid(stride as isize) == 0).then(|| (i, v.div_euclid(stride as isize)))
+                                    })
+                                    .collect();
+                                let ph = phases.iter().find(|p| p.first == x % stride).unwrap();
+                                let xp = (x - ph.first) / stride;
+                                assert!(xp < ph.len);
+                                let mut got: Vec<(usize, isize)> = (0..ph.taps)
+                                    .map(|a| (ph.i0 + a * ph.istep, xp as isize + ph.base - (a * ph.step) as isize))
+                                    .collect();
+                                want.sort_unstable();
+                                got.sort_unstable();
+                                assert_eq!(got, want, "x {x} stride {stride} dil {dilation} taps {taps} lead {lead}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
