@@ -2,7 +2,8 @@
 // (src/plan/gemm.rs has the math):
 //   dW[g](m, r) = Σ_col dY[n, g·K/G + m, p, q] · X[n, g·C/G + cg, p·sh + i·dh − ph, q·sw + j·dw − pw],
 // r = (cg, i, j), col = (n, p, q). Both operands are read in place (X's padding is a mask on its
-// loads). The N·P·Q columns are cut into `splits` ranges of `chunk` (a multiple of BK): workgroup
+// loads). The N·P·Q columns are cut into `splits` ranges of `chunk` (the last may be shorter; a
+// range's last round masks the columns past its end): workgroup
 // (split, group, row tile, column tile) sums its range into partial[split] with plain stores, and
 // split_sum.wgsl adds the ranges in a fixed order. No atomics: the same bits every run.
 //

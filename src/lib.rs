@@ -94,7 +94,7 @@ pub use geometry::{Conv2dGeometry, Conv2dParams, Layout, Padding, Sides};
 #[cfg(not(target_arch = "wasm32"))]
 pub use gpu::list_adapters;
 pub use gpu::{Adam, AdapterOptions, Context, PipelineStats, Tensor};
-pub use plan::{AdapterProfile, Algorithm, DeviceClass, Strategy};
+pub use plan::{AdapterProfile, Algorithm, DeviceClass, GemmChoice, GemmShape, Strategy};
 
 /// The README's Rust example, compiled and run as a doctest.
 #[cfg(doctest)]

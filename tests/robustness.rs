@@ -14,7 +14,8 @@ fn bits(a: &Array4<f32>) -> Vec<u32> {
 }
 
 /// An input of 151 MB (N=64, C=64, 96×96), above lavapipe's 128 MiB binding limit: every operation
-/// splits the batch, and must still match the reference and repeat to the bit.
+/// splits the batch, and must still match the reference and repeat to the bit. The weight gradient
+/// sums 589,824 products per weight; every op must stay within 1e-6 normwise of the f64 reference.
 ///
 /// Host and device memory are one on a software adapter: each stage drops what the next does not
 /// need (the f64 references of dX alone are 604 MB), so that the process stays under the 2 GB that
@@ -40,14 +41,14 @@ fn input_larger_than_one_binding() {
         let y = fwd();
         let y_ref = reference::forward(x.view(), w.view(), None, &params).unwrap();
         let y_mag = reference::forward(ax.view(), abs4(&w).view(), None, &params).unwrap();
-        let e = check(&y, &y_ref, &y_mag, 64 * 9, 1e-5).unwrap();
+        let e = check(&y, &y_ref, &y_mag, 64 * 9, 1e-6).unwrap();
         assert!(same_bits(&y, &fwd()));
 
         let wg = || ctx.download::<Ix4>(&ctx.weight_grad(&xd, &dyd, [3, 3], &params).unwrap()).unwrap();
         let dw = wg();
         let dw_ref = reference::weight_grad(x.view(), dy.view(), [3, 3], &params).unwrap();
         let dw_mag = reference::weight_grad(ax.view(), abs4(&dy).view(), [3, 3], &params).unwrap();
-        let ew = check(&dw, &dw_ref, &dw_mag, 64 * 96 * 96, 1e-5).unwrap();
+        let ew = check(&dw, &dw_ref, &dw_mag, 64 * 96 * 96, 1e-6).unwrap();
         assert!(same_bits(&dw, &wg()));
         (e, ew)
     };
@@ -58,7 +59,7 @@ fn input_larger_than_one_binding() {
     let ei = {
         let dx_ref = reference::input_grad(dy.view(), w.view(), [96, 96], &params).unwrap();
         let dx_mag = reference::input_grad(abs4(&dy).view(), abs4(&w).view(), [96, 96], &params).unwrap();
-        check(&dx, &dx_ref, &dx_mag, 2 * 9, 1e-5).unwrap()
+        check(&dx, &dx_ref, &dx_mag, 2 * 9, 1e-6).unwrap()
     };
     assert!(same_bits(&dx, &ig()));
     eprintln!("{}: relative errors forward {e:.2e}, weight {ew:.2e}, input {ei:.2e}", geo.describe());

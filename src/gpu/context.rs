@@ -177,6 +177,9 @@ pub struct Context {
     pub(crate) temps: crate::gpu::pool::Pool,
     /// Bound where a kernel's optional input (the bias) is absent.
     pub(crate) placeholder: OnceLock<wgpu::Buffer>,
+    /// Whether every temporary is filled with NaN when handed out (see
+    /// [`Context::set_poisoned_temporaries`]).
+    pub(crate) poison: std::sync::atomic::AtomicBool,
     /// In the browser, the popped error scopes of the operations since the last download, awaited by
     /// [`Context::settle`]: nothing there may block on them.
     #[cfg(target_arch = "wasm32")]
@@ -287,6 +290,15 @@ impl Context {
         self
     }
 
+    /// This context planning as if the adapter offered at most `bytes` of workgroup memory per
+    /// workgroup: the plans of an adapter with only WebGPU's guaranteed 16 KiB, say, on one that
+    /// offers more.
+    #[must_use]
+    pub fn with_workgroup_limit(mut self, bytes: u32) -> Self {
+        self.profile.workgroup_bytes = self.profile.workgroup_bytes.min(bytes);
+        self
+    }
+
     /// This context planning as if one storage binding held only `bytes`, so that small layers run in
     /// batch chunks (tests of the chunked paths without buffers of hundreds of MB).
     #[cfg(test)]
@@ -349,6 +361,7 @@ impl Context {
             lost,
             uncaptured: Arc::new(Mutex::new(None)),
             placeholder: OnceLock::new(),
+            poison: std::sync::atomic::AtomicBool::new(false),
             staging: Arc::default(),
             temps: Arc::default(),
             timings: Mutex::new(None),
@@ -402,6 +415,14 @@ impl Context {
     /// Chooses the kernels later calls run ([`Strategy::Auto`] by default).
     pub fn set_strategy(&self, strategy: Strategy) {
         *self.strategy.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = strategy;
+    }
+
+    /// For tests of the kernels: fill every temporary an operation takes (padded copies, partial
+    /// sums of a split reduction, transposes) with NaN first, so that an element a kernel reads
+    /// before any pass wrote it shows in the result. Costs a write of each temporary; off by default.
+    #[doc(hidden)]
+    pub fn set_poisoned_temporaries(&self, on: bool) {
+        self.poison.store(on, Ordering::Relaxed);
     }
 
     /// The kernels calls run now.

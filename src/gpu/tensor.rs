@@ -109,6 +109,10 @@ impl Context {
             Some(b) => b,
             None => self.new_buffer(bytes),
         };
+        if self.poison.load(std::sync::atomic::Ordering::Relaxed) {
+            let nan: Vec<u8> = std::iter::repeat_n(f32::NAN.to_le_bytes(), len).flatten().collect();
+            self.queue.write_buffer(&buffer, 0, &nan);
+        }
         Ok(Tensor { buffer, shape: shape.to_vec(), ctx_id: self.id, recycle: Some(self.temps.clone()) })
     }
 

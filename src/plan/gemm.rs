@@ -183,8 +183,8 @@ pub(crate) fn axis_phases(extent: usize, taps: usize, stride: usize, dilation: u
 }
 
 /// The weight gradient through `conv2d_weight_grad_gemm.wgsl`: its tile and the split of the
-/// reduction over the `N·P·Q` columns into `splits` ranges of `chunk` columns (a multiple of `bk`;
-/// the last range may be shorter).
+/// reduction over the `N·P·Q` columns into `splits` ranges of `chunk` columns (the last may be
+/// shorter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WeightGradGemm {
     pub(crate) tile: GemmTile,
@@ -207,23 +207,25 @@ impl WeightGradGemm {
         let (mtiles, ntiles) = (kpg.div_ceil(tile.bm), taps.div_ceil(tile.bn));
         let tiles = geo.params.groups * mtiles * ntiles;
         let cols = geo.n * geo.p * geo.q;
-        let steps = cols.div_ceil(tile.bk);
         // Partial tiles of all ranges must fit one binding.
         let max_splits = (profile.binding_elements() / (geo.k * taps)).max(1);
         let splits = match choice.splits {
             Some(s) => s.get() as usize,
             None => {
                 // Enough workgroups to fill the adapter, ranges no longer than RANGE, and at least
-                // four steps per range (fewer only adds partial tiles to sum).
+                // four reduction steps per range (fewer only adds partial tiles to sum).
                 let target: usize = match profile.class {
                     DeviceClass::Gpu => 1024,
                     DeviceClass::Cpu => 32,
                 };
-                target.div_ceil(tiles).min(steps.div_ceil(4)).max(cols.div_ceil(RANGE))
+                target.div_ceil(tiles).min(cols.div_ceil(4 * tile.bk)).max(cols.div_ceil(RANGE))
             }
         };
-        let splits = splits.clamp(1, steps.min(max_splits));
-        let chunk = steps.div_ceil(splits) * tile.bk;
+        // Ranges of equal length but the last: the kernel masks the columns past a range's end, so a
+        // range need not be whole reduction steps, and a forced count is kept wherever the columns
+        // allow it.
+        let splits = splits.clamp(1, cols.min(max_splits));
+        let chunk = cols.div_ceil(splits);
         let splits = cols.div_ceil(chunk);
         Ok(Self { tile, mtiles, ntiles, splits, chunk })
     }

@@ -1,0 +1,220 @@
+//! The GEMM kernels (the GPU profile's), every tile shape and split count forced, on whatever adapter
+//! the tests run on (in CI: lavapipe and SwiftShader).
+//!
+//! Layers are built so that each operation's GEMM has rows, columns and a reduction of 1, tile − 1,
+//! tile and tile + 1 of the forced tile, and over strides 1–3, dilation, groups and padding beyond the
+//! kernel. Outputs and every temporary (the split reduction's partial tiles) start as NaN; results
+//! must lie within the f32 summation bound of the f64 reference, and repeat to the bit.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+
+use std::num::NonZeroU32;
+
+use common::{Rng, abs4, check, ctx, nan_tensor};
+use convgrad::{
+    Algorithm, Context, Conv2dGeometry, Conv2dParams, DeviceClass, GemmChoice, GemmShape, Strategy, reference,
+};
+use ndarray::{Array4, Ix4};
+
+/// A context on the shared device forcing `choice`, planning for a GPU with at most `workgroup`
+/// bytes of workgroup memory, its temporaries poisoned.
+fn gemm_ctx(choice: GemmChoice, workgroup: u32) -> Context {
+    let c = Context::from_device(ctx().device().clone(), ctx().queue().clone())
+        .with_profile(DeviceClass::Gpu)
+        .with_workgroup_limit(workgroup)
+        .with_strategy(Strategy::Force(Algorithm::Gemm(choice)));
+    c.set_poisoned_temporaries(true);
+    c
+}
+
+/// The tile (rows, columns, reduction steps) of `shape` as the planner reports it.
+fn tile_of(ctx: &Context, shape: GemmShape) -> [usize; 3] {
+    let geo = Conv2dGeometry::new(1, 1, [1, 1], 1, [1, 1], Conv2dParams::new()).unwrap();
+    let plan = ctx.plan_forward(&geo).unwrap().to_string();
+    let dims: Vec<usize> =
+        plan.trim_start_matches("gemm ").split(' ').next().unwrap().split('x').map(|d| d.parse().unwrap()).collect();
+    assert_eq!(dims.len(), 3, "{shape:?}: {plan}");
+    [dims[0], dims[1], dims[2]]
+}
+
+/// Runs the three operations of `geo` on `ctx` against the f64 reference, each into NaN; returns
+/// failures. `which`: forward, weight gradient, input gradient.
+fn run_layer(ctx: &Context, geo: &Conv2dGeometry, which: [bool; 3], rng: &mut Rng) -> Vec<String> {
+    let params = geo.params;
+    let (s, t) = (geo.s, geo.t);
+    let x: Array4<f32> = rng.array(geo.input_shape());
+    let w: Array4<f32> = rng.array(geo.weight_shape());
+    let dy: Array4<f32> = rng.array(geo.output_shape());
+    let (ax, aw, ady) = (abs4(&x), abs4(&w), abs4(&dy));
+    let (xd, wd, dyd) = (ctx.upload(x.view()).unwrap(), ctx.upload(w.view()).unwrap(), ctx.upload(dy.view()).unwrap());
+    let mut failures = Vec::new();
+    let mut note = |op: &str, r: Result<f64, String>| {
+        if let Err(m) = r {
+            failures.push(format!("{} {op}: {m}", geo.describe()));
+        }
+    };
+    if which[0] {
+        let y = nan_tensor(ctx, &geo.output_shape());
+        ctx.forward_into(&xd, &wd, None, &params, &y).unwrap();
+        let y = ctx.download::<Ix4>(&y).unwrap();
+        let y_ref = reference::forward(x.view(), w.view(), None, &params).unwrap();
+        let y_mag = reference::forward(ax.view(), aw.view(), None, &params).unwrap();
+        note("forward", check(&y, &y_ref, &y_mag, geo.channels_per_group() * s * t, 1e-5));
+    }
+    if which[1] {
+        let dw = nan_tensor(ctx, &geo.weight_shape());
+        ctx.weight_grad_into(&xd, &dyd, &params, &dw).unwrap();
+        let dw = ctx.download::<Ix4>(&dw).unwrap();
+        let dw_ref = reference::weight_grad(x.view(), dy.view(), [s, t], &params).unwrap();
+        let dw_mag = reference::weight_grad(ax.view(), ady.view(), [s, t], &params).unwrap();
+        note("weight gradient", check(&dw, &dw_ref, &dw_mag, geo.n * geo.p * geo.q, 1e-5));
+    }
+    if which[2] {
+        let dx = nan_tensor(ctx, &geo.input_shape());
+        ctx.input_grad_into(&dyd, &wd, &params, &dx).unwrap();
+        let dx = ctx.download::<Ix4>(&dx).unwrap();
+        let dx_ref = reference::input_grad(dy.view(), w.view(), [geo.h, geo.w], &params).unwrap();
+        let dx_mag = reference::input_grad(ady.view(), aw.view(), [geo.h, geo.w], &params).unwrap();
+        note("input gradient", check(&dx, &dx_ref, &dx_mag, geo.filters_per_group() * s * t, 1e-5));
+    }
+    failures
+}
+
+/// 1, d − 1, d, d + 1 (without 0).
+fn around(d: usize) -> Vec<usize> {
+    let mut v = vec![1, d - 1, d, d + 1];
+    v.retain(|&x| x > 0);
+    v.dedup();
+    v
+}
+
+/// Every shape (and the large tile in both its workgroup-memory forms) at the tile's boundaries:
+/// each operation's rows, columns and reduction of 1, tile − 1, tile and tile + 1.
+#[test]
+fn every_tile_shape_is_exact_at_its_boundaries() {
+    let mut rng = Rng::new(0x6e33);
+    let mut failures = Vec::new();
+    let mut runs = 0;
+    for (shape, wg) in GemmShape::ALL.into_iter().map(|s| (s, 32 * 1024)).chain([(GemmShape::Large, 16 * 1024)]) {
+        let ctx = gemm_ctx(GemmChoice { shape: Some(shape), splits: None }, wg);
+        let [bm, bn, bk] = tile_of(&ctx, shape);
+        let p = Conv2dParams::new();
+        for m in around(bm) {
+            for n in around(bn) {
+                for r in around(bk) {
+                    // A 1×1 kernel over a 1×n row: each op's GEMM is exactly m × n × r.
+                    let fwd = Conv2dGeometry::new(1, r, [1, n], m, [1, 1], p).unwrap();
+                    let wgrad = Conv2dGeometry::new(1, n, [1, r], m, [1, 1], p).unwrap();
+                    let igrad = Conv2dGeometry::new(1, m, [1, n], r, [1, 1], p).unwrap();
+                    failures.extend(run_layer(&ctx, &fwd, [true, false, false], &mut rng));
+                    failures.extend(run_layer(&ctx, &wgrad, [false, true, false], &mut rng));
+                    failures.extend(run_layer(&ctx, &igrad, [false, false, true], &mut rng));
+                    runs += 3;
+                }
+            }
+        }
+        eprintln!("{shape:?} ({bm}x{bn}x{bk}, {wg} B): boundaries done");
+    }
+    assert!(failures.is_empty(), "{} of {runs} runs failed:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// Layers whose gathers exercise the masks and the digit-wise steps: strides 1–3, dilation, groups,
+/// padding per side and beyond the kernel, kernels wider than the reduction step.
+fn gather_layers() -> Vec<Conv2dGeometry> {
+    let mut out = Vec::new();
+    for stride in 1..=3 {
+        for (dil, pad) in [(1, [0, 0, 0, 0]), (2, [1, 2, 0, 1]), (1, [4, 3, 5, 2])] {
+            for groups in [1, 2] {
+                let params = Conv2dParams::new()
+                    .stride(stride, if stride == 3 { 2 } else { stride })
+                    .dilation(dil, 1)
+                    .padding_sides(pad[0], pad[1], pad[2], pad[3])
+                    .groups(groups);
+                out.push(Conv2dGeometry::new(2, 2 * groups, [11, 10], 3 * groups, [3, 2], params).unwrap());
+            }
+        }
+    }
+    // A 5×7 kernel over 3 channels: reductions of 105 taps cross several reduction steps and carry
+    // through both tap digits; 17 filters cross a narrow tile's rows.
+    let p = Conv2dParams::new().padding(2, 3);
+    out.push(Conv2dGeometry::new(3, 3, [9, 13], 17, [5, 7], p).unwrap());
+    out.push(Conv2dGeometry::new(1, 4, [6, 6], 4, [3, 3], Conv2dParams::new().groups(4).padding(1, 1)).unwrap());
+    out.push(Conv2dGeometry::new(2, 2, [8, 9], 3, [3, 3], Conv2dParams::new().padding_same().dilation(2, 1)).unwrap());
+    out
+}
+
+#[test]
+fn every_tile_shape_matches_the_reference_over_strides_dilation_groups_and_padding() {
+    let mut rng = Rng::new(0x6a77);
+    let mut failures = Vec::new();
+    let layers = gather_layers();
+    for shape in GemmShape::ALL {
+        let ctx = gemm_ctx(GemmChoice { shape: Some(shape), splits: None }, 32 * 1024);
+        for geo in &layers {
+            failures.extend(run_layer(&ctx, geo, [true; 3], &mut rng));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The weight gradient with every split count forced, from one range to more than the reduction has
+/// steps (clamped): the partial tiles start as NaN, and the result must not depend on the split
+/// beyond rounding.
+#[test]
+fn forced_split_counts_match_the_reference() {
+    let mut rng = Rng::new(0x5117);
+    let mut failures = Vec::new();
+    let p = Conv2dParams::new().stride(2, 1).padding(1, 1);
+    // N·P·Q = 3·5·9 = 135 columns: 8 reduction steps of 16 and a part, 4 of 32 and a part.
+    let geo = Conv2dGeometry::new(3, 3, [9, 9], 5, [3, 3], p).unwrap();
+    for shape in GemmShape::ALL {
+        for splits in [1, 2, 3, 7, 9, 1000] {
+            let choice = GemmChoice { shape: Some(shape), splits: NonZeroU32::new(splits) };
+            let ctx = gemm_ctx(choice, 32 * 1024);
+            let plan = ctx.plan_weight_grad(&geo).unwrap().to_string();
+            let want = format!("split-K {} x", splits.min(135));
+            assert!(plan.contains(&want), "{shape:?} splits {splits}: {plan}");
+            failures.extend(run_layer(&ctx, &geo, [false, true, false], &mut rng).into_iter().map(|f| format!("{plan}: {f}")));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Ten runs of each operation with each shape give the same bits.
+#[test]
+fn ten_repeats_are_bitwise_equal() {
+    let mut rng = Rng::new(0x7e9);
+    let geo = Conv2dGeometry::new(2, 5, [12, 11], 19, [3, 3], Conv2dParams::new().padding(1, 1).stride(2, 1)).unwrap();
+    let params = geo.params;
+    for shape in GemmShape::ALL {
+        let ctx = gemm_ctx(GemmChoice { shape: Some(shape), splits: NonZeroU32::new(5) }, 32 * 1024);
+        let x: Array4<f32> = rng.array(geo.input_shape());
+        let w: Array4<f32> = rng.array(geo.weight_shape());
+        let dy: Array4<f32> = rng.array(geo.output_shape());
+        let (xd, wd, dyd) = (ctx.upload(x.view()).unwrap(), ctx.upload(w.view()).unwrap(), ctx.upload(dy.view()).unwrap());
+        let bits = |a: Array4<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<u32>>();
+        let runs: [Box<dyn Fn() -> Vec<u32>>; 3] = [
+            Box::new(|| bits(ctx.download::<Ix4>(&ctx.forward(&xd, &wd, None, &params).unwrap()).unwrap())),
+            Box::new(|| bits(ctx.download::<Ix4>(&ctx.weight_grad(&xd, &dyd, [3, 3], &params).unwrap()).unwrap())),
+            Box::new(|| bits(ctx.download::<Ix4>(&ctx.input_grad(&dyd, &wd, [12, 11], &params).unwrap()).unwrap())),
+        ];
+        for (op, run) in ["forward", "weight gradient", "input gradient"].iter().zip(&runs) {
+            let first = run();
+            for i in 1..10 {
+                assert!(run() == first, "{shape:?} {op}: run {i} differs from the first");
+            }
+        }
+    }
+}
+
+/// The planner's own choice under the GPU profile is the GEMM family, for every op.
+#[test]
+fn the_gpu_profile_plans_the_gemm_kernels() {
+    let c = Context::from_device(ctx().device().clone(), ctx().queue().clone()).with_profile(DeviceClass::Gpu);
+    for geo in gather_layers() {
+        assert!(c.plan_forward(&geo).unwrap().to_string().starts_with("gemm "));
+        assert!(c.plan_weight_grad(&geo).unwrap().to_string().starts_with("gemm "));
+        assert!(c.plan_input_grad(&geo).unwrap().to_string().starts_with("gemm "));
+    }
+}
