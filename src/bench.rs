@@ -81,6 +81,17 @@ pub fn suite(name: &str) -> Option<Vec<Shape>> {
     };
     match name {
         "standard" => Some(standard()),
+        // The standard layers at the batch sizes a GPU trains with.
+        "gpu" => Some(vec![
+            shape("seed_32x1x256x256_k8_5x5", 32, 1, 256, 8, 5, 0, 1),
+            shape("mnist_128x1x28x28_k32_5x5", 128, 1, 28, 32, 5, 0, 1),
+            shape("resnet_32x64x56x56_k64_3x3_p1", 32, 64, 56, 64, 3, 1, 1),
+            shape("resnet_128x64x56x56_k64_3x3_p1", 128, 64, 56, 64, 3, 1, 1),
+            shape("deep_32x256x14x14_k256_3x3_p1", 32, 256, 14, 256, 3, 1, 1),
+            shape("deep_128x256x14x14_k256_3x3_p1", 128, 256, 14, 256, 3, 1, 1),
+            shape("stem_32x3x224x224_k64_7x7_p3_s2", 32, 3, 224, 64, 7, 3, 2),
+            shape("stem_128x3x224x224_k64_7x7_p3_s2", 128, 3, 224, 64, 7, 3, 2),
+        ]),
         "quick" => Some(standard().into_iter().take(2).collect()),
         "tiny" => Some(vec![
             shape("tiny_1x1x64x64_k4_5x5", 1, 1, 64, 4, 5, 0, 1),
@@ -91,7 +102,31 @@ pub fn suite(name: &str) -> Option<Vec<Shape>> {
 }
 
 /// Names accepted by [`suite`].
-pub const SUITES: [&str; 3] = ["standard", "quick", "tiny"];
+pub const SUITES: [&str; 4] = ["standard", "quick", "tiny", "gpu"];
+
+/// FP32 peaks (non-tensor-core, boost clock) of GPUs by a distinctive part of their adapter name,
+/// in TFLOP/s, with where each figure comes from. The first match wins, so the more specific names
+/// come first.
+const PEAKS: [(&str, f64, &str); 12] = [
+    ("H200 NVL", 60.0, "NVIDIA H200 NVL datasheet"),
+    ("H200", 67.0, "NVIDIA H200 Tensor Core GPU datasheet (SXM)"),
+    ("H100 PCIe", 51.0, "NVIDIA H100 Tensor Core GPU datasheet (PCIe)"),
+    ("H100 NVL", 60.0, "NVIDIA H100 Tensor Core GPU datasheet (NVL)"),
+    ("H100", 67.0, "NVIDIA H100 Tensor Core GPU datasheet (SXM)"),
+    ("A100", 19.5, "NVIDIA A100 Tensor Core GPU datasheet"),
+    ("L40S", 91.6, "NVIDIA L40S datasheet"),
+    ("RTX 4090", 82.6, "NVIDIA Ada Lovelace architecture whitepaper (RTX 4090)"),
+    ("RTX 3090", 35.6, "NVIDIA Ampere GA102 architecture whitepaper (RTX 3090)"),
+    ("V100", 15.7, "NVIDIA Tesla V100 datasheet (SXM2)"),
+    ("Tesla T4", 8.1, "NVIDIA T4 datasheet"),
+    ("MI300X", 163.4, "AMD Instinct MI300X datasheet (FP32 vector)"),
+];
+
+/// The FP32 peak of the adapter named `adapter` in TFLOP/s and its source, where the table knows it.
+#[must_use]
+pub fn fp32_peak(adapter: &str) -> Option<(f64, &'static str)> {
+    PEAKS.iter().find(|(name, _, _)| adapter.contains(name)).map(|&(_, tflops, source)| (tflops, source))
+}
 
 /// Device-resident inputs of one layer: `X`, `W` and `dY`, seeded.
 #[derive(Debug)]
@@ -123,17 +158,38 @@ impl Inputs {
     /// # Errors
     /// wgpu or device errors.
     pub fn run(&self, ctx: &Context, op: Op) -> Result<f64> {
-        let g = &self.geo;
         let t0 = Instant::now();
-        let out = match op {
-            Op::Forward => ctx.forward(&self.x, &self.w, None, &g.params)?,
-            Op::WeightGrad => ctx.weight_grad(&self.x, &self.dy, [g.s, g.t], &g.params)?,
-            Op::InputGrad => ctx.input_grad(&self.dy, &self.w, [g.h, g.w], &g.params)?,
-        };
+        let out = self.launch(ctx, op)?;
         let host_ms = t0.elapsed().as_secs_f64() * 1e3;
         let back = ctx.download::<ndarray::IxDyn>(&out)?;
         std::hint::black_box(back);
         Ok(host_ms)
+    }
+
+    fn launch(&self, ctx: &Context, op: Op) -> Result<Tensor> {
+        let g = &self.geo;
+        match op {
+            Op::Forward => ctx.forward(&self.x, &self.w, None, &g.params),
+            Op::WeightGrad => ctx.weight_grad(&self.x, &self.dy, [g.s, g.t], &g.params),
+            Op::InputGrad => ctx.input_grad(&self.dy, &self.w, [g.h, g.w], &g.params),
+        }
+    }
+
+    /// Runs `op` `times` times and returns how many of the runs gave the first run's result to the
+    /// bit (all of them, on a deterministic implementation).
+    ///
+    /// # Errors
+    /// wgpu or device errors.
+    pub fn repeats_identical(&self, ctx: &Context, op: Op, times: usize) -> Result<usize> {
+        let bits = |t: &Tensor| -> Result<Vec<u32>> {
+            Ok(ctx.download::<ndarray::IxDyn>(t)?.iter().map(|v| v.to_bits()).collect())
+        };
+        let first = bits(&self.launch(ctx, op)?)?;
+        let mut same = 1;
+        for _ in 1..times {
+            same += usize::from(bits(&self.launch(ctx, op)?)? == first);
+        }
+        Ok(same.min(times))
     }
 }
 
@@ -251,6 +307,10 @@ mod tests {
             }
         }
         assert_eq!(suite("standard").unwrap().len(), 5);
+        assert_eq!(suite("gpu").unwrap().len(), 8);
+        assert_eq!(fp32_peak("NVIDIA H200").map(|p| p.0), Some(67.0));
+        assert_eq!(fp32_peak("NVIDIA H100 PCIe").map(|p| p.0), Some(51.0));
+        assert_eq!(fp32_peak("llvmpipe (LLVM 15.0.6, 256 bits)"), None);
         assert!(suite("nope").is_none());
     }
 

@@ -19,7 +19,7 @@ use std::num::NonZeroU32;
 use crate::error::{Error, Result};
 use crate::geometry::Conv2dGeometry;
 use crate::plan::variant::GemmTile;
-use crate::plan::{AdapterProfile, DeviceClass, gcd};
+use crate::plan::{AdapterProfile, gcd};
 
 /// The tile shapes of the GEMM kernels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -77,10 +77,13 @@ pub(crate) fn weight_grad_bytes(tile: &GemmTile) -> usize {
 }
 
 /// The tile for an output of `rows × cols` (per group), or the forced one; `extra` adds the
-/// kernel's own workgroup memory to each tile's operands.
+/// kernel's own workgroup memory to each tile's operands. `fill`: whether the tiles alone must fill
+/// the GPU (not where a split reduction multiplies them).
+#[allow(clippy::too_many_arguments)] // the output, the adapter, the caller's choice, and what to name in errors
 fn choose(
     rows: usize,
     cols: usize,
+    fill: bool,
     profile: &AdapterProfile,
     choice: GemmChoice,
     extra: fn(&GemmTile) -> usize,
@@ -108,7 +111,7 @@ fn choose(
         fits(GemmShape::Narrow)
     } else {
         match (fits(GemmShape::Large), fits(GemmShape::Small)) {
-            (Some(l), Some(s)) if 4 * padded(&l) > 5 * padded(&s) || count(&l) < 256 => Some(s),
+            (Some(l), Some(s)) if 4 * padded(&l) > 5 * padded(&s) || (fill && count(&l) < 256) => Some(s),
             (Some(l), _) => Some(l),
             (None, s) => s,
         }
@@ -131,7 +134,7 @@ impl ConvGemm {
     /// The forward pass of `geo`.
     pub(crate) fn forward(geo: &Conv2dGeometry, profile: &AdapterProfile, choice: GemmChoice) -> Result<Self> {
         let cols = geo.n * geo.p * geo.q;
-        let tile = choose(geo.filters_per_group(), cols, profile, choice, GemmTile::operand_bytes, "forward", geo)?;
+        let tile = choose(geo.filters_per_group(), cols, true, profile, choice, GemmTile::operand_bytes, "forward", geo)?;
         Ok(Self { tile })
     }
 
@@ -140,7 +143,7 @@ impl ConvGemm {
         let [sh, sw] = geo.params.stride;
         let cols = geo.n * geo.h.div_ceil(sh) * geo.w.div_ceil(sw);
         let op = "input gradient";
-        let tile = choose(geo.channels_per_group(), cols, profile, choice, GemmTile::operand_bytes, op, geo)?;
+        let tile = choose(geo.channels_per_group(), cols, true, profile, choice, GemmTile::operand_bytes, op, geo)?;
         Ok(Self { tile })
     }
 }
@@ -203,7 +206,7 @@ impl WeightGradGemm {
     pub(crate) fn new(geo: &Conv2dGeometry, profile: &AdapterProfile, choice: GemmChoice) -> Result<Self> {
         let kpg = geo.filters_per_group();
         let taps = geo.channels_per_group() * geo.s * geo.t;
-        let tile = choose(kpg, taps, profile, choice, weight_grad_bytes, "weight gradient", geo)?;
+        let tile = choose(kpg, taps, false, profile, choice, weight_grad_bytes, "weight gradient", geo)?;
         let (mtiles, ntiles) = (kpg.div_ceil(tile.bm), taps.div_ceil(tile.bn));
         let tiles = geo.params.groups * mtiles * ntiles;
         let cols = geo.n * geo.p * geo.q;
@@ -214,10 +217,7 @@ impl WeightGradGemm {
             None => {
                 // Enough workgroups to fill the adapter, ranges no longer than RANGE, and at least
                 // four reduction steps per range (fewer only adds partial tiles to sum).
-                let target: usize = match profile.class {
-                    DeviceClass::Gpu => 1024,
-                    DeviceClass::Cpu => 32,
-                };
+                let target = profile.gemm_split_target();
                 target.div_ceil(tiles).min(cols.div_ceil(4 * tile.bk)).max(cols.div_ceil(RANGE))
             }
         };

@@ -149,6 +149,16 @@ impl AdapterProfile {
         }
     }
 
+    /// Workgroups the GEMM weight gradient aims for (`src/plan/gemm.rs`): a few per multiprocessor of a
+    /// large GPU (an H100 has 132); a CPU adapter runs one workgroup per core at a time.
+    #[must_use]
+    pub fn gemm_split_target(&self) -> usize {
+        match self.class {
+            DeviceClass::Cpu => 32,
+            DeviceClass::Gpu => 1024,
+        }
+    }
+
     /// Elements of `f32` one kernel binding holds.
     pub(crate) fn binding_elements(&self) -> usize {
         usize::try_from(self.max_binding_bytes / 4).unwrap_or(usize::MAX)
@@ -165,13 +175,11 @@ impl fmt::Display for AdapterProfile {
             Some(sg) => write!(f, ", subgroups of {sg} share loads")?,
             None => write!(f, ", per-lane loads")?,
         }
-        write!(
-            f,
-            ", {} split-K target, binding {} MiB, workgroup memory {} KiB",
-            self.split_target(),
-            self.max_binding_bytes >> 20,
-            self.workgroup_bytes >> 10
-        )?;
+        match self.class {
+            DeviceClass::Cpu => write!(f, ", register tiles, split-K target {} sums", self.split_target())?,
+            DeviceClass::Gpu => write!(f, ", GEMM kernels, split-K target {} workgroups", self.gemm_split_target())?,
+        }
+        write!(f, ", binding {} MiB, workgroup memory {} KiB", self.max_binding_bytes >> 20, self.workgroup_bytes >> 10)?;
         if self.fence_blocks {
             f.write_str(", fenced basic blocks")?;
         }

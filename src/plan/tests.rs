@@ -38,26 +38,37 @@ fn layers() -> Vec<(String, Conv2dGeometry)> {
 
 fn variants_of(geo: &Conv2dGeometry, profile: &AdapterProfile, strategy: Strategy) -> Vec<Variant> {
     let mut out = Vec::new();
-    if let Ok(ForwardPlan::Tiled(t)) = forward(geo, profile, strategy) {
-        out.push(t.variant);
+    match forward(geo, profile, strategy) {
+        Ok(ForwardPlan::Tiled(t)) => out.push(t.variant),
+        Ok(ForwardPlan::Gemm(g)) => out.push(Variant::ConvGemm(g.tile)),
+        _ => {}
     }
-    if let Ok(WeightGradPlan::Tiled(t)) = weight_grad(geo, profile, strategy) {
-        out.push(t.variant);
+    match weight_grad(geo, profile, strategy) {
+        Ok(WeightGradPlan::Tiled(t)) => out.push(t.variant),
+        Ok(WeightGradPlan::Gemm(g)) => out.push(Variant::WeightGradGemm(g.tile)),
+        _ => {}
     }
-    if let Ok(InputGradPlan::Tiled(t)) = input_grad(geo, profile, strategy) {
-        out.push(t.tiles.variant);
+    match input_grad(geo, profile, strategy) {
+        Ok(InputGradPlan::Tiled(t)) => out.push(t.tiles.variant),
+        Ok(InputGradPlan::Gemm(g)) => out.push(Variant::ConvGemm(g.tile)),
+        _ => {}
     }
     out
 }
 
+/// A discrete GPU offering 32 KiB of workgroup memory, as most native adapters do.
+fn discrete_32k() -> AdapterProfile {
+    discrete().with_workgroup_bytes(32 * 1024)
+}
+
 /// Every tiled variant the planner emits for the edge layers and the standard suite, on the CPU and
-/// GPU profiles, under every strategy.
+/// GPU profiles, under every named strategy.
 pub(crate) fn planned_variants() -> Vec<Variant> {
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for (_, geo) in layers() {
-        for profile in [lavapipe(), lavapipe_as_gpu(), discrete(), swiftshader()] {
-            for strategy in Strategy::ALL {
+        for profile in [lavapipe(), lavapipe_as_gpu(), discrete(), discrete_32k(), swiftshader()] {
+            for strategy in Strategy::NAMED {
                 for v in variants_of(&geo, &profile, strategy) {
                     if seen.insert(v) {
                         out.push(v);
@@ -92,7 +103,7 @@ fn standard_layers_on_lavapipe_share_loads_in_subgroups() {
     assert_eq!(
         rows[2],
         "resnet_8x64x56x56_k64_3x3_p1 | vec4 16x16 t3, padded copy, subgroup-shared, vec4 stores; 4x56x4 tiles \
-         | vec4 16 filters x 3 rows t3, subgroup-shared; 4x64 tiles, split-K 2 x 224 rows \
+         | vec4 16 filters x 3 rows t3, subgroup-shared; 4x64 tiles, split-K 25 x 18 rows \
          | dY framed, vec4 16x16 t3, padded copy, subgroup-shared, vec4 stores; 4x56x4 tiles"
     );
     // The single-channel input gradients: several output rows per tile, dY read in place.
@@ -106,17 +117,21 @@ fn standard_layers_on_lavapipe_share_loads_in_subgroups() {
 }
 
 #[test]
-fn the_gpu_profile_loads_per_lane_and_splits_the_reduction_wider() {
+fn the_gpu_profile_runs_the_gemm_kernels() {
     for profile in [discrete(), lavapipe_as_gpu()] {
         let rows = table(&profile, Strategy::Auto);
-        assert!(rows.iter().all(|r| !r.contains("subgroup")), "{rows:#?}");
+        assert!(rows.iter().all(|r| r.matches("gemm").count() == 3), "{rows:#?}");
         assert_eq!(
             rows[2],
-            "resnet_8x64x56x56_k64_3x3_p1 | vec4 16x16 t3, padded copy, vec4 stores; 4x56x4 tiles \
-             | vec4 8 filters x 3 rows t3; 8x64 tiles, split-K 32 x 14 rows \
-             | dY framed, vec4 16x16 t3, padded copy, vec4 stores; 4x56x4 tiles"
+            "resnet_8x64x56x56_k64_3x3_p1 | gemm 64x64x16 (8x8) \
+             | gemm 64x64x16 (8x8); 1x9 tiles, split-K 114 x 221 columns \
+             | gemm 64x64x16 (8x8) by stride phase"
         );
+        // One input channel: the narrow tile, 16 rows of which the input gradient uses one.
+        assert!(rows[0].ends_with("| gemm 16x128x16 (4x8) by stride phase"), "{}", rows[0]);
     }
+    // Where the adapter offers 32 KiB, the large tile stages 32 reduction steps per round.
+    assert!(table(&discrete_32k(), Strategy::Auto)[2].starts_with("resnet_8x64x56x56_k64_3x3_p1 | gemm 64x64x32 (8x8)"));
     // No tiled variant planned for the GPU class shares a subgroup's loads.
     for (_, geo) in layers() {
         for strategy in Strategy::ALL {
@@ -173,6 +188,41 @@ fn forced_algorithms_run_every_layer_they_can_and_say_why_not_otherwise() {
     );
     let e = forward(&wide, &p, vec4).unwrap_err();
     assert!(e.to_string().contains("vec4-tile") && e.to_string().contains("11 taps"), "{e}");
+}
+
+#[test]
+fn forced_gemm_runs_every_layer_on_every_profile_and_refuses_too_little_workgroup_memory() {
+    for (label, geo) in layers() {
+        for profile in [lavapipe(), swiftshader(), discrete()] {
+            for strategy in Strategy::NAMED.into_iter().filter(|s| s.name().starts_with("gemm")) {
+                assert!(matches!(forward(&geo, &profile, strategy), Ok(ForwardPlan::Gemm(_))), "{label} {strategy}");
+                assert!(matches!(weight_grad(&geo, &profile, strategy), Ok(WeightGradPlan::Gemm(_))), "{label}");
+                // Whatever the padding: the GEMM input gradient gathers dY phase by phase.
+                assert!(matches!(input_grad(&geo, &profile, strategy), Ok(InputGradPlan::Gemm(_))), "{label}");
+            }
+        }
+    }
+    let geo = Conv2dGeometry::new(1, 1, [3, 3], 1, [2, 2], crate::Conv2dParams::new().padding(3, 3)).unwrap();
+    assert!(matches!(input_grad(&geo, &discrete(), Strategy::Auto), Ok(InputGradPlan::Gemm(_))));
+    let tiny = discrete().with_workgroup_bytes(2048);
+    let e = forward(&geo, &tiny, Strategy::Auto).unwrap_err();
+    assert!(matches!(e, Error::Unsupported { algorithm: "gemm", .. }), "{e}");
+}
+
+/// The GEMM weight gradient's split: ranges of at most `gemm::RANGE` columns, enough workgroups
+/// for a GPU, the partial tiles within one binding.
+#[test]
+fn gemm_splits_bound_the_range_and_fill_the_gpu() {
+    for (label, geo) in layers() {
+        for profile in [discrete(), lavapipe_as_gpu()] {
+            let Ok(WeightGradPlan::Gemm(g)) = weight_grad(&geo, &profile, Strategy::Auto) else { panic!("{label}") };
+            let cols = geo.n * geo.p * geo.q;
+            assert!(g.chunk <= gemm::RANGE && g.splits * g.chunk >= cols && (g.splits - 1) * g.chunk < cols, "{label}");
+            assert!(g.splits * geo.k * geo.channels_per_group() * geo.s * geo.t * 4 <= profile.max_binding_bytes as usize);
+            let tiles = geo.params.groups * g.mtiles * g.ntiles;
+            assert!(tiles * g.splits >= profile.gemm_split_target().min(tiles * cols.div_ceil(4 * g.tile.bk)), "{label}");
+        }
+    }
 }
 
 #[test]

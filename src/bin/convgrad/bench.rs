@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use convgrad::bench::{Inputs, Op, SUITES, suite, time_op};
+use convgrad::bench::{Inputs, Op, SUITES, fp32_peak, suite, time_op};
 use convgrad::{AdapterOptions, Conv2dGeometry, Layout, Strategy};
 use indicatif::{ProgressBar, ProgressStyle};
 use plotters::prelude::*;
@@ -14,7 +14,8 @@ use crate::CliError;
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// Which layers: standard (the five reported layers), quick (its two small ones) or tiny.
+    /// Which layers: standard (the five reported layers), quick (its two small ones), tiny, or gpu
+    /// (the standard layers at batch 32 and 128).
     #[arg(long, default_value = "standard")]
     suite: String,
     /// Operations to time, comma-separated: forward, weight-grad, input-grad.
@@ -37,6 +38,10 @@ pub struct BenchArgs {
     /// both, timed alternately in the same run so that each nhwc row states the transposes' cost.
     #[arg(long, value_enum, default_value = "nchw")]
     layout: LayoutArg,
+    /// Instead of timing, run each layer and op this many times and check that every result has
+    /// the first one's bits (exit status 1 otherwise).
+    #[arg(long, value_name = "N")]
+    repeats: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -90,6 +95,9 @@ pub fn run(options: &AdapterOptions, a: &BenchArgs) -> Result<ExitCode, CliError
         return Err(CliError(format!("{}: --plot writes SVG; give a file name ending in .svg", p.display())));
     }
     let ctx = crate::context(options)?;
+    if let Some(times) = a.repeats {
+        return repeats(&ctx, &a.suite, &shapes, &ops, times);
+    }
     let info = ctx.adapter_info().clone();
     let kernel_sets: Vec<Strategy> = match a.kernels {
         KernelArg::Tuned => vec![Strategy::Auto],
@@ -149,20 +157,28 @@ pub fn run(options: &AdapterOptions, a: &BenchArgs) -> Result<ExitCode, CliError
         info.name, info.backend, info.device_type, info.driver, info.driver_info
     );
     println!("profile: {}", ctx.profile());
+    let peak = fp32_peak(&info.name);
+    match peak {
+        Some((tflops, source)) => println!("FP32 peak: {tflops} TFLOP/s ({source})"),
+        None => println!("FP32 peak: not in convgrad's table for this adapter (no % peak column)"),
+    }
     println!(
-        "{:<32} {:<12} {:<10} {:<7} {:>11} {:>9} {:>9} {:>11}",
-        "shape", "op", "kernels", "layout", "median ms", "GFLOP/s", "host µs", "device ms"
+        "{:<32} {:<12} {:<10} {:<7} {:>11} {:>9} {:>7} {:>9} {:>11}",
+        "shape", "op", "kernels", "layout", "median ms", "GFLOP/s", "% peak", "host µs", "device ms"
     );
+    let fraction = |r: &Record| peak.map(|(tflops, _)| r.gflops / (tflops * 1e3));
     for r in &records {
         let dev = r.device_ms.map_or("-".to_string(), |d| format!("{d:.3}"));
+        let pct = fraction(r).map_or("-".to_string(), |f| format!("{:.1}", 100.0 * f));
         println!(
-            "{:<32} {:<12} {:<10} {:<7} {:>11.3} {:>9.2} {:>9.0} {:>11}",
+            "{:<32} {:<12} {:<10} {:<7} {:>11.3} {:>9.2} {:>7} {:>9.0} {:>11}",
             r.shape,
             r.op.name(),
             r.kernels,
             r.layout,
             r.median_ms,
             r.gflops,
+            pct,
             r.host_us,
             dev
         );
@@ -177,6 +193,32 @@ pub fn run(options: &AdapterOptions, a: &BenchArgs) -> Result<ExitCode, CliError
         println!("wrote {}", p.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `bench --repeats N`: each layer and op run N times, every result compared bit for bit with the first.
+fn repeats(
+    ctx: &convgrad::Context,
+    suite: &str,
+    shapes: &[convgrad::bench::Shape],
+    ops: &[Op],
+    times: usize,
+) -> Result<ExitCode, CliError> {
+    if times < 2 {
+        return Err(CliError("--repeats must be at least 2".into()));
+    }
+    println!("convgrad bench --repeats {times}, suite {suite}, on {}", ctx.adapter_info().name);
+    println!("profile: {}", ctx.profile());
+    let mut all = true;
+    for sh in shapes {
+        let inputs = Inputs::new(ctx, sh.geo)?;
+        for &op in ops {
+            let same = inputs.repeats_identical(ctx, op, times)?;
+            all &= same == times;
+            let verdict = if same == times { "identical" } else { "DIFFER" };
+            println!("{:<32} {:<12} {same}/{times} runs {verdict}", sh.name, op.name());
+        }
+    }
+    Ok(if all { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 fn kernel_name(k: Strategy) -> &'static str {
@@ -212,7 +254,7 @@ fn json(records: &[Record], info: &wgpu::AdapterInfo, profile: &str) -> String {
         .iter()
         .map(|r| {
             format!(
-                "  {{\"shape\": {}, \"op\": {}, \"kernels\": {}, \"layout\": {}, \"median_ms\": {}, \"min_ms\": {}, \"max_ms\": {}, \"gflops\": {}, \"host_us\": {}, \"device_ms\": {}, \"plan\": {}, \"profile\": {}, \"pipelines_compiled\": {}, \"compile_ms\": {}, \"adapter\": {}, \"backend\": {}, \"driver\": {}}}",
+                "  {{\"shape\": {}, \"op\": {}, \"kernels\": {}, \"layout\": {}, \"median_ms\": {}, \"min_ms\": {}, \"max_ms\": {}, \"gflops\": {}, \"peak_fraction\": {}, \"host_us\": {}, \"device_ms\": {}, \"plan\": {}, \"profile\": {}, \"pipelines_compiled\": {}, \"compile_ms\": {}, \"adapter\": {}, \"backend\": {}, \"driver\": {}}}",
                 esc(r.shape),
                 esc(r.op.name()),
                 esc(r.kernels),
@@ -221,6 +263,7 @@ fn json(records: &[Record], info: &wgpu::AdapterInfo, profile: &str) -> String {
                 num(r.min_ms),
                 num(r.max_ms),
                 num(r.gflops),
+                fp32_peak(&info.name).map_or("null".into(), |(tflops, _)| num(r.gflops / (tflops * 1e3))),
                 num(r.host_us),
                 r.device_ms.map_or("null".into(), num),
                 esc(&r.plan),
