@@ -41,6 +41,12 @@ fn forced_vec4_tiles_of_the_gpu_profile_match_reference_on_edge_shapes() {
 }
 
 #[test]
+fn forced_gemm_kernels_match_reference_on_edge_shapes() {
+    sweep("gemm/cpu");
+    sweep("gemm/gpu");
+}
+
+#[test]
 fn reference_kernels_match_reference_on_edge_shapes() {
     sweep("reference");
 }
