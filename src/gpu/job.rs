@@ -1,9 +1,17 @@
 //! One operation's GPU work: its passes and copies recorded into one command buffer, submitted once,
 //! with validation and out-of-memory errors caught in error scopes around all of it.
+//!
+//! The host's share of a small layer is mostly wgpu objects made per dispatch, so a job makes as few
+//! as it can: the uniforms of all its dispatches go into one buffer (each at its own dynamic offset),
+//! written once when the command buffer is recorded, and dispatches that bind the same buffers to the
+//! same pipeline share one bind group (the stride phases of an input gradient, say). Dispatches and
+//! copies are therefore kept as steps and recorded in order at [`Job::flush`].
+
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::gpu::context::Context;
-use crate::gpu::kernels::KernelSpec;
+use crate::gpu::kernels::{KernelSpec, Pipeline};
 use crate::plan::profile::WORKGROUP;
 use crate::plan::variant::Variant;
 
@@ -12,7 +20,10 @@ use crate::plan::variant::Variant;
 /// stays on the thread that made it (it is not `Send`).
 pub(crate) struct Job<'a> {
     ctx: &'a Context,
-    enc: wgpu::CommandEncoder,
+    /// What was recorded since the last flush, in order.
+    steps: Vec<Step>,
+    /// The uniforms of those dispatches, each in a slot of [`Job::slot`] bytes.
+    uniforms: Vec<u8>,
     /// The first kernel recorded, to name in errors.
     first: Option<&'static str>,
     /// Resolved timestamp pairs of the passes, when profiling.
@@ -21,12 +32,32 @@ pub(crate) struct Job<'a> {
     validation: Option<wgpu::ErrorScopeGuard>,
 }
 
+/// A recorded dispatch or copy.
+enum Step {
+    Dispatch {
+        name: &'static str,
+        pipeline: Arc<Pipeline>,
+        buffers: Vec<wgpu::Buffer>,
+        /// Where its uniform is in the job's uniform buffer, and how long it is.
+        at: u32,
+        len: u64,
+        grid: [u32; 2],
+    },
+    Copy {
+        src: wgpu::Buffer,
+        src_at: u64,
+        dst: wgpu::Buffer,
+        dst_at: u64,
+        bytes: u64,
+    },
+}
+
 impl Context {
     /// Starts recording an operation.
     pub(crate) fn job(&self) -> Job<'_> {
         let validation = Some(self.device.push_error_scope(wgpu::ErrorFilter::Validation));
         let oom = Some(self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory));
-        Job { ctx: self, enc: self.encoder(), first: None, stamps: Vec::new(), oom, validation }
+        Job { ctx: self, steps: Vec::new(), uniforms: Vec::new(), first: None, stamps: Vec::new(), oom, validation }
     }
 
     fn encoder(&self) -> wgpu::CommandEncoder {
@@ -67,8 +98,14 @@ impl Context {
 }
 
 impl Job<'_> {
-    /// Records a compute pass of `invocations` invocations of `spec` in `variant`, binding a fresh
-    /// uniform buffer holding `uniform` at binding 0 and `buffers` after it.
+    /// Bytes per uniform slot: the device's dynamic-offset alignment (256 on most), which every
+    /// uniform block fits.
+    fn slot(&self) -> usize {
+        (self.ctx.limits().min_uniform_buffer_offset_alignment as usize).max(256)
+    }
+
+    /// Records a compute pass of `invocations` invocations of `spec` in `variant`, with `uniform` at
+    /// binding 0 and `buffers` after it.
     ///
     /// # Errors
     /// A dispatch or buffer beyond the device's limits, or a kernel the device rejects.
@@ -81,63 +118,112 @@ impl Job<'_> {
         invocations: u32,
     ) -> Result<()> {
         let ctx = self.ctx;
-        let [gx, gy] = ctx.grid(spec.name, invocations.div_ceil(WORKGROUP))?;
+        let grid = ctx.grid(spec.name, invocations.div_ceil(WORKGROUP))?;
         for b in buffers {
             ctx.check_binding(spec.name, (b.size() / 4) as usize)?;
         }
         let pipeline = ctx.pipeline(spec, variant)?;
         self.first.get_or_insert(spec.name);
-        // Not create_buffer_init: mapping at creation panics inside wgpu on a lost device, while a
-        // queued write reports an error. Queued writes land before the submission that follows.
-        let ubuf = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(spec.name),
-            size: uniform.len() as u64,
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        ctx.queue.write_buffer(&ubuf, 0, uniform);
-        let entries: Vec<wgpu::BindGroupEntry> = std::iter::once(&ubuf)
-            .chain(buffers.iter().copied())
-            .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
-            .collect();
-        let bind = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(spec.name),
-            layout: &pipeline.layout,
-            entries: &entries,
-        });
-        let stamps = ctx.timestamp_pair();
-        {
-            let timestamp_writes = stamps.as_ref().map(|(set, _)| wgpu::ComputePassTimestampWrites {
-                query_set: set,
-                beginning_of_pass_write_index: Some(0),
-                end_of_pass_write_index: Some(1),
-            });
-            let mut pass =
-                self.enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(spec.name), timestamp_writes });
-            pass.set_pipeline(&pipeline.pipeline);
-            pass.set_bind_group(0, &bind, &[]);
-            pass.dispatch_workgroups(gx, gy, 1);
+        let slot = self.slot();
+        if uniform.len() > slot {
+            return Err(Error::Overflow { what: "uniform block", detail: format!("{} > {slot} bytes", uniform.len()) });
         }
-        if let Some((set, buf)) = stamps {
-            self.enc.resolve_query_set(&set, 0..2, &buf, 0);
-            self.stamps.push(buf);
-        }
+        let at = u32::try_from(self.uniforms.len())
+            .map_err(|_| Error::Overflow { what: "uniforms of one job", detail: self.uniforms.len().to_string() })?;
+        self.uniforms.extend_from_slice(uniform);
+        self.uniforms.resize(self.uniforms.len() + slot - uniform.len(), 0);
+        self.steps.push(Step::Dispatch {
+            name: spec.name,
+            pipeline,
+            buffers: buffers.iter().map(|b| (*b).clone()).collect(),
+            at,
+            len: uniform.len() as u64,
+            grid,
+        });
         Ok(())
     }
 
     /// Records a copy of `len` f32 elements between buffers (offsets in elements).
     pub(crate) fn copy(&mut self, src: &wgpu::Buffer, src_at: usize, dst: &wgpu::Buffer, dst_at: usize, len: usize) {
-        self.enc.copy_buffer_to_buffer(src, (src_at * 4) as u64, dst, (dst_at * 4) as u64, (len * 4) as u64);
+        self.steps.push(Step::Copy {
+            src: src.clone(),
+            src_at: (src_at * 4) as u64,
+            dst: dst.clone(),
+            dst_at: (dst_at * 4) as u64,
+            bytes: (len * 4) as u64,
+        });
     }
 
-    /// Submits what was recorded so far and starts a new command buffer: lets a long chunked
+    /// Records the steps so far into one command buffer and submits it: lets a long chunked
     /// operation release each chunk's temporaries instead of holding them all until the end.
     pub(crate) fn flush(&mut self) {
-        let enc = std::mem::replace(&mut self.enc, self.ctx.encoder());
-        self.ctx.queue.submit([enc.finish()]);
+        let ctx = self.ctx;
+        let mut enc = ctx.encoder();
+        // Not create_buffer_init: mapping at creation panics inside wgpu on a lost device, while a
+        // queued write reports an error. Queued writes land before the submission that follows.
+        let ubuf = (!self.uniforms.is_empty()).then(|| {
+            let buf = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("convgrad uniforms"),
+                size: self.uniforms.len() as u64,
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            ctx.queue.write_buffer(&buf, 0, &self.uniforms);
+            buf
+        });
+        self.uniforms.clear();
+        // Bind groups of this command buffer, by pipeline and bound buffers.
+        let mut groups: Vec<(*const Pipeline, Vec<wgpu::Buffer>, u64, wgpu::BindGroup)> = Vec::new();
+        for step in self.steps.drain(..) {
+            match step {
+                Step::Copy { src, src_at, dst, dst_at, bytes } => {
+                    enc.copy_buffer_to_buffer(&src, src_at, &dst, dst_at, bytes);
+                }
+                Step::Dispatch { name, pipeline, buffers, at, len, grid } => {
+                    let Some(ubuf) = ubuf.as_ref() else { continue };
+                    let key = Arc::as_ptr(&pipeline);
+                    let found = groups.iter().position(|(p, b, l, _)| *p == key && *b == buffers && *l == len);
+                    let index = match found {
+                        Some(i) => i,
+                        None => {
+                            let uniform = wgpu::BufferBinding { buffer: ubuf, offset: 0, size: wgpu::BufferSize::new(len) };
+                            let entries: Vec<wgpu::BindGroupEntry> = std::iter::once(wgpu::BindingResource::Buffer(uniform))
+                                .chain(buffers.iter().map(wgpu::Buffer::as_entire_binding))
+                                .enumerate()
+                                .map(|(i, resource)| wgpu::BindGroupEntry { binding: i as u32, resource })
+                                .collect();
+                            let bind = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                                label: Some(name),
+                                layout: &pipeline.layout,
+                                entries: &entries,
+                            });
+                            groups.push((key, buffers, len, bind));
+                            groups.len() - 1
+                        }
+                    };
+                    let stamps = ctx.timestamp_pair();
+                    {
+                        let timestamp_writes = stamps.as_ref().map(|(set, _)| wgpu::ComputePassTimestampWrites {
+                            query_set: set,
+                            beginning_of_pass_write_index: Some(0),
+                            end_of_pass_write_index: Some(1),
+                        });
+                        let mut pass =
+                            enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(name), timestamp_writes });
+                        pass.set_pipeline(&pipeline.pipeline);
+                        pass.set_bind_group(0, &groups[index].3, &[at]);
+                        pass.dispatch_workgroups(grid[0], grid[1], 1);
+                    }
+                    if let Some((set, buf)) = stamps {
+                        enc.resolve_query_set(&set, 0..2, &buf, 0);
+                        self.stamps.push(buf);
+                    }
+                }
+            }
+        }
+        ctx.queue.submit([enc.finish()]);
         for buf in self.stamps.drain(..) {
-            self.ctx.push_timestamps(buf);
+            ctx.push_timestamps(buf);
         }
     }
 

@@ -461,9 +461,10 @@ fn build(device: &wgpu::Device, spec: &KernelSpec, variant: &Variant, label: &st
             binding: i as u32,
             visibility: wgpu::ShaderStages::COMPUTE,
             ty: match b {
+                // Each dispatch's uniform sits at its own offset of its job's one uniform buffer.
                 Binding::Uniform => wgpu::BindingType::Buffer {
                     ty: wgpu::BufferBindingType::Uniform,
-                    has_dynamic_offset: false,
+                    has_dynamic_offset: true,
                     min_binding_size: None,
                 },
                 Binding::Read | Binding::Write => wgpu::BindingType::Buffer {
