@@ -39,6 +39,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 {{ACC_DECL}}
     let rows = P.n * P.p;
     let row_end = min((split + 1u) * P.chunk, rows);
+    // Every `fold` rows the running sums are added into the s accumulators and restart, so that no
+    // sum runs over more than about a thousand products (blocked summation; see GradTileParams.fold).
+    var since = 0u;
     for (var row = split * P.chunk; row < row_end; row++) {
         let n = row / P.p;
         let p = row % P.p;
@@ -47,6 +50,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         for (var q = 0u; q < P.q; q++) {
             let xq = xb + q * P.sw;
 {{FMA}}
+        }
+        since += 1u;
+        if (since == P.fold) {
+            since = 0u;
+{{FOLD}}
         }
     }
     let out = split * P.k * taps;

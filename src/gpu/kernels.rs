@@ -279,6 +279,11 @@ uniform!(
         chunk,
         /// dY's row pitch in the vec4 kernel: Q rounded up to 4.
         qp,
+        /// The register-tile kernels add their running sums into a second set every `fold` rows.
+        fold,
+        pad0,
+        pad1,
+        pad2,
     ]
 );
 

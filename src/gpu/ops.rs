@@ -272,6 +272,7 @@ impl Context {
         u.rtiles = u32_of(t.rtiles)?;
         u.splits = u32_of(t.splits)?;
         u.chunk = u32_of(t.chunk)?;
+        u.fold = u32_of(t.fold)?;
         let partial =
             if t.splits > 1 { Some(self.temp("weight-gradient partial sums", &[t.splits, len])?) } else { None };
         let out = partial.as_ref().map_or(dw, |p| &p.buffer);

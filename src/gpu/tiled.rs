@@ -149,7 +149,8 @@ fn weight_grad_code(bk: usize, br: usize) -> Subs {
             })),
         ),
         ("K_INDEX", k_index(bk)),
-        ("ACC_DECL", lines(t.clone().map(|(v, u)| format!("    var a{v}_{u} = 0.0;")))),
+        ("ACC_DECL", lines(t.clone().map(|(v, u)| format!("    var a{v}_{u} = 0.0;\n    var s{v}_{u} = 0.0;")))),
+        ("FOLD", lines(t.clone().map(|(v, u)| format!("            s{v}_{u} += a{v}_{u};\n            a{v}_{u} = 0.0;")))),
         ("DY_ROWS", lines((0..bk).map(|v| format!("        let dr{v} = ((n * P.k + k{v}) * P.p + p) * P.q;")))),
         (
             "FMA",
@@ -161,7 +162,9 @@ fn weight_grad_code(bk: usize, br: usize) -> Subs {
         (
             "STORE",
             lines(t.map(|(v, u)| {
-                format!("    if (k_in + {v}u < P.kpg && r0 + {u}u < taps) {{ partial[out + k{v} * taps + r0 + {u}u] = a{v}_{u}; }}")
+                format!(
+                    "    if (k_in + {v}u < P.kpg && r0 + {u}u < taps) {{ partial[out + k{v} * taps + r0 + {u}u] = s{v}_{u} + a{v}_{u}; }}"
+                )
             })),
         ),
     ]
@@ -388,7 +391,11 @@ fn weight_grad_vec4_code(bk: usize, br: usize, wd: Window, share: Sharing) -> Su
         // Offset of kernel row i0 + r inside the (n, cg, p) input block; aligned: Wp % 4 = 0.
         ("ROW_OFFSETS", lines((0..br).map(|r| format!("    let ro{r} = min(i0 + {r}u, P.s - 1u) * P.dh * P.wp;")))),
         ("K_INDEX", k_index(bk)),
-        ("ACC_DECL", lines(acc().map(|(v, r, j)| format!("    var a{v}_{r}_{j} = 0.0;")))),
+        ("ACC_DECL", lines(acc().map(|(v, r, j)| format!("    var a{v}_{r}_{j} = 0.0;\n    var s{v}_{r}_{j} = 0.0;")))),
+        (
+            "FOLD",
+            lines(acc().map(|(v, r, j)| format!("            s{v}_{r}_{j} += a{v}_{r}_{j};\n            a{v}_{r}_{j} = 0.0;"))),
+        ),
         (
             "DY_ROWS",
             match share {
@@ -412,7 +419,7 @@ fn weight_grad_vec4_code(bk: usize, br: usize, wd: Window, share: Sharing) -> Su
             "STORE",
             lines(acc().map(|(v, r, j)| {
                 format!(
-                    "    if (k_in + {v}u < P.kpg && i0 + {r}u < P.s) {{ partial[out + k{v} * taps + (i0 + {r}u) * P.t + {j}u] = a{v}_{r}_{j}; }}"
+                    "    if (k_in + {v}u < P.kpg && i0 + {r}u < P.s) {{ partial[out + k{v} * taps + (i0 + {r}u) * P.t + {j}u] = s{v}_{r}_{j} + a{v}_{r}_{j}; }}"
                 )
             })),
         ),

@@ -103,7 +103,7 @@ fn standard_layers_on_lavapipe_share_loads_in_subgroups() {
     assert_eq!(
         rows[2],
         "resnet_8x64x56x56_k64_3x3_p1 | vec4 16x16 t3, padded copy, subgroup-shared, vec4 stores; 4x56x4 tiles \
-         | vec4 16 filters x 3 rows t3, subgroup-shared; 4x64 tiles, split-K 25 x 18 rows \
+         | vec4 16 filters x 3 rows t3, subgroup-shared; 4x64 tiles, split-K 2 x 224 rows \
          | dY framed, vec4 16x16 t3, padded copy, subgroup-shared, vec4 stores; 4x56x4 tiles"
     );
     // The single-channel input gradients: several output rows per tile, dY read in place.

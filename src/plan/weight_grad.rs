@@ -46,6 +46,8 @@ pub struct WeightGradTiles {
     /// The vec4 kernel's dY row pitch, Q rounded up to 4: dY is padded to it first when Q is not a
     /// multiple of 4, read in place otherwise.
     pub(crate) qp: Option<usize>,
+    /// Rows (of Q products each) per running sum before it is folded (see [`FOLD`]).
+    pub(crate) fold: usize,
 }
 
 /// The weight gradient of `geo` on an adapter of `profile`.
@@ -110,11 +112,7 @@ pub fn weight_grad(geo: &Conv2dGeometry, profile: &AdapterProfile, strategy: Str
     let rows = geo.n * geo.p;
     let len = geo.k * geo.channels_per_group() * geo.s * geo.t;
     let max_splits = (profile.binding_elements() / len).max(1);
-    // Each invocation sums its chunk's rows one product at a time: chunks of at most RUN products
-    // keep that sum's rounding error near f32 level (the 151 MB test layer's 589,824-term sum had a
-    // normwise error of 4.2e-6 in chunks of 768 rows × 96; split_sum.wgsl adds the chunks in blocks).
-    let longest = (RUN / geo.q).max(1);
-    let splits = profile.split_target().div_ceil(tiles).max(rows.div_ceil(longest)).clamp(1, rows.min(max_splits));
+    let splits = profile.split_target().div_ceil(tiles).clamp(1, rows.min(max_splits));
     let chunk = rows.div_ceil(splits);
     let splits = rows.div_ceil(chunk);
     let lanes = match (share, profile.subgroup_sharing) {
@@ -122,11 +120,16 @@ pub fn weight_grad(geo: &Conv2dGeometry, profile: &AdapterProfile, strategy: Str
         _ => rtiles,
     };
     let hp = geo.padded_size()[0];
-    Ok(WeightGradPlan::Tiled(WeightGradTiles { variant, ktiles, rtiles, lanes, splits, chunk, hp, wp, qp }))
+    let fold = (FOLD / geo.q).max(1);
+    Ok(WeightGradPlan::Tiled(WeightGradTiles { variant, ktiles, rtiles, lanes, splits, chunk, hp, wp, qp, fold }))
 }
 
-/// The most products one invocation of the tiled kernels adds in sequence.
-const RUN: usize = 1024;
+/// About the most products one running sum of the tiled kernels takes before it is folded into the
+/// invocation's total (blocked summation). The 151 MB test layer (589,824 products per weight, 768
+/// rows of 96 per chunk) had a normwise error of 4.2e-6 summed straight; chunks capped at 1,024
+/// products instead brought it to 5.7e-7 but ran the stem layer's weight gradient 1.26× slower on
+/// lavapipe (7 splits became 50).
+const FOLD: usize = 1024;
 
 impl WeightGradPlan {
     /// The largest per-sample buffer the plan binds, in `f32` elements: X, dY (padded to Qp), or X's
