@@ -28,21 +28,25 @@ pub enum GemmShape {
     Large,
     /// 16 × 128: for layers of few filters (or, in the input gradient, few channels) per group.
     Narrow,
+    /// 4 × 192, 4 × 3 per invocation: for at most 4 rows, such as the input gradient of an RGB or
+    /// single-channel input (the narrow tile would leave 12 of its 16 rows idle there).
+    Thin,
     /// 32 × 32, 4 × 4 per invocation: more workgroups for small outputs.
     Small,
 }
 
 impl GemmShape {
     /// Every shape, in the order the tests force them.
-    pub const ALL: [GemmShape; 3] = [GemmShape::Large, GemmShape::Narrow, GemmShape::Small];
+    pub const ALL: [GemmShape; 4] = [GemmShape::Large, GemmShape::Narrow, GemmShape::Small, GemmShape::Thin];
 
-    /// `large`, `narrow` or `small`.
+    /// `large`, `narrow`, `small` or `thin`.
     #[must_use]
     pub fn name(self) -> &'static str {
         match self {
             Self::Large => "large",
             Self::Narrow => "narrow",
             Self::Small => "small",
+            Self::Thin => "thin",
         }
     }
 
@@ -56,6 +60,7 @@ impl GemmShape {
             }
             Self::Narrow => GemmTile { bm: 16, bn: 128, bk: 16, tm: 4, tn: 8 },
             Self::Small => GemmTile { bm: 32, bn: 32, bk: 16, tm: 4, tn: 4 },
+            Self::Thin => GemmTile { bm: 4, bn: 192, bk: 16, tm: 4, tn: 3 },
         }
     }
 }
@@ -107,7 +112,9 @@ fn choose(
     // 132 multiprocessors; two resident workgroups each want about 256).
     let padded = |t: &GemmTile| rows.next_multiple_of(t.bm) * cols.next_multiple_of(t.bn);
     let count = |t: &GemmTile| rows.div_ceil(t.bm) * cols.div_ceil(t.bn);
-    let pick = if rows <= 16 {
+    let pick = if rows <= 4 {
+        fits(GemmShape::Thin)
+    } else if rows <= 16 {
         fits(GemmShape::Narrow)
     } else {
         match (fits(GemmShape::Large), fits(GemmShape::Small)) {

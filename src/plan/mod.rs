@@ -85,7 +85,7 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
-    /// `register-tile`, `vec4-tile`, `gemm`, or `gemm-large`, `gemm-narrow`, `gemm-small` where a
+    /// `register-tile`, `vec4-tile`, `gemm`, or `gemm-large`, `gemm-narrow`, `gemm-small`, `gemm-thin` where a
     /// tile shape is forced (a forced split count is not part of the name; see the `Display` form).
     #[must_use]
     pub fn name(self) -> &'static str {
@@ -97,6 +97,7 @@ impl Algorithm {
                 Some(GemmShape::Large) => "gemm-large",
                 Some(GemmShape::Narrow) => "gemm-narrow",
                 Some(GemmShape::Small) => "gemm-small",
+                Some(GemmShape::Thin) => "gemm-thin",
             },
         }
     }
@@ -122,7 +123,7 @@ impl Strategy {
     ];
 
     /// Every strategy with a name: [`Strategy::ALL`] and each forced GEMM tile shape.
-    pub const NAMED: [Strategy; 8] = [
+    pub const NAMED: [Strategy; 9] = [
         Strategy::Auto,
         Strategy::Reference,
         Strategy::Force(Algorithm::RegisterTile),
@@ -131,6 +132,7 @@ impl Strategy {
         Strategy::Force(Algorithm::Gemm(GemmChoice { shape: Some(GemmShape::Large), splits: None })),
         Strategy::Force(Algorithm::Gemm(GemmChoice { shape: Some(GemmShape::Narrow), splits: None })),
         Strategy::Force(Algorithm::Gemm(GemmChoice { shape: Some(GemmShape::Small), splits: None })),
+        Strategy::Force(Algorithm::Gemm(GemmChoice { shape: Some(GemmShape::Thin), splits: None })),
     ];
 
     /// `auto`, `reference`, or an [`Algorithm::name`].
@@ -151,7 +153,7 @@ impl Strategy {
         Self::NAMED.into_iter().find(|s| s.name() == name.trim()).ok_or_else(|| Error::InvalidOption {
             what: "strategy",
             got: name.to_string(),
-            expected: "auto, reference, register-tile, vec4-tile, gemm, gemm-large, gemm-narrow or gemm-small",
+            expected: "auto, reference, register-tile, vec4-tile, gemm, gemm-large, gemm-narrow, gemm-small or gemm-thin",
         })
     }
 }

@@ -127,8 +127,10 @@ fn the_gpu_profile_runs_the_gemm_kernels() {
              | gemm 64x64x16 (8x8); 1x9 tiles, split-K 114 x 221 columns \
              | gemm 64x64x16 (8x8) by stride phase"
         );
-        // One input channel: the narrow tile, 16 rows of which the input gradient uses one.
-        assert!(rows[0].ends_with("| gemm 16x128x16 (4x8) by stride phase"), "{}", rows[0]);
+        // One input channel: the thin tile, 4 rows of which the input gradient uses one; eight
+        // filters: the narrow one.
+        assert!(rows[0].ends_with("| gemm 4x192x16 (4x3) by stride phase"), "{}", rows[0]);
+        assert!(rows[0].starts_with("seed_1x1x256x256_k8_5x5 | gemm 16x128x16 (4x8) |"), "{}", rows[0]);
     }
     // Where the adapter offers 32 KiB, the large tile stages 32 reduction steps per round.
     assert!(table(&discrete_32k(), Strategy::Auto)[2].starts_with("resnet_8x64x56x56_k64_3x3_p1 | gemm 64x64x32 (8x8)"));
