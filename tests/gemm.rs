@@ -175,7 +175,9 @@ fn forced_split_counts_match_the_reference() {
             let plan = ctx.plan_weight_grad(&geo).unwrap().to_string();
             let want = format!("split-K {} x", splits.min(135));
             assert!(plan.contains(&want), "{shape:?} splits {splits}: {plan}");
-            failures.extend(run_layer(&ctx, &geo, [false, true, false], &mut rng).into_iter().map(|f| format!("{plan}: {f}")));
+            failures.extend(
+                run_layer(&ctx, &geo, [false, true, false], &mut rng).into_iter().map(|f| format!("{plan}: {f}")),
+            );
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -192,7 +194,8 @@ fn ten_repeats_are_bitwise_equal() {
         let x: Array4<f32> = rng.array(geo.input_shape());
         let w: Array4<f32> = rng.array(geo.weight_shape());
         let dy: Array4<f32> = rng.array(geo.output_shape());
-        let (xd, wd, dyd) = (ctx.upload(x.view()).unwrap(), ctx.upload(w.view()).unwrap(), ctx.upload(dy.view()).unwrap());
+        let (xd, wd, dyd) =
+            (ctx.upload(x.view()).unwrap(), ctx.upload(w.view()).unwrap(), ctx.upload(dy.view()).unwrap());
         let bits = |a: Array4<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<u32>>();
         let runs: [Box<dyn Fn() -> Vec<u32>>; 3] = [
             Box::new(|| bits(ctx.download::<Ix4>(&ctx.forward(&xd, &wd, None, &params).unwrap()).unwrap())),

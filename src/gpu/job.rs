@@ -186,12 +186,14 @@ impl Job<'_> {
                     let index = match found {
                         Some(i) => i,
                         None => {
-                            let uniform = wgpu::BufferBinding { buffer: ubuf, offset: 0, size: wgpu::BufferSize::new(len) };
-                            let entries: Vec<wgpu::BindGroupEntry> = std::iter::once(wgpu::BindingResource::Buffer(uniform))
-                                .chain(buffers.iter().map(wgpu::Buffer::as_entire_binding))
-                                .enumerate()
-                                .map(|(i, resource)| wgpu::BindGroupEntry { binding: i as u32, resource })
-                                .collect();
+                            let uniform =
+                                wgpu::BufferBinding { buffer: ubuf, offset: 0, size: wgpu::BufferSize::new(len) };
+                            let entries: Vec<wgpu::BindGroupEntry> =
+                                std::iter::once(wgpu::BindingResource::Buffer(uniform))
+                                    .chain(buffers.iter().map(wgpu::Buffer::as_entire_binding))
+                                    .enumerate()
+                                    .map(|(i, resource)| wgpu::BindGroupEntry { binding: i as u32, resource })
+                                    .collect();
                             let bind = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
                                 label: Some(name),
                                 layout: &pipeline.layout,
@@ -208,8 +210,8 @@ impl Job<'_> {
                             beginning_of_pass_write_index: Some(0),
                             end_of_pass_write_index: Some(1),
                         });
-                        let mut pass =
-                            enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(name), timestamp_writes });
+                        let mut pass = enc
+                            .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(name), timestamp_writes });
                         pass.set_pipeline(&pipeline.pipeline);
                         pass.set_bind_group(0, &groups[index].3, &[at]);
                         pass.dispatch_workgroups(grid[0], grid[1], 1);

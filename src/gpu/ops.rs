@@ -433,10 +433,11 @@ impl Context {
         u.mtiles = u.m.div_ceil(u32_of(tile.bm)?);
         u.ntiles = u.cols.div_ceil(u32_of(tile.bn)?);
         let groups = u32_of(geo.params.groups)?;
-        u.total = u.mtiles.checked_mul(u.ntiles).and_then(|t| t.checked_mul(groups)).ok_or(Error::Overflow {
-            what: "GEMM tiles",
-            detail: format!("{} x {} x {groups}", u.mtiles, u.ntiles),
-        })?;
+        u.total = u
+            .mtiles
+            .checked_mul(u.ntiles)
+            .and_then(|t| t.checked_mul(groups))
+            .ok_or(Error::Overflow { what: "GEMM tiles", detail: format!("{} x {} x {groups}", u.mtiles, u.ntiles) })?;
         let invocations = u32_of(u.total as usize * plan::profile::WORKGROUP as usize)?;
         job.dispatch(&kernels::CONV_GEMM, &Variant::ConvGemm(*tile), bytemuck::bytes_of(&u), &bufs, invocations)
     }
@@ -466,7 +467,13 @@ impl Context {
         if let Some(partial) = partial {
             let mut us = PrepUniform::new(geo, 0, u32_of(len)?);
             us.splits = u.splits;
-            job.dispatch(&kernels::SPLIT_SUM, &Variant::Plain, bytemuck::bytes_of(&us), &[&partial.buffer, dw], us.total)?;
+            job.dispatch(
+                &kernels::SPLIT_SUM,
+                &Variant::Plain,
+                bytemuck::bytes_of(&us),
+                &[&partial.buffer, dw],
+                us.total,
+            )?;
         }
         Ok(())
     }

@@ -30,7 +30,8 @@ impl Variant {
                 subs
             }
             Self::WeightGradGemm(t) => {
-                let mut subs = gemm_code(t, |i, j| format!("put(out, m0, r0, tr + {i}u * MT, tc + {j}u * NT, c{i}_{j});"));
+                let mut subs =
+                    gemm_code(t, |i, j| format!("put(out, m0, r0, tr + {i}u * MT, tc + {j}u * NT, c{i}_{j});"));
                 subs.push(("B_LOADS", (t.bn * t.bk / 64).to_string()));
                 subs
             }

@@ -141,7 +141,8 @@ impl ConvGemm {
     /// The forward pass of `geo`.
     pub(crate) fn forward(geo: &Conv2dGeometry, profile: &AdapterProfile, choice: GemmChoice) -> Result<Self> {
         let cols = geo.n * geo.p * geo.q;
-        let tile = choose(geo.filters_per_group(), cols, true, profile, choice, GemmTile::operand_bytes, "forward", geo)?;
+        let tile =
+            choose(geo.filters_per_group(), cols, true, profile, choice, GemmTile::operand_bytes, "forward", geo)?;
         Ok(Self { tile })
     }
 
@@ -176,7 +177,7 @@ pub(crate) fn axis_phases(extent: usize, taps: usize, stride: usize, dilation: u
     let istep = stride / gcd(stride, dilation);
     (0..stride.min(extent))
         .map(|first| {
-            let hits = |i: &usize| (first + lead + stride * taps * dilation - i * dilation) % stride == 0;
+            let hits = |i: &usize| (first + lead + stride * taps * dilation - i * dilation).is_multiple_of(stride);
             let i0 = (0..taps.min(istep)).find(hits);
             let len = (extent - first).div_ceil(stride);
             match i0 {

@@ -179,7 +179,12 @@ impl fmt::Display for AdapterProfile {
             DeviceClass::Cpu => write!(f, ", register tiles, split-K target {} sums", self.split_target())?,
             DeviceClass::Gpu => write!(f, ", GEMM kernels, split-K target {} workgroups", self.gemm_split_target())?,
         }
-        write!(f, ", binding {} MiB, workgroup memory {} KiB", self.max_binding_bytes >> 20, self.workgroup_bytes >> 10)?;
+        write!(
+            f,
+            ", binding {} MiB, workgroup memory {} KiB",
+            self.max_binding_bytes >> 20,
+            self.workgroup_bytes >> 10
+        )?;
         if self.fence_blocks {
             f.write_str(", fenced basic blocks")?;
         }

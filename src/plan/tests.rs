@@ -133,7 +133,9 @@ fn the_gpu_profile_runs_the_gemm_kernels() {
         assert!(rows[0].starts_with("seed_1x1x256x256_k8_5x5 | gemm 16x128x16 (4x8) |"), "{}", rows[0]);
     }
     // Where the adapter offers 32 KiB, the large tile stages 32 reduction steps per round.
-    assert!(table(&discrete_32k(), Strategy::Auto)[2].starts_with("resnet_8x64x56x56_k64_3x3_p1 | gemm 64x64x32 (8x8)"));
+    assert!(
+        table(&discrete_32k(), Strategy::Auto)[2].starts_with("resnet_8x64x56x56_k64_3x3_p1 | gemm 64x64x32 (8x8)")
+    );
     // No tiled variant planned for the GPU class shares a subgroup's loads.
     for (_, geo) in layers() {
         for strategy in Strategy::ALL {
@@ -220,9 +222,14 @@ fn gemm_splits_bound_the_range_and_fill_the_gpu() {
             let Ok(WeightGradPlan::Gemm(g)) = weight_grad(&geo, &profile, Strategy::Auto) else { panic!("{label}") };
             let cols = geo.n * geo.p * geo.q;
             assert!(g.chunk <= gemm::RANGE && g.splits * g.chunk >= cols && (g.splits - 1) * g.chunk < cols, "{label}");
-            assert!(g.splits * geo.k * geo.channels_per_group() * geo.s * geo.t * 4 <= profile.max_binding_bytes as usize);
+            assert!(
+                g.splits * geo.k * geo.channels_per_group() * geo.s * geo.t * 4 <= profile.max_binding_bytes as usize
+            );
             let tiles = geo.params.groups * g.mtiles * g.ntiles;
-            assert!(tiles * g.splits >= profile.gemm_split_target().min(tiles * cols.div_ceil(4 * g.tile.bk)), "{label}");
+            assert!(
+                tiles * g.splits >= profile.gemm_split_target().min(tiles * cols.div_ceil(4 * g.tile.bk)),
+                "{label}"
+            );
         }
     }
 }
