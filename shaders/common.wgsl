@@ -75,3 +75,27 @@ fn forward_tile(id: u32, bk: u32, br: u32, bq: u32, c: ForwardTileParams) -> Til
     return Tile(n, kt_all / c.ktiles, (kt_all % c.ktiles) * bk, min(pt, c.ptiles - 1u) * br,
                 min(qt, c.qtiles - 1u) * bq, pt < c.ptiles && qt < c.qtiles);
 }
+
+// A place in a reduction written as three digits (x, y, z), y < ry and z < rz (the GEMM kernels': a
+// channel and the two tap indices, or a sample, a row and a column). The digits of r: the one
+// division, at set-up.
+fn digits_of(r: u32, ry: u32, rz: u32) -> vec3<u32> {
+    return vec3<u32>(r / (ry * rz), (r / rz) % ry, r % rz);
+}
+
+// a + d digit by digit, both in digits (d.y < ry, d.z < rz): at most one carry per digit, so the
+// kernels move through their reduction without dividing.
+fn digits_add(a: vec3<u32>, d: vec3<u32>, ry: u32, rz: u32) -> vec3<u32> {
+    var z = a.z + d.z;
+    var y = a.y + d.y;
+    if (z >= rz) {
+        z -= rz;
+        y += 1u;
+    }
+    var x = a.x + d.x;
+    if (y >= ry) {
+        y -= ry;
+        x += 1u;
+    }
+    return vec3<u32>(x, y, z);
+}

@@ -12,7 +12,7 @@
 // accumulators, so a long reduction rounds like BK + R/BK terms rather than R.
 //
 // The loads need no division: an invocation's place in the reduction is kept as digits (o, a, b)
-// and moved on by digit-wise addition with one carry per digit (tap_add). The marked lines are
+// and moved on by digit-wise addition with one carry per digit (digits_add in common.wgsl). The marked lines are
 // generated for the tile (src/gpu/tiled.rs): c{i}_{j} accumulators, p{i}_{j} partial sums.
 
 const BM: u32 = {{BM}}u;
@@ -38,30 +38,13 @@ const NOWHERE: i32 = -1073741824;
 var<workgroup> As: array<f32, {{A_LEN}}>; // BK × AS: As[step·AS + row]
 var<workgroup> Bs: array<f32, {{B_LEN}}>; // BK × BS: Bs[step·BS + column]
 
-// A position r = (o, a, b) in the reduction.
-struct Tap {
-    o: u32, a: u32, b: u32,
+// A position r = (o, a, b) in the reduction, as digits (digits_of, digits_add in common.wgsl).
+fn tap_of(r: u32) -> vec3<u32> {
+    return digits_of(r, P.rs, P.rt);
 }
 
-// The digits of r (the one division, at set-up).
-fn tap_of(r: u32) -> Tap {
-    return Tap(r / (P.rs * P.rt), (r / P.rt) % P.rs, r % P.rt);
-}
-
-// x + d, both in digits (d.a < rs, d.b < rt): at most one carry per digit.
-fn tap_add(x: Tap, d: Tap) -> Tap {
-    var b = x.b + d.b;
-    var a = x.a + d.a;
-    if (b >= P.rt) {
-        b -= P.rt;
-        a += 1u;
-    }
-    var o = x.o + d.o;
-    if (a >= P.rs) {
-        a -= P.rs;
-        o += 1u;
-    }
-    return Tap(o, a, b);
+fn tap_add(x: vec3<u32>, d: vec3<u32>) -> vec3<u32> {
+    return digits_add(x, d, P.rs, P.rt);
 }
 
 // Writes the accumulator of row m (within group g) and column col, where both exist.
@@ -127,7 +110,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     for (var r0 = 0u; r0 < P.r; r0 += BK) {
         // A: the weights of rows m0 … m0 + BM − 1 at reduction step r0 + ak.
         let ra = r0 + ak;
-        let a_at = g * P.a_gs + ta.o * P.a_os + P.a_hb + ta.a * P.a_hs + P.a_wb + ta.b * P.a_ws;
+        let a_at = g * P.a_gs + ta.x * P.a_os + P.a_hb + ta.y * P.a_hs + P.a_wb + ta.z * P.a_ws;
         for (var u = 0u; u < A_LOADS; u++) {
             let lm = lid / BK + u * (64u / BK);
             let m = m0 + lm;
@@ -139,9 +122,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         for (var v = 0u; v < RPT; v++) {
             let lk = b0 + v;
             let live = r0 + lk < P.r;
-            let dy = i32(tb.a) * ya;
-            let dx = i32(tb.b) * xa;
-            let at = tb.o * P.b_cs;
+            let dy = i32(tb.y) * ya;
+            let dx = i32(tb.z) * xa;
+            let at = tb.x * P.b_cs;
             for (var u = 0u; u < CPT; u++) {
                 let yy = y0[u] + dy;
                 let xx = x0[u] + dx;

@@ -33,29 +33,13 @@ var<workgroup> Bs: array<f32, {{B_LEN}}>;  // BK × BS: X gathered
 // The tile's taps: (offset of the channel's plane, i·dh, j·dw); i·dh = NOWHERE past the last tap.
 var<workgroup> taps: array<vec3<i32>, BN>;
 
-// A column (n, p, q) of the reduction.
-struct Pix {
-    n: u32, p: u32, q: u32,
+// A column (n, p, q) of the reduction, as digits (digits_of, digits_add in common.wgsl).
+fn pix_of(col: u32) -> vec3<u32> {
+    return digits_of(col, P.p, P.q);
 }
 
-fn pix_of(col: u32) -> Pix {
-    return Pix(col / (P.p * P.q), (col / P.q) % P.p, col % P.q);
-}
-
-// x + d, both in digits (d.p < P, d.q < Q): at most one carry per digit.
-fn pix_add(x: Pix, d: Pix) -> Pix {
-    var q = x.q + d.q;
-    var p = x.p + d.p;
-    if (q >= P.q) {
-        q -= P.q;
-        p += 1u;
-    }
-    var n = x.n + d.n;
-    if (p >= P.p) {
-        p -= P.p;
-        n += 1u;
-    }
-    return Pix(n, p, q);
+fn pix_add(x: vec3<u32>, d: vec3<u32>) -> vec3<u32> {
+    return digits_add(x, d, P.p, P.q);
 }
 
 @compute @workgroup_size(WG)
@@ -97,15 +81,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 {{ACC_DECL}}
     for (var c = 0u; c < P.chunk; c += BK) {
         let live = first + c + lk < end;
-        let a_at = at.n * P.k * pq + (g * P.kpg + m0) * pq + at.p * P.q + at.q;
+        let a_at = at.x * P.k * pq + (g * P.kpg + m0) * pq + at.y * P.q + at.z;
         for (var u = 0u; u < A_LOADS; u++) {
             let lm = lid / BK + u * (64u / BK);
             let ok = live && m0 + lm < P.kpg;
             As[lk * AS + lm] = select(0.0, dy[select(0u, a_at + lm * pq, ok)], ok);
         }
-        let y0 = i32(at.p * P.sh) - i32(P.ph);
-        let x0 = i32(at.q * P.sw) - i32(P.pw);
-        let b_at = (at.n * P.c + g * P.cpg) * hw;
+        let y0 = i32(at.y * P.sh) - i32(P.ph);
+        let x0 = i32(at.z * P.sw) - i32(P.pw);
+        let b_at = (at.x * P.c + g * P.cpg) * hw;
         for (var u = 0u; u < B_LOADS; u++) {
             let ln = lid / BK + u * (64u / BK);
             let tap = taps[ln];

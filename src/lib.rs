@@ -32,26 +32,33 @@
 //! ## Precision and determinism
 //!
 //! Inputs and outputs are `f32`; the kernels accumulate in `f32` in a fixed order. The long reductions
-//! of the weight and bias gradients are summed in pieces (rows, or chunks of rows in the tuned split
-//! reduction) whose partial sums are then added in order, so the rounding error grows with the piece
-//! rather than the whole reduction; every result is within the worst-case bound γ_L·Σ|terms| that
-//! [`verify`] computes and the tests check. There are no atomics: the same inputs on the same adapter
-//! give bitwise identical outputs. The [`reference`](mod@reference) module accumulates in `f64`.
+//! of the weight and bias gradients are summed in pieces whose partial sums are then added in order
+//! (blocks of 16 at a time): the tuned kernels split the reduction into fixed ranges, the GEMM kernels
+//! add each slab's products into fresh partial sums, and the register tiles fold their running sums
+//! every ~1,024 products, so the rounding error grows with the piece rather than the whole reduction
+//! (a 589,824-term weight gradient is within 1e-6 normwise of `f64`). Every result is within the
+//! worst-case bound γ_L·Σ|terms| that [`verify`] computes and the tests check. There are no atomics:
+//! the same inputs on the same adapter give bitwise identical outputs. The [`reference`](mod@reference)
+//! module accumulates in `f64`.
 //!
 //! ## Kernels and plans
 //!
 //! Each operation asks the planner ([`plan`]) how to run its layer: a pure function of the layer, the
-//! adapter's [`AdapterProfile`] (read once: CPU or GPU class, subgroups, binding limit) and the
-//! context's [`Strategy`]. [`Strategy::Auto`] (the default) runs register-tiled implicit GEMMs with
-//! tile sizes and variants chosen per layer and profile, their WGSL generated from templates in
+//! adapter's [`AdapterProfile`] (read once: CPU or GPU class, subgroups, binding limit, workgroup
+//! memory) and the context's [`Strategy`]. [`Strategy::Auto`] (the default) runs, on a GPU, implicit
+//! GEMMs through workgroup memory for all three operations ([`plan::gemm`]: tiles staged in
+//! workgroup memory, padding as load masks, a split weight-gradient reduction added in order, the
+//! strided input gradient one dense GEMM per stride phase), and on a CPU adapter register-tiled
+//! implicit GEMMs with tile sizes and variants chosen per layer, their WGSL generated from templates in
 //! `shaders/`; [`Strategy::Reference`] runs one output element per invocation; `Strategy::Force`
-//! pins one kernel family, an [`Error::Unsupported`] where it cannot run the layer. On CPU adapters
-//! with subgroups (lavapipe), where every load runs lane by lane, the lanes of a subgroup share the
-//! weights (forward pass) or dY (weight gradient) they would each load, through subgroup broadcasts:
-//! values move between lanes, the arithmetic and its order stay those of every other path.
-//! `CONVGRAD_PROFILE=gpu` (or [`Context::with_profile`]) plans for a GPU on any adapter, so a software
-//! adapter runs, and CI tests, the kernels a GPU gets. Work larger than one storage binding is split
-//! along the batch. `docs/ARCHITECTURE.md` has the layers; `docs/BENCHMARKS.md` the measurements.
+//! pins one kernel family (for the GEMMs also a tile shape and split count), an
+//! [`Error::Unsupported`] where it cannot run the layer. On CPU adapters with subgroups (lavapipe),
+//! where every load runs lane by lane, the lanes of a subgroup share the weights (forward pass) or dY
+//! (weight gradient) they would each load, through subgroup broadcasts: values move between lanes,
+//! the arithmetic and its order stay those of every other path. `CONVGRAD_PROFILE=gpu` (or
+//! [`Context::with_profile`]) plans for a GPU on any adapter, so a software adapter runs, and CI
+//! tests, the kernels a GPU gets. Work larger than one storage binding is split along the batch.
+//! `docs/ARCHITECTURE.md` has the layers; `docs/BENCHMARKS.md` the measurements.
 //!
 //! ## Example
 //!

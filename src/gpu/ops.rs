@@ -273,8 +273,7 @@ impl Context {
         u.splits = u32_of(t.splits)?;
         u.chunk = u32_of(t.chunk)?;
         u.fold = u32_of(t.fold)?;
-        let partial =
-            if t.splits > 1 { Some(self.temp("weight-gradient partial sums", &[t.splits, len])?) } else { None };
+        let partial = self.split_partials(t.splits, len)?;
         let out = partial.as_ref().map_or(dw, |p| &p.buffer);
         match t.qp {
             Some(qp) => {
@@ -303,18 +302,30 @@ impl Context {
                 job.dispatch(&kernels::WEIGHT_GRAD_TILED, &t.variant, bytemuck::bytes_of(&u), &bufs, u.total)?;
             }
         }
-        if let Some(partial) = partial {
-            let mut us = PrepUniform::new(geo, 0, u32_of(len)?);
-            us.splits = u.splits;
-            job.dispatch(
-                &kernels::SPLIT_SUM,
-                &Variant::Plain,
-                bytemuck::bytes_of(&us),
-                &[&partial.buffer, dw],
-                us.total,
-            )?;
-        }
-        Ok(())
+        self.sum_splits(job, geo, partial, u.splits, dw, len)
+    }
+
+    /// The temporary of a weight gradient's partial sums, `splits × len`, where it has more than one
+    /// split (one split writes dW itself).
+    fn split_partials(&self, splits: usize, len: usize) -> Result<Option<Tensor>> {
+        if splits > 1 { Ok(Some(self.temp("weight-gradient partial sums", &[splits, len])?)) } else { Ok(None) }
+    }
+
+    /// Records `split_sum.wgsl`, adding the `splits` partial sums of `partial` into the `len`
+    /// elements of `dw` in order; nothing where there is one split.
+    fn sum_splits(
+        &self,
+        job: &mut Job,
+        geo: &Conv2dGeometry,
+        partial: Option<Tensor>,
+        splits: u32,
+        dw: &wgpu::Buffer,
+        len: usize,
+    ) -> Result<()> {
+        let Some(partial) = partial else { return Ok(()) };
+        let mut us = PrepUniform::new(geo, 0, u32_of(len)?);
+        us.splits = splits;
+        job.dispatch(&kernels::SPLIT_SUM, &Variant::Plain, bytemuck::bytes_of(&us), &[&partial.buffer, dw], us.total)
     }
 
     /// Input gradient on device tensors: `dY` is `[N, K, P, Q]`, `W` is `[K, C/G, S, T]`, `input_size`
@@ -458,24 +469,12 @@ impl Context {
         u.rtiles = u32_of(t.ntiles)?;
         u.splits = u32_of(t.splits)?;
         u.chunk = u32_of(t.chunk)?;
-        let partial =
-            if t.splits > 1 { Some(self.temp("weight-gradient partial sums", &[t.splits, len])?) } else { None };
+        let partial = self.split_partials(t.splits, len)?;
         let out = partial.as_ref().map_or(dw, |p| &p.buffer);
         let invocations = u32_of(workgroups as usize * plan::profile::WORKGROUP as usize)?;
         let variant = Variant::WeightGradGemm(t.tile);
         job.dispatch(&kernels::WEIGHT_GRAD_GEMM, &variant, bytemuck::bytes_of(&u), &[x, dy, out], invocations)?;
-        if let Some(partial) = partial {
-            let mut us = PrepUniform::new(geo, 0, u32_of(len)?);
-            us.splits = u.splits;
-            job.dispatch(
-                &kernels::SPLIT_SUM,
-                &Variant::Plain,
-                bytemuck::bytes_of(&us),
-                &[&partial.buffer, dw],
-                us.total,
-            )?;
-        }
-        Ok(())
+        self.sum_splits(job, geo, partial, u.splits, dw, len)
     }
 
     /// Bias gradient on a device tensor: `dB[k] = Σ_n Σ_p Σ_q dY[n,k,p,q]`, `K` elements, with dY in

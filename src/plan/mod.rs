@@ -4,9 +4,11 @@
 //! plan that carries every derived number. The encoders in `src/gpu/ops.rs` record passes from a plan
 //! and decide nothing, so a plan can be printed, asserted in a table, or forced.
 //!
-//! The tuned kernels are register-tiled implicit GEMMs: each invocation computes a tile of `bk`
-//! filters × `bq` output columns (× `br` rows) of `Y`, or `bk` filters × a block of taps of `dW`, its
-//! accumulators unrolled into named scalars (`src/gpu/tiled.rs`). Two families:
+//! The GPU class gets the GEMM kernels of [`gemm`] for all three operations: implicit GEMMs through
+//! workgroup memory ([`Algorithm::Gemm`]). The CPU class gets register-tiled implicit GEMMs: each
+//! invocation computes a tile of `bk` filters × `bq` output columns (× `br` rows) of `Y`, or `bk`
+//! filters × a block of taps of `dW`, its accumulators unrolled into named scalars
+//! (`src/gpu/tiled.rs`). Two families:
 //! - [`Algorithm::RegisterTile`]: scalar loads (`conv2d_forward_tiled.wgsl`,
 //!   `conv2d_weight_grad_tiled.wgsl`); runs every layer.
 //! - [`Algorithm::Vec4Tile`]: vec4 loads along the row (`conv2d_forward_vec4.wgsl`,
@@ -14,9 +16,9 @@
 //!   64 inputs; on CPU adapters the lanes of a subgroup share the weights (forward) or dY (weight
 //!   gradient) they would each load.
 //!
-//! The input gradient runs the forward kernels over dY spread by the stride, framed by zeros, with
+//! Their input gradient runs the forward kernels over dY spread by the stride, framed by zeros, with
 //! flipped filters ([`input_grad`]); where the padding exceeds the dilated kernel that frame would be
-//! negative and only the direct (gather) kernel runs it.
+//! negative and only the direct (gather) kernel runs it. Every family can be forced on either class.
 
 mod forward;
 pub mod gemm;
