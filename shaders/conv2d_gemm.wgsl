@@ -31,7 +31,7 @@ const NOWHERE: i32 = -1073741824;
 
 @group(0) @binding(0) var<uniform> P: GemmParams;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
-@group(0) @binding(2) var<storage, read> wt: array<f32>;
+@group(0) @binding(2) var<storage, read> wt: array<{{WT_ELEM}}>; // the weights, by f32 or by vec4
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 
@@ -76,10 +76,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let m0 = ((tile / P.ntiles) % P.mtiles) * BM;
     let g = tile / (P.ntiles * P.mtiles);
 
-    // Staging A: this invocation's reduction step ak of each round, rows lid / BK + u·(64 / BK).
-    let ak = lid % BK;
-    var ta = tap_of(ak);
-    let a_round = tap_of(BK);
+{{A_SETUP}}
     // Staging B: columns bl + u·BNL (u < CPT), steps b0 … b0 + RPT − 1 of each round.
     let bl = lid % BNL;
     let b0 = (lid / BNL) * RPT;
@@ -108,16 +105,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let tc = lid % NT;
 {{ACC_DECL}}
     for (var r0 = 0u; r0 < P.r; r0 += BK) {
-        // A: the weights of rows m0 … m0 + BM − 1 at reduction step r0 + ak.
-        let ra = r0 + ak;
-        let a_at = g * P.a_gs + ta.x * P.a_os + P.a_hb + ta.y * P.a_hs + P.a_wb + ta.z * P.a_ws;
-        for (var u = 0u; u < A_LOADS; u++) {
-            let lm = lid / BK + u * (64u / BK);
-            let m = m0 + lm;
-            let ok = ra < P.r && m < P.m;
-            As[ak * AS + lm] = select(0.0, wt[select(0u, a_at + m * P.a_ms, ok)], ok);
-        }
-        ta = tap_add(ta, a_round);
+        // A: the weights of rows m0 … m0 + BM − 1 at reduction steps r0 … r0 + BK − 1.
+{{A_STAGE}}
         // B: the source values of this invocation's columns at steps r0 + b0 + v.
         for (var v = 0u; v < RPT; v++) {
             let lk = b0 + v;

@@ -535,7 +535,7 @@ mod tests {
             Variant::WeightGrad { .. } => &WEIGHT_GRAD_TILED,
             Variant::ForwardVec4(_) => &FORWARD_VEC4,
             Variant::WeightGradVec4 { .. } => &WEIGHT_GRAD_VEC4,
-            Variant::ConvGemm(_) => &CONV_GEMM,
+            Variant::ConvGemm(..) => &CONV_GEMM,
             Variant::WeightGradGemm(_) => &WEIGHT_GRAD_GEMM,
         }
     }

@@ -13,9 +13,9 @@ use crate::gpu::kernels::{
 };
 use crate::gpu::tensor::Tensor;
 use crate::plan::gemm::{AxisPhase, axis_phases};
-use crate::plan::variant::{GemmTile, Pad, Variant};
+use crate::plan::variant::{Pad, Variant};
 use crate::plan::{
-    self, DySource, ForwardPlan, ForwardTiles, InputGradPlan, WeightGradGemm, WeightGradPlan, WeightGradTiles,
+    self, ConvGemm, DySource, ForwardPlan, ForwardTiles, InputGradPlan, WeightGradGemm, WeightGradPlan, WeightGradTiles,
 };
 
 impl Context {
@@ -92,7 +92,7 @@ impl Context {
                 }
                 ForwardPlan::Gemm(gm) => {
                     let u = forward_gemm(chunk, flags)?;
-                    self.conv_gemm(job, chunk, &gm.tile, u, [xc, wb, bias_buf, yk])
+                    self.conv_gemm(job, chunk, gm, u, [xc, wb, bias_buf, yk])
                 }
             }?;
             self.activations_out(job, &yn, &yc, out)?;
@@ -381,7 +381,7 @@ impl Context {
                     for ph in &rows {
                         for pw in &cols {
                             let u = input_grad_gemm(chunk, ph, pw)?;
-                            self.conv_gemm(job, chunk, &gm.tile, u, [dyc, wb, self.placeholder(), dxk])?;
+                            self.conv_gemm(job, chunk, gm, u, [dyc, wb, self.placeholder(), dxk])?;
                         }
                     }
                     Ok(())
@@ -431,16 +431,17 @@ impl Context {
         self.forward_tiles(job, &fwd, &t.tiles, 0, [input, &flipped.buffer, self.placeholder(), dx])
     }
 
-    /// Records `conv2d_gemm.wgsl` over the groups of `geo` with tile `tile` and the uniform `u` (its
+    /// Records `conv2d_gemm.wgsl` of plan `plan` over the groups of `geo` with the uniform `u` (its
     /// tile counts set here): `[src, w, bias, out]`.
     fn conv_gemm(
         &self,
         job: &mut Job,
         geo: &Conv2dGeometry,
-        tile: &GemmTile,
+        plan: &ConvGemm,
         mut u: GemmUniform,
         bufs: [&wgpu::Buffer; 4],
     ) -> Result<()> {
+        let tile = &plan.tile;
         u.mtiles = u.m.div_ceil(u32_of(tile.bm)?);
         u.ntiles = u.cols.div_ceil(u32_of(tile.bn)?);
         let groups = u32_of(geo.params.groups)?;
@@ -450,7 +451,7 @@ impl Context {
             .and_then(|t| t.checked_mul(groups))
             .ok_or(Error::Overflow { what: "GEMM tiles", detail: format!("{} x {} x {groups}", u.mtiles, u.ntiles) })?;
         let invocations = u32_of(u.total as usize * plan::profile::WORKGROUP as usize)?;
-        job.dispatch(&kernels::CONV_GEMM, &Variant::ConvGemm(*tile), bytemuck::bytes_of(&u), &bufs, invocations)
+        job.dispatch(&kernels::CONV_GEMM, &plan.variant(), bytemuck::bytes_of(&u), &bufs, invocations)
     }
 
     /// Records the GEMM weight gradient of plan `t` on one batch chunk: the tiles over the split

@@ -5,7 +5,7 @@
 //! tile are generated for each tile size and spliced into the `{{...}}` markers of the WGSL file.
 //! Which variant runs is the planner's decision ([`crate::plan`]); this file only renders it.
 
-use crate::plan::variant::{ForwardVec4, GemmTile, Pad, Sharing, Store, Variant, Window};
+use crate::plan::variant::{AStage, ForwardVec4, GemmTile, Pad, Sharing, Store, Variant, Window};
 
 /// Values for the `{{NAME}}` markers of a kernel's WGSL.
 pub(crate) type Subs = Vec<(&'static str, String)>;
@@ -19,9 +19,10 @@ impl Variant {
             Self::WeightGrad { bk, br } => weight_grad_code(bk, br),
             Self::ForwardVec4(v) => forward_vec4_code(v),
             Self::WeightGradVec4 { bk, br, wd, share } => weight_grad_vec4_code(bk, br, wd, share),
-            Self::ConvGemm(t) => {
+            Self::ConvGemm(t, a) => {
                 let mut subs =
                     gemm_code(t, |i, j| format!("put(g, m0 + tr + {i}u * MT, c0 + tc + {j}u * NT, c{i}_{j});"));
+                subs.extend(a_stage(t, a));
                 // B is staged a column per invocation and pass of 64 columns, BK·min(BN, 64)/64 steps each.
                 let bnl = t.bn.min(64);
                 subs.push(("BNL", bnl.to_string()));
@@ -35,6 +36,63 @@ impl Variant {
                 subs.push(("B_LOADS", (t.bn * t.bk / 64).to_string()));
                 subs
             }
+        }
+    }
+}
+
+/// How `conv2d_gemm.wgsl` stages the weights (see [`AStage`]): the binding's element type, the
+/// set-up and the staging lines of each round.
+fn a_stage(t: GemmTile, a: AStage) -> Subs {
+    match a {
+        AStage::Taps => vec![
+            ("WT_ELEM", "f32".into()),
+            (
+                "A_SETUP",
+                "    // Staging A: this invocation's reduction step ak of each round, rows lid / BK + u·(64 / BK).\n    \
+                 let ak = lid % BK;\n    var ta = tap_of(ak);\n    let a_round = tap_of(BK);"
+                    .into(),
+            ),
+            (
+                "A_STAGE",
+                "        let ra = r0 + ak;
+        let a_at = g * P.a_gs + ta.x * P.a_os + P.a_hb + ta.y * P.a_hs + P.a_wb + ta.z * P.a_ws;
+        for (var u = 0u; u < A_LOADS; u++) {
+            let lm = lid / BK + u * (64u / BK);
+            let m = m0 + lm;
+            let ok = ra < P.r && m < P.m;
+            As[ak * AS + lm] = select(0.0, wt[select(0u, a_at + m * P.a_ms, ok)], ok);
+        }
+        ta = tap_add(ta, a_round);"
+                    .into(),
+            ),
+        ],
+        AStage::Vec4 => {
+            let stores =
+                lines((0..4).map(|e| format!("            As[(4u * a4 + {e}u) * AS + lm] = v.{};", LANE[e])));
+            vec![
+                ("WT_ELEM", "vec4<f32>".into()),
+                (
+                    "A_SETUP",
+                    "    // Staging A as vec4s along the reduction: steps 4·a4 … 4·a4 + 3 of each round, rows\n    \
+                     // lid / (BK / 4) + u·(256 / BK).\n    let a4 = lid % (BK / 4u);"
+                        .into(),
+                ),
+                (
+                    "A_STAGE",
+                    format!(
+                        "        let r4 = r0 + 4u * a4;
+        for (var u = 0u; u < {}u; u++) {{
+            let lm = lid / (BK / 4u) + u * (256u / BK);
+            let m = m0 + lm;
+            // R is a multiple of 4: a vec4 lies wholly inside the reduction or wholly past it.
+            let ok = r4 < P.r && m < P.m;
+            let v = select(vec4<f32>(0.0), wt[select(0u, (g * P.a_gs + m * P.a_ms + r4) / 4u, ok)], ok);
+{stores}
+        }}",
+                        t.bm * t.bk / 256
+                    ),
+                ),
+            ]
         }
     }
 }

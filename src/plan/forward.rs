@@ -217,7 +217,7 @@ impl fmt::Display for ForwardPlan {
         match self {
             ForwardPlan::Direct => f.write_str("direct"),
             ForwardPlan::Tiled(t) => t.fmt(f),
-            ForwardPlan::Gemm(g) => write!(f, "gemm {}", g.tile),
+            ForwardPlan::Gemm(g) => g.fmt(f),
         }
     }
 }

@@ -18,7 +18,7 @@ use std::num::NonZeroU32;
 
 use crate::error::{Error, Result};
 use crate::geometry::Conv2dGeometry;
-use crate::plan::variant::GemmTile;
+use crate::plan::variant::{AStage, GemmTile};
 use crate::plan::{AdapterProfile, gcd};
 
 /// The tile shapes of the GEMM kernels.
@@ -135,15 +135,19 @@ fn choose(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConvGemm {
     pub(crate) tile: GemmTile,
+    pub(crate) a: AStage,
 }
 
 impl ConvGemm {
-    /// The forward pass of `geo`.
+    /// The forward pass of `geo`: its weights staged as vec4s where their rows allow it and the
+    /// tile's A slab is whole vec4 loads of all 64 invocations.
     pub(crate) fn forward(geo: &Conv2dGeometry, profile: &AdapterProfile, choice: GemmChoice) -> Result<Self> {
         let cols = geo.n * geo.p * geo.q;
         let tile =
             choose(geo.filters_per_group(), cols, true, profile, choice, GemmTile::operand_bytes, "forward", geo)?;
-        Ok(Self { tile })
+        let rows_of_4 = (geo.channels_per_group() * geo.s * geo.t).is_multiple_of(4);
+        let a = if rows_of_4 && (tile.bm * tile.bk).is_multiple_of(256) { AStage::Vec4 } else { AStage::Taps };
+        Ok(Self { tile, a })
     }
 
     /// The input gradient of `geo`, phase by phase.
@@ -152,7 +156,22 @@ impl ConvGemm {
         let cols = geo.n * geo.h.div_ceil(sh) * geo.w.div_ceil(sw);
         let op = "input gradient";
         let tile = choose(geo.channels_per_group(), cols, true, profile, choice, GemmTile::operand_bytes, op, geo)?;
-        Ok(Self { tile })
+        Ok(Self { tile, a: AStage::Taps })
+    }
+
+    /// The kernel variant.
+    pub(crate) fn variant(&self) -> crate::plan::variant::Variant {
+        crate::plan::variant::Variant::ConvGemm(self.tile, self.a)
+    }
+}
+
+impl fmt::Display for ConvGemm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "gemm {}", self.tile)?;
+        if self.a == AStage::Vec4 {
+            f.write_str(", vec4 weights")?;
+        }
+        Ok(())
     }
 }
 

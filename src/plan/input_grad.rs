@@ -156,7 +156,7 @@ impl fmt::Display for InputGradPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             InputGradPlan::Direct => f.write_str("direct"),
-            InputGradPlan::Gemm(g) => write!(f, "gemm {} by stride phase", g.tile),
+            InputGradPlan::Gemm(g) => write!(f, "{g} by stride phase"),
             InputGradPlan::Tiled(t) => {
                 let source = match t.source {
                     DySource::InPlace => "dY in place",

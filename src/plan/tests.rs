@@ -40,7 +40,7 @@ fn variants_of(geo: &Conv2dGeometry, profile: &AdapterProfile, strategy: Strateg
     let mut out = Vec::new();
     match forward(geo, profile, strategy) {
         Ok(ForwardPlan::Tiled(t)) => out.push(t.variant),
-        Ok(ForwardPlan::Gemm(g)) => out.push(Variant::ConvGemm(g.tile)),
+        Ok(ForwardPlan::Gemm(g)) => out.push(g.variant()),
         _ => {}
     }
     match weight_grad(geo, profile, strategy) {
@@ -50,7 +50,7 @@ fn variants_of(geo: &Conv2dGeometry, profile: &AdapterProfile, strategy: Strateg
     }
     match input_grad(geo, profile, strategy) {
         Ok(InputGradPlan::Tiled(t)) => out.push(t.tiles.variant),
-        Ok(InputGradPlan::Gemm(g)) => out.push(Variant::ConvGemm(g.tile)),
+        Ok(InputGradPlan::Gemm(g)) => out.push(g.variant()),
         _ => {}
     }
     out
@@ -123,7 +123,7 @@ fn the_gpu_profile_runs_the_gemm_kernels() {
         assert!(rows.iter().all(|r| r.matches("gemm").count() == 3), "{rows:#?}");
         assert_eq!(
             rows[2],
-            "resnet_8x64x56x56_k64_3x3_p1 | gemm 64x64x16 (8x8) \
+            "resnet_8x64x56x56_k64_3x3_p1 | gemm 64x64x16 (8x8), vec4 weights \
              | gemm 64x64x16 (8x8); 1x9 tiles, split-K 114 x 221 columns \
              | gemm 64x64x16 (8x8) by stride phase"
         );

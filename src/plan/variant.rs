@@ -18,7 +18,7 @@ pub(crate) enum Variant {
     /// `conv2d_weight_grad_vec4.wgsl`, see [`weight_grad_vec4`].
     WeightGradVec4 { bk: usize, br: usize, wd: Window, share: Sharing },
     /// `conv2d_gemm.wgsl`: the forward pass, or one stride phase of the input gradient.
-    ConvGemm(GemmTile),
+    ConvGemm(GemmTile, AStage),
     /// `conv2d_weight_grad_gemm.wgsl`: the weight gradient over a split reduction.
     WeightGradGemm(GemmTile),
 }
@@ -163,6 +163,17 @@ pub(crate) struct GemmTile {
     pub(crate) bk: usize,
     pub(crate) tm: usize,
     pub(crate) tn: usize,
+}
+
+/// How `conv2d_gemm.wgsl` stages its A operand, the weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum AStage {
+    /// One value per load, its place in the reduction kept as tap digits: any layout of A (the input
+    /// gradient reads the weights of a stride phase's taps, strided).
+    Taps,
+    /// Four consecutive reduction steps per load: the forward pass, whose weights are rows of
+    /// `(C/G)·S·T` contiguous values, where that length is a multiple of 4.
+    Vec4,
 }
 
 impl GemmTile {
