@@ -4,7 +4,7 @@
 #![cfg(target_arch = "wasm32")]
 
 use convgrad::verify::{Rng, bound_ratio, rel_err};
-use convgrad::{Context, Conv2dGeometry, Conv2dParams, Error, Layout, Tensor, reference};
+use convgrad::{Context, Conv2dGeometry, Conv2dParams, DeviceClass, Error, Layout, Tensor, reference};
 use ndarray::{Array1, Array4, Ix1, Ix4};
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
@@ -46,7 +46,27 @@ async fn down4(ctx: &Context, t: &Tensor) -> Array4<f32> {
 
 #[wasm_bindgen_test]
 async fn four_operations_match_the_f64_reference() {
-    let ctx = ctx().await;
+    four_operations(&ctx().await).await;
+}
+
+/// The GPU profile's GEMM kernels (what a page on a real GPU runs) through the browser's own WGSL
+/// compiler, which is not naga.
+#[wasm_bindgen_test]
+async fn the_gemm_kernels_of_the_gpu_profile_match_the_f64_reference() {
+    let ctx = ctx().await.with_profile(DeviceClass::Gpu);
+    for (label, geo) in layers() {
+        let plans = [
+            ctx.plan_forward(&geo).unwrap().to_string(),
+            ctx.plan_weight_grad(&geo).unwrap().to_string(),
+            ctx.plan_input_grad(&geo).unwrap().to_string(),
+        ];
+        assert!(plans.iter().all(|p| p.starts_with("gemm ")), "{label}: {plans:?}");
+    }
+    four_operations(&ctx).await;
+    repeats(&ctx).await;
+}
+
+async fn four_operations(ctx: &Context) {
     let info = ctx.adapter_info();
     web_sys_log(&format!("convgrad in the browser on {} ({:?}), profile {}", info.name, info.backend, ctx.profile()));
     let mut rng = Rng::new(0x5eed);
@@ -65,7 +85,7 @@ async fn four_operations_match_the_f64_reference() {
             ctx.upload(dy.view()).unwrap(),
         );
 
-        let y = down4(&ctx, &ctx.forward(&xd, &wd, Some(&bd), &p).unwrap()).await;
+        let y = down4(ctx, &ctx.forward(&xd, &wd, Some(&bd), &p).unwrap()).await;
         let y_ref = reference::forward(x.view(), w.view(), Some(b.view()), &p).unwrap();
         let y_mag = reference::forward(ax.view(), aw.view(), Some(b.mapv(f32::abs).view()), &p).unwrap();
         let checks = [(
@@ -74,11 +94,11 @@ async fn four_operations_match_the_f64_reference() {
             bound_ratio(&y, &y_ref, &y_mag, geo.channels_per_group() * geo.s * geo.t + 1),
         )];
 
-        let dw = down4(&ctx, &ctx.weight_grad(&xd, &dyd, [geo.s, geo.t], &p).unwrap()).await;
+        let dw = down4(ctx, &ctx.weight_grad(&xd, &dyd, [geo.s, geo.t], &p).unwrap()).await;
         let dw_ref = reference::weight_grad(x.view(), dy.view(), [geo.s, geo.t], &p).unwrap();
         let dw_mag = reference::weight_grad(ax.view(), ady.view(), [geo.s, geo.t], &p).unwrap();
         let lw = geo.n * geo.p * geo.q;
-        let dx = down4(&ctx, &ctx.input_grad(&dyd, &wd, [geo.h, geo.w], &p).unwrap()).await;
+        let dx = down4(ctx, &ctx.input_grad(&dyd, &wd, [geo.h, geo.w], &p).unwrap()).await;
         let dx_ref = reference::input_grad(dy.view(), w.view(), [geo.h, geo.w], &p).unwrap();
         let dx_mag = reference::input_grad(ady.view(), aw.view(), [geo.h, geo.w], &p).unwrap();
         let db = ctx.download_async::<Ix1>(&ctx.bias_grad(&dyd, p.layout).unwrap()).await.unwrap();
@@ -106,7 +126,10 @@ async fn four_operations_match_the_f64_reference() {
 
 #[wasm_bindgen_test]
 async fn repeated_runs_are_bitwise_identical() {
-    let ctx = ctx().await;
+    repeats(&ctx().await).await;
+}
+
+async fn repeats(ctx: &Context) {
     let mut rng = Rng::new(7);
     let p = Conv2dParams::new().padding(1, 1).stride(2, 1).groups(2);
     let geo = Conv2dGeometry::new(3, 4, [19, 17], 6, [3, 3], p).unwrap();
@@ -116,9 +139,9 @@ async fn repeated_runs_are_bitwise_identical() {
     let bits = |a: Array4<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
     let mut first = None;
     for _ in 0..5 {
-        let y = bits(down4(&ctx, &ctx.forward(&x, &w, None, &p).unwrap()).await);
-        let dw = bits(down4(&ctx, &ctx.weight_grad(&x, &dy, [3, 3], &p).unwrap()).await);
-        let dx = bits(down4(&ctx, &ctx.input_grad(&dy, &w, [19, 17], &p).unwrap()).await);
+        let y = bits(down4(ctx, &ctx.forward(&x, &w, None, &p).unwrap()).await);
+        let dw = bits(down4(ctx, &ctx.weight_grad(&x, &dy, [3, 3], &p).unwrap()).await);
+        let dx = bits(down4(ctx, &ctx.input_grad(&dy, &w, [19, 17], &p).unwrap()).await);
         let run = (y, dw, dx);
         match &first {
             None => first = Some(run),
