@@ -14,10 +14,9 @@ use std::fmt;
 
 use crate::error::{Error, Result};
 use crate::geometry::{Conv2dGeometry, Conv2dParams, Sides};
-use crate::plan::GemmChoice;
 use crate::plan::forward::{ForwardTiles, Read, RowSkip, Shape, WHY_NOT_VEC4, tiles, window};
 use crate::plan::variant::{Cols, Pad};
-use crate::plan::{AdapterProfile, Algorithm, ConvGemm, DeviceClass, Strategy, family, gcd};
+use crate::plan::{AdapterProfile, Algorithm, ConvGemm, Strategy, family, gcd};
 
 /// How the input gradient runs a layer.
 // A plan is made per call and lives on the stack: boxing the tiled variant would buy nothing.
@@ -65,30 +64,27 @@ pub enum DySource {
 pub fn input_grad(geo: &Conv2dGeometry, profile: &AdapterProfile, strategy: Strategy) -> Result<InputGradPlan> {
     // A channels-last layer runs the kernels of its NCHW twin between transposes (`gpu/layout.rs`).
     let geo = &geo.nchw();
-    // The GEMM kernels run every layer, whatever its padding: they gather dY phase by phase.
-    let gemm = match strategy {
-        Strategy::Force(Algorithm::Gemm(choice)) => Some(choice),
-        Strategy::Auto if profile.class == DeviceClass::Gpu => Some(GemmChoice::default()),
-        _ => None,
+    let fwd = as_forward(geo);
+    // Where the padding exceeds the kernel the frame's error below says why, not the vec4 rule.
+    let fits = fwd.as_ref().is_none_or(|f| window(f).is_some());
+    let Some(algorithm) = family(strategy, profile, fits, "input gradient", geo, WHY_NOT_VEC4)? else {
+        return Ok(InputGradPlan::Direct);
     };
-    if let Some(choice) = gemm {
+    // The GEMM kernels run every layer, whatever its padding: they gather dY phase by phase.
+    if let Algorithm::Gemm(choice) = algorithm {
         return Ok(InputGradPlan::Gemm(ConvGemm::input_grad(geo, profile, choice)?));
     }
-    let Some(fwd) = as_forward(geo) else {
+    let Some(fwd) = fwd else {
         // Padding beyond the dilated kernel: the frame would be negative; only the gather kernel.
         return match strategy {
-            Strategy::Auto | Strategy::Reference => Ok(InputGradPlan::Direct),
             Strategy::Force(a) => Err(Error::Unsupported {
                 op: "input gradient",
                 layer: geo.describe(),
                 algorithm: a.name(),
                 reason: "its padding exceeds the dilated kernel, so dY has no zero frame to correlate",
             }),
+            Strategy::Auto | Strategy::Reference => Ok(InputGradPlan::Direct),
         };
-    };
-    let fits = window(&fwd).is_some();
-    let Some(algorithm) = family(strategy, profile, fits, "input gradient", geo, WHY_NOT_VEC4)? else {
-        return Ok(InputGradPlan::Direct);
     };
     let vec4 = algorithm == Algorithm::Vec4Tile;
     let pr = &geo.params;
