@@ -124,13 +124,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             tb = tap_add(tb, one);
         }
         tb = tap_add(tb, b_round);
-        workgroupBarrier();
-{{PART_DECL}}
-        for (var kk = 0u; kk < BK; kk++) {
-{{FMA}}
-        }
-{{ACC_ADD}}
-        workgroupBarrier();
+        // Both slabs staged: multiply them (the same generated round in both GEMM kernels).
+{{ROUND}}
     }
 {{STORE}}
 }

@@ -100,13 +100,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             Bs[lk * BS + ln] = select(0.0, x[select(0u, e, ok)], ok);
         }
         at = pix_add(at, round);
-        workgroupBarrier();
-{{PART_DECL}}
-        for (var kk = 0u; kk < BK; kk++) {
-{{FMA}}
-        }
-{{ACC_ADD}}
-        workgroupBarrier();
+        // Both slabs staged: multiply them (the same generated round in both GEMM kernels).
+{{ROUND}}
     }
     let out = split * P.k * taps_all + (g * P.kpg + m0) * taps_all + r0;
 {{STORE}}

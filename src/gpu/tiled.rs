@@ -97,9 +97,9 @@ fn a_stage(t: GemmTile, a: AStage) -> Subs {
     }
 }
 
-/// The tile constants and the generated lines of the GEMM kernels: `c{i}_{j}` accumulators,
-/// `p{i}_{j}` each round's partial sums, `a{i}`, `b{j}` the staged operands of one reduction step;
-/// `store(i, j)` writes accumulator (i, j).
+/// The tile constants and the generated lines of the GEMM kernels: `c{i}_{j}` accumulators, the
+/// round that multiplies the staged slabs (`p{i}_{j}` its partial sums, `a{i}`, `b{j}` the operands
+/// of one reduction step); `store(i, j)` writes accumulator (i, j).
 fn gemm_code(t: GemmTile, store: impl Fn(usize, usize) -> String) -> Subs {
     let GemmTile { bm, bn, bk, tm, tn } = t;
     let cells = grid(tm, tn);
@@ -107,6 +107,13 @@ fn gemm_code(t: GemmTile, store: impl Fn(usize, usize) -> String) -> Subs {
         + "\n"
         + &lines((0..tn).map(|j| format!("            let b{j} = Bs[kk * BS + tc + {j}u * NT];")));
     let fma = lines(cells.clone().map(|(i, j)| format!("            p{i}_{j} = fma(a{i}, b{j}, p{i}_{j});")));
+    // One round on the staged slabs: the BK products of each accumulator into a fresh partial sum,
+    // then into the accumulator; barriers on both sides, as the slabs are rewritten next round.
+    let parts = lines(cells.clone().map(|(i, j)| format!("        var p{i}_{j} = 0.0;")));
+    let adds = lines(cells.clone().map(|(i, j)| format!("        c{i}_{j} += p{i}_{j};")));
+    let round = format!(
+        "        workgroupBarrier();\n{parts}\n        for (var kk = 0u; kk < BK; kk++) {{\n{loads}\n{fma}\n        }}\n{adds}\n        workgroupBarrier();"
+    );
     vec![
         ("BM", bm.to_string()),
         ("BN", bn.to_string()),
@@ -117,9 +124,7 @@ fn gemm_code(t: GemmTile, store: impl Fn(usize, usize) -> String) -> Subs {
         ("A_LEN", (bk * (bm + 1)).to_string()),
         ("B_LEN", (bk * (bn + 1)).to_string()),
         ("ACC_DECL", lines(cells.clone().map(|(i, j)| format!("    var c{i}_{j} = 0.0;")))),
-        ("PART_DECL", lines(cells.clone().map(|(i, j)| format!("        var p{i}_{j} = 0.0;")))),
-        ("FMA", format!("{loads}\n{fma}")),
-        ("ACC_ADD", lines(cells.clone().map(|(i, j)| format!("        c{i}_{j} += p{i}_{j};")))),
+        ("ROUND", round),
         ("STORE", lines(cells.map(|(i, j)| format!("    {}", store(i, j))))),
     ]
 }
