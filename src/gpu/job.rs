@@ -172,8 +172,9 @@ impl Job<'_> {
             buf
         });
         self.uniforms.clear();
-        // Bind groups of this command buffer, by pipeline and bound buffers.
-        let mut groups: Vec<(*const Pipeline, Vec<wgpu::Buffer>, u64, wgpu::BindGroup)> = Vec::new();
+        // Bind groups of this command buffer, by pipeline and bound buffers (a pipeline's uniform
+        // block has one size, so the binding of the uniform buffer is the same too).
+        let mut groups: Vec<(Arc<Pipeline>, Vec<wgpu::Buffer>, wgpu::BindGroup)> = Vec::new();
         for step in self.steps.drain(..) {
             match step {
                 Step::Copy { src, src_at, dst, dst_at, bytes } => {
@@ -181,8 +182,7 @@ impl Job<'_> {
                 }
                 Step::Dispatch { name, pipeline, buffers, at, len, grid } => {
                     let Some(ubuf) = ubuf.as_ref() else { continue };
-                    let key = Arc::as_ptr(&pipeline);
-                    let found = groups.iter().position(|(p, b, l, _)| *p == key && *b == buffers && *l == len);
+                    let found = groups.iter().position(|(p, b, _)| Arc::ptr_eq(p, &pipeline) && *b == buffers);
                     let index = match found {
                         Some(i) => i,
                         None => {
@@ -199,7 +199,7 @@ impl Job<'_> {
                                 layout: &pipeline.layout,
                                 entries: &entries,
                             });
-                            groups.push((key, buffers, len, bind));
+                            groups.push((pipeline.clone(), buffers, bind));
                             groups.len() - 1
                         }
                     };
@@ -213,7 +213,7 @@ impl Job<'_> {
                         let mut pass = enc
                             .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(name), timestamp_writes });
                         pass.set_pipeline(&pipeline.pipeline);
-                        pass.set_bind_group(0, &groups[index].3, &[at]);
+                        pass.set_bind_group(0, &groups[index].2, &[at]);
                         pass.dispatch_workgroups(grid[0], grid[1], 1);
                     }
                     if let Some((set, buf)) = stamps {
