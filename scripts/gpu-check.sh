@@ -8,7 +8,7 @@
 # Everything lands in $OUT (default gpu-check/); the last step's table is $OUT/table.md.
 #
 #   bash scripts/gpu-check.sh                  # uses target/release/convgrad, building it if needed
-#   CONVGRAD=/path/to/convgrad OUT=/tmp/gc bash scripts/gpu-check.sh
+#   CONVGRAD=/path/to/convgrad OUT=/tmp/gc PYTHON=/path/to/python bash scripts/gpu-check.sh
 #
 # On a software adapter (lavapipe, SwiftShader) the same steps run on smaller work so that the script
 # can be checked anywhere: 5 repeats instead of 100, and the tiny suite in place of the gpu suite
@@ -19,6 +19,9 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu-check}
 mkdir -p "$OUT"
 BIN=${CONVGRAD:-target/release/convgrad}
+# The cuDNN step needs the Python that has PyTorch (PYTHON=... to name it); the table needs only the
+# standard library.
+PYTHON=${PYTHON:-python3}
 if [ ! -x "$BIN" ]; then
     echo "== building convgrad (release)"
     cargo build --release --bin convgrad
@@ -56,7 +59,7 @@ step "bench: $big_suite suite"
 step "cuDNN (PyTorch)"
 cudnn_arg=()
 set +e
-python3 scripts/cudnn_compare.py time "$OUT/standard.json" "$OUT/$big_suite.json" --out "$OUT/cudnn.json"
+"$PYTHON" scripts/cudnn_compare.py time "$OUT/standard.json" "$OUT/$big_suite.json" --out "$OUT/cudnn.json"
 status=$?
 set -e
 case $status in
@@ -66,7 +69,7 @@ case $status in
 esac
 
 step "table"
-python3 scripts/cudnn_compare.py table "$OUT/standard.json" "$OUT/$big_suite.json" "${cudnn_arg[@]}" | tee "$OUT/table.md"
+"$PYTHON" scripts/cudnn_compare.py table "$OUT/standard.json" "$OUT/$big_suite.json" "${cudnn_arg[@]}" | tee "$OUT/table.md"
 
 echo
 echo "gpu-check done in $((SECONDS - start)) s; results in $OUT/"
