@@ -129,8 +129,9 @@ pub enum Error {
         message: String,
     },
 
-    /// Reading a result back from the device failed (device lost, timeout, mapping error).
-    #[error("reading back {what} failed: {message}; the device may have been lost: create a new Context")]
+    /// Reading a result back from the device failed (a buffer destroyed or mapped by its owner, a
+    /// mapping error; a lost device is [`Error::DeviceLost`]).
+    #[error("reading back {what} failed: {message}")]
     Readback {
         /// What was being read back.
         what: String,

@@ -115,3 +115,46 @@ fn a_buffer_that_cannot_back_the_tensor_is_a_typed_error() {
     let e = ctx.forward_into(&x, &w, None, &Conv2dParams::new(), &same).unwrap_err();
     assert!(matches!(e, Error::ShapeMismatch { .. }), "{e}");
 }
+
+/// A buffer of another context's device (two contexts, each with a device of its own) is an error
+/// from every operation that reads or writes it, never a result computed from another buffer, and
+/// never a panic inside wgpu.
+#[test]
+fn a_buffer_of_another_device_is_an_error_not_a_wrong_result() {
+    let a = convgrad::Context::new().unwrap();
+    let b = convgrad::Context::new().unwrap();
+    let params = Conv2dParams::new();
+    let mut rng = Rng::new(3);
+    let x: Array4<f32> = rng.array((1, 2, 6, 6));
+    let w: Array4<f32> = rng.array((3, 2, 3, 3));
+    let theirs = filled(&b, x.as_slice().unwrap());
+    let foreign = a.wrap(&theirs, &[1, 2, 6, 6]).unwrap();
+    let wd = a.upload(w.view()).unwrap();
+    let is_wgpu = |r: &convgrad::Result<()>| matches!(r, Err(Error::Wgpu { .. }) | Err(Error::Readback { .. }));
+    // Read as an input.
+    let r = a.forward(&foreign, &wd, None, &params).map(drop);
+    assert!(is_wgpu(&r), "forward over a foreign input: {r:?}");
+    let r = a.download::<Ix4>(&foreign).map(drop);
+    assert!(is_wgpu(&r), "download of a foreign buffer: {r:?}");
+    // Written as an output.
+    let out = buffer(&b, 3 * 4 * 4 * 4, USAGE);
+    let y = a.wrap(&out, &[1, 3, 4, 4]).unwrap();
+    let xd = a.upload(x.view()).unwrap();
+    let r = a.forward_into(&xd, &wd, None, &params, &y);
+    assert!(is_wgpu(&r), "forward_into a foreign output: {r:?}");
+    // The context still works afterwards.
+    let y = a.forward(&xd, &wd, None, &params).unwrap();
+    let want = reference::forward(x.view(), w.view(), None, &params).unwrap();
+    assert!(rel_err(&a.download::<Ix4>(&y).unwrap(), &want) < 1e-6);
+}
+
+/// Reading back a wrapped buffer its owner destroyed says so, not that the device was lost.
+#[test]
+fn a_destroyed_buffer_is_named_in_the_error() {
+    let ctx = common::ctx();
+    let own = filled(ctx, &[1.0; 16]);
+    let t = ctx.wrap(&own, &[16]).unwrap();
+    own.destroy();
+    let e = ctx.download::<Ix1>(&t).unwrap_err().to_string();
+    assert!(e.contains("destroyed") && !e.contains("device may have been lost"), "{e}");
+}

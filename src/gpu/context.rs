@@ -72,10 +72,34 @@ fn rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
     (backend, ty)
 }
 
-fn instance(options: &AdapterOptions) -> wgpu::Instance {
+fn new_instance(options: &AdapterOptions) -> wgpu::Instance {
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle().with_env();
     desc.backends = options.backends;
     wgpu::Instance::new(desc)
+}
+
+/// The process's one wgpu instance for `options.backends`, made on first use. Every context of the
+/// process made by [`Context::new`] or [`Context::with_options`] (with the same backends) shares it,
+/// so that wgpu knows all their devices and buffers: a buffer of one context's device wrapped by
+/// another is a validation error wgpu reports (a typed [`Error::Wgpu`](crate::Error::Wgpu)). With an
+/// instance each, wgpu looked the buffer up in the wrong instance's tables and either read another
+/// buffer or panicked.
+#[cfg(not(target_arch = "wasm32"))]
+fn instance(options: &AdapterOptions) -> wgpu::Instance {
+    static INSTANCES: std::sync::Mutex<Vec<(wgpu::Backends, wgpu::Instance)>> = std::sync::Mutex::new(Vec::new());
+    let mut all = INSTANCES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, i)) = all.iter().find(|(b, _)| *b == options.backends) {
+        return i.clone();
+    }
+    let i = new_instance(options);
+    all.push((options.backends, i.clone()));
+    i
+}
+
+/// In the browser each device is the browser's own object, which WebGPU checks itself.
+#[cfg(target_arch = "wasm32")]
+fn instance(options: &AdapterOptions) -> wgpu::Instance {
+    new_instance(options)
 }
 
 #[cfg(target_arch = "wasm32")]

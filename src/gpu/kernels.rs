@@ -212,10 +212,18 @@ macro_rules! uniform {
 
 uniform!(
     /// The direct kernels (`conv2d_forward`, `conv2d_weight_grad`, `conv2d_input_grad`,
-    /// `conv2d_bias_grad`) and `flip_weights`: the shape alone.
+    /// `conv2d_bias_grad`) and `flip_weights`: the shape, and the split of a reduction.
     ConvUniform,
     "ConvParams",
-    []
+    [
+        /// The weight and bias gradients' reductions in `splits` ranges of `chunk` rows (weight
+        /// gradient: rows (n, p); bias gradient: positions (n, p, q)), each range's sums stored apart
+        /// and added in order by `split_sum` (see `plan::ReductionSplit`).
+        splits,
+        chunk,
+        pad0,
+        pad1,
+    ]
 );
 
 uniform!(
@@ -229,8 +237,13 @@ uniform!(
         wp,
         /// Filters per group of the transposed weights.
         kpad,
-        /// Partial results added by `split_sum`.
+        /// Partial results added by `split_sum`; `transpose_rows`: runs per output row.
         splits,
+        /// `transpose_rows`: elements per run (the last run of a row may be shorter).
+        chunk,
+        pad0,
+        pad1,
+        pad2,
     ]
 );
 

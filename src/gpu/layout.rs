@@ -9,6 +9,7 @@ use crate::gpu::context::Context;
 use crate::gpu::job::Job;
 use crate::gpu::kernels::{self, PrepUniform};
 use crate::gpu::tensor::Tensor;
+use crate::plan::loops::TRANSPOSE_RUN;
 use crate::plan::profile::WORKGROUP;
 use crate::plan::variant::Variant;
 use crate::plan::{self, Transpose};
@@ -38,10 +39,13 @@ impl Context {
                 let workgroups = b * r.div_ceil(TILE) * c.div_ceil(TILE);
                 (&kernels::TRANSPOSE, workgroups.saturating_mul(WORKGROUP as usize))
             }
-            Transpose::Rows => (&kernels::TRANSPOSE_ROWS, b * c),
+            Transpose::Rows => (&kernels::TRANSPOSE_ROWS, b * c * r.div_ceil(TRANSPOSE_RUN)),
         };
         let invocations = u32_of(invocations)?;
-        let u = PrepUniform::new(&shape, 0, invocations);
+        let mut u = PrepUniform::new(&shape, 0, invocations);
+        // Runs of at most TRANSPOSE_RUN elements per invocation of the rows kernel (plan::loops).
+        u.splits = u32_of(r.div_ceil(TRANSPOSE_RUN))?;
+        u.chunk = u32_of(TRANSPOSE_RUN)?;
         job.dispatch(spec, &Variant::Plain, bytemuck::bytes_of(&u), &[src, dst], invocations)
     }
 

@@ -15,7 +15,8 @@ use crate::gpu::tensor::Tensor;
 use crate::plan::gemm::{AxisPhase, axis_phases};
 use crate::plan::variant::{Pad, Variant};
 use crate::plan::{
-    self, ConvGemm, DySource, ForwardPlan, ForwardTiles, InputGradPlan, WeightGradGemm, WeightGradPlan, WeightGradTiles,
+    self, ConvGemm, DySource, ForwardPlan, ForwardTiles, InputGradPlan, ReductionSplit, WeightGradGemm, WeightGradPlan,
+    WeightGradTiles,
 };
 
 impl Context {
@@ -243,7 +244,7 @@ impl Context {
             // The split of the reduction depends on the batch: a chunk of fewer samples is planned anew.
             let chunk_plan = if chunk.n == geo.n { plan } else { self.plan_weight_grad(chunk)? };
             match chunk_plan {
-                WeightGradPlan::Direct => self.run(job, &kernels::WEIGHT_GRAD, chunk, 0, &[xc, dyc], out, dw.len()),
+                WeightGradPlan::Direct(r) => self.weight_grad_direct(job, chunk, r, [xc, dyc, out], dw.len()),
                 WeightGradPlan::Tiled(t) => self.weight_grad_tiles(job, chunk, &t, [xc, dyc, out], dw.len()),
                 WeightGradPlan::Gemm(t) => self.weight_grad_gemm(job, chunk, &t, [xc, dyc, out], dw.len()),
             }
@@ -305,8 +306,27 @@ impl Context {
         self.sum_splits(job, geo, partial, u.splits, dw, len)
     }
 
-    /// The temporary of a weight gradient's partial sums, `splits × len`, where it has more than one
-    /// split (one split writes dW itself).
+    /// Records the direct weight gradient over the ranges of rows `r` on one batch chunk, then adds
+    /// the ranges in order. `[x, dy, dw]`; `len` elements of dW.
+    fn weight_grad_direct(
+        &self,
+        job: &mut Job,
+        geo: &Conv2dGeometry,
+        r: ReductionSplit,
+        [x, dy, dw]: [&wgpu::Buffer; 3],
+        len: usize,
+    ) -> Result<()> {
+        let partial = self.split_partials(r.splits, len)?;
+        let out = partial.as_ref().map_or(dw, |p| &p.buffer);
+        let mut u = ConvUniform::new(geo, 0, u32_of(r.splits * len)?);
+        u.splits = u32_of(r.splits)?;
+        u.chunk = u32_of(r.chunk)?;
+        job.dispatch(&kernels::WEIGHT_GRAD, &Variant::Plain, bytemuck::bytes_of(&u), &[x, dy, out], u.total)?;
+        self.sum_splits(job, geo, partial, u.splits, dw, len)
+    }
+
+    /// The temporary of a split reduction's partial sums, `splits × len`, where it has more than one
+    /// split (one split writes the output itself).
     fn split_partials(&self, splits: usize, len: usize) -> Result<Option<Tensor>> {
         if splits > 1 { Ok(Some(self.temp("weight-gradient partial sums", &[splits, len])?)) } else { Ok(None) }
     }
@@ -504,7 +524,15 @@ impl Context {
         self.reduce_batches(&mut job, &geo, ys, &db.buffer, k, |job, chunk, n0, out| {
             let dyc = self.batch_slice(job, &dy.buffer, ys, n0, chunk.n)?;
             let dyn_ = self.activations_in(job, layout, &dyc, [chunk.n, k, p * q])?;
-            self.run(job, &kernels::BIAS_GRAD, chunk, 0, &[&dyn_.buffer], out, k)
+            // Ranges of each filter's N·P·Q positions, added in order where there are several.
+            let r = plan::loops::bias_grad(chunk.n * p * q);
+            let partial = self.split_partials(r.splits, k)?;
+            let dst = partial.as_ref().map_or(out, |t| &t.buffer);
+            let mut u = ConvUniform::new(chunk, 0, u32_of(r.splits * k)?);
+            u.splits = u32_of(r.splits)?;
+            u.chunk = u32_of(r.chunk)?;
+            job.dispatch(&kernels::BIAS_GRAD, &Variant::Plain, bytemuck::bytes_of(&u), &[&dyn_.buffer, dst], u.total)?;
+            self.sum_splits(job, chunk, partial, u.splits, out, k)
         })?;
         job.finish()
     }

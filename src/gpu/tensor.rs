@@ -269,12 +269,24 @@ impl Context {
         self.check_alive()?;
         let size = src.size();
         let staging = self.staging(size);
+        // The copy out of `src` in a scope of its own: a buffer its owner destroyed, or mapped, is
+        // refused there, and the error says so (native targets; the browser's scopes are the job's).
+        #[cfg(not(target_arch = "wasm32"))]
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let mut enc = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
         enc.copy_buffer_to_buffer(src, 0, &staging, 0, size);
         let index = self.queue.submit([enc.finish()]);
+        let fail = |message: String| self.explain(Error::Readback { what: what.to_string(), message });
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(e) = scope.pop().await {
+            self.return_staging(staging);
+            return Err(fail(format!(
+                "the copy out of its buffer was refused (a wrapped buffer its owner destroyed, or one mapped?): {}",
+                crate::error::chain(&e)
+            )));
+        }
         let (tx, rx) = crate::gpu::wait::once();
         staging.slice(..size).map_async(wgpu::MapMode::Read, move |r| tx.set(r));
-        let fail = |message: String| self.explain(Error::Readback { what: what.to_string(), message });
         // Native targets drive the device here; the browser's event loop does it there. Another
         // thread's poll may be the one to run the callback, a moment after this poll returns, so the
         // value is awaited either way (the callback always runs or is dropped, ending the wait).

@@ -10,6 +10,7 @@ use crate::gpu::context::Context;
 use crate::gpu::job::Job;
 use crate::gpu::kernels;
 use crate::gpu::tensor::Tensor;
+use crate::plan;
 use crate::plan::variant::Variant;
 
 #[repr(C)]
@@ -47,6 +48,10 @@ const _: () = assert!(std::mem::size_of::<AdamUniform>().is_multiple_of(16));
 
 /// Elements summed by one invocation of the first reduction pass.
 const CHUNK: usize = 256;
+
+/// The most values one invocation of `sum_squares.wgsl` sums: a block of `sum_squares_by`, or the last
+/// pass of `sum_squares`. Within the loop budget of `plan::loops`.
+const LAST_SUM: usize = 32_768;
 
 fn len32(t: &Tensor) -> Result<u32> {
     u32::try_from(t.len()).map_err(|_| Error::Overflow { what: "tensor length", detail: format!("{}", t.len()) })
@@ -87,7 +92,9 @@ impl Context {
     /// Native targets; [`Context::sum_squares_by_async`] everywhere.
     ///
     /// # Errors
-    /// A zero `block`, a tensor from another context, wgpu errors, read-back errors.
+    /// A zero `block`, a `block` over 32,768 elements ([`Error::Unsupported`]: one invocation sums a
+    /// block, and kernels loop at most that long), a tensor from another context, wgpu errors, read-back
+    /// errors.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn sum_squares_by(&self, x: &Tensor, block: usize) -> Result<Vec<f32>> {
         pollster::block_on(self.sum_squares_by_async(x, block))
@@ -101,6 +108,15 @@ impl Context {
         self.own(x)?;
         if block == 0 {
             return Err(Error::ZeroDimension { what: "block" });
+        }
+        // One invocation sums a block: no longer than a kernel may loop (plan::loops).
+        if block > LAST_SUM {
+            return Err(Error::Unsupported {
+                op: "sum_squares_by",
+                layer: format!("blocks of {block} elements (at most {LAST_SUM})"),
+                algorithm: "block sums",
+                reason: plan::loops::OVER_BUDGET,
+            });
         }
         let mut job = self.job();
         let sums = self.block_sums(&mut job, &x.buffer, x.len(), block, true)?;
@@ -125,8 +141,12 @@ impl Context {
     pub async fn sum_squares_async(&self, x: &Tensor) -> Result<f32> {
         self.own(x)?;
         let mut job = self.job();
-        let partial = self.block_sums(&mut job, &x.buffer, x.len(), CHUNK, true)?;
-        // One invocation adds every partial sum in order: at most 2^32/256 of them.
+        let mut partial = self.block_sums(&mut job, &x.buffer, x.len(), CHUNK, true)?;
+        // One invocation adds the last partial sums in order; while there are more than its loop
+        // budget allows (plan::loops), they are first summed in blocks of CHUNK again.
+        while partial.len() > LAST_SUM {
+            partial = self.block_sums(&mut job, &partial.buffer, partial.len(), CHUNK, false)?;
+        }
         let total = self.block_sums(&mut job, &partial.buffer, partial.len(), partial.len(), false)?;
         job.finish()?;
         let v = self.read_buffer_async(&total.buffer, "sum of squares").await?;

@@ -4,6 +4,7 @@ use std::fmt;
 
 use crate::error::Result;
 use crate::geometry::Conv2dGeometry;
+use crate::plan::loops;
 use crate::plan::variant::{Cols, ForwardVec4, Pad, Rows, Sharing, Store, Variant, Window};
 use crate::plan::{AdapterProfile, Algorithm, ConvGemm, Strategy, family};
 
@@ -74,6 +75,11 @@ impl RowSkip {
 pub fn forward(geo: &Conv2dGeometry, profile: &AdapterProfile, strategy: Strategy) -> Result<ForwardPlan> {
     // A channels-last layer runs the kernels of its NCHW twin between transposes (`gpu/layout.rs`).
     let geo = &geo.nchw();
+    loops::within_budget(strategy, "forward", geo, |s| unchecked(geo, profile, s), |p| p.loop_trips(geo))
+}
+
+/// The plan of `strategy`, before the loop budget is checked.
+fn unchecked(geo: &Conv2dGeometry, profile: &AdapterProfile, strategy: Strategy) -> Result<ForwardPlan> {
     let fits = window(geo).is_some();
     let Some(algorithm) = family(strategy, profile, fits, "forward", geo, WHY_NOT_VEC4)? else {
         return Ok(ForwardPlan::Direct);
@@ -201,6 +207,17 @@ pub(crate) fn tiles(
 }
 
 impl ForwardPlan {
+    /// The most loop iterations one invocation of the plan's kernels runs (see [`loops`]).
+    #[must_use]
+    pub fn loop_trips(&self, geo: &Conv2dGeometry) -> usize {
+        let geo = &geo.nchw();
+        match self {
+            ForwardPlan::Direct => loops::direct_trips(geo.channels_per_group(), geo.s, geo.t),
+            ForwardPlan::Tiled(t) => t.loop_trips(geo),
+            ForwardPlan::Gemm(g) => g.loop_trips(geo.channels_per_group() * geo.s * geo.t),
+        }
+    }
+
     /// The largest per-sample buffer the plan binds, in `f32` elements: X, Y, or the padded copy.
     #[must_use]
     pub fn per_sample(&self, geo: &Conv2dGeometry) -> usize {
@@ -209,6 +226,17 @@ impl ForwardPlan {
             ForwardPlan::Tiled(t) if t.read.pad == Pad::Copy => io.max(geo.c * t.read.hp * t.read.wp),
             _ => io,
         }
+    }
+}
+
+impl ForwardTiles {
+    /// The most loop iterations one invocation of a tiled forward kernel over `geo` runs: channels ×
+    /// kernel rows × taps (a loop or unrolled), the search for the first data row, the stores; and one
+    /// invocation of the copy that pads its input, a row of `wp` values.
+    pub(crate) fn loop_trips(&self, geo: &Conv2dGeometry) -> usize {
+        let stores = 2 * 16 * 18;
+        (loops::direct_trips(geo.channels_per_group(), geo.s, geo.t) + self.skip.row_step + 2 + stores)
+            .max(self.read.wp + 1)
     }
 }
 

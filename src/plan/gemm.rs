@@ -18,6 +18,7 @@ use std::num::NonZeroU32;
 
 use crate::error::{Error, Result};
 use crate::geometry::Conv2dGeometry;
+use crate::plan::loops::{self, MAX_SPLITS};
 use crate::plan::variant::{AStage, GemmTile};
 use crate::plan::{AdapterProfile, gcd};
 
@@ -251,10 +252,26 @@ impl WeightGradGemm {
         // Ranges of equal length but the last: the kernel masks the columns past a range's end, so a
         // range need not be whole reduction steps, and a forced count is kept wherever the columns
         // allow it.
-        let splits = splits.clamp(1, cols.min(max_splits));
+        let splits = splits.clamp(1, cols.min(max_splits).min(MAX_SPLITS));
         let chunk = cols.div_ceil(splits);
         let splits = cols.div_ceil(chunk);
         Ok(Self { tile, mtiles, ntiles, splits, chunk })
+    }
+
+    /// The most loop iterations one invocation runs: the reduction steps of a range (each with its
+    /// constant loops of loads counted too), its set-up, and the ordered sum of the ranges.
+    pub(crate) fn loop_trips(&self) -> usize {
+        let t = &self.tile;
+        let rounds = self.chunk.div_ceil(t.bk);
+        (1 + rounds * (t.bk + 16) + t.bn.div_ceil(64) + 1).max(loops::split_sum_trips(self.splits))
+    }
+}
+
+impl ConvGemm {
+    /// The most loop iterations one invocation of the forward GEMM (or of one input-gradient phase)
+    /// runs over a reduction of `r` steps: each round with its constant loops of loads counted.
+    pub(crate) fn loop_trips(&self, r: usize) -> usize {
+        1 + r.div_ceil(self.tile.bk) * (self.tile.bk + 16) + 16
     }
 }
 

@@ -15,6 +15,7 @@ use std::fmt;
 use crate::error::{Error, Result};
 use crate::geometry::{Conv2dGeometry, Conv2dParams, Sides};
 use crate::plan::forward::{ForwardTiles, Read, RowSkip, Shape, WHY_NOT_VEC4, tiles, window};
+use crate::plan::loops;
 use crate::plan::variant::{Cols, Pad};
 use crate::plan::{AdapterProfile, Algorithm, ConvGemm, Strategy, family, gcd};
 
@@ -64,6 +65,11 @@ pub enum DySource {
 pub fn input_grad(geo: &Conv2dGeometry, profile: &AdapterProfile, strategy: Strategy) -> Result<InputGradPlan> {
     // A channels-last layer runs the kernels of its NCHW twin between transposes (`gpu/layout.rs`).
     let geo = &geo.nchw();
+    loops::within_budget(strategy, "input gradient", geo, |s| unchecked(geo, profile, s), |p| p.loop_trips(geo))
+}
+
+/// The plan of `strategy`, before the loop budget is checked.
+fn unchecked(geo: &Conv2dGeometry, profile: &AdapterProfile, strategy: Strategy) -> Result<InputGradPlan> {
     let fwd = as_forward(geo);
     // Where the padding exceeds the kernel the frame's error below says why, not the vec4 rule.
     let fits = fwd.as_ref().is_none_or(|f| window(f).is_some());
@@ -135,6 +141,18 @@ pub(crate) fn as_forward(geo: &Conv2dGeometry) -> Option<Conv2dGeometry> {
 }
 
 impl InputGradPlan {
+    /// The most loop iterations one invocation of the plan's kernels runs (see [`loops`]).
+    #[must_use]
+    pub fn loop_trips(&self, geo: &Conv2dGeometry) -> usize {
+        let geo = &geo.nchw();
+        match self {
+            InputGradPlan::Direct => loops::direct_trips(geo.filters_per_group(), geo.s, geo.t),
+            InputGradPlan::Tiled(t) => t.tiles.loop_trips(&t.fwd),
+            // Each stride phase reduces over the filters of a group and the taps that reach it.
+            InputGradPlan::Gemm(g) => g.loop_trips(geo.filters_per_group() * geo.s * geo.t),
+        }
+    }
+
     /// The largest per-sample buffer the plan binds, in `f32` elements: dY, dX, or the framed copy.
     #[must_use]
     pub fn per_sample(&self, geo: &Conv2dGeometry) -> usize {

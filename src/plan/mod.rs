@@ -23,6 +23,7 @@
 mod forward;
 pub mod gemm;
 mod input_grad;
+pub mod loops;
 pub mod profile;
 pub(crate) mod variant;
 mod weight_grad;
@@ -32,6 +33,7 @@ use std::fmt;
 pub use forward::{ForwardPlan, ForwardTiles, forward};
 pub use gemm::{ConvGemm, GemmChoice, GemmShape, WeightGradGemm};
 pub use input_grad::{DySource, InputGradPlan, InputGradTiles, input_grad};
+pub use loops::{MAX_LOOP_TRIPS, ReductionSplit};
 pub use profile::{AdapterProfile, DeviceClass};
 pub use weight_grad::{WeightGradPlan, WeightGradTiles, weight_grad};
 

@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 
 use super::*;
+use crate::Conv2dParams;
 use crate::bench::suite;
 use crate::plan::variant::{Sharing, Variant};
 use crate::verify::edge_layers;
@@ -158,7 +159,7 @@ fn forced_algorithms_run_every_layer_they_can_and_say_why_not_otherwise() {
     let vec4 = Strategy::Force(Algorithm::Vec4Tile);
     for (label, geo) in layers() {
         assert_eq!(forward(&geo, &p, Strategy::Reference), Ok(ForwardPlan::Direct));
-        assert_eq!(weight_grad(&geo, &p, Strategy::Reference), Ok(WeightGradPlan::Direct));
+        assert!(matches!(weight_grad(&geo, &p, Strategy::Reference), Ok(WeightGradPlan::Direct(_))), "{label}");
         assert_eq!(input_grad(&geo, &p, Strategy::Reference), Ok(InputGradPlan::Direct));
         // The scalar register tiles run every forward pass and weight gradient.
         assert!(
@@ -269,4 +270,75 @@ fn transpose_kernel_per_profile() {
     // A browser's fallback adapter: a CPU, unnamed, fenced, WebGPU's limits.
     let web = AdapterProfile::new(true, None, 128 << 20, None).fenced();
     assert_eq!((web.workgroup_bytes, web.fence_blocks, transpose(&web)), (16 * 1024, true, Transpose::Rows));
+}
+
+/// Layers built to reach the loop budget of `plan::loops`: planes of 65,535, 65,536 and 589,824
+/// positions (rows and columns of each), in both layouts, and reductions over many channels.
+fn long_loop_layers() -> Vec<(String, Conv2dGeometry)> {
+    let mut out = Vec::new();
+    for layout in [crate::Layout::Nchw, crate::Layout::Nhwc] {
+        for hw in [[255, 257], [256, 256], [768, 768], [1, 65_536], [65_536, 1], [1, 100_000]] {
+            let params = Conv2dParams::new().padding_same().layout(layout);
+            let (s, t) = (hw[0].min(3), hw[1].min(3));
+            out.push((format!("{hw:?} {layout:?}"), Conv2dGeometry::new(1, 3, hw, 4, [s, t], params).unwrap()));
+        }
+    }
+    for c in [2_000, 7_000, 30_000] {
+        out.push((format!("{c} channels"), Conv2dGeometry::new(1, c, [3, 3], 2, [3, 3], Conv2dParams::new()).unwrap()));
+    }
+    out
+}
+
+/// Every plan any strategy makes, on every profile, keeps each invocation within the loop budget; a
+/// strategy that cannot is a typed error (`Auto` only where no family can: the 7,000 and 30,000 channel
+/// layers on some profiles), never a plan over the budget.
+#[test]
+fn every_plan_keeps_its_loops_within_the_budget() {
+    let profiles = [lavapipe(), lavapipe_as_gpu(), swiftshader(), discrete(), discrete_32k()];
+    for (label, geo) in layers().into_iter().chain(long_loop_layers()) {
+        for p in &profiles {
+            for strategy in Strategy::NAMED {
+                let at = format!("{label}, {strategy}, {}", p.class.name());
+                let over = |e: &Error| matches!(e, Error::Unsupported { reason, .. } if *reason == loops::OVER_BUDGET);
+                match forward(&geo, p, strategy) {
+                    Ok(plan) => assert!(plan.loop_trips(&geo) <= loops::LOOP_BUDGET, "{at}: forward {plan}"),
+                    Err(e) => assert!(strategy != Strategy::Auto || (over(&e) && geo.c >= 7_000), "{at}: {e}"),
+                }
+                match weight_grad(&geo, p, strategy) {
+                    Ok(plan) => assert!(plan.loop_trips(&geo) <= loops::LOOP_BUDGET, "{at}: weight grad {plan}"),
+                    Err(e) => assert!(strategy != Strategy::Auto || (over(&e) && geo.c >= 7_000), "{at}: {e}"),
+                }
+                match input_grad(&geo, p, strategy) {
+                    Ok(plan) => assert!(plan.loop_trips(&geo) <= loops::LOOP_BUDGET, "{at}: input grad {plan}"),
+                    Err(e) => assert!(strategy != Strategy::Auto || (over(&e) && geo.c >= 7_000), "{at}: {e}"),
+                }
+            }
+        }
+    }
+}
+
+/// The loop counts themselves, at the boundaries: what each kernel's invocation runs.
+#[test]
+fn loop_counts_at_the_boundaries() {
+    // The bias gradient: ranges of 4,096 positions, 32,768 ranges at most.
+    assert_eq!(loops::bias_grad(65_535), ReductionSplit { splits: 16, chunk: 4096 });
+    assert_eq!(loops::bias_grad(589_824), ReductionSplit { splits: 144, chunk: 4096 });
+    assert_eq!(loops::bias_grad(3), ReductionSplit { splits: 1, chunk: 3 });
+    assert_eq!(loops::bias_grad(1 << 30).splits, loops::MAX_SPLITS);
+    assert!(loops::split_sum_trips(loops::MAX_SPLITS) <= loops::LOOP_BUDGET);
+    // The direct weight gradient of a 768×768 plane: rows of 768 products, 77 per range, 10 ranges;
+    // one range where the whole reduction fits.
+    let geo = Conv2dGeometry::new(1, 3, [768, 768], 4, [3, 3], Conv2dParams::new().padding(1, 1)).unwrap();
+    let Ok(WeightGradPlan::Direct(r)) = weight_grad(&geo, &lavapipe(), Strategy::Reference) else { panic!() };
+    assert_eq!(r, ReductionSplit { splits: 10, chunk: 77 });
+    assert_eq!(loops::row_trips(77, 768), 59_368);
+    let small = Conv2dGeometry::new(2, 3, [16, 16], 4, [3, 3], Conv2dParams::new()).unwrap();
+    let Ok(WeightGradPlan::Direct(r)) = weight_grad(&small, &lavapipe(), Strategy::Reference) else { panic!() };
+    assert_eq!(r.splits, 1);
+    // The direct forward pass over 2,000 channels of 3×3 taps runs 2,000 · (2 + 3·5) + 1 iterations, and
+    // over 7,000, 119,001: over the budget, so the reference kernel refuses it.
+    let wide = Conv2dGeometry::new(1, 7_000, [3, 3], 2, [3, 3], Conv2dParams::new()).unwrap();
+    assert_eq!(loops::direct_trips(2_000, 3, 3), 34_001);
+    assert_eq!(loops::direct_trips(7_000, 3, 3), 119_001);
+    assert!(matches!(forward(&wide, &lavapipe(), Strategy::Reference), Err(Error::Unsupported { .. })));
 }

@@ -8,6 +8,7 @@ use std::fmt;
 
 use crate::error::Result;
 use crate::geometry::Conv2dGeometry;
+use crate::plan::loops::{self, MAX_SPLITS, ReductionSplit};
 use crate::plan::variant::{Sharing, Variant, Window};
 use crate::plan::{AdapterProfile, Algorithm, Strategy, WeightGradGemm, family};
 
@@ -16,8 +17,9 @@ use crate::plan::{AdapterProfile, Algorithm, Strategy, WeightGradGemm, family};
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WeightGradPlan {
-    /// `conv2d_weight_grad.wgsl`: one weight per invocation, summing all N·P·Q terms.
-    Direct,
+    /// `conv2d_weight_grad.wgsl`: one weight per invocation and range of the N·P rows, the ranges as
+    /// long as the loop budget allows (one range, summing all N·P·Q terms, for most layers).
+    Direct(ReductionSplit),
     /// A tiled kernel over a split reduction.
     Tiled(WeightGradTiles),
     /// `conv2d_weight_grad_gemm.wgsl`: the implicit GEMM through workgroup memory, over a split
@@ -58,6 +60,11 @@ pub struct WeightGradTiles {
 pub fn weight_grad(geo: &Conv2dGeometry, profile: &AdapterProfile, strategy: Strategy) -> Result<WeightGradPlan> {
     // A channels-last layer runs the kernels of its NCHW twin between transposes (`gpu/layout.rs`).
     let geo = &geo.nchw();
+    loops::within_budget(strategy, "weight gradient", geo, |s| unchecked(geo, profile, s), |p| p.loop_trips(geo))
+}
+
+/// The plan of `strategy`, before the loop budget is checked.
+fn unchecked(geo: &Conv2dGeometry, profile: &AdapterProfile, strategy: Strategy) -> Result<WeightGradPlan> {
     let pr = &geo.params;
     let wd = Window { t: geo.t, sw: pr.stride[1], dw: pr.dilation[1] };
     // Four output columns per step read 3·sw + (T−1)·dw + 1 inputs of a row.
@@ -65,7 +72,10 @@ pub fn weight_grad(geo: &Conv2dGeometry, profile: &AdapterProfile, strategy: Str
     let fits = geo.t <= 11 && span <= 64;
     let why = "its kernel rows are wider than 11 taps, or four output columns read more than 64 inputs";
     let Some(algorithm) = family(strategy, profile, fits, "weight gradient", geo, why)? else {
-        return Ok(WeightGradPlan::Direct);
+        // Rows (n, p) of Q products per range, as many as the loop budget allows.
+        let rows = geo.n * geo.p;
+        let split = ReductionSplit::at_most(rows, loops::rows_within_budget(geo.q), "weight gradient", geo)?;
+        return Ok(WeightGradPlan::Direct(split));
     };
     if let Algorithm::Gemm(choice) = algorithm {
         return Ok(WeightGradPlan::Gemm(WeightGradGemm::new(geo, profile, choice)?));
@@ -112,8 +122,10 @@ pub fn weight_grad(geo: &Conv2dGeometry, profile: &AdapterProfile, strategy: Str
     let rows = geo.n * geo.p;
     let len = geo.k * geo.channels_per_group() * geo.s * geo.t;
     let max_splits = (profile.binding_elements() / len).max(1);
-    let splits = profile.split_target().div_ceil(tiles).clamp(1, rows.min(max_splits));
-    let chunk = rows.div_ceil(splits);
+    let splits = profile.split_target().div_ceil(tiles).clamp(1, rows.min(max_splits).min(MAX_SPLITS));
+    // No longer than the loop budget allows (rows of Q products); the check below refuses a layer
+    // whose rows alone are over it.
+    let chunk = rows.div_ceil(splits).min(loops::rows_within_budget(geo.q)).max(1);
     let splits = rows.div_ceil(chunk);
     let lanes = match (share, profile.subgroup_sharing) {
         (Sharing::Subgroup, Some(sg)) => rtiles.next_multiple_of(sg as usize),
@@ -132,13 +144,26 @@ pub fn weight_grad(geo: &Conv2dGeometry, profile: &AdapterProfile, strategy: Str
 const FOLD: usize = 1024;
 
 impl WeightGradPlan {
+    /// The most loop iterations one invocation of the plan's kernels runs (see [`loops`]).
+    #[must_use]
+    pub fn loop_trips(&self, geo: &Conv2dGeometry) -> usize {
+        let geo = &geo.nchw();
+        match self {
+            WeightGradPlan::Direct(r) => loops::row_trips(r.chunk, geo.q).max(r.sum_trips()),
+            WeightGradPlan::Tiled(t) => {
+                loops::row_trips(t.chunk, geo.q).max(loops::split_sum_trips(t.splits)).max(t.wp + 1)
+            }
+            WeightGradPlan::Gemm(g) => g.loop_trips(),
+        }
+    }
+
     /// The largest per-sample buffer the plan binds, in `f32` elements: X, dY (padded to Qp), or X's
     /// padded copy.
     #[must_use]
     pub fn per_sample(&self, geo: &Conv2dGeometry) -> usize {
         let io = (geo.c * geo.h * geo.w).max(geo.k * geo.p * geo.q);
         match self {
-            WeightGradPlan::Direct | WeightGradPlan::Gemm(_) => io,
+            WeightGradPlan::Direct(_) | WeightGradPlan::Gemm(_) => io,
             WeightGradPlan::Tiled(t) => io.max(geo.k * geo.p * t.qp.unwrap_or(geo.q)).max(geo.c * t.hp * t.wp),
         }
     }
@@ -147,7 +172,8 @@ impl WeightGradPlan {
 impl fmt::Display for WeightGradPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let t = match self {
-            WeightGradPlan::Direct => return f.write_str("direct"),
+            WeightGradPlan::Direct(r) if r.splits == 1 => return f.write_str("direct"),
+            WeightGradPlan::Direct(r) => return write!(f, "direct, split {} x {} rows", r.splits, r.chunk),
             WeightGradPlan::Gemm(g) => {
                 let tiles = format!("{}x{}", g.mtiles, g.ntiles);
                 return write!(f, "gemm {}; {tiles} tiles, split-K {} x {} columns", g.tile, g.splits, g.chunk);
