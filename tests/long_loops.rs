@@ -27,6 +27,57 @@ fn planes_of_589824_positions() {
     planes([768, 768]);
 }
 
+/// Reductions up to the loop budget (`plan::loops`): a forward pass and weight gradient over 3,529
+/// channels of 3×3 taps (the direct kernel's 3,529 · 17 + 1 = 59,994 iterations) and an input gradient
+/// over as many filters. Each path either runs it right, or refuses it with a typed error where its
+/// plan would loop past the budget; never a wrong result.
+#[test]
+fn reductions_near_the_budget() {
+    let mut failures = Vec::new();
+    let mut ran = 0;
+    for (c, k) in [(3_529, 2), (2, 3_529)] {
+        let params = Conv2dParams::new().padding(1, 1);
+        let geo = Conv2dGeometry::new(1, c, [4, 5], k, [3, 3], params).unwrap();
+        let mut rng = Rng::new(0x1010);
+        let x: Array4<f32> = rng.array(geo.input_shape());
+        let wt: Array4<f32> = rng.array(geo.weight_shape());
+        let dy: Array4<f32> = rng.array(geo.output_shape());
+        let (ax, aw, ady) = (abs4(&x), abs4(&wt), abs4(&dy));
+        let y_ref = reference::forward(x.view(), wt.view(), None, &params).unwrap();
+        let y_mag = reference::forward(ax.view(), aw.view(), None, &params).unwrap();
+        let dw_ref = reference::weight_grad(x.view(), dy.view(), [3, 3], &params).unwrap();
+        let dw_mag = reference::weight_grad(ax.view(), ady.view(), [3, 3], &params).unwrap();
+        let dx_ref = reference::input_grad(dy.view(), wt.view(), [4, 5], &params).unwrap();
+        let dx_mag = reference::input_grad(ady.view(), aw.view(), [4, 5], &params).unwrap();
+        for (path, ctx) in common::paths() {
+            let at = format!("C={c} K={k} on {path}");
+            let (xd, wd, dyd) =
+                (ctx.upload(x.view()).unwrap(), ctx.upload(wt.view()).unwrap(), ctx.upload(dy.view()).unwrap());
+            let mut result = |op: &str, r: convgrad::Result<Result<f64, String>>| match r {
+                Ok(Ok(_)) => ran += 1,
+                Ok(Err(m)) => failures.push(format!("{at} {op}: {m}")),
+                Err(Error::Unsupported { .. }) => {}
+                Err(e) => failures.push(format!("{at} {op}: {e}")),
+            };
+            let y = nan_tensor(ctx, &geo.output_shape());
+            let r = ctx.forward_into(&xd, &wd, None, &params, &y);
+            let l = c * 9;
+            result("forward", r.map(|()| check(&ctx.download::<Ix4>(&y).unwrap(), &y_ref, &y_mag, l, 1e-5)));
+            let dw = nan_tensor(ctx, &geo.weight_shape());
+            let r = ctx.weight_grad_into(&xd, &dyd, &params, &dw);
+            result("weight_grad", r.map(|()| check(&ctx.download::<Ix4>(&dw).unwrap(), &dw_ref, &dw_mag, 20, 1e-5)));
+            let dx = nan_tensor(ctx, &geo.input_shape());
+            let r = ctx.input_grad_into(&dyd, &wd, &params, &dx);
+            let l = k * 9;
+            result("input_grad", r.map(|()| check(&ctx.download::<Ix4>(&dx).unwrap(), &dx_ref, &dx_mag, l, 1e-5)));
+        }
+    }
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    eprintln!("{ran} results of {} within the budget, all right", 6 * common::paths().len());
+    // Every path runs the weight gradient of both layers, and Auto every op.
+    assert!(ran >= 2 * common::paths().len() + 4, "only {ran} results");
+}
+
 /// One 3-channel layer of `hw` with 4 filters of 3×3 and `same` padding (P·Q = H·W), in each layout,
 /// on every path.
 fn planes(hw: [usize; 2]) {

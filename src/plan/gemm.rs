@@ -263,7 +263,7 @@ impl WeightGradGemm {
     pub(crate) fn loop_trips(&self) -> usize {
         let t = &self.tile;
         let rounds = self.chunk.div_ceil(t.bk);
-        (1 + rounds * (t.bk + 16) + t.bn.div_ceil(64) + 1).max(loops::split_sum_trips(self.splits))
+        (1 + rounds * t.round_trips() + t.bn.div_ceil(64) + 1).max(loops::split_sum_trips(self.splits))
     }
 }
 
@@ -271,7 +271,16 @@ impl ConvGemm {
     /// The most loop iterations one invocation of the forward GEMM (or of one input-gradient phase)
     /// runs over a reduction of `r` steps: each round with its constant loops of loads counted.
     pub(crate) fn loop_trips(&self, r: usize) -> usize {
-        1 + r.div_ceil(self.tile.bk) * (self.tile.bk + 16) + 16
+        1 + r.div_ceil(self.tile.bk) * self.tile.round_trips() + 16
+    }
+}
+
+impl GemmTile {
+    /// An upper bound on the loop iterations of one round of a GEMM kernel, counting its constant
+    /// loops as if they were not unrolled: the loads of both slabs (`(bm + bn)·bk / 64` per
+    /// invocation, each loop's last test too), the steps of the round, and the round loop itself.
+    fn round_trips(&self) -> usize {
+        (self.bm + self.bn) * self.bk / 64 + self.bk + 8
     }
 }
 
