@@ -27,8 +27,9 @@ const USAGE: wgpu::BufferUsages =
     wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC).union(wgpu::BufferUsages::COPY_DST);
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // The host program's device: convgrad is not involved yet.
-    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle().with_env());
+    // The host program's device, from the process's wgpu instance (the one convgrad's own contexts
+    // use), so that wgpu tells this device's buffers from those of any other context's device.
+    let instance = Context::instance(convgrad::AdapterOptions::from_env().backends);
     let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()))?;
     let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor::default()))?;
     let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {

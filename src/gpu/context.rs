@@ -295,6 +295,15 @@ impl Context {
         Ok(ctx)
     }
 
+    /// The process's wgpu instance for `backends` (the one [`Context::new`] and
+    /// [`Context::with_options`] use): request your own devices from its adapters so that wgpu can tell
+    /// their buffers apart from this library's (see [`Context::wrap`]). Native targets.
+    #[cfg(not(target_arch = "wasm32"))]
+    #[must_use]
+    pub fn instance(backends: wgpu::Backends) -> wgpu::Instance {
+        instance(&AdapterOptions { backends, ..AdapterOptions::default() })
+    }
+
     /// A context over a device and queue the caller already has (for example a renderer's). The
     /// device's own limits apply; its uncaptured-error handler is left as the caller set it. The
     /// profile is the adapter's own ([`Context::with_profile`] forces another; `CONVGRAD_PROFILE` is

@@ -171,9 +171,17 @@ impl Context {
     /// The buffer must hold exactly the shape's `f32` elements in C order and have the usages
     /// `STORAGE | COPY_SRC | COPY_DST` (the kernels bind it; downloads and batch chunks copy from and
     /// into it). Work on it is ordered with the caller's by the queue: submit yours before calling an
-    /// operation that reads it, and an operation's work is submitted before it returns. A buffer of
-    /// another device is not detected here (wgpu exposes no owner): the first operation on it fails
-    /// with [`Error::Wgpu`].
+    /// operation that reads it, and an operation's work is submitted before it returns.
+    ///
+    /// A buffer of another device is not detected here (wgpu exposes no owner); wgpu detects it when an
+    /// operation binds or copies it, and that operation (or the download) fails with [`Error::Wgpu`]
+    /// (or [`Error::Readback`]), as long as both devices come from the same wgpu instance: every
+    /// context made by [`Context::new`] or [`Context::with_options`] with the same backends shares the
+    /// process's one instance, and so does a device you request from an adapter of
+    /// [`Context::instance`]. What is not detected: a device of a `wgpu::Instance` you made yourself
+    /// given to [`Context::from_device`] beside a buffer of another instance: wgpu looks the buffer up
+    /// in the wrong instance's tables, and may read another buffer or panic. Keep one instance per
+    /// process. A buffer its owner destroyed fails the operation, and a download of it says so.
     ///
     /// # Errors
     /// [`Error::BufferSize`], [`Error::BufferUsage`], a zero or overflowing shape, a buffer beyond the
