@@ -15,37 +15,7 @@ use crate::geometry::{Conv2dGeometry, Conv2dParams};
 use crate::gpu::{Context, Tensor};
 use crate::verify::Rng;
 
-/// An operation the suite times.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Op {
-    /// `Y = X ⊗ W`.
-    Forward,
-    /// `dW` from `X` and `dY`.
-    WeightGrad,
-    /// `dX` from `dY` and `W`.
-    InputGrad,
-}
-
-impl Op {
-    /// All three, in suite order.
-    pub const ALL: [Op; 3] = [Op::Forward, Op::WeightGrad, Op::InputGrad];
-
-    /// The name used in tables, JSON and on the command line.
-    #[must_use]
-    pub fn name(self) -> &'static str {
-        match self {
-            Op::Forward => "forward",
-            Op::WeightGrad => "weight-grad",
-            Op::InputGrad => "input-grad",
-        }
-    }
-
-    /// The operation with this name.
-    #[must_use]
-    pub fn from_name(s: &str) -> Option<Op> {
-        Op::ALL.into_iter().find(|o| o.name() == s)
-    }
-}
+pub use crate::plan::Op;
 
 /// A named layer of a suite.
 #[derive(Debug, Clone)]
@@ -166,7 +136,35 @@ impl Inputs {
         Ok(host_ms)
     }
 
-    fn launch(&self, ctx: &Context, op: Op) -> Result<Tensor> {
+    /// Seeded inputs for `geo` and, with the same seed, their absolute values (for the error bound of
+    /// a result: the same op on |inputs|).
+    ///
+    /// # Errors
+    /// Device limits or wgpu errors.
+    pub fn with_magnitudes(ctx: &Context, geo: Conv2dGeometry) -> Result<(Self, Self)> {
+        let mut rng = Rng::new(42);
+        let x = rng.array::<Ix4, _>(geo.input_shape());
+        let w = rng.array::<Ix4, _>(geo.weight_shape());
+        let dy = rng.array::<Ix4, _>(geo.output_shape());
+        let up = |a: &ndarray::Array4<f32>| ctx.upload(a.view());
+        let abs = |a: &ndarray::Array4<f32>| ctx.upload(a.mapv(f32::abs).view());
+        Ok((Self { geo, x: up(&x)?, w: up(&w)?, dy: up(&dy)? }, Self { geo, x: abs(&x)?, w: abs(&w)?, dy: abs(&dy)? }))
+    }
+
+    /// The same inputs for another context on the same device: its tensors over these buffers.
+    ///
+    /// # Errors
+    /// As [`Context::wrap`].
+    pub fn on(&self, ctx: &Context) -> Result<Self> {
+        let wrap = |t: &Tensor| ctx.wrap(&t.buffer, t.shape());
+        Ok(Self { geo: self.geo, x: wrap(&self.x)?, w: wrap(&self.w)?, dy: wrap(&self.dy)? })
+    }
+
+    /// Records `op` on `ctx` and returns its result tensor (not read back).
+    ///
+    /// # Errors
+    /// The operation's.
+    pub fn launch(&self, ctx: &Context, op: Op) -> Result<Tensor> {
         let g = &self.geo;
         match op {
             Op::Forward => ctx.forward(&self.x, &self.w, None, &g.params),

@@ -218,6 +218,24 @@ pub enum Error {
         /// Why it cannot.
         reason: &'static str,
     },
+
+    /// Tuning found no usable plan: every candidate failed or gave a result outside the error bound.
+    #[error("tuning {layer}: no candidate is usable ({candidates})")]
+    Tuning {
+        /// The layer and operation.
+        layer: String,
+        /// Each candidate's plan and why it is out.
+        candidates: String,
+    },
+
+    /// A file could not be written or read.
+    #[error("{what}: {message}")]
+    Io {
+        /// The file and what was being done.
+        what: String,
+        /// The system's message.
+        message: String,
+    },
 }
 
 /// `Result` with [`Error`](enum@Error).

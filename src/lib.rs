@@ -94,6 +94,7 @@ pub mod learn;
 pub mod plan;
 pub mod reference;
 pub mod synthetic;
+pub mod tune;
 pub mod verify;
 
 pub use error::{Error, Result};
@@ -101,6 +102,8 @@ pub use geometry::{Conv2dGeometry, Conv2dParams, Layout, Padding, Sides};
 #[cfg(not(target_arch = "wasm32"))]
 pub use gpu::list_adapters;
 pub use gpu::{Adam, AdapterOptions, Context, PipelineStats, Tensor};
+#[cfg(not(target_arch = "wasm32"))]
+pub use gpu::{CandidateReport, TuneOptions, TuneReport, Tuning};
 pub use plan::{AdapterProfile, Algorithm, DeviceClass, GemmChoice, GemmShape, Strategy};
 
 /// The README's Rust example, compiled and run as a doctest.

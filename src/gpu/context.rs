@@ -197,6 +197,9 @@ pub struct Context {
     pub(crate) timings: Mutex<Option<Vec<wgpu::Buffer>>>,
     /// Readback buffers kept for reuse (see `Context::staging`).
     pub(crate) staging: crate::gpu::pool::Pool,
+    /// The tuner's mode, cache file and choices (`src/gpu/tune.rs`).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(crate) tune: Mutex<crate::gpu::tune::TuneState>,
     /// Buffers of finished temporaries kept for reuse (see `Context::temp`).
     pub(crate) temps: crate::gpu::pool::Pool,
     /// Bound where a kernel's optional input (the bias) is absent.
@@ -398,9 +401,20 @@ impl Context {
             staging: Arc::default(),
             temps: Arc::default(),
             timings: Mutex::new(None),
+            #[cfg(not(target_arch = "wasm32"))]
+            tune: crate::gpu::tune::state(),
             #[cfg(target_arch = "wasm32")]
             deferred: Mutex::new(Vec::new()),
         }
+    }
+
+    /// A context over the same device and queue with the same profile, running `strategy` with tuning
+    /// off: what the tuner times a candidate on.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(crate) fn sibling(&self, strategy: Strategy) -> Context {
+        let mut c = Self::build(self.device.clone(), self.queue.clone(), self.info.clone(), self.limits.clone(), None);
+        c.profile = self.profile;
+        c.with_strategy(strategy)
     }
 
     /// The adapter's name, backend, type and driver.

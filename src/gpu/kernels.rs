@@ -76,7 +76,7 @@ kernel!(WEIGHT_GRAD_GEMM, "conv2d_weight_grad_gemm", [Uniform, Read, Read, Write
 
 /// Every kernel the crate ships: the naga tests validate each (with the variants the planner emits
 /// where it has markers) and check its bindings against the WGSL.
-#[cfg(test)]
+// Also what the tuner fingerprints (`tune::key`): a new kernel source is a new set of plans to measure.
 pub(crate) const ALL_KERNELS: &[&KernelSpec] = &[
     &FORWARD,
     &WEIGHT_GRAD,

@@ -15,8 +15,18 @@ pub(crate) mod train;
 pub(crate) mod wait;
 
 #[cfg(not(target_arch = "wasm32"))]
+pub(crate) mod tune;
+
+#[cfg(not(target_arch = "wasm32"))]
 pub use context::list_adapters;
 pub use context::{AdapterListing, AdapterOptions, Context, backend_names};
 pub use kernels::PipelineStats;
 pub use tensor::Tensor;
 pub use train::Adam;
+#[cfg(not(target_arch = "wasm32"))]
+pub use tune::{CandidateReport, TuneOptions, TuneReport, Tuning};
+
+/// The WGSL of every kernel, the common prelude first (what `tune::key` fingerprints).
+pub(crate) fn kernel_sources() -> Vec<&'static str> {
+    std::iter::once(kernels::COMMON_WGSL).chain(kernels::ALL_KERNELS.iter().map(|k| k.source)).collect()
+}

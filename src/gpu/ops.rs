@@ -15,8 +15,8 @@ use crate::gpu::tensor::Tensor;
 use crate::plan::gemm::{AxisPhase, axis_phases};
 use crate::plan::variant::{Pad, Variant};
 use crate::plan::{
-    self, ConvGemm, DySource, ForwardPlan, ForwardTiles, InputGradPlan, ReductionSplit, WeightGradGemm, WeightGradPlan,
-    WeightGradTiles,
+    self, ConvGemm, DySource, ForwardPlan, ForwardTiles, InputGradPlan, Op, ReductionSplit, WeightGradGemm,
+    WeightGradPlan, WeightGradTiles,
 };
 
 impl Context {
@@ -65,8 +65,8 @@ impl Context {
         self.check_out(y, &geo.output_shape(), &inputs)?;
         self.check_binding("weights W", w.len())?;
         let layout = geo.params.layout;
-        let geo = geo.nchw();
         let plan = self.plan_forward(&geo)?;
+        let geo = geo.nchw();
         let [xs, ys] = [geo.c * geo.h * geo.w, geo.k * geo.p * geo.q];
         let mut job = self.job();
         let wn = self.weights_in(&mut job, layout, &w.buffer, &geo)?;
@@ -126,7 +126,7 @@ impl Context {
     /// # Errors
     /// A forced strategy the layer cannot run.
     pub fn plan_forward(&self, geo: &Conv2dGeometry) -> Result<ForwardPlan> {
-        plan::forward(geo, self.profile(), self.strategy())
+        plan::forward(geo, self.profile(), self.strategy_for(Op::Forward, geo)?)
     }
 
     /// The plan [`Context::weight_grad`] runs `geo` with on this context.
@@ -134,7 +134,7 @@ impl Context {
     /// # Errors
     /// A forced strategy the layer cannot run.
     pub fn plan_weight_grad(&self, geo: &Conv2dGeometry) -> Result<WeightGradPlan> {
-        plan::weight_grad(geo, self.profile(), self.strategy())
+        plan::weight_grad(geo, self.profile(), self.strategy_for(Op::WeightGrad, geo)?)
     }
 
     /// The plan [`Context::input_grad`] runs `geo` with on this context.
@@ -142,7 +142,19 @@ impl Context {
     /// # Errors
     /// A forced strategy the layer cannot run.
     pub fn plan_input_grad(&self, geo: &Conv2dGeometry) -> Result<InputGradPlan> {
-        plan::input_grad(geo, self.profile(), self.strategy())
+        plan::input_grad(geo, self.profile(), self.strategy_for(Op::InputGrad, geo)?)
+    }
+
+    /// The strategy `op` runs the exact layer `geo` (in its own layout) with: the context's, or with
+    /// tuning on, the measured choice (see [`Context::with_tuning`]).
+    fn strategy_for(&self, op: Op, geo: &Conv2dGeometry) -> Result<plan::Strategy> {
+        #[cfg(not(target_arch = "wasm32"))]
+        return self.resolve(op, geo);
+        #[cfg(target_arch = "wasm32")]
+        {
+            let _ = (op, geo);
+            Ok(self.strategy())
+        }
     }
 
     /// Records a tiled forward kernel of plan `t` over the layer `geo` (one batch chunk): `[x, w, bias,
@@ -225,8 +237,10 @@ impl Context {
         let geo = params.geometry_for_weight_grad(x.shape4("input X")?, dy.shape4("output gradient dY")?, [s, t])?;
         self.check_out(dw, &geo.weight_shape(), &[x, dy])?;
         let layout = geo.params.layout;
+        // Resolved once, for the exact layer: each batch chunk below is planned with the same choice.
+        let strategy = self.strategy_for(Op::WeightGrad, &geo)?;
         let geo = geo.nchw();
-        let plan = self.plan_weight_grad(&geo)?;
+        let plan = plan::weight_grad(&geo, self.profile(), strategy)?;
         let [xs, ys] = [geo.c * geo.h * geo.w, geo.k * geo.p * geo.q];
         let taps = [geo.k, geo.channels_per_group(), geo.s * geo.t];
         let dwn = self.nchw_scratch(layout, &dw.buffer, taps)?;
@@ -241,8 +255,9 @@ impl Context {
             let dyc = self.batch_slice(job, &dy.buffer, ys, n0, chunk.n)?;
             let dyn_ = self.activations_in(job, layout, &dyc, [chunk.n, geo.k, geo.p * geo.q])?;
             let dyc = &dyn_.buffer;
-            // The split of the reduction depends on the batch: a chunk of fewer samples is planned anew.
-            let chunk_plan = if chunk.n == geo.n { plan } else { self.plan_weight_grad(chunk)? };
+            // The split of the reduction depends on the batch: a chunk of fewer samples is planned anew,
+            // with the strategy chosen for the whole layer (never one tuned for the chunk's batch).
+            let chunk_plan = if chunk.n == geo.n { plan } else { plan::weight_grad(chunk, self.profile(), strategy)? };
             match chunk_plan {
                 WeightGradPlan::Direct(r) => self.weight_grad_direct(job, chunk, r, [xc, dyc, out], dw.len()),
                 WeightGradPlan::Tiled(t) => self.weight_grad_tiles(job, chunk, &t, [xc, dyc, out], dw.len()),
@@ -376,8 +391,8 @@ impl Context {
         self.check_out(dx, &geo.input_shape(), &[dy, w])?;
         self.check_binding("weights W", w.len())?;
         let layout = geo.params.layout;
-        let geo = geo.nchw();
         let plan = self.plan_input_grad(&geo)?;
+        let geo = geo.nchw();
         let [xs, ys] = [geo.c * geo.h * geo.w, geo.k * geo.p * geo.q];
         let mut job = self.job();
         let wn = self.weights_in(&mut job, layout, &w.buffer, &geo)?;

@@ -20,6 +20,7 @@
 //! flipped filters ([`input_grad`]); where the padding exceeds the dilated kernel that frame would be
 //! negative and only the direct (gather) kernel runs it. Every family can be forced on either class.
 
+pub mod candidates;
 mod forward;
 pub mod gemm;
 mod input_grad;
@@ -39,6 +40,38 @@ pub use weight_grad::{WeightGradPlan, WeightGradTiles, weight_grad};
 
 use crate::error::{Error, Result};
 use crate::geometry::Conv2dGeometry;
+
+/// An operation with a choice of kernels: what the benchmarks time and the tuner chooses for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// `Y = X ⊗ W`.
+    Forward,
+    /// `dW` from `X` and `dY`.
+    WeightGrad,
+    /// `dX` from `dY` and `W`.
+    InputGrad,
+}
+
+impl Op {
+    /// All three, in suite order.
+    pub const ALL: [Op; 3] = [Op::Forward, Op::WeightGrad, Op::InputGrad];
+
+    /// The name used in tables, JSON and on the command line.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Forward => "forward",
+            Op::WeightGrad => "weight-grad",
+            Op::InputGrad => "input-grad",
+        }
+    }
+
+    /// The operation with this name.
+    #[must_use]
+    pub fn from_name(s: &str) -> Option<Op> {
+        Op::ALL.into_iter().find(|o| o.name() == s)
+    }
+}
 
 /// How a channels-last operation moves its tensors between NHWC and the kernels' NCHW
 /// (`src/gpu/layout.rs`).
@@ -159,6 +192,46 @@ impl Strategy {
             got: name.to_string(),
             expected: "auto, reference, register-tile, vec4-tile, gemm, gemm-large, gemm-narrow, gemm-small or gemm-thin",
         })
+    }
+}
+
+impl Strategy {
+    /// The strategy as a tuned choice is stored: its [name](Strategy::name), and `:splits=N` where the
+    /// weight gradient's split count is forced (the choice itself, not only its family).
+    #[must_use]
+    pub fn key(self) -> String {
+        match self {
+            Strategy::Force(Algorithm::Gemm(GemmChoice { splits: Some(s), .. })) => {
+                format!("{}:splits={s}", self.name())
+            }
+            _ => self.name().to_string(),
+        }
+    }
+
+    /// The strategy of a [`key`](Strategy::key).
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`] for anything else.
+    pub fn from_key(key: &str) -> Result<Self> {
+        let bad = || Error::InvalidOption {
+            what: "stored strategy",
+            got: key.to_string(),
+            expected: "NAME or NAME:splits=N",
+        };
+        let (name, splits) = match key.split_once(':') {
+            None => (key, None),
+            Some((name, rest)) => {
+                let n = rest.strip_prefix("splits=").and_then(|n| n.parse::<std::num::NonZeroU32>().ok());
+                (name, Some(n.ok_or_else(bad)?))
+            }
+        };
+        match (Self::from_name(name)?, splits) {
+            (s, None) => Ok(s),
+            (Strategy::Force(Algorithm::Gemm(c)), Some(n)) => {
+                Ok(Strategy::Force(Algorithm::Gemm(GemmChoice { splits: Some(n), ..c })))
+            }
+            _ => Err(bad()),
+        }
     }
 }
 

@@ -342,3 +342,36 @@ fn loop_counts_at_the_boundaries() {
     assert_eq!(loops::direct_trips(7_000, 3, 3), 119_001);
     assert!(matches!(forward(&wide, &lavapipe(), Strategy::Reference), Err(Error::Unsupported { .. })));
 }
+
+/// The tuner's candidates: for every layer, op and profile, a bounded list of distinct plans that
+/// starts with the `Auto` plan, each plan what its strategy gives.
+#[test]
+fn candidates_start_with_auto_and_are_distinct_plans() {
+    use crate::plan::candidates::{MAX_CANDIDATES, candidates, plan_text};
+    let profiles = [lavapipe(), lavapipe_as_gpu(), swiftshader(), discrete(), discrete_32k()];
+    for (label, geo) in layers() {
+        for p in &profiles {
+            for op in Op::ALL {
+                let list = candidates(op, &geo, p);
+                let at = format!("{label}, {}, {}", op.name(), p.class.name());
+                assert!(!list.is_empty() && list.len() <= MAX_CANDIDATES, "{at}: {}", list.len());
+                assert_eq!(list[0].0, Strategy::Auto, "{at}");
+                assert_eq!(Some(list[0].1.clone()), plan_text(op, &geo, p, Strategy::Auto), "{at}");
+                for (i, (s, plan)) in list.iter().enumerate() {
+                    assert_eq!(Some(plan.clone()), plan_text(op, &geo, p, *s), "{at}: {s}");
+                    assert!(list[..i].iter().all(|(_, q)| q != plan), "{at}: {plan} twice");
+                    assert_eq!(Strategy::from_key(&s.key()), Ok(*s), "{at}: {s}");
+                }
+            }
+        }
+    }
+    // The resnet layer on lavapipe: the register tiles (Auto's are the vec4 ones), the GEMM tiles (the
+    // planner's own is the large one), split counts of the weight gradient and the direct kernels.
+    let resnet = suite("standard").unwrap().into_iter().find(|s| s.name.starts_with("resnet")).unwrap().geo;
+    let names = |op| candidates(op, &resnet, &lavapipe()).into_iter().map(|(s, _)| s.key()).collect::<Vec<_>>();
+    assert_eq!(
+        names(Op::Forward),
+        ["auto", "register-tile", "gemm", "gemm-narrow", "gemm-small", "gemm-thin", "reference"]
+    );
+    assert!(names(Op::WeightGrad).iter().any(|k| k.contains(":splits=")), "{:?}", names(Op::WeightGrad));
+}

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use convgrad::bench::{Inputs, Op, SUITES, fp32_peak, suite, time_op};
-use convgrad::{AdapterOptions, Conv2dGeometry, Layout, Strategy};
+use convgrad::{AdapterOptions, Conv2dGeometry, Layout, Strategy, Tuning};
 use indicatif::{ProgressBar, ProgressStyle};
 use plotters::prelude::*;
 
@@ -42,6 +42,13 @@ pub struct BenchArgs {
     /// the first one's bits (exit status 1 otherwise).
     #[arg(long, value_name = "N")]
     repeats: Option<usize>,
+    /// Run the plans `convgrad tune` measured and cached for this adapter (the planner's own where the
+    /// cache has none); the table and JSON name each plan. Never measures candidates itself.
+    #[arg(long)]
+    tuned: bool,
+    /// The tuning cache file (default: $CONVGRAD_TUNE_CACHE, else ~/.cache/convgrad/tuned.txt).
+    #[arg(long, value_name = "FILE")]
+    cache: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -94,7 +101,13 @@ pub fn run(options: &AdapterOptions, a: &BenchArgs) -> Result<ExitCode, CliError
     {
         return Err(CliError(format!("{}: --plot writes SVG; give a file name ending in .svg", p.display())));
     }
-    let ctx = crate::context(options)?;
+    let mut ctx = crate::context(options)?;
+    if a.tuned {
+        ctx = ctx.with_tuning(Tuning::Cached);
+        if let Some(c) = &a.cache {
+            ctx = ctx.with_tune_cache(Some(c.clone()));
+        }
+    }
     if let Some(times) = a.repeats {
         return repeats(&ctx, &a.suite, &shapes, &ops, times);
     }
@@ -131,7 +144,7 @@ pub fn run(options: &AdapterOptions, a: &BenchArgs) -> Result<ExitCode, CliError
             records.push(Record {
                 shape: sh.name,
                 op,
-                kernels: kernel_name(kernels),
+                kernels: if a.tuned && kernels == Strategy::Auto { "cached" } else { kernel_name(kernels) },
                 layout,
                 median_ms,
                 min_ms: t.wall_ms.iter().copied().fold(f64::INFINITY, f64::min),

@@ -4,6 +4,7 @@
 mod bench;
 mod demo;
 mod npy;
+mod tune;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -51,6 +52,8 @@ enum Command {
     Check,
     /// Time the standard suite of layers.
     Bench(bench::BenchArgs),
+    /// Measure every candidate plan of a suite's layers on this adapter and cache the fastest.
+    Tune(tune::TuneArgs),
 }
 
 /// Stride, padding, dilation, groups and layout; each pair takes one number (both axes) or two (`2,1`).
@@ -280,6 +283,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Check => check(&options),
         Command::Demo(a) => demo::run(&options, &a),
         Command::Bench(a) => bench::run(&options, &a),
+        Command::Tune(a) => tune::run(&options, &a),
     }
 }
 

@@ -1,0 +1,360 @@
+//! The measuring side of the tuner: times every candidate plan of a layer on this context's device,
+//! checks each one's result, keeps the pick in memory and in the cache file, and answers the
+//! operations' question "which strategy runs this layer" ([`Context::resolve`]).
+//!
+//! Each candidate runs on a context of its own over the same device, queue and profile, with its
+//! strategy fixed from the start: the caller's context is never switched from plan to plan, so a call
+//! on another thread never runs a candidate. The candidates are the pure list of
+//! [`plan::candidates`]; the pick is [`tune::pick`](crate::tune::pick) over samples taken in turn.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use ndarray::IxDyn;
+
+use crate::bench::Inputs;
+use crate::error::{Error, Result};
+use crate::geometry::Conv2dGeometry;
+use crate::gpu::context::Context;
+use crate::plan::{Op, Strategy, candidates::candidates};
+use crate::tune::{Cache, LayerKey, Outcome, cache, fingerprint, measure, pick};
+use crate::verify::gamma;
+
+/// Whether the operations use measured plans (see [`Context::with_tuning`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Tuning {
+    /// The planner's rules (`Strategy::Auto`), bitwise the plans of a context without a tuner.
+    #[default]
+    Off,
+    /// The cache's choice where it has one for this adapter and layer, else `Auto`; never measures.
+    Cached,
+    /// As `Cached`, and a layer the cache lacks is measured on its first call.
+    Tune(TuneOptions),
+}
+
+/// How a layer is measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TuneOptions {
+    /// About how long to spend sampling the candidates of one layer and op (compilation, warm-up and
+    /// the correctness check come on top); at least 3 and at most `max_rounds` rounds are taken.
+    pub budget: Duration,
+    /// The most samples per candidate.
+    pub max_rounds: usize,
+    /// Time by the wall clock (submission to completion, read-back included) even where the adapter
+    /// has timestamp queries.
+    pub wall_clock: bool,
+}
+
+impl Default for TuneOptions {
+    fn default() -> Self {
+        Self { budget: Duration::from_secs(2), max_rounds: 9, wall_clock: false }
+    }
+}
+
+/// Each sample runs a candidate this long at least, repeating it as often as needed.
+const MIN_SAMPLE: Duration = Duration::from_millis(1);
+
+/// One candidate's measurement.
+#[derive(Debug, Clone)]
+pub struct CandidateReport {
+    /// The strategy.
+    pub strategy: Strategy,
+    /// The plan it gives the layer.
+    pub plan: String,
+    /// Its samples' median in milliseconds per run, where it stayed in.
+    pub median_ms: Option<f64>,
+    /// Why it is out, where it is.
+    pub out: Option<String>,
+}
+
+/// What tuning one layer and op measured and chose.
+#[derive(Debug, Clone)]
+pub struct TuneReport {
+    /// The operation.
+    pub op: Op,
+    /// The exact layer.
+    pub layer: LayerKey,
+    /// Every candidate, the `Auto` plan first.
+    pub candidates: Vec<CandidateReport>,
+    /// The index of the pick in `candidates`.
+    pub pick: usize,
+    /// `device timestamps` or `wall clock`.
+    pub timer: &'static str,
+    /// Samples per candidate, and runs per sample.
+    pub rounds: usize,
+    /// See `rounds`.
+    pub runs_per_sample: usize,
+}
+
+impl TuneReport {
+    /// The chosen strategy.
+    #[must_use]
+    pub fn strategy(&self) -> Strategy {
+        self.candidates[self.pick].strategy
+    }
+}
+
+/// A context's tuner: its mode, its cache file, and the choices made in this process, which never
+/// change once made.
+#[derive(Debug, Default)]
+pub(crate) struct TuneState {
+    mode: Tuning,
+    path: Option<PathBuf>,
+    file: Option<Cache>,
+    chosen: HashMap<LayerKey, Strategy>,
+}
+
+impl TuneState {
+    /// The cache file's entries, read on first use (a corrupt file is set aside with a warning).
+    fn file(&mut self) -> &mut Cache {
+        let path = self.path.clone();
+        self.file.get_or_insert_with(|| match path {
+            Some(p) => {
+                let (c, warning) = Cache::load(&p);
+                if let Some(w) = warning {
+                    eprintln!("convgrad: warning: {w}");
+                }
+                c
+            }
+            None => Cache::default(),
+        })
+    }
+}
+
+impl Context {
+    /// This context with tuning `mode` ([`Tuning::Off`] by default) and the cache file of
+    /// [`cache::default_path`] (`$CONVGRAD_TUNE_CACHE`, else `$XDG_CACHE_HOME/convgrad/tuned.txt`,
+    /// else `~/.cache/convgrad/tuned.txt`), unless [`Context::with_tune_cache`] names another.
+    ///
+    /// With the same cache file, the same adapter runs the same plans, and so gives bitwise identical
+    /// results, run after run and process after process; a choice once made for a layer does not change
+    /// within a process; and every candidate a tuner may pick was checked on the layer against the
+    /// `Auto` plan's result within the error bound every kernel is tested to.
+    #[must_use]
+    pub fn with_tuning(self, mode: Tuning) -> Self {
+        {
+            let mut t = self.tune.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            t.mode = mode;
+            if t.path.is_none() {
+                t.path = cache::default_path();
+            }
+        }
+        self
+    }
+
+    /// This context keeping its tuned choices in `path` (`None`: in memory only).
+    #[must_use]
+    pub fn with_tune_cache(self, path: Option<PathBuf>) -> Self {
+        {
+            let mut t = self.tune.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            t.path = path;
+            t.file = None;
+        }
+        self
+    }
+
+    /// The tuning mode.
+    #[must_use]
+    pub fn tuning(&self) -> Tuning {
+        self.tune.lock().unwrap_or_else(std::sync::PoisonError::into_inner).mode
+    }
+
+    /// The strategy `op` runs `geo` with: the context's own, unless it is `Auto` and tuning is on; then
+    /// the choice made for this exact layer in this process, else the cache's for this adapter, else
+    /// (in [`Tuning::Tune`]) one measured now, else `Auto`.
+    ///
+    /// # Errors
+    /// Tuning's: every candidate out (see [`Context::tune`]).
+    pub(crate) fn resolve(&self, op: Op, geo: &Conv2dGeometry) -> Result<Strategy> {
+        let own = self.strategy();
+        if own != Strategy::Auto {
+            return Ok(own);
+        }
+        let key = LayerKey::new(op, geo);
+        let options = {
+            let mut t = self.tune.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let options = match t.mode {
+                Tuning::Off => return Ok(Strategy::Auto),
+                Tuning::Cached => None,
+                Tuning::Tune(o) => Some(o),
+            };
+            if let Some(s) = t.chosen.get(&key) {
+                return Ok(*s);
+            }
+            let fp = fingerprint(self.adapter_info(), self.profile());
+            if let Some(e) = t.file().get(&fp, key.as_str()) {
+                let s = e.strategy;
+                t.chosen.insert(key, s);
+                return Ok(s);
+            }
+            if options.is_none() {
+                t.chosen.insert(key, Strategy::Auto);
+                return Ok(Strategy::Auto);
+            }
+            options
+        };
+        // Measured outside the lock: the candidates' own contexts never come back here.
+        let report = self.tune_with(op, geo, options.unwrap_or_default())?;
+        let mut t = self.tune.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok(*t.chosen.entry(key).or_insert(report.strategy()))
+    }
+
+    /// Measures every candidate plan of `op` on `geo` (the exact layer) with the options of this
+    /// context's [`Tuning::Tune`] mode (the defaults otherwise), and keeps the pick in the cache file;
+    /// a layer already chosen in this process keeps its choice there.
+    ///
+    /// # Errors
+    /// Device errors of the inputs, and [`Error::Tuning`] naming every candidate when all are out.
+    pub fn tune(&self, op: Op, geo: &Conv2dGeometry) -> Result<TuneReport> {
+        let options = match self.tuning() {
+            Tuning::Tune(o) => o,
+            _ => TuneOptions::default(),
+        };
+        let report = self.tune_with(op, geo, options)?;
+        self.tune
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .chosen
+            .entry(report.layer.clone())
+            .or_insert(report.strategy());
+        Ok(report)
+    }
+
+    fn tune_with(&self, op: Op, geo: &Conv2dGeometry, options: TuneOptions) -> Result<TuneReport> {
+        let layer = LayerKey::new(op, geo);
+        let list = candidates(op, geo, self.profile());
+        let (inputs, magnitudes) = Inputs::with_magnitudes(self, *geo)?;
+        // The reference result and its bound: the Auto plan's, and the same op on |inputs|.
+        let auto = self.sibling(Strategy::Auto);
+        let base = auto.download::<IxDyn>(&inputs.on(&auto)?.launch(&auto, op)?)?;
+        let mag = auto.download::<IxDyn>(&magnitudes.on(&auto)?.launch(&auto, op)?)?;
+        let len = match op {
+            Op::Forward => geo.channels_per_group() * geo.s * geo.t + 1,
+            Op::WeightGrad => geo.n * geo.p * geo.q,
+            Op::InputGrad => geo.filters_per_group() * geo.s * geo.t,
+        };
+        let bound = 2.0 * gamma(len);
+        struct Runner {
+            ctx: Context,
+            inputs: Inputs,
+            reps: usize,
+            device: bool,
+        }
+        // Compile, warm up, check the result, and size the sample of each candidate.
+        let mut runners: Vec<std::result::Result<Runner, String>> = Vec::new();
+        for (strategy, _) in &list {
+            let prepared = (|| -> std::result::Result<Runner, String> {
+                let ctx = self.sibling(*strategy);
+                let inputs = inputs.on(&ctx).map_err(|e| e.to_string())?;
+                let got = ctx.download::<IxDyn>(&inputs.launch(&ctx, op).map_err(|e| e.to_string())?);
+                let got = got.map_err(|e| e.to_string())?;
+                for ((g, b), m) in got.iter().zip(base.iter()).zip(mag.iter()) {
+                    let err = (f64::from(*g) - f64::from(*b)).abs();
+                    if !g.is_finite() || err > bound * f64::from(*m) * 1.01 + f64::MIN_POSITIVE {
+                        return Err(format!(
+                            "result {g} where the Auto plan gives {b} (bound {:e})",
+                            bound * f64::from(*m)
+                        ));
+                    }
+                }
+                let t0 = Instant::now();
+                ctx.download::<IxDyn>(&inputs.launch(&ctx, op).map_err(|e| e.to_string())?)
+                    .map_err(|e| e.to_string())?;
+                let once = t0.elapsed().max(Duration::from_micros(1));
+                let reps = (MIN_SAMPLE.as_secs_f64() / once.as_secs_f64()).ceil().clamp(1.0, 1000.0) as usize;
+                let device = !options.wall_clock && ctx.set_profiling(true);
+                Ok(Runner { ctx, inputs, reps, device })
+            })();
+            runners.push(prepared);
+        }
+        let runs_per_sample = runners.iter().flatten().map(|r| r.reps).max().unwrap_or(1);
+        let device = runners.iter().flatten().all(|r| r.device);
+        // One sample: `reps` runs, then the result read back (the wall clock's end) or the kernels'
+        // device time read; milliseconds per run.
+        let sample = |r: &Runner| -> std::result::Result<f64, String> {
+            let t0 = Instant::now();
+            let mut last = None;
+            for _ in 0..r.reps {
+                last = Some(r.inputs.launch(&r.ctx, op).map_err(|e| e.to_string())?);
+            }
+            if let Some(t) = last {
+                r.ctx.download::<IxDyn>(&t).map_err(|e| e.to_string())?;
+            }
+            let wall = t0.elapsed().as_secs_f64() * 1e3;
+            let ms = if device && r.device { r.ctx.take_device_ms().map_err(|e| e.to_string())? } else { wall };
+            Ok(ms / r.reps as f64)
+        };
+        // A first round shows how long a round takes; the budget sets how many more.
+        let t0 = Instant::now();
+        let first = measure(list.len(), 1, |i| runners[i].as_ref().map_err(Clone::clone).and_then(sample));
+        let per_round = t0.elapsed().as_secs_f64().max(1e-6);
+        let rounds = ((options.budget.as_secs_f64() / per_round) as usize).clamp(3, options.max_rounds.max(3));
+        let rest = measure(list.len(), rounds - 1, |i| match &first[i] {
+            Outcome::Out(e) => Err(e.clone()),
+            Outcome::Samples(_) => runners[i].as_ref().map_err(Clone::clone).and_then(sample),
+        });
+        let outcomes: Vec<Outcome> = first
+            .into_iter()
+            .zip(rest)
+            .map(|(a, b)| match (a, b) {
+                (Outcome::Samples(mut x), Outcome::Samples(y)) => {
+                    x.extend(y);
+                    Outcome::Samples(x)
+                }
+                (Outcome::Out(e), _) | (_, Outcome::Out(e)) => Outcome::Out(e),
+            })
+            .collect();
+        let report_of = |(i, o): (usize, &Outcome)| CandidateReport {
+            strategy: list[i].0,
+            plan: list[i].1.clone(),
+            median_ms: o.median_ms(),
+            out: match o {
+                Outcome::Out(e) => Some(e.clone()),
+                Outcome::Samples(_) => None,
+            },
+        };
+        let reports: Vec<CandidateReport> = outcomes.iter().enumerate().map(report_of).collect();
+        let Some(chosen) = pick(&outcomes) else {
+            let why: Vec<String> =
+                reports.iter().map(|c| format!("{}: {}", c.plan, c.out.clone().unwrap_or_default())).collect();
+            return Err(Error::Tuning { layer: layer.to_string(), candidates: why.join("; ") });
+        };
+        let report = TuneReport {
+            op,
+            layer,
+            candidates: reports,
+            pick: chosen,
+            timer: if device { "device timestamps" } else { "wall clock" },
+            rounds,
+            runs_per_sample,
+        };
+        self.keep(&report)?;
+        Ok(report)
+    }
+
+    /// Writes a pick into the cache file (where the context has one).
+    fn keep(&self, report: &TuneReport) -> Result<()> {
+        let fp = fingerprint(self.adapter_info(), self.profile());
+        let mut t = self.tune.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = cache::Entry {
+            strategy: report.strategy(),
+            median_ms: report.candidates[report.pick].median_ms.unwrap_or(0.0),
+        };
+        t.file().insert(&fp, report.layer.as_str(), entry);
+        if let Some(path) = t.path.clone() {
+            let file = t.file().clone();
+            file.save(&path).map_err(|e| Error::Io {
+                what: format!("the tuning cache {}", path.display()),
+                message: e.to_string(),
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Makes a [`TuneState`] for a new context.
+pub(crate) fn state() -> Mutex<TuneState> {
+    Mutex::new(TuneState::default())
+}

@@ -1,0 +1,71 @@
+//! The plans a tuner chooses among for one layer and operation on one profile: a short list, pure and
+//! tested as tables, that always starts with the plan `Strategy::Auto` makes.
+//!
+//! A candidate is a [`Strategy`]: plain data that the planners turn into a plan for the exact layer
+//! (and for each batch chunk of it, with the same choice). Two strategies that give the same plan are
+//! one candidate. The list covers every family that can run the layer: the register tiles (scalar and
+//! vec4 loads), the GEMM kernels in each tile shape, the weight gradient's split counts around the
+//! planner's own, and the direct kernels; a strategy the layer refuses (a forced family it has no
+//! variant of, or over the loop budget) is left out.
+
+use std::num::NonZeroU32;
+
+use crate::geometry::Conv2dGeometry;
+use crate::plan::{
+    AdapterProfile, Algorithm, GemmChoice, GemmShape, Op, Strategy, WeightGradPlan, forward, input_grad, weight_grad,
+};
+
+/// The most candidates a layer gets: each is compiled and timed.
+pub const MAX_CANDIDATES: usize = 12;
+
+/// The plan `strategy` gives `op` on `geo`, as text (`None`: the layer refuses it).
+#[must_use]
+pub fn plan_text(op: Op, geo: &Conv2dGeometry, profile: &AdapterProfile, strategy: Strategy) -> Option<String> {
+    match op {
+        Op::Forward => forward(geo, profile, strategy).ok().map(|p| p.to_string()),
+        Op::WeightGrad => weight_grad(geo, profile, strategy).ok().map(|p| p.to_string()),
+        Op::InputGrad => input_grad(geo, profile, strategy).ok().map(|p| p.to_string()),
+    }
+}
+
+/// The candidates for `op` on `geo` and `profile`, first the `Auto` plan, each a distinct plan, at
+/// most [`MAX_CANDIDATES`], each with its plan as text.
+#[must_use]
+pub fn candidates(op: Op, geo: &Conv2dGeometry, profile: &AdapterProfile) -> Vec<(Strategy, String)> {
+    let mut strategies = vec![
+        Strategy::Auto,
+        Strategy::Force(Algorithm::RegisterTile),
+        Strategy::Force(Algorithm::Vec4Tile),
+        Strategy::Force(Algorithm::GEMM),
+    ];
+    strategies.extend(GemmShape::ALL.map(Algorithm::gemm).map(Strategy::Force));
+    // The weight gradient's split count trades a longer range per workgroup against more partial tiles
+    // to add: half and twice the planner's own for the GEMM tiles it picks.
+    if op == Op::WeightGrad {
+        for strategy in [Strategy::Auto, Strategy::Force(Algorithm::GEMM)] {
+            if let Ok(WeightGradPlan::Gemm(g)) = weight_grad(geo, profile, strategy)
+                && let Some(shape) = GemmShape::ALL.into_iter().find(|s| s.tile(profile.workgroup_bytes) == g.tile)
+            {
+                for splits in [g.splits / 2, g.splits * 2] {
+                    if let Some(s) = u32::try_from(splits).ok().and_then(NonZeroU32::new) {
+                        let choice = GemmChoice { shape: Some(shape), splits: Some(s) };
+                        strategies.push(Strategy::Force(Algorithm::Gemm(choice)));
+                    }
+                }
+            }
+        }
+    }
+    strategies.push(Strategy::Reference);
+    let mut out: Vec<(Strategy, String)> = Vec::new();
+    for s in strategies {
+        if out.len() == MAX_CANDIDATES {
+            break;
+        }
+        if let Some(plan) = plan_text(op, geo, profile, s)
+            && !out.iter().any(|(_, p)| *p == plan)
+        {
+            out.push((s, plan));
+        }
+    }
+    out
+}

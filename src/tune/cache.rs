@@ -1,0 +1,229 @@
+//! The file that keeps tuned choices between processes.
+//!
+//! A text file, one choice a line, so that a person can read it and a tool can diff it:
+//!
+//! ```text
+//! convgrad-tune-cache 1
+//! <fingerprint hash>\t<layer key>\t<strategy key>\t<median ms>
+//! ...
+//! end <number of entries>
+//! ```
+//!
+//! The fingerprint ([`fingerprint`](super::fingerprint)) is stored as its 64-bit hash. A file with
+//! another first line, a line that does not parse, or a missing or wrong `end` line (a write cut short)
+//! is set aside (renamed with `.corrupt` added) with a warning, and the layers are tuned again: never a
+//! crash, never a plan read from a broken line. Writes go to a temporary file in the same directory
+//! that is then renamed over the old one, so a reader sees the old file or the new one, whole.
+//! Native targets; in the browser the choices stay in memory ([`Cache::export`] and
+//! [`Cache::import`] let a page keep them).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::plan::Strategy;
+
+/// The first line of a cache file of this version.
+pub const HEADER: &str = "convgrad-tune-cache 1";
+
+/// One tuned choice.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// The chosen strategy.
+    pub strategy: Strategy,
+    /// Its median when it was measured, in milliseconds.
+    pub median_ms: f64,
+}
+
+/// Tuned choices by (fingerprint hash, layer key).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Cache {
+    entries: BTreeMap<(u64, String), Entry>,
+}
+
+/// The hash a fingerprint is stored as.
+#[must_use]
+pub fn fingerprint_hash(fingerprint: &str) -> u64 {
+    fingerprint.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+impl Cache {
+    /// The choice for `layer` measured on `fingerprint`.
+    #[must_use]
+    pub fn get(&self, fingerprint: &str, layer: &str) -> Option<&Entry> {
+        self.entries.get(&(fingerprint_hash(fingerprint), layer.to_string()))
+    }
+
+    /// Keeps a choice.
+    pub fn insert(&mut self, fingerprint: &str, layer: &str, entry: Entry) {
+        self.entries.insert((fingerprint_hash(fingerprint), layer.to_string()), entry);
+    }
+
+    /// Entries kept.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no entry is kept.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The cache as the file's text.
+    #[must_use]
+    pub fn export(&self) -> String {
+        let mut out = format!("{HEADER}\n");
+        for ((fp, layer), e) in &self.entries {
+            out += &format!("{fp:016x}\t{layer}\t{}\t{}\n", e.strategy.key(), e.median_ms);
+        }
+        out += &format!("end {}\n", self.entries.len());
+        out
+    }
+
+    /// A cache from the file's text.
+    ///
+    /// # Errors
+    /// What is wrong with the first line that does not parse.
+    pub fn import(text: &str) -> Result<Self, String> {
+        let mut lines = text.split_inclusive('\n');
+        if lines.next() != Some(&format!("{HEADER}\n")) {
+            return Err(format!("the first line is not {HEADER:?}"));
+        }
+        let mut cache = Cache::default();
+        for (i, line) in lines.enumerate() {
+            let Some(line) = line.strip_suffix('\n') else {
+                return Err(format!("line {} is cut short", i + 2));
+            };
+            if let Some(count) = line.strip_prefix("end ") {
+                if count.parse::<usize>().ok() != Some(cache.len()) {
+                    return Err(format!("the end line says {count} entries, the file has {}", cache.len()));
+                }
+                return Ok(cache);
+            }
+            let bad = |what: &str| format!("line {}: {what}: {line:?}", i + 2);
+            let f: Vec<&str> = line.split('\t').collect();
+            let [fp, layer, strategy, ms] = f[..] else { return Err(bad("not four fields")) };
+            let fp = u64::from_str_radix(fp, 16).map_err(|_| bad("not a fingerprint hash"))?;
+            let strategy = Strategy::from_key(strategy).map_err(|e| bad(&e.to_string()))?;
+            let median_ms =
+                ms.parse::<f64>().ok().filter(|m| m.is_finite() && *m >= 0.0).ok_or_else(|| bad("not a time"))?;
+            if layer.is_empty() {
+                return Err(bad("no layer"));
+            }
+            cache.entries.insert((fp, layer.to_string()), Entry { strategy, median_ms });
+        }
+        Err("no end line: the file was cut short".into())
+    }
+
+    /// The cache in `path`: empty where there is no file; where the file is unreadable or corrupt, empty
+    /// too, with the file set aside (renamed to `PATH.corrupt`) and the warning returned.
+    #[must_use]
+    pub fn load(path: &Path) -> (Self, Option<String>) {
+        let text = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (Cache::default(), None),
+            Err(e) => return (Cache::default(), Some(format!("cannot read the tuning cache {}: {e}", path.display()))),
+        };
+        let parsed = String::from_utf8(text).map_err(|_| "it is not UTF-8".to_string()).and_then(|t| Cache::import(&t));
+        match parsed {
+            Ok(c) => (c, None),
+            Err(why) => {
+                let aside = PathBuf::from(format!("{}.corrupt", path.display()));
+                let moved = std::fs::rename(path, &aside).map(|()| format!("; set aside as {}", aside.display()));
+                let warning = format!(
+                    "the tuning cache {} is not usable ({why}){}; its layers will be tuned again",
+                    path.display(),
+                    moved.unwrap_or_default()
+                );
+                (Cache::default(), Some(warning))
+            }
+        }
+    }
+
+    /// Writes the cache to `path` atomically (a temporary file beside it, renamed over it), making its
+    /// directory first.
+    ///
+    /// # Errors
+    /// The file system's.
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = PathBuf::from(format!("{}.{}.tmp", path.display(), std::process::id()));
+        std::fs::write(&tmp, self.export())?;
+        std::fs::rename(&tmp, path).inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
+    }
+}
+
+/// Where the cache lives by default: `$CONVGRAD_TUNE_CACHE` if set, else
+/// `$XDG_CACHE_HOME/convgrad/tuned.txt`, else `$HOME/.cache/convgrad/tuned.txt` (`None` without any).
+#[must_use]
+pub fn default_path() -> Option<PathBuf> {
+    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    var("CONVGRAD_TUNE_CACHE")
+        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("convgrad").join("tuned.txt")))
+        .or_else(|| var("HOME").map(|h| h.join(".cache").join("convgrad").join("tuned.txt")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Algorithm, GemmChoice, GemmShape};
+
+    fn sample() -> Cache {
+        let mut c = Cache::default();
+        let split = GemmChoice { shape: Some(GemmShape::Narrow), splits: std::num::NonZeroU32::new(7) };
+        c.insert("adapter A", "forward n1 c3", Entry { strategy: Strategy::Auto, median_ms: 1.5 });
+        c.insert(
+            "adapter A",
+            "weight-grad n1 c3",
+            Entry { strategy: Strategy::Force(Algorithm::Gemm(split)), median_ms: 2.0 },
+        );
+        c.insert("adapter B", "forward n1 c3", Entry { strategy: Strategy::Reference, median_ms: 9.0 });
+        c
+    }
+
+    #[test]
+    fn a_cache_round_trips_through_its_text_and_keeps_the_split_count() {
+        let c = sample();
+        assert_eq!(Cache::import(&c.export()), Ok(c.clone()));
+        assert_eq!(c.get("adapter B", "forward n1 c3").map(|e| e.strategy), Some(Strategy::Reference));
+        assert!(c.get("adapter C", "forward n1 c3").is_none());
+        assert!(c.export().contains("gemm-narrow:splits=7"));
+    }
+
+    #[test]
+    fn corrupt_truncated_or_foreign_text_is_refused() {
+        let text = sample().export();
+        assert!(Cache::import(&text[..text.len() - 3]).is_err(), "cut in the end line");
+        let cut = &text[..text.find("weight-grad").unwrap() + 4];
+        assert!(Cache::import(cut).is_err(), "cut in an entry");
+        assert!(Cache::import(&text.replace("end 3", "end 2")).is_err());
+        assert!(Cache::import(&text.replace("gemm-narrow", "gemm-huge")).is_err());
+        assert!(Cache::import(&text.replace("1.5", "fast")).is_err());
+        assert!(Cache::import(&text.replace(HEADER, "convgrad-tune-cache 2")).is_err());
+        assert!(Cache::import("{\"some\": \"json\"}\n").is_err());
+        assert!(Cache::import("").is_err());
+    }
+
+    #[test]
+    fn a_corrupt_file_is_set_aside_with_a_warning_and_a_saved_one_reloads() {
+        let dir = std::env::temp_dir().join(format!("convgrad-cache-test-{}", std::process::id()));
+        let path = dir.join("sub").join("tuned.txt");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(Cache::load(&path), (Cache::default(), None), "no file: empty, no warning");
+        sample().save(&path).unwrap();
+        assert_eq!(Cache::load(&path), (sample(), None));
+        std::fs::write(&path, b"convgrad-tune-cache 1\n0123\tbroken").unwrap();
+        let (c, warning) = Cache::load(&path);
+        assert!(c.is_empty());
+        assert!(warning.unwrap().contains("set aside"));
+        assert!(!path.exists() && dir.join("sub").join("tuned.txt.corrupt").exists());
+        std::fs::write(&path, [0xff, 0xfe, 0x00]).unwrap();
+        assert!(Cache::load(&path).1.is_some());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
