@@ -2,7 +2,8 @@
 # convgrad on a GPU, end to end, in one run (under 10 minutes on a datacentre GPU):
 #   1. convgrad info and convgrad check (the f64 reference and finite differences);
 #   2. 100 runs of each op of the standard layers, every result compared bit for bit with the first;
-#   3. the standard and gpu bench suites, to JSON;
+#   3. the standard and gpu bench suites, to JSON; every candidate plan of both suites measured
+#      (`convgrad tune`, tuned against Auto per layer and op) and the standard suite's picks timed;
 #   4. where PyTorch with CUDA is installed, the same layers timed with cuDNN (FP32, TF32 off;
 #      deterministic on and off), and a Markdown table of the ratios per layer and op.
 # Everything lands in $OUT (default gpu-check/); the last step's table is $OUT/table.md.
@@ -12,7 +13,8 @@
 #
 # On a software adapter (lavapipe, SwiftShader) the same steps run on smaller work so that the script
 # can be checked anywhere: 5 repeats instead of 100, and the tiny suite in place of the gpu suite
-# (whose batch-128 layers take tens of minutes there). It says so when it does.
+# (whose batch-128 layers take tens of minutes there), and only the tiny suite tuned. It says so when
+# it does.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -39,9 +41,11 @@ if grep -E '^\s*\*' "$OUT/info.txt" | grep -q 'Cpu'; then
 fi
 repeats=100
 big_suite=gpu
+tune_suites="standard gpu"
 if [ "$software" = 1 ]; then
     repeats=5
     big_suite=tiny
+    tune_suites=tiny
 fi
 
 step "convgrad check"
@@ -52,6 +56,17 @@ step "bitwise repeats: $repeats runs per op, standard suite"
 
 step "bench: standard suite"
 "$BIN" bench --suite standard --reps 10 --json "$OUT/standard.json" | tee "$OUT/standard.txt"
+
+# Measured plans: every candidate of each layer and op timed on this adapter, each line with its speed
+# against the planner's own (Auto), the pick marked; then the picks timed like the plans above.
+for s in $tune_suites; do
+    step "tune: $s suite (cache $OUT/tuned.txt)"
+    "$BIN" tune --suite "$s" --cache "$OUT/tuned.txt" | tee "$OUT/tune-$s.txt"
+done
+first=${tune_suites%% *}
+step "bench: $first suite with the tuned plans"
+"$BIN" bench --suite "$first" --reps 10 --tuned --cache "$OUT/tuned.txt" --json "$OUT/$first-tuned.json" \
+    | tee "$OUT/$first-tuned.txt"
 
 step "bench: $big_suite suite"
 "$BIN" bench --suite "$big_suite" --reps 10 --json "$OUT/$big_suite.json" | tee "$OUT/$big_suite.txt"
