@@ -97,7 +97,7 @@ fn every_tile_shape_is_exact_at_its_boundaries() {
     let mut failures = Vec::new();
     let mut runs = 0;
     for (shape, wg) in GemmShape::ALL.into_iter().map(|s| (s, 32 * 1024)).chain([(GemmShape::Large, 16 * 1024)]) {
-        let ctx = gemm_ctx(GemmChoice { shape: Some(shape), splits: None }, wg);
+        let ctx = gemm_ctx(GemmChoice { shape: Some(shape), splits: None, depth: None }, wg);
         let [bm, bn, bk] = tile_of(&ctx, shape);
         let p = Conv2dParams::new();
         for m in around(bm) {
@@ -150,7 +150,7 @@ fn every_tile_shape_matches_the_reference_over_strides_dilation_groups_and_paddi
     let mut failures = Vec::new();
     let layers = gather_layers();
     for shape in GemmShape::ALL {
-        let ctx = gemm_ctx(GemmChoice { shape: Some(shape), splits: None }, 32 * 1024);
+        let ctx = gemm_ctx(GemmChoice { shape: Some(shape), splits: None, depth: None }, 32 * 1024);
         for geo in &layers {
             failures.extend(run_layer(&ctx, geo, [true; 3], &mut rng));
         }
@@ -170,7 +170,7 @@ fn forced_split_counts_match_the_reference() {
     let geo = Conv2dGeometry::new(3, 3, [9, 9], 5, [3, 3], p).unwrap();
     for shape in GemmShape::ALL {
         for splits in [1, 2, 3, 7, 9, 1000] {
-            let choice = GemmChoice { shape: Some(shape), splits: NonZeroU32::new(splits) };
+            let choice = GemmChoice { shape: Some(shape), splits: NonZeroU32::new(splits), depth: None };
             let ctx = gemm_ctx(choice, 32 * 1024);
             let plan = ctx.plan_weight_grad(&geo).unwrap().to_string();
             let want = format!("split-K {} x", splits.min(135));
@@ -190,7 +190,7 @@ fn ten_repeats_are_bitwise_equal() {
     let geo = Conv2dGeometry::new(2, 5, [12, 11], 19, [3, 3], Conv2dParams::new().padding(1, 1).stride(2, 1)).unwrap();
     let params = geo.params;
     for shape in GemmShape::ALL {
-        let ctx = gemm_ctx(GemmChoice { shape: Some(shape), splits: NonZeroU32::new(5) }, 32 * 1024);
+        let ctx = gemm_ctx(GemmChoice { shape: Some(shape), splits: NonZeroU32::new(5), depth: None }, 32 * 1024);
         let x: Array4<f32> = rng.array(geo.input_shape());
         let w: Array4<f32> = rng.array(geo.weight_shape());
         let dy: Array4<f32> = rng.array(geo.output_shape());
@@ -220,4 +220,49 @@ fn the_gpu_profile_plans_the_gemm_kernels() {
         assert!(c.plan_weight_grad(&geo).unwrap().to_string().starts_with("gemm "));
         assert!(c.plan_input_grad(&geo).unwrap().to_string().starts_with("gemm "));
     }
+}
+
+/// Every reduction depth a tile can be forced to (`GemmChoice::depth`, the tuner's candidates): at
+/// the boundaries of the depth (reductions of 1, bk − 1, bk, bk + 1 with rows and columns of 1 and of
+/// the tile + 1) and over the gather layers, all three operations.
+#[test]
+fn every_forced_reduction_depth_matches_the_reference() {
+    let mut rng = Rng::new(0xde97);
+    let mut failures = Vec::new();
+    let mut tiles = 0;
+    let layers = gather_layers();
+    for shape in GemmShape::ALL {
+        for depth in [8, 16, 32] {
+            let choice = GemmChoice { shape: Some(shape), splits: None, depth: NonZeroU32::new(depth) };
+            let ctx = gemm_ctx(choice, 32 * 1024);
+            let probe = Conv2dGeometry::new(1, 1, [1, 1], 1, [1, 1], Conv2dParams::new()).unwrap();
+            if ctx.plan_forward(&probe).is_err() {
+                continue; // the tile's loads do not divide at this depth (the plan tables say which)
+            }
+            let [bm, bn, bk] = tile_of(&ctx, shape);
+            assert_eq!(bk, depth as usize, "{shape:?}");
+            tiles += 1;
+            let p = Conv2dParams::new();
+            for m in [1, bm + 1] {
+                for n in [1, bn + 1] {
+                    for r in around(bk) {
+                        let fwd = Conv2dGeometry::new(1, r, [1, n], m, [1, 1], p).unwrap();
+                        let wgrad = Conv2dGeometry::new(1, n, [1, r], m, [1, 1], p).unwrap();
+                        let igrad = Conv2dGeometry::new(1, m, [1, n], r, [1, 1], p).unwrap();
+                        failures.extend(run_layer(&ctx, &fwd, [true, false, false], &mut rng));
+                        failures.extend(run_layer(&ctx, &wgrad, [false, true, false], &mut rng));
+                        failures.extend(run_layer(&ctx, &igrad, [false, false, true], &mut rng));
+                    }
+                }
+            }
+            for geo in &layers {
+                failures.extend(
+                    run_layer(&ctx, geo, [true; 3], &mut rng).into_iter().map(|f| format!("{shape:?}/{depth}: {f}")),
+                );
+            }
+        }
+    }
+    // Large 8/16/32, narrow 8/16/32, small 8/16/32, thin 16/32.
+    assert_eq!(tiles, 11);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -11,8 +11,11 @@
 use std::num::NonZeroU32;
 
 use crate::geometry::Conv2dGeometry;
+use crate::plan::gemm::DEPTHS;
+use crate::plan::variant::GemmTile;
 use crate::plan::{
-    AdapterProfile, Algorithm, GemmChoice, GemmShape, Op, Strategy, WeightGradPlan, forward, input_grad, weight_grad,
+    AdapterProfile, Algorithm, ForwardPlan, GemmChoice, GemmShape, InputGradPlan, Op, Strategy, WeightGradPlan,
+    forward, input_grad, weight_grad,
 };
 
 /// The most candidates a layer gets: each is compiled and timed.
@@ -39,23 +42,25 @@ pub fn candidates(op: Op, geo: &Conv2dGeometry, profile: &AdapterProfile) -> Vec
         Strategy::Force(Algorithm::GEMM),
     ];
     strategies.extend(GemmShape::ALL.map(Algorithm::gemm).map(Strategy::Force));
-    // The weight gradient's split count trades a longer range per workgroup against more partial tiles
-    // to add: half and twice the planner's own for the GEMM tiles it picks.
-    if op == Op::WeightGrad {
-        for strategy in [Strategy::Auto, Strategy::Force(Algorithm::GEMM)] {
-            if let Ok(WeightGradPlan::Gemm(g)) = weight_grad(geo, profile, strategy)
-                && let Some(shape) = GemmShape::ALL.into_iter().find(|s| s.tile(profile.workgroup_bytes) == g.tile)
-            {
-                for splits in [g.splits / 2, g.splits * 2] {
-                    if let Some(s) = u32::try_from(splits).ok().and_then(NonZeroU32::new) {
-                        let choice = GemmChoice { shape: Some(shape), splits: Some(s) };
-                        strategies.push(Strategy::Force(Algorithm::Gemm(choice)));
-                    }
-                }
-            }
+    strategies.push(Strategy::Reference);
+    // The planner's GEMM tile (Auto's, or the GEMM family's on a CPU profile) at the other reduction
+    // depths its loads allow; for the weight gradient, at half and twice the planner's split count,
+    // which trades a longer range per workgroup against more partial tiles to add.
+    for strategy in [Strategy::Auto, Strategy::Force(Algorithm::GEMM)] {
+        let Some((tile, splits)) = gemm_tile(op, geo, profile, strategy) else { continue };
+        let Some(shape) = GemmShape::ALL.into_iter().find(|s| s.tile(profile.workgroup_bytes).bm == tile.bm) else {
+            continue;
+        };
+        let choice = GemmChoice { shape: Some(shape), splits: None, depth: None };
+        for d in DEPTHS.into_iter().filter(|&d| d != tile.bk) {
+            let depth = u32::try_from(d).ok().and_then(NonZeroU32::new);
+            strategies.push(Strategy::Force(Algorithm::Gemm(GemmChoice { depth, ..choice })));
+        }
+        for s in splits.into_iter().flat_map(|s| [s / 2, s * 2]) {
+            let splits = u32::try_from(s).ok().and_then(NonZeroU32::new);
+            strategies.push(Strategy::Force(Algorithm::Gemm(GemmChoice { splits, ..choice })));
         }
     }
-    strategies.push(Strategy::Reference);
     let mut out: Vec<(Strategy, String)> = Vec::new();
     for s in strategies {
         if out.len() == MAX_CANDIDATES {
@@ -68,4 +73,28 @@ pub fn candidates(op: Op, geo: &Conv2dGeometry, profile: &AdapterProfile) -> Vec
         }
     }
     out
+}
+
+/// The GEMM tile `strategy` plans for `op` on `geo`, and the weight gradient's split count, where it
+/// plans the GEMM kernels.
+fn gemm_tile(
+    op: Op,
+    geo: &Conv2dGeometry,
+    profile: &AdapterProfile,
+    strategy: Strategy,
+) -> Option<(GemmTile, Option<usize>)> {
+    match op {
+        Op::Forward => match forward(geo, profile, strategy) {
+            Ok(ForwardPlan::Gemm(g)) => Some((g.tile, None)),
+            _ => None,
+        },
+        Op::WeightGrad => match weight_grad(geo, profile, strategy) {
+            Ok(WeightGradPlan::Gemm(g)) => Some((g.tile, Some(g.splits))),
+            _ => None,
+        },
+        Op::InputGrad => match input_grad(geo, profile, strategy) {
+            Ok(InputGradPlan::Gemm(g)) => Some((g.tile, None)),
+            _ => None,
+        },
+    }
 }

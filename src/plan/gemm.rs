@@ -75,6 +75,9 @@ pub struct GemmChoice {
     /// The weight gradient's number of reduction ranges (clamped to the number of `bk`-column
     /// steps of the reduction).
     pub splits: Option<NonZeroU32>,
+    /// Reduction steps staged per round (the tile's `bk`): 8, 16 or 32 where the tile's loads divide
+    /// evenly among its 64 invocations and both slabs fit the workgroup memory; `None`: the shape's own.
+    pub depth: Option<NonZeroU32>,
 }
 
 /// Workgroup memory the weight-gradient kernel adds: a tap table of `bn` entries of 16 bytes.
@@ -87,6 +90,33 @@ pub(crate) fn weight_grad_bytes(tile: &GemmTile) -> usize {
 /// the GPU (not where a split reduction multiplies them).
 #[allow(clippy::too_many_arguments)] // the output, the adapter, the caller's choice, and what to name in errors
 fn choose(
+    rows: usize,
+    cols: usize,
+    fill: bool,
+    profile: &AdapterProfile,
+    choice: GemmChoice,
+    extra: fn(&GemmTile) -> usize,
+    op: &'static str,
+    geo: &Conv2dGeometry,
+) -> Result<GemmTile> {
+    let tile = choose_shape(rows, cols, fill, profile, choice, extra, op, geo)?;
+    let Some(depth) = choice.depth else { return Ok(tile) };
+    let t = GemmTile { bk: depth.get() as usize, ..tile };
+    if t.loads_divide() && extra(&t) <= profile.workgroup_bytes as usize {
+        Ok(t)
+    } else {
+        Err(Error::Unsupported {
+            op,
+            layer: geo.describe(),
+            algorithm: "gemm",
+            reason: "the forced reduction depth does not divide the tile's loads among 64 invocations, or its slabs do not fit the workgroup memory",
+        })
+    }
+}
+
+/// The tile shape [`choose`] takes, before a forced depth.
+#[allow(clippy::too_many_arguments)] // as choose
+fn choose_shape(
     rows: usize,
     cols: usize,
     fill: bool,
@@ -275,7 +305,21 @@ impl ConvGemm {
     }
 }
 
+/// The reduction depths a tile may be forced to (see [`GemmChoice::depth`]).
+pub const DEPTHS: [usize; 3] = [8, 16, 32];
+
 impl GemmTile {
+    /// Whether the 64 invocations share this tile's loads evenly: each stages whole reduction steps
+    /// of both slabs (`64 / bk` rows or columns per pass), and the forward kernel's B slab whole
+    /// passes of `min(bn, 64)` columns.
+    pub(crate) fn loads_divide(&self) -> bool {
+        let t = self.bk;
+        DEPTHS.contains(&t)
+            && (self.bm * t).is_multiple_of(64)
+            && (self.bn * t).is_multiple_of(64)
+            && (t * self.bn.min(64)).is_multiple_of(64)
+    }
+
     /// An upper bound on the loop iterations of one round of a GEMM kernel, counting its constant
     /// loops as if they were not unrolled: the loads of both slabs (`(bm + bn)·bk / 64` per
     /// invocation, each loop's last test too), the steps of the round, and the round loop itself.

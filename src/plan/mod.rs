@@ -140,12 +140,12 @@ impl Algorithm {
     }
 
     /// The GEMM kernels with the planner's tiles and splits.
-    pub const GEMM: Algorithm = Algorithm::Gemm(GemmChoice { shape: None, splits: None });
+    pub const GEMM: Algorithm = Algorithm::Gemm(GemmChoice { shape: None, splits: None, depth: None });
 
     /// The GEMM kernels with tile shape `shape` forced.
     #[must_use]
     pub fn gemm(shape: GemmShape) -> Self {
-        Self::Gemm(GemmChoice { shape: Some(shape), splits: None })
+        Self::Gemm(GemmChoice { shape: Some(shape), splits: None, depth: None })
     }
 }
 
@@ -166,10 +166,10 @@ impl Strategy {
         Strategy::Force(Algorithm::RegisterTile),
         Strategy::Force(Algorithm::Vec4Tile),
         Strategy::Force(Algorithm::GEMM),
-        Strategy::Force(Algorithm::Gemm(GemmChoice { shape: Some(GemmShape::Large), splits: None })),
-        Strategy::Force(Algorithm::Gemm(GemmChoice { shape: Some(GemmShape::Narrow), splits: None })),
-        Strategy::Force(Algorithm::Gemm(GemmChoice { shape: Some(GemmShape::Small), splits: None })),
-        Strategy::Force(Algorithm::Gemm(GemmChoice { shape: Some(GemmShape::Thin), splits: None })),
+        Strategy::Force(Algorithm::Gemm(GemmChoice { shape: Some(GemmShape::Large), splits: None, depth: None })),
+        Strategy::Force(Algorithm::Gemm(GemmChoice { shape: Some(GemmShape::Narrow), splits: None, depth: None })),
+        Strategy::Force(Algorithm::Gemm(GemmChoice { shape: Some(GemmShape::Small), splits: None, depth: None })),
+        Strategy::Force(Algorithm::Gemm(GemmChoice { shape: Some(GemmShape::Thin), splits: None, depth: None })),
     ];
 
     /// `auto`, `reference`, or an [`Algorithm::name`].
@@ -196,16 +196,21 @@ impl Strategy {
 }
 
 impl Strategy {
-    /// The strategy as a tuned choice is stored: its [name](Strategy::name), and `:splits=N` where the
-    /// weight gradient's split count is forced (the choice itself, not only its family).
+    /// The strategy as a tuned choice is stored: its [name](Strategy::name), then `:splits=N` and
+    /// `:depth=N` where a GEMM split count or reduction depth is forced (the choice itself, not only
+    /// its family).
     #[must_use]
     pub fn key(self) -> String {
-        match self {
-            Strategy::Force(Algorithm::Gemm(GemmChoice { splits: Some(s), .. })) => {
-                format!("{}:splits={s}", self.name())
+        let mut key = self.name().to_string();
+        if let Strategy::Force(Algorithm::Gemm(c)) = self {
+            if let Some(s) = c.splits {
+                key += &format!(":splits={s}");
             }
-            _ => self.name().to_string(),
+            if let Some(d) = c.depth {
+                key += &format!(":depth={d}");
+            }
         }
+        key
     }
 
     /// The strategy of a [`key`](Strategy::key).
@@ -216,30 +221,34 @@ impl Strategy {
         let bad = || Error::InvalidOption {
             what: "stored strategy",
             got: key.to_string(),
-            expected: "NAME or NAME:splits=N",
+            expected: "NAME, then :splits=N and :depth=N for a GEMM tile",
         };
-        let (name, splits) = match key.split_once(':') {
-            None => (key, None),
-            Some((name, rest)) => {
-                let n = rest.strip_prefix("splits=").and_then(|n| n.parse::<std::num::NonZeroU32>().ok());
-                (name, Some(n.ok_or_else(bad)?))
+        let mut parts = key.split(':');
+        let mut strategy = Self::from_name(parts.next().unwrap_or_default())?;
+        for part in parts {
+            let Strategy::Force(Algorithm::Gemm(c)) = &mut strategy else { return Err(bad()) };
+            let (field, n) = part.split_once('=').ok_or_else(bad)?;
+            let n = n.parse::<std::num::NonZeroU32>().map_err(|_| bad())?;
+            match field {
+                "splits" if c.splits.is_none() => c.splits = Some(n),
+                "depth" if c.depth.is_none() => c.depth = Some(n),
+                _ => return Err(bad()),
             }
-        };
-        match (Self::from_name(name)?, splits) {
-            (s, None) => Ok(s),
-            (Strategy::Force(Algorithm::Gemm(c)), Some(n)) => {
-                Ok(Strategy::Force(Algorithm::Gemm(GemmChoice { splits: Some(n), ..c })))
-            }
-            _ => Err(bad()),
         }
+        Ok(strategy)
     }
 }
 
 impl fmt::Display for Strategy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())?;
-        if let Strategy::Force(Algorithm::Gemm(GemmChoice { splits: Some(s), .. })) = self {
-            write!(f, " split-K {s}")?;
+        if let Strategy::Force(Algorithm::Gemm(c)) = self {
+            if let Some(s) = c.splits {
+                write!(f, " split-K {s}")?;
+            }
+            if let Some(d) = c.depth {
+                write!(f, " depth {d}")?;
+            }
         }
         Ok(())
     }

@@ -366,12 +366,45 @@ fn candidates_start_with_auto_and_are_distinct_plans() {
         }
     }
     // The resnet layer on lavapipe: the register tiles (Auto's are the vec4 ones), the GEMM tiles (the
-    // planner's own is the large one), split counts of the weight gradient and the direct kernels.
+    // planner's own is the large one, 16 deep in 16 KiB; 8 deep too, 32 does not fit), the direct
+    // kernels, and the weight gradient's split counts.
     let resnet = suite("standard").unwrap().into_iter().find(|s| s.name.starts_with("resnet")).unwrap().geo;
     let names = |op| candidates(op, &resnet, &lavapipe()).into_iter().map(|(s, _)| s.key()).collect::<Vec<_>>();
     assert_eq!(
         names(Op::Forward),
-        ["auto", "register-tile", "gemm", "gemm-narrow", "gemm-small", "gemm-thin", "reference"]
+        ["auto", "register-tile", "gemm", "gemm-narrow", "gemm-small", "gemm-thin", "reference", "gemm-large:depth=8"]
     );
     assert!(names(Op::WeightGrad).iter().any(|k| k.contains(":splits=")), "{:?}", names(Op::WeightGrad));
+}
+
+/// A forced reduction depth: the tile's own shape at that depth where its loads divide among the 64
+/// invocations and its slabs fit; a typed error otherwise.
+#[test]
+fn forced_depths_give_their_tile_or_a_typed_error() {
+    use std::num::NonZeroU32;
+    let geo = Conv2dGeometry::new(2, 16, [12, 12], 32, [3, 3], Conv2dParams::new().padding(1, 1)).unwrap();
+    for (shape, depth, want) in [
+        (GemmShape::Large, 8, Some("gemm 64x64x8 (8x8)")),
+        (GemmShape::Large, 32, Some("gemm 64x64x32 (8x8)")),
+        (GemmShape::Narrow, 8, Some("gemm 16x128x8 (4x8)")),
+        (GemmShape::Small, 32, Some("gemm 32x32x32 (4x4)")),
+        // 4 rows × 8 steps is half a load per invocation.
+        (GemmShape::Thin, 8, None),
+        (GemmShape::Thin, 32, Some("gemm 4x192x32 (4x3)")),
+    ] {
+        let choice = GemmChoice { shape: Some(shape), splits: None, depth: NonZeroU32::new(depth) };
+        let s = Strategy::Force(Algorithm::Gemm(choice));
+        assert_eq!(Strategy::from_key(&s.key()), Ok(s));
+        match (forward(&geo, &discrete_32k(), s), want) {
+            (Ok(p), Some(w)) => assert!(p.to_string().starts_with(w), "{p} vs {w}"),
+            (Err(Error::Unsupported { .. }), None) => {}
+            (r, w) => panic!("{shape:?} depth {depth}: {r:?}, wanted {w:?}"),
+        }
+    }
+    // 32 steps of the large tile stage 16,640 bytes of slabs: over WebGPU's 16 KiB.
+    let deep = GemmChoice { shape: Some(GemmShape::Large), splits: None, depth: NonZeroU32::new(32) };
+    assert!(
+        forward(&geo, &lavapipe_as_gpu().with_workgroup_bytes(16 * 1024), Strategy::Force(Algorithm::Gemm(deep)))
+            .is_err()
+    );
 }

@@ -175,7 +175,7 @@ mod tests {
 
     fn sample() -> Cache {
         let mut c = Cache::default();
-        let split = GemmChoice { shape: Some(GemmShape::Narrow), splits: std::num::NonZeroU32::new(7) };
+        let split = GemmChoice { shape: Some(GemmShape::Narrow), splits: std::num::NonZeroU32::new(7), depth: None };
         c.insert("adapter A", "forward n1 c3", Entry { strategy: Strategy::Auto, median_ms: 1.5 });
         c.insert(
             "adapter A",
