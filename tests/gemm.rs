@@ -81,6 +81,18 @@ fn run_layer(ctx: &Context, geo: &Conv2dGeometry, which: [bool; 3], rng: &mut Rn
     failures
 }
 
+/// Each operation on a layer whose GEMM is exactly `m × n × r` (a 1×1 kernel over a 1×n row).
+fn run_gemm(ctx: &Context, [m, n, r]: [usize; 3], rng: &mut Rng) -> Vec<String> {
+    let p = Conv2dParams::new();
+    let fwd = Conv2dGeometry::new(1, r, [1, n], m, [1, 1], p).unwrap();
+    let wgrad = Conv2dGeometry::new(1, n, [1, r], m, [1, 1], p).unwrap();
+    let igrad = Conv2dGeometry::new(1, m, [1, n], r, [1, 1], p).unwrap();
+    let mut failures = run_layer(ctx, &fwd, [true, false, false], rng);
+    failures.extend(run_layer(ctx, &wgrad, [false, true, false], rng));
+    failures.extend(run_layer(ctx, &igrad, [false, false, true], rng));
+    failures
+}
+
 /// 1, d − 1, d, d + 1 (without 0).
 fn around(d: usize) -> Vec<usize> {
     let mut v = vec![1, d - 1, d, d + 1];
@@ -99,17 +111,10 @@ fn every_tile_shape_is_exact_at_its_boundaries() {
     for (shape, wg) in GemmShape::ALL.into_iter().map(|s| (s, 32 * 1024)).chain([(GemmShape::Large, 16 * 1024)]) {
         let ctx = gemm_ctx(GemmChoice { shape: Some(shape), splits: None, depth: None }, wg);
         let [bm, bn, bk] = tile_of(&ctx, shape);
-        let p = Conv2dParams::new();
         for m in around(bm) {
             for n in around(bn) {
                 for r in around(bk) {
-                    // A 1×1 kernel over a 1×n row: each op's GEMM is exactly m × n × r.
-                    let fwd = Conv2dGeometry::new(1, r, [1, n], m, [1, 1], p).unwrap();
-                    let wgrad = Conv2dGeometry::new(1, n, [1, r], m, [1, 1], p).unwrap();
-                    let igrad = Conv2dGeometry::new(1, m, [1, n], r, [1, 1], p).unwrap();
-                    failures.extend(run_layer(&ctx, &fwd, [true, false, false], &mut rng));
-                    failures.extend(run_layer(&ctx, &wgrad, [false, true, false], &mut rng));
-                    failures.extend(run_layer(&ctx, &igrad, [false, false, true], &mut rng));
+                    failures.extend(run_gemm(&ctx, [m, n, r], &mut rng));
                     runs += 3;
                 }
             }
@@ -242,16 +247,10 @@ fn every_forced_reduction_depth_matches_the_reference() {
             let [bm, bn, bk] = tile_of(&ctx, shape);
             assert_eq!(bk, depth as usize, "{shape:?}");
             tiles += 1;
-            let p = Conv2dParams::new();
             for m in [1, bm + 1] {
                 for n in [1, bn + 1] {
                     for r in around(bk) {
-                        let fwd = Conv2dGeometry::new(1, r, [1, n], m, [1, 1], p).unwrap();
-                        let wgrad = Conv2dGeometry::new(1, n, [1, r], m, [1, 1], p).unwrap();
-                        let igrad = Conv2dGeometry::new(1, m, [1, n], r, [1, 1], p).unwrap();
-                        failures.extend(run_layer(&ctx, &fwd, [true, false, false], &mut rng));
-                        failures.extend(run_layer(&ctx, &wgrad, [false, true, false], &mut rng));
-                        failures.extend(run_layer(&ctx, &igrad, [false, false, true], &mut rng));
+                        failures.extend(run_gemm(&ctx, [m, n, r], &mut rng));
                     }
                 }
             }

@@ -85,9 +85,9 @@ pub(crate) fn weight_grad_bytes(tile: &GemmTile) -> usize {
     tile.operand_bytes() + 16 * tile.bn
 }
 
-/// The tile for an output of `rows × cols` (per group), or the forced one; `extra` adds the
-/// kernel's own workgroup memory to each tile's operands. `fill`: whether the tiles alone must fill
-/// the GPU (not where a split reduction multiplies them).
+/// The tile for an output of `rows × cols` (per group), or the forced one, at the forced depth if any;
+/// `extra` adds the kernel's own workgroup memory to each tile's operands. `fill`: whether the tiles
+/// alone must fill the GPU (not where a split reduction multiplies them).
 #[allow(clippy::too_many_arguments)] // the output, the adapter, the caller's choice, and what to name in errors
 fn choose(
     rows: usize,
@@ -99,66 +99,37 @@ fn choose(
     op: &'static str,
     geo: &Conv2dGeometry,
 ) -> Result<GemmTile> {
-    let tile = choose_shape(rows, cols, fill, profile, choice, extra, op, geo)?;
+    let unsupported = |reason| Error::Unsupported { op, layer: geo.describe(), algorithm: "gemm", reason };
+    let fits = |t: GemmTile| (extra(&t) <= profile.workgroup_bytes as usize).then_some(t);
+    let shaped = |s: GemmShape| fits(s.tile(profile.workgroup_bytes));
+    let tile = if let Some(shape) = choice.shape {
+        shaped(shape).ok_or_else(|| unsupported("the tile needs more workgroup memory than the adapter offers"))?
+    } else {
+        // Few rows: the narrow tile wastes least. Otherwise the large tile, unless its padding wastes
+        // a quarter more work than the small one's or it leaves the GPU short of workgroups (an H100
+        // has 132 multiprocessors; two resident workgroups each want about 256).
+        let padded = |t: &GemmTile| rows.next_multiple_of(t.bm) * cols.next_multiple_of(t.bn);
+        let count = |t: &GemmTile| rows.div_ceil(t.bm) * cols.div_ceil(t.bn);
+        let pick = if rows <= 4 {
+            shaped(GemmShape::Thin)
+        } else if rows <= 16 {
+            shaped(GemmShape::Narrow)
+        } else {
+            match (shaped(GemmShape::Large), shaped(GemmShape::Small)) {
+                (Some(l), Some(s)) if 4 * padded(&l) > 5 * padded(&s) || (fill && count(&l) < 256) => Some(s),
+                (Some(l), _) => Some(l),
+                (None, s) => s,
+            }
+        };
+        pick.or_else(|| shaped(GemmShape::Small))
+            .ok_or_else(|| unsupported("no tile fits the adapter's workgroup memory"))?
+    };
     let Some(depth) = choice.depth else { return Ok(tile) };
-    let t = GemmTile { bk: depth.get() as usize, ..tile };
-    if t.loads_divide() && extra(&t) <= profile.workgroup_bytes as usize {
-        Ok(t)
-    } else {
-        Err(Error::Unsupported {
-            op,
-            layer: geo.describe(),
-            algorithm: "gemm",
-            reason: "the forced reduction depth does not divide the tile's loads among 64 invocations, or its slabs do not fit the workgroup memory",
-        })
-    }
-}
-
-/// The tile shape [`choose`] takes, before a forced depth.
-#[allow(clippy::too_many_arguments)] // as choose
-fn choose_shape(
-    rows: usize,
-    cols: usize,
-    fill: bool,
-    profile: &AdapterProfile,
-    choice: GemmChoice,
-    extra: fn(&GemmTile) -> usize,
-    op: &'static str,
-    geo: &Conv2dGeometry,
-) -> Result<GemmTile> {
-    let fits = |s: GemmShape| {
-        let t = s.tile(profile.workgroup_bytes);
-        (extra(&t) <= profile.workgroup_bytes as usize).then_some(t)
-    };
-    if let Some(shape) = choice.shape {
-        return fits(shape).ok_or_else(|| Error::Unsupported {
-            op,
-            layer: geo.describe(),
-            algorithm: "gemm",
-            reason: "the tile needs more workgroup memory than the adapter offers",
-        });
-    }
-    // Few rows: the narrow tile wastes least. Otherwise the large tile, unless its padding wastes a
-    // quarter more work than the small one's or it leaves the GPU short of workgroups (an H100 has
-    // 132 multiprocessors; two resident workgroups each want about 256).
-    let padded = |t: &GemmTile| rows.next_multiple_of(t.bm) * cols.next_multiple_of(t.bn);
-    let count = |t: &GemmTile| rows.div_ceil(t.bm) * cols.div_ceil(t.bn);
-    let pick = if rows <= 4 {
-        fits(GemmShape::Thin)
-    } else if rows <= 16 {
-        fits(GemmShape::Narrow)
-    } else {
-        match (fits(GemmShape::Large), fits(GemmShape::Small)) {
-            (Some(l), Some(s)) if 4 * padded(&l) > 5 * padded(&s) || (fill && count(&l) < 256) => Some(s),
-            (Some(l), _) => Some(l),
-            (None, s) => s,
-        }
-    };
-    pick.or_else(|| fits(GemmShape::Small)).ok_or_else(|| Error::Unsupported {
-        op,
-        layer: geo.describe(),
-        algorithm: "gemm",
-        reason: "no tile fits the adapter's workgroup memory",
+    let deep = GemmTile { bk: depth.get() as usize, ..tile };
+    fits(deep).filter(GemmTile::loads_divide).ok_or_else(|| {
+        unsupported(
+            "the forced reduction depth does not divide the tile's loads among 64 invocations, or its slabs do not fit the workgroup memory",
+        )
     })
 }
 

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use convgrad::bench::{Inputs, Op, SUITES, fp32_peak, suite, time_op};
+use convgrad::bench::{Inputs, Op, SUITES, Shape, fp32_peak, suite, time_op};
 use convgrad::{AdapterOptions, Conv2dGeometry, Layout, Strategy, Tuning};
 use indicatif::{ProgressBar, ProgressStyle};
 use plotters::prelude::*;
@@ -82,17 +82,22 @@ struct Record {
     compile_ms: f64,
 }
 
-pub fn run(options: &AdapterOptions, a: &BenchArgs) -> Result<ExitCode, CliError> {
-    let shapes = suite(&a.suite)
-        .ok_or_else(|| CliError(format!("unknown suite '{}'; choose one of {}", a.suite, SUITES.join(", "))))?;
-    let ops = a
-        .ops
+/// The layers of suite `name` and the operations named in `ops`, or what is wrong with them.
+pub fn suite_and_ops(name: &str, ops: &[String]) -> Result<(Vec<Shape>, Vec<Op>), CliError> {
+    let shapes =
+        suite(name).ok_or_else(|| CliError(format!("unknown suite '{name}'; choose one of {}", SUITES.join(", "))))?;
+    let ops = ops
         .iter()
         .map(|o| {
             Op::from_name(o.trim())
                 .ok_or_else(|| CliError(format!("unknown op '{o}'; use forward, weight-grad or input-grad")))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    Ok((shapes, ops))
+}
+
+pub fn run(options: &AdapterOptions, a: &BenchArgs) -> Result<ExitCode, CliError> {
+    let (shapes, ops) = suite_and_ops(&a.suite, &a.ops)?;
     if a.reps == 0 {
         return Err(CliError("--reps must be at least 1".into()));
     }

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use convgrad::bench::{Op, SUITES, suite};
 use convgrad::tune::cache;
 use convgrad::{AdapterOptions, Conv2dGeometry, Layout, TuneOptions, TuneReport, Tuning};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -38,16 +37,7 @@ pub struct TuneArgs {
 }
 
 pub fn run(options: &AdapterOptions, a: &TuneArgs) -> Result<ExitCode, CliError> {
-    let shapes = suite(&a.suite)
-        .ok_or_else(|| CliError(format!("unknown suite '{}'; choose one of {}", a.suite, SUITES.join(", "))))?;
-    let ops = a
-        .ops
-        .iter()
-        .map(|o| {
-            Op::from_name(o.trim())
-                .ok_or_else(|| CliError(format!("unknown op '{o}'; use forward, weight-grad or input-grad")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let (shapes, ops) = crate::bench::suite_and_ops(&a.suite, &a.ops)?;
     let layout = match a.layout.as_str() {
         "nchw" => Layout::Nchw,
         "nhwc" => Layout::Nhwc,
