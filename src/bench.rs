@@ -8,8 +8,6 @@
 
 use std::time::Instant;
 
-use ndarray::Ix4;
-
 use crate::error::Result;
 use crate::geometry::{Conv2dGeometry, Conv2dParams};
 use crate::gpu::{Context, Tensor};
@@ -114,11 +112,14 @@ impl Inputs {
     /// # Errors
     /// Device limits or wgpu errors.
     pub fn new(ctx: &Context, geo: Conv2dGeometry) -> Result<Self> {
+        let [x, w, dy] = Self::arrays(&geo);
+        Ok(Self { geo, x: ctx.upload(x.view())?, w: ctx.upload(w.view())?, dy: ctx.upload(dy.view())? })
+    }
+
+    /// The seeded host arrays of X, W and dY.
+    fn arrays(geo: &Conv2dGeometry) -> [ndarray::Array4<f32>; 3] {
         let mut rng = Rng::new(42);
-        let x = ctx.upload(rng.array::<Ix4, _>(geo.input_shape()).view())?;
-        let w = ctx.upload(rng.array::<Ix4, _>(geo.weight_shape()).view())?;
-        let dy = ctx.upload(rng.array::<Ix4, _>(geo.output_shape()).view())?;
-        Ok(Self { geo, x, w, dy })
+        [rng.array(geo.input_shape()), rng.array(geo.weight_shape()), rng.array(geo.output_shape())]
     }
 
     /// Runs `op` and reads its result back to the host: one timed unit of the benchmark. Returns the
@@ -142,10 +143,7 @@ impl Inputs {
     /// # Errors
     /// Device limits or wgpu errors.
     pub fn with_magnitudes(ctx: &Context, geo: Conv2dGeometry) -> Result<(Self, Self)> {
-        let mut rng = Rng::new(42);
-        let x = rng.array::<Ix4, _>(geo.input_shape());
-        let w = rng.array::<Ix4, _>(geo.weight_shape());
-        let dy = rng.array::<Ix4, _>(geo.output_shape());
+        let [x, w, dy] = Self::arrays(&geo);
         let up = |a: &ndarray::Array4<f32>| ctx.upload(a.view());
         let abs = |a: &ndarray::Array4<f32>| ctx.upload(a.mapv(f32::abs).view());
         Ok((Self { geo, x: up(&x)?, w: up(&w)?, dy: up(&dy)? }, Self { geo, x: abs(&x)?, w: abs(&w)?, dy: abs(&dy)? }))
@@ -230,17 +228,7 @@ impl Timing {
     }
 }
 
-/// The median of a list (the mean of the middle two for an even count; NaN if empty).
-#[must_use]
-pub fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    match s.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => s[n / 2],
-        n => 0.5 * (s[n / 2 - 1] + s[n / 2]),
-    }
-}
+pub use crate::tune::select::median;
 
 /// Untimed runs before the timed ones.
 pub const WARM_UP_RUNS: usize = 3;

@@ -34,17 +34,18 @@ impl Context {
         [b, r, c]: [usize; 3],
     ) -> Result<()> {
         let shape = Conv2dGeometry::new(b, 1, [r, c], 1, [1, 1], Conv2dParams::new())?;
+        // Runs of at most TRANSPOSE_RUN elements per invocation of the rows kernel (plan::loops).
+        let runs = r.div_ceil(TRANSPOSE_RUN);
         let (spec, invocations) = match plan::transpose(self.profile()) {
             Transpose::Tiles => {
                 let workgroups = b * r.div_ceil(TILE) * c.div_ceil(TILE);
                 (&kernels::TRANSPOSE, workgroups.saturating_mul(WORKGROUP as usize))
             }
-            Transpose::Rows => (&kernels::TRANSPOSE_ROWS, b * c * r.div_ceil(TRANSPOSE_RUN)),
+            Transpose::Rows => (&kernels::TRANSPOSE_ROWS, b * c * runs),
         };
         let invocations = u32_of(invocations)?;
         let mut u = PrepUniform::new(&shape, 0, invocations);
-        // Runs of at most TRANSPOSE_RUN elements per invocation of the rows kernel (plan::loops).
-        u.splits = u32_of(r.div_ceil(TRANSPOSE_RUN))?;
+        u.splits = u32_of(runs)?;
         u.chunk = u32_of(TRANSPOSE_RUN)?;
         job.dispatch(spec, &Variant::Plain, bytemuck::bytes_of(&u), &[src, dst], invocations)
     }

@@ -259,7 +259,9 @@ impl Context {
             // with the strategy chosen for the whole layer (never one tuned for the chunk's batch).
             let chunk_plan = if chunk.n == geo.n { plan } else { plan::weight_grad(chunk, self.profile(), strategy)? };
             match chunk_plan {
-                WeightGradPlan::Direct(r) => self.weight_grad_direct(job, chunk, r, [xc, dyc, out], dw.len()),
+                WeightGradPlan::Direct(r) => {
+                    self.run_split(job, &kernels::WEIGHT_GRAD, chunk, r, &[xc, dyc], out, dw.len())
+                }
                 WeightGradPlan::Tiled(t) => self.weight_grad_tiles(job, chunk, &t, [xc, dyc, out], dw.len()),
                 WeightGradPlan::Gemm(t) => self.weight_grad_gemm(job, chunk, &t, [xc, dyc, out], dw.len()),
             }
@@ -321,29 +323,34 @@ impl Context {
         self.sum_splits(job, geo, partial, u.splits, dw, len)
     }
 
-    /// Records the direct weight gradient over the ranges of rows `r` on one batch chunk, then adds
-    /// the ranges in order. `[x, dy, dw]`; `len` elements of dW.
-    fn weight_grad_direct(
+    /// Records a direct kernel `spec` over the ranges `r` of its reduction on one batch chunk
+    /// (`len` outputs per range), then adds the ranges in order into `out`: the direct weight gradient
+    /// and the bias gradient.
+    #[allow(clippy::too_many_arguments)] // the kernel, its layer and split, its buffers and outputs
+    fn run_split(
         &self,
         job: &mut Job,
+        spec: &'static KernelSpec,
         geo: &Conv2dGeometry,
         r: ReductionSplit,
-        [x, dy, dw]: [&wgpu::Buffer; 3],
+        inputs: &[&wgpu::Buffer],
+        out: &wgpu::Buffer,
         len: usize,
     ) -> Result<()> {
         let partial = self.split_partials(r.splits, len)?;
-        let out = partial.as_ref().map_or(dw, |p| &p.buffer);
+        let dst = partial.as_ref().map_or(out, |p| &p.buffer);
         let mut u = ConvUniform::new(geo, 0, u32_of(r.splits * len)?);
         u.splits = u32_of(r.splits)?;
         u.chunk = u32_of(r.chunk)?;
-        job.dispatch(&kernels::WEIGHT_GRAD, &Variant::Plain, bytemuck::bytes_of(&u), &[x, dy, out], u.total)?;
-        self.sum_splits(job, geo, partial, u.splits, dw, len)
+        let buffers: Vec<&wgpu::Buffer> = inputs.iter().copied().chain(std::iter::once(dst)).collect();
+        job.dispatch(spec, &Variant::Plain, bytemuck::bytes_of(&u), &buffers, u.total)?;
+        self.sum_splits(job, geo, partial, u.splits, out, len)
     }
 
     /// The temporary of a split reduction's partial sums, `splits × len`, where it has more than one
     /// split (one split writes the output itself).
     fn split_partials(&self, splits: usize, len: usize) -> Result<Option<Tensor>> {
-        if splits > 1 { Ok(Some(self.temp("weight-gradient partial sums", &[splits, len])?)) } else { Ok(None) }
+        if splits > 1 { Ok(Some(self.temp("split-reduction partial sums", &[splits, len])?)) } else { Ok(None) }
     }
 
     /// Records `split_sum.wgsl`, adding the `splits` partial sums of `partial` into the `len`
@@ -541,13 +548,7 @@ impl Context {
             let dyn_ = self.activations_in(job, layout, &dyc, [chunk.n, k, p * q])?;
             // Ranges of each filter's N·P·Q positions, added in order where there are several.
             let r = plan::loops::bias_grad(chunk.n * p * q);
-            let partial = self.split_partials(r.splits, k)?;
-            let dst = partial.as_ref().map_or(out, |t| &t.buffer);
-            let mut u = ConvUniform::new(chunk, 0, u32_of(r.splits * k)?);
-            u.splits = u32_of(r.splits)?;
-            u.chunk = u32_of(r.chunk)?;
-            job.dispatch(&kernels::BIAS_GRAD, &Variant::Plain, bytemuck::bytes_of(&u), &[&dyn_.buffer, dst], u.total)?;
-            self.sum_splits(job, chunk, partial, u.splits, out, k)
+            self.run_split(job, &kernels::BIAS_GRAD, chunk, r, &[&dyn_.buffer], out, k)
         })?;
         job.finish()
     }

@@ -175,11 +175,9 @@ impl Context {
         let key = LayerKey::new(op, geo);
         let options = {
             let mut t = self.tune.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let options = match t.mode {
-                Tuning::Off => return Ok(Strategy::Auto),
-                Tuning::Cached => None,
-                Tuning::Tune(o) => Some(o),
-            };
+            if t.mode == Tuning::Off {
+                return Ok(Strategy::Auto);
+            }
             if let Some(s) = t.chosen.get(&key) {
                 return Ok(*s);
             }
@@ -189,14 +187,14 @@ impl Context {
                 t.chosen.insert(key, s);
                 return Ok(s);
             }
-            if options.is_none() {
+            let Tuning::Tune(options) = t.mode else {
                 t.chosen.insert(key, Strategy::Auto);
                 return Ok(Strategy::Auto);
-            }
+            };
             options
         };
         // Measured outside the lock: the candidates' own contexts never come back here.
-        let report = self.tune_with(op, geo, options.unwrap_or_default())?;
+        let report = self.tune_with(op, geo, options)?;
         let mut t = self.tune.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         Ok(*t.chosen.entry(key).or_insert(report.strategy()))
     }
@@ -236,13 +234,16 @@ impl Context {
             Op::InputGrad => geo.filters_per_group() * geo.s * geo.t,
         };
         let bound = 2.0 * gamma(len);
+        // Device timestamps for every candidate where the adapter has them, else the wall clock for all.
+        let device = !options.wall_clock && self.device.features().contains(wgpu::Features::TIMESTAMP_QUERY);
         struct Runner {
             ctx: Context,
             inputs: Inputs,
             reps: usize,
-            device: bool,
         }
-        // Compile, warm up, check the result, and size the sample of each candidate.
+        // Compile, warm up, check the result, and size the sample of each candidate; `once` adds up
+        // how long one round of samples will take.
+        let mut once = Duration::ZERO;
         let mut runners: Vec<std::result::Result<Runner, String>> = Vec::new();
         for (strategy, _) in &list {
             let prepared = (|| -> std::result::Result<Runner, String> {
@@ -262,15 +263,15 @@ impl Context {
                 let t0 = Instant::now();
                 ctx.download::<IxDyn>(&inputs.launch(&ctx, op).map_err(|e| e.to_string())?)
                     .map_err(|e| e.to_string())?;
-                let once = t0.elapsed().max(Duration::from_micros(1));
-                let reps = (MIN_SAMPLE.as_secs_f64() / once.as_secs_f64()).ceil().clamp(1.0, 1000.0) as usize;
-                let device = !options.wall_clock && ctx.set_profiling(true);
-                Ok(Runner { ctx, inputs, reps, device })
+                let run = t0.elapsed().max(Duration::from_micros(1));
+                let reps = (MIN_SAMPLE.as_secs_f64() / run.as_secs_f64()).ceil().clamp(1.0, 1000.0) as usize;
+                once += run * u32::try_from(reps).unwrap_or(u32::MAX);
+                ctx.set_profiling(device);
+                Ok(Runner { ctx, inputs, reps })
             })();
             runners.push(prepared);
         }
         let runs_per_sample = runners.iter().flatten().map(|r| r.reps).max().unwrap_or(1);
-        let device = runners.iter().flatten().all(|r| r.device);
         // One sample: `reps` runs, then the result read back (the wall clock's end) or the kernels'
         // device time read; milliseconds per run.
         let sample = |r: &Runner| -> std::result::Result<f64, String> {
@@ -283,29 +284,13 @@ impl Context {
                 r.ctx.download::<IxDyn>(&t).map_err(|e| e.to_string())?;
             }
             let wall = t0.elapsed().as_secs_f64() * 1e3;
-            let ms = if device && r.device { r.ctx.take_device_ms().map_err(|e| e.to_string())? } else { wall };
+            let ms = if device { r.ctx.take_device_ms().map_err(|e| e.to_string())? } else { wall };
             Ok(ms / r.reps as f64)
         };
-        // A first round shows how long a round takes; the budget sets how many more.
-        let t0 = Instant::now();
-        let first = measure(list.len(), 1, |i| runners[i].as_ref().map_err(Clone::clone).and_then(sample));
-        let per_round = t0.elapsed().as_secs_f64().max(1e-6);
+        // As many rounds as the budget allows, at least 3.
+        let per_round = once.as_secs_f64().max(1e-6);
         let rounds = ((options.budget.as_secs_f64() / per_round) as usize).clamp(3, options.max_rounds.max(3));
-        let rest = measure(list.len(), rounds - 1, |i| match &first[i] {
-            Outcome::Out(e) => Err(e.clone()),
-            Outcome::Samples(_) => runners[i].as_ref().map_err(Clone::clone).and_then(sample),
-        });
-        let outcomes: Vec<Outcome> = first
-            .into_iter()
-            .zip(rest)
-            .map(|(a, b)| match (a, b) {
-                (Outcome::Samples(mut x), Outcome::Samples(y)) => {
-                    x.extend(y);
-                    Outcome::Samples(x)
-                }
-                (Outcome::Out(e), _) | (_, Outcome::Out(e)) => Outcome::Out(e),
-            })
-            .collect();
+        let outcomes = measure(list.len(), rounds, |i| runners[i].as_ref().map_err(Clone::clone).and_then(sample));
         let report_of = |(i, o): (usize, &Outcome)| CandidateReport {
             strategy: list[i].0,
             plan: list[i].1.clone(),

@@ -43,7 +43,7 @@ pub struct Cache {
 /// The hash a fingerprint is stored as.
 #[must_use]
 pub fn fingerprint_hash(fingerprint: &str) -> u64 {
-    fingerprint.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
+    super::key::fnv(fingerprint.bytes(), super::key::FNV_START)
 }
 
 impl Cache {

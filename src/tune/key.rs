@@ -70,8 +70,12 @@ const CODE: &[&str] = &[
     include_str!("../plan/profile.rs"),
 ];
 
-/// 64-bit FNV-1a: a hash whose value does not change between Rust releases (unlike std's).
-fn fnv(bytes: impl IntoIterator<Item = u8>, mut h: u64) -> u64 {
+/// The offset basis of [`fnv`].
+pub(crate) const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// 64-bit FNV-1a from `h` (start at [`FNV_START`]): a hash whose value does not change between Rust
+/// releases (unlike std's).
+pub(crate) fn fnv(bytes: impl IntoIterator<Item = u8>, mut h: u64) -> u64 {
     for b in bytes {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
@@ -82,7 +86,7 @@ fn fnv(bytes: impl IntoIterator<Item = u8>, mut h: u64) -> u64 {
 /// The hash of [`CODE`] and of the kernel sources.
 #[must_use]
 pub fn code_hash() -> u64 {
-    let mut h = 0xcbf2_9ce4_8422_2325;
+    let mut h = FNV_START;
     let kernels = crate::gpu::kernel_sources();
     for s in CODE.iter().chain(kernels.iter()) {
         h = fnv(s.bytes().chain([0]), h);

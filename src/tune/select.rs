@@ -1,12 +1,16 @@
 //! Which candidate wins: samples taken in turn, the median decides, near-ties go to the earlier
 //! candidate (the first is always the `Auto` plan), and a candidate that fails is out, never picked.
 
-/// The median of a list (the mean of the middle two for an even count).
-fn median(v: &[f64]) -> f64 {
+/// The median of a list (the mean of the middle two for an even count; NaN if empty).
+#[must_use]
+pub fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
-    let n = s.len();
-    if !n.is_multiple_of(2) { s[n / 2] } else { 0.5 * (s[n / 2 - 1] + s[n / 2]) }
+    match s.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => s[n / 2],
+        n => 0.5 * (s[n / 2 - 1] + s[n / 2]),
+    }
 }
 
 /// Medians within this fraction of the fastest are a tie, which the earlier candidate wins: so the
