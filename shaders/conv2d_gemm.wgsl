@@ -7,9 +7,12 @@
 // padding is this mask: no padded copy).
 //
 // A workgroup computes BM rows × BN columns, staging BK steps of the reduction of both operands in
-// workgroup memory per round; each of the 64 invocations holds TM × TN accumulators, rows MT and
+// workgroup memory per round; each of its THREADS invocations holds TM × TN accumulators, rows MT and
 // columns NT apart. Each round's BK products go to fresh partial sums that are then added to the
-// accumulators, so a long reduction rounds like BK + R/BK terms rather than R.
+// accumulators, so a long reduction rounds like BK + R/BK terms rather than R. With STAGES = 2 the
+// slabs are double-buffered: round t stages steps t·BK … into slab pair t % 2 while it multiplies
+// the pair staged in round t − 1, and one barrier ends the round (the next round writes the pair this
+// one read only after it); one more round multiplies the last pair.
 //
 // The loads need no division: an invocation's place in the reduction is kept as digits (o, a, b)
 // and moved on by digit-wise addition with one carry per digit (digits_add in common.wgsl). The marked lines are
@@ -20,12 +23,16 @@ const BN: u32 = {{BN}}u;
 const BK: u32 = {{BK}}u;
 const MT: u32 = {{MT}}u;        // invocations along the rows: BM / TM
 const NT: u32 = {{NT}}u;        // invocations along the columns: BN / TN
-const A_LOADS: u32 = {{A_LOADS}}u; // A values each invocation stages per round: BM·BK / 64
-const BNL: u32 = {{BNL}}u;      // columns one pass of the 64 invocations covers: min(BN, 64)
+const THREADS: u32 = {{THREADS}}u; // invocations of the workgroup: MT·NT (= WG)
+const STAGES: u32 = {{STAGES}}u; // slab pairs: 1, or 2 when double-buffered
+const A_LOADS: u32 = {{A_LOADS}}u; // A values each invocation stages per round: BM·BK / THREADS
+const BNL: u32 = {{BNL}}u;      // columns one pass of the invocations covers: min(BN, THREADS)
 const CPT: u32 = {{CPT}}u;      // columns of B each invocation stages: BN / BNL
-const RPT: u32 = {{RPT}}u;      // reduction steps of B each invocation stages per round: BK·BNL / 64
+const RPT: u32 = {{RPT}}u;      // reduction steps of B each invocation stages per round: BK·BNL / THREADS
 const AS: u32 = BM + 1u;        // row pitch of the staged A (one word of padding: no bank conflicts)
 const BS: u32 = BN + 1u;
+const A_SLAB: u32 = BK * AS;    // one staged slab of A; slab pair s starts at s·A_SLAB (and s·B_SLAB)
+const B_SLAB: u32 = BK * BS;
 // A row index that no plane contains: the mask of a column past the end.
 const NOWHERE: i32 = -1073741824;
 
@@ -35,8 +42,8 @@ const NOWHERE: i32 = -1073741824;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 
-var<workgroup> As: array<f32, {{A_LEN}}>; // BK × AS: As[step·AS + row]
-var<workgroup> Bs: array<f32, {{B_LEN}}>; // BK × BS: Bs[step·BS + column]
+var<workgroup> As: array<f32, {{A_LEN}}>; // STAGES × BK × AS: As[slab·A_SLAB + step·AS + row]
+var<workgroup> Bs: array<f32, {{B_LEN}}>; // STAGES × BK × BS: Bs[slab·B_SLAB + step·BS + column]
 
 // A position r = (o, a, b) in the reduction, as digits (digits_of, digits_add in common.wgsl).
 fn tap_of(r: u32) -> vec3<u32> {
@@ -104,27 +111,31 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let tr = lid / NT;
     let tc = lid % NT;
 {{ACC_DECL}}
-    for (var r0 = 0u; r0 < P.r; r0 += BK) {
-        // A: the weights of rows m0 … m0 + BM − 1 at reduction steps r0 … r0 + BK − 1.
+    for (var r0 = 0u; r0 < P.r + (STAGES - 1u) * BK; r0 += BK) {
+        if (r0 < P.r) {
+            let sa = ((r0 / BK) % STAGES) * A_SLAB;
+            let sb = ((r0 / BK) % STAGES) * B_SLAB;
+            // A: the weights of rows m0 … m0 + BM − 1 at reduction steps r0 … r0 + BK − 1.
 {{A_STAGE}}
-        // B: the source values of this invocation's columns at steps r0 + b0 + v.
-        for (var v = 0u; v < RPT; v++) {
-            let lk = b0 + v;
-            let live = r0 + lk < P.r;
-            let dy = i32(tb.y) * ya;
-            let dx = i32(tb.z) * xa;
-            let at = tb.x * P.b_cs;
-            for (var u = 0u; u < CPT; u++) {
-                let yy = y0[u] + dy;
-                let xx = x0[u] + dx;
-                let ok = live && yy >= 0 && yy < bh && xx >= 0 && xx < bw;
-                let e = base[u] + at + u32(yy) * P.b_w + u32(xx);
-                Bs[lk * BS + bl + u * BNL] = select(0.0, src[select(0u, e, ok)], ok);
+            // B: the source values of this invocation's columns at steps r0 + b0 + v.
+            for (var v = 0u; v < RPT; v++) {
+                let lk = b0 + v;
+                let live = r0 + lk < P.r;
+                let dy = i32(tb.y) * ya;
+                let dx = i32(tb.z) * xa;
+                let at = tb.x * P.b_cs;
+                for (var u = 0u; u < CPT; u++) {
+                    let yy = y0[u] + dy;
+                    let xx = x0[u] + dx;
+                    let ok = live && yy >= 0 && yy < bh && xx >= 0 && xx < bw;
+                    let e = base[u] + at + u32(yy) * P.b_w + u32(xx);
+                    Bs[sb + lk * BS + bl + u * BNL] = select(0.0, src[select(0u, e, ok)], ok);
+                }
+                tb = tap_add(tb, one);
             }
-            tb = tap_add(tb, one);
+            tb = tap_add(tb, b_round);
         }
-        tb = tap_add(tb, b_round);
-        // Both slabs staged: multiply them (the same generated round in both GEMM kernels).
+        // Multiply the staged slabs (the same generated round in both GEMM kernels).
 {{ROUND}}
     }
 {{STORE}}

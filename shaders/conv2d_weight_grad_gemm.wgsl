@@ -8,19 +8,24 @@
 // split_sum.wgsl adds the ranges in a fixed order. No atomics: the same bits every run.
 //
 // A workgroup computes BM filters × BN taps, staging BK columns of dY and of the gathered X in
-// workgroup memory per round; each of the 64 invocations holds TM × TN accumulators. Each round's
-// BK products go to fresh partial sums that are then added to the accumulators. The marked lines are
-// generated for the tile (src/gpu/tiled.rs).
+// workgroup memory per round; each of its THREADS invocations holds TM × TN accumulators. Each round's
+// BK products go to fresh partial sums that are then added to the accumulators. Double-buffered slabs
+// (STAGES = 2) work as in conv2d_gemm.wgsl. The marked lines are generated for the tile
+// (src/gpu/tiled.rs).
 
 const BM: u32 = {{BM}}u;
 const BN: u32 = {{BN}}u;
 const BK: u32 = {{BK}}u;
 const MT: u32 = {{MT}}u;
 const NT: u32 = {{NT}}u;
-const A_LOADS: u32 = {{A_LOADS}}u; // dY values each invocation stages per round: BM·BK / 64
-const B_LOADS: u32 = {{B_LOADS}}u; // X values: BN·BK / 64
+const THREADS: u32 = {{THREADS}}u; // MT·NT (= WG)
+const STAGES: u32 = {{STAGES}}u;
+const A_LOADS: u32 = {{A_LOADS}}u; // dY values each invocation stages per round: BM·BK / THREADS
+const B_LOADS: u32 = {{B_LOADS}}u; // X values: BN·BK / THREADS
 const AS: u32 = BM + 1u;
 const BS: u32 = BN + 1u;
+const A_SLAB: u32 = BK * AS;
+const B_SLAB: u32 = BK * BS;
 const NOWHERE: i32 = -1073741824;
 
 @group(0) @binding(0) var<uniform> P: GradTileParams;
@@ -28,8 +33,8 @@ const NOWHERE: i32 = -1073741824;
 @group(0) @binding(2) var<storage, read> dy: array<f32>;           // N×K×P×Q
 @group(0) @binding(3) var<storage, read_write> partial: array<f32>; // splits × K×(C/G)×S×T
 
-var<workgroup> As: array<f32, {{A_LEN}}>;  // BK × AS: dY
-var<workgroup> Bs: array<f32, {{B_LEN}}>;  // BK × BS: X gathered
+var<workgroup> As: array<f32, {{A_LEN}}>;  // STAGES × BK × AS: dY
+var<workgroup> Bs: array<f32, {{B_LEN}}>;  // STAGES × BK × BS: X gathered
 // The tile's taps: (offset of the channel's plane, i·dh, j·dw); i·dh = NOWHERE past the last tap.
 var<workgroup> taps: array<vec3<i32>, BN>;
 
@@ -57,7 +62,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let st = P.s * P.t;
     let taps_all = P.cpg * st;
     let hw = P.h * P.w;
-    for (var e = lid; e < BN; e += 64u) {
+    for (var e = lid; e < BN; e += THREADS) {
         let r = r0 + e;
         let cg = r / st;
         let i = (r % st) / P.t;
@@ -67,7 +72,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
     workgroupBarrier();
 
-    // This invocation stages reduction column lk of each round: dY rows and X taps lid / BK + u·(64 / BK).
+    // This invocation stages reduction column lk of each round: dY rows and X taps
+    // lid / BK + u·(THREADS / BK).
     let lk = lid % BK;
     let first = split * P.chunk;
     let end = min(first + P.chunk, P.n * P.p * P.q);
@@ -79,28 +85,32 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let tr = lid / NT;
     let tc = lid % NT;
 {{ACC_DECL}}
-    for (var c = 0u; c < P.chunk; c += BK) {
-        let live = first + c + lk < end;
-        let a_at = at.x * P.k * pq + (g * P.kpg + m0) * pq + at.y * P.q + at.z;
-        for (var u = 0u; u < A_LOADS; u++) {
-            let lm = lid / BK + u * (64u / BK);
-            let ok = live && m0 + lm < P.kpg;
-            As[lk * AS + lm] = select(0.0, dy[select(0u, a_at + lm * pq, ok)], ok);
+    for (var c = 0u; c < P.chunk + (STAGES - 1u) * BK; c += BK) {
+        if (c < P.chunk) {
+            let sa = ((c / BK) % STAGES) * A_SLAB;
+            let sb = ((c / BK) % STAGES) * B_SLAB;
+            let live = first + c + lk < end;
+            let a_at = at.x * P.k * pq + (g * P.kpg + m0) * pq + at.y * P.q + at.z;
+            for (var u = 0u; u < A_LOADS; u++) {
+                let lm = lid / BK + u * (THREADS / BK);
+                let ok = live && m0 + lm < P.kpg;
+                As[sa + lk * AS + lm] = select(0.0, dy[select(0u, a_at + lm * pq, ok)], ok);
+            }
+            let y0 = i32(at.y * P.sh) - i32(P.ph);
+            let x0 = i32(at.z * P.sw) - i32(P.pw);
+            let b_at = (at.x * P.c + g * P.cpg) * hw;
+            for (var u = 0u; u < B_LOADS; u++) {
+                let ln = lid / BK + u * (THREADS / BK);
+                let tap = taps[ln];
+                let yy = y0 + tap.y;
+                let xx = x0 + tap.z;
+                let ok = live && yy >= 0 && yy < h && xx >= 0 && xx < w;
+                let e = b_at + u32(tap.x) + u32(yy) * P.w + u32(xx);
+                Bs[sb + lk * BS + ln] = select(0.0, x[select(0u, e, ok)], ok);
+            }
+            at = pix_add(at, round);
         }
-        let y0 = i32(at.y * P.sh) - i32(P.ph);
-        let x0 = i32(at.z * P.sw) - i32(P.pw);
-        let b_at = (at.x * P.c + g * P.cpg) * hw;
-        for (var u = 0u; u < B_LOADS; u++) {
-            let ln = lid / BK + u * (64u / BK);
-            let tap = taps[ln];
-            let yy = y0 + tap.y;
-            let xx = x0 + tap.z;
-            let ok = live && yy >= 0 && yy < h && xx >= 0 && xx < w;
-            let e = b_at + u32(tap.x) + u32(yy) * P.w + u32(xx);
-            Bs[lk * BS + ln] = select(0.0, x[select(0u, e, ok)], ok);
-        }
-        at = pix_add(at, round);
-        // Both slabs staged: multiply them (the same generated round in both GEMM kernels).
+        // Multiply the staged slabs (the same generated round in both GEMM kernels).
 {{ROUND}}
     }
     let out = split * P.k * taps_all + (g * P.kpg + m0) * taps_all + r0;

@@ -13,7 +13,7 @@ use std::num::NonZeroU32;
 
 use common::{Rng, abs4, check, ctx, nan_tensor};
 use convgrad::{
-    Algorithm, Context, Conv2dGeometry, Conv2dParams, DeviceClass, GemmChoice, GemmShape, Strategy, reference,
+    Algorithm, Context, Conv2dGeometry, Conv2dParams, DeviceClass, Error, GemmChoice, GemmShape, Strategy, reference,
 };
 use ndarray::{Array4, Ix4};
 
@@ -109,7 +109,7 @@ fn every_tile_shape_is_exact_at_its_boundaries() {
     let mut failures = Vec::new();
     let mut runs = 0;
     for (shape, wg) in GemmShape::ALL.into_iter().map(|s| (s, 32 * 1024)).chain([(GemmShape::Large, 16 * 1024)]) {
-        let ctx = gemm_ctx(GemmChoice { shape: Some(shape), splits: None, depth: None }, wg);
+        let ctx = gemm_ctx(GemmChoice::shape(shape), wg);
         let [bm, bn, bk] = tile_of(&ctx, shape);
         for m in around(bm) {
             for n in around(bn) {
@@ -155,7 +155,7 @@ fn every_tile_shape_matches_the_reference_over_strides_dilation_groups_and_paddi
     let mut failures = Vec::new();
     let layers = gather_layers();
     for shape in GemmShape::ALL {
-        let ctx = gemm_ctx(GemmChoice { shape: Some(shape), splits: None, depth: None }, 32 * 1024);
+        let ctx = gemm_ctx(GemmChoice::shape(shape), 32 * 1024);
         for geo in &layers {
             failures.extend(run_layer(&ctx, geo, [true; 3], &mut rng));
         }
@@ -175,7 +175,7 @@ fn forced_split_counts_match_the_reference() {
     let geo = Conv2dGeometry::new(3, 3, [9, 9], 5, [3, 3], p).unwrap();
     for shape in GemmShape::ALL {
         for splits in [1, 2, 3, 7, 9, 1000] {
-            let choice = GemmChoice { shape: Some(shape), splits: NonZeroU32::new(splits), depth: None };
+            let choice = GemmChoice { splits: NonZeroU32::new(splits), ..GemmChoice::shape(shape) };
             let ctx = gemm_ctx(choice, 32 * 1024);
             let plan = ctx.plan_weight_grad(&geo).unwrap().to_string();
             let want = format!("split-K {} x", splits.min(135));
@@ -195,7 +195,7 @@ fn ten_repeats_are_bitwise_equal() {
     let geo = Conv2dGeometry::new(2, 5, [12, 11], 19, [3, 3], Conv2dParams::new().padding(1, 1).stride(2, 1)).unwrap();
     let params = geo.params;
     for shape in GemmShape::ALL {
-        let ctx = gemm_ctx(GemmChoice { shape: Some(shape), splits: NonZeroU32::new(5), depth: None }, 32 * 1024);
+        let ctx = gemm_ctx(GemmChoice { splits: NonZeroU32::new(5), ..GemmChoice::shape(shape) }, 32 * 1024);
         let x: Array4<f32> = rng.array(geo.input_shape());
         let w: Array4<f32> = rng.array(geo.weight_shape());
         let dy: Array4<f32> = rng.array(geo.output_shape());
@@ -238,7 +238,7 @@ fn every_forced_reduction_depth_matches_the_reference() {
     let layers = gather_layers();
     for shape in GemmShape::ALL {
         for depth in [8, 16, 32] {
-            let choice = GemmChoice { shape: Some(shape), splits: None, depth: NonZeroU32::new(depth) };
+            let choice = GemmChoice { depth: NonZeroU32::new(depth), ..GemmChoice::shape(shape) };
             let ctx = gemm_ctx(choice, 32 * 1024);
             let probe = Conv2dGeometry::new(1, 1, [1, 1], 1, [1, 1], Conv2dParams::new()).unwrap();
             if ctx.plan_forward(&probe).is_err() {
@@ -261,7 +261,60 @@ fn every_forced_reduction_depth_matches_the_reference() {
             }
         }
     }
-    // Large 8/16/32, narrow 8/16/32, small 8/16/32, thin 16/32.
-    assert_eq!(tiles, 11);
+    // Large 8/16/32, narrow 8/16/32, small 8/16/32, thin 16/32, huge 8/16.
+    assert_eq!(tiles, 13);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Every shape double-buffered (`GemmChoice::double`), in 32 KiB and in WebGPU's 16 KiB: at the
+/// boundaries of its rows and columns, over reductions of one round to four (the slab pairs alternate,
+/// and the last round only multiplies), with the weight gradient's ranges split so that a range ends
+/// mid-round; over the gather layers; and to the bit from run to run.
+#[test]
+fn double_buffered_tiles_match_the_reference() {
+    let mut rng = Rng::new(0xdb1);
+    let mut failures = Vec::new();
+    let layers = gather_layers();
+    let mut tiles = 0;
+    for shape in GemmShape::ALL {
+        for wg in [32 * 1024, 16 * 1024] {
+            let choice = GemmChoice { double: true, ..GemmChoice::shape(shape) };
+            let ctx = gemm_ctx(choice, wg);
+            let probe = Conv2dGeometry::new(1, 1, [1, 1], 1, [1, 1], Conv2dParams::new()).unwrap();
+            match ctx.plan_forward(&probe) {
+                Ok(p) => assert!(p.to_string().contains("double-buffered"), "{shape:?}: {p}"),
+                // Two pairs of the thin tile's slabs need 25 KiB (and 8 steps of 4 rows do not
+                // divide among 64 invocations); of the huge tile's, 16,512 bytes even 8 deep.
+                Err(Error::Unsupported { .. })
+                    if matches!(shape, GemmShape::Thin | GemmShape::Huge) && wg == 16 * 1024 =>
+                {
+                    continue;
+                }
+                Err(e) => panic!("{shape:?} double in {wg} B: {e}"),
+            }
+            let [bm, bn, bk] = tile_of(&ctx, shape);
+            tiles += 1;
+            for m in [1, bm + 1] {
+                for n in [1, bn + 1] {
+                    for r in [1, bk - 1, bk, bk + 1, 2 * bk + 3, 4 * bk] {
+                        failures.extend(run_gemm(&ctx, [m, n, r], &mut rng));
+                    }
+                }
+            }
+            for geo in &layers {
+                let f = run_layer(&ctx, geo, [true; 3], &mut rng);
+                failures.extend(f.into_iter().map(|f| format!("{shape:?} double, {wg} B: {f}")));
+            }
+            let split = GemmChoice { splits: NonZeroU32::new(3), ..choice };
+            let geo = Conv2dGeometry::new(2, 3, [13, 11], 5, [3, 3], Conv2dParams::new().padding(1, 1)).unwrap();
+            failures.extend(run_layer(&gemm_ctx(split, wg), &geo, [false, true, false], &mut rng));
+            let x = ctx.upload(rng.array::<Ix4, _>(geo.input_shape()).view()).unwrap();
+            let w = ctx.upload(rng.array::<Ix4, _>(geo.weight_shape()).view()).unwrap();
+            let run = || ctx.download::<Ix4>(&ctx.forward(&x, &w, None, &geo.params).unwrap()).unwrap();
+            let first = run();
+            assert!((0..3).all(|_| run().iter().zip(&first).all(|(a, b)| a.to_bits() == b.to_bits())), "{shape:?}");
+        }
+    }
+    assert_eq!(tiles, 8);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -47,6 +47,18 @@ fn forced_gemm_kernels_match_reference_on_edge_shapes() {
 }
 
 #[test]
+fn forced_huge_gemm_tiles_match_reference_on_edge_shapes() {
+    sweep("gemm-huge/cpu");
+    sweep("gemm-huge/gpu");
+}
+
+#[test]
+fn forced_double_buffered_gemm_tiles_match_reference_on_edge_shapes() {
+    sweep("gemm double-buffered/cpu");
+    sweep("gemm double-buffered/gpu");
+}
+
+#[test]
 fn reference_kernels_match_reference_on_edge_shapes() {
     sweep("reference");
 }

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::gpu::context::Context;
 use crate::gpu::kernels::{KernelSpec, Pipeline};
-use crate::plan::profile::WORKGROUP;
 use crate::plan::variant::Variant;
 
 /// Recording of one operation. Created by [`Context::job`], ended by [`Job::finish`]; dropping it
@@ -118,7 +117,7 @@ impl Job<'_> {
         invocations: u32,
     ) -> Result<()> {
         let ctx = self.ctx;
-        let grid = ctx.grid(spec.name, invocations.div_ceil(WORKGROUP))?;
+        let grid = ctx.grid(spec.name, invocations.div_ceil(variant.workgroup()))?;
         for b in buffers {
             ctx.check_binding(spec.name, (b.size() / 4) as usize)?;
         }

@@ -13,7 +13,6 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::error::{Error, Result};
 use crate::geometry::Conv2dGeometry;
-use crate::plan::profile::WORKGROUP;
 use crate::plan::variant::Variant;
 
 /// How a kernel sees one binding.
@@ -507,7 +506,7 @@ fn build(device: &wgpu::Device, spec: &KernelSpec, variant: &Variant, label: &st
         module: &module,
         entry_point: Some("main"),
         compilation_options: wgpu::PipelineCompilationOptions {
-            constants: &[("WG", f64::from(WORKGROUP))],
+            constants: &[("WG", f64::from(variant.workgroup()))],
             // Only `transpose` uses workgroup memory, and it reads only what it wrote.
             zero_initialize_workgroup_memory: false,
         },

@@ -492,7 +492,7 @@ impl Context {
             .checked_mul(u.ntiles)
             .and_then(|t| t.checked_mul(groups))
             .ok_or(Error::Overflow { what: "GEMM tiles", detail: format!("{} x {} x {groups}", u.mtiles, u.ntiles) })?;
-        let invocations = u32_of(u.total as usize * plan::profile::WORKGROUP as usize)?;
+        let invocations = u32_of(u.total as usize * tile.threads())?;
         job.dispatch(&kernels::CONV_GEMM, &plan.variant(), bytemuck::bytes_of(&u), &bufs, invocations)
     }
 
@@ -514,7 +514,7 @@ impl Context {
         u.chunk = u32_of(t.chunk)?;
         let partial = self.split_partials(t.splits, len)?;
         let out = partial.as_ref().map_or(dw, |p| &p.buffer);
-        let invocations = u32_of(workgroups as usize * plan::profile::WORKGROUP as usize)?;
+        let invocations = u32_of(workgroups as usize * t.tile.threads())?;
         let variant = Variant::WeightGradGemm(t.tile);
         job.dispatch(&kernels::WEIGHT_GRAD_GEMM, &variant, bytemuck::bytes_of(&u), &[x, dy, out], invocations)?;
         self.sum_splits(job, geo, partial, u.splits, dw, len)

@@ -20,20 +20,21 @@ impl Variant {
             Self::ForwardVec4(v) => forward_vec4_code(v),
             Self::WeightGradVec4 { bk, br, wd, share } => weight_grad_vec4_code(bk, br, wd, share),
             Self::ConvGemm(t, a) => {
-                let mut subs =
-                    gemm_code(t, |i, j| format!("put(g, m0 + tr + {i}u * MT, c0 + tc + {j}u * NT, c{i}_{j});"));
+                let put = |i, j| format!("put(g, m0 + tr + {i}u * MT, c0 + tc + {j}u * NT, c{i}_{j});");
+                let mut subs = gemm_code(t, "r0", put);
                 subs.extend(a_stage(t, a));
-                // B is staged a column per invocation and pass of 64 columns, BK·min(BN, 64)/64 steps each.
-                let bnl = t.bn.min(64);
+                // B is staged a column per invocation and pass of min(BN, THREADS) columns,
+                // BK·min(BN, THREADS)/THREADS steps each.
+                let bnl = t.bn.min(t.threads());
                 subs.push(("BNL", bnl.to_string()));
                 subs.push(("CPT", (t.bn / bnl).to_string()));
-                subs.push(("RPT", (t.bk * bnl / 64).to_string()));
+                subs.push(("RPT", (t.bk * bnl / t.threads()).to_string()));
                 subs
             }
             Self::WeightGradGemm(t) => {
-                let mut subs =
-                    gemm_code(t, |i, j| format!("put(out, m0, r0, tr + {i}u * MT, tc + {j}u * NT, c{i}_{j});"));
-                subs.push(("B_LOADS", (t.bn * t.bk / 64).to_string()));
+                let put = |i, j| format!("put(out, m0, r0, tr + {i}u * MT, tc + {j}u * NT, c{i}_{j});");
+                let mut subs = gemm_code(t, "c", put);
+                subs.push(("B_LOADS", (t.bn * t.bk / t.threads()).to_string()));
                 subs
             }
         }
@@ -48,48 +49,49 @@ fn a_stage(t: GemmTile, a: AStage) -> Subs {
             ("WT_ELEM", "f32".into()),
             (
                 "A_SETUP",
-                "    // Staging A: this invocation's reduction step ak of each round, rows lid / BK + u·(64 / BK).\n    \
+                "    // Staging A: this invocation's reduction step ak of each round, rows\n    \
+                 // lid / BK + u·(THREADS / BK).\n    \
                  let ak = lid % BK;\n    var ta = tap_of(ak);\n    let a_round = tap_of(BK);"
                     .into(),
             ),
             (
                 "A_STAGE",
-                "        let ra = r0 + ak;
-        let a_at = g * P.a_gs + ta.x * P.a_os + P.a_hb + ta.y * P.a_hs + P.a_wb + ta.z * P.a_ws;
-        for (var u = 0u; u < A_LOADS; u++) {
-            let lm = lid / BK + u * (64u / BK);
-            let m = m0 + lm;
-            let ok = ra < P.r && m < P.m;
-            As[ak * AS + lm] = select(0.0, wt[select(0u, a_at + m * P.a_ms, ok)], ok);
-        }
-        ta = tap_add(ta, a_round);"
+                "            let ra = r0 + ak;
+            let a_at = g * P.a_gs + ta.x * P.a_os + P.a_hb + ta.y * P.a_hs + P.a_wb + ta.z * P.a_ws;
+            for (var u = 0u; u < A_LOADS; u++) {
+                let lm = lid / BK + u * (THREADS / BK);
+                let m = m0 + lm;
+                let ok = ra < P.r && m < P.m;
+                As[sa + ak * AS + lm] = select(0.0, wt[select(0u, a_at + m * P.a_ms, ok)], ok);
+            }
+            ta = tap_add(ta, a_round);"
                     .into(),
             ),
         ],
         AStage::Vec4 => {
             let stores =
-                lines((0..4).map(|e| format!("            As[(4u * a4 + {e}u) * AS + lm] = v.{};", LANE[e])));
+                lines((0..4).map(|e| format!("                As[sa + (4u * a4 + {e}u) * AS + lm] = v.{};", LANE[e])));
             vec![
                 ("WT_ELEM", "vec4<f32>".into()),
                 (
                     "A_SETUP",
                     "    // Staging A as vec4s along the reduction: steps 4·a4 … 4·a4 + 3 of each round, rows\n    \
-                     // lid / (BK / 4) + u·(256 / BK).\n    let a4 = lid % (BK / 4u);"
+                     // lid / (BK / 4) + u·(4·THREADS / BK).\n    let a4 = lid % (BK / 4u);"
                         .into(),
                 ),
                 (
                     "A_STAGE",
                     format!(
-                        "        let r4 = r0 + 4u * a4;
-        for (var u = 0u; u < {}u; u++) {{
-            let lm = lid / (BK / 4u) + u * (256u / BK);
-            let m = m0 + lm;
-            // R is a multiple of 4: a vec4 lies wholly inside the reduction or wholly past it.
-            let ok = r4 < P.r && m < P.m;
-            let v = select(vec4<f32>(0.0), wt[select(0u, (g * P.a_gs + m * P.a_ms + r4) / 4u, ok)], ok);
+                        "            let r4 = r0 + 4u * a4;
+            for (var u = 0u; u < {}u; u++) {{
+                let lm = lid / (BK / 4u) + u * (4u * THREADS / BK);
+                let m = m0 + lm;
+                // R is a multiple of 4: a vec4 lies wholly inside the reduction or wholly past it.
+                let ok = r4 < P.r && m < P.m;
+                let v = select(vec4<f32>(0.0), wt[select(0u, (g * P.a_gs + m * P.a_ms + r4) / 4u, ok)], ok);
 {stores}
-        }}",
-                        t.bm * t.bk / 256
+            }}",
+                        t.bm * t.bk / (4 * t.threads())
                     ),
                 ),
             ]
@@ -99,30 +101,47 @@ fn a_stage(t: GemmTile, a: AStage) -> Subs {
 
 /// The tile constants and the generated lines of the GEMM kernels: `c{i}_{j}` accumulators, the
 /// round that multiplies the staged slabs (`p{i}_{j}` its partial sums, `a{i}`, `b{j}` the operands
-/// of one reduction step); `store(i, j)` writes accumulator (i, j).
-fn gemm_code(t: GemmTile, store: impl Fn(usize, usize) -> String) -> Subs {
-    let GemmTile { bm, bn, bk, tm, tn } = t;
+/// of one reduction step); `step` names the kernel's round variable (the reduction step the round
+/// stages), `store(i, j)` writes accumulator (i, j).
+fn gemm_code(t: GemmTile, step: &str, store: impl Fn(usize, usize) -> String) -> Subs {
+    let GemmTile { bm, bn, bk, tm, tn, stages } = t;
     let cells = grid(tm, tn);
-    let loads = lines((0..tm).map(|i| format!("            let a{i} = As[kk * AS + tr + {i}u * MT];")))
+    let loads = lines((0..tm).map(|i| format!("            let a{i} = As[ao + kk * AS + tr + {i}u * MT];")))
         + "\n"
-        + &lines((0..tn).map(|j| format!("            let b{j} = Bs[kk * BS + tc + {j}u * NT];")));
+        + &lines((0..tn).map(|j| format!("            let b{j} = Bs[bo + kk * BS + tc + {j}u * NT];")));
     let fma = lines(cells.clone().map(|(i, j)| format!("            p{i}_{j} = fma(a{i}, b{j}, p{i}_{j});")));
     // One round on the staged slabs: the BK products of each accumulator into a fresh partial sum,
-    // then into the accumulator; barriers on both sides, as the slabs are rewritten next round.
+    // then into the accumulator.
     let parts = lines(cells.clone().map(|(i, j)| format!("        var p{i}_{j} = 0.0;")));
     let adds = lines(cells.clone().map(|(i, j)| format!("        c{i}_{j} += p{i}_{j};")));
-    let round = format!(
-        "        workgroupBarrier();\n{parts}\n        for (var kk = 0u; kk < BK; kk++) {{\n{loads}\n{fma}\n        }}\n{adds}\n        workgroupBarrier();"
-    );
+    let multiply = |at: &str| {
+        format!(
+            "        let ao = {at} * A_SLAB;\n        let bo = {at} * B_SLAB;\n{parts}\n        for (var kk = 0u; kk < BK; kk++) {{\n{loads}\n{fma}\n        }}\n{adds}"
+        )
+    };
+    let round = if stages == 1 {
+        // Barriers on both sides: the slabs just staged are read, then rewritten next round.
+        format!("        workgroupBarrier();\n        {{\n{}\n        }}\n        workgroupBarrier();", multiply("0u"))
+    } else {
+        // The slabs staged last round (none in the first): this round's stores went to the other
+        // pair, and the one barrier after both keeps next round's stores off the pair read here.
+        format!(
+            "        if ({step} >= BK) {{\n{}\n        }}\n        workgroupBarrier();",
+            multiply(&format!("(({step} / BK + 1u) % STAGES)"))
+        )
+    };
+    let threads = t.threads();
     vec![
         ("BM", bm.to_string()),
         ("BN", bn.to_string()),
         ("BK", bk.to_string()),
         ("MT", (bm / tm).to_string()),
         ("NT", (bn / tn).to_string()),
-        ("A_LOADS", (bm * bk / 64).to_string()),
-        ("A_LEN", (bk * (bm + 1)).to_string()),
-        ("B_LEN", (bk * (bn + 1)).to_string()),
+        ("THREADS", threads.to_string()),
+        ("STAGES", stages.to_string()),
+        ("A_LOADS", (bm * bk / threads).to_string()),
+        ("A_LEN", (stages * bk * (bm + 1)).to_string()),
+        ("B_LEN", (stages * bk * (bn + 1)).to_string()),
         ("ACC_DECL", lines(cells.clone().map(|(i, j)| format!("    var c{i}_{j} = 0.0;")))),
         ("ROUND", round),
         ("STORE", lines(cells.map(|(i, j)| format!("    {}", store(i, j))))),

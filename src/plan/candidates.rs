@@ -4,8 +4,9 @@
 //! A candidate is a [`Strategy`]: plain data that the planners turn into a plan for the exact layer
 //! (and for each batch chunk of it, with the same choice). Two strategies that give the same plan are
 //! one candidate. The list covers every family that can run the layer: the register tiles (scalar and
-//! vec4 loads), the GEMM kernels in each tile shape, the weight gradient's split counts around the
-//! planner's own, and the direct kernels; a strategy the layer refuses (a forced family it has no
+//! vec4 loads), the GEMM kernels in each tile shape (the 128 × 128 tile of 256 invocations too), the
+//! planner's GEMM tile double-buffered and at its other reduction depths, the weight gradient's split
+//! counts around the planner's own, and the direct kernels; a strategy the layer refuses (a forced family it has no
 //! variant of, or over the loop budget) is left out.
 
 use std::num::NonZeroU32;
@@ -43,15 +44,16 @@ pub fn candidates(op: Op, geo: &Conv2dGeometry, profile: &AdapterProfile) -> Vec
     ];
     strategies.extend(GemmShape::ALL.map(Algorithm::gemm).map(Strategy::Force));
     strategies.push(Strategy::Reference);
-    // The planner's GEMM tile (Auto's, or the GEMM family's on a CPU profile) at the other reduction
-    // depths its loads allow; for the weight gradient, at half and twice the planner's split count,
+    // The planner's GEMM tile (Auto's, or the GEMM family's on a CPU profile) double-buffered, at the
+    // other reduction depths its loads allow; for the weight gradient, at half and twice the planner's split count,
     // which trades a longer range per workgroup against more partial tiles to add.
     for strategy in [Strategy::Auto, Strategy::Force(Algorithm::GEMM)] {
         let Some((tile, splits)) = gemm_tile(op, geo, profile, strategy) else { continue };
         let Some(shape) = GemmShape::ALL.into_iter().find(|s| s.tile(profile.workgroup_bytes).bm == tile.bm) else {
             continue;
         };
-        let choice = GemmChoice { shape: Some(shape), splits: None, depth: None };
+        let choice = GemmChoice::shape(shape);
+        strategies.push(Strategy::Force(Algorithm::Gemm(GemmChoice { double: true, ..choice })));
         for d in DEPTHS.into_iter().filter(|&d| d != tile.bk) {
             let depth = u32::try_from(d).ok().and_then(NonZeroU32::new);
             strategies.push(Strategy::Force(Algorithm::Gemm(GemmChoice { depth, ..choice })));

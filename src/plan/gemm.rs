@@ -34,13 +34,18 @@ pub enum GemmShape {
     Thin,
     /// 32 × 32, 4 × 4 per invocation: more workgroups for small outputs.
     Small,
+    /// 128 × 128 outputs per workgroup of 256 invocations, 8 × 8 each: twice the large tile's reuse
+    /// of each staged value, for large layers on GPUs. Never the planner's own choice: only the
+    /// tuner (or a caller) picks it, by measuring.
+    Huge,
 }
 
 impl GemmShape {
     /// Every shape, in the order the tests force them.
-    pub const ALL: [GemmShape; 4] = [GemmShape::Large, GemmShape::Narrow, GemmShape::Small, GemmShape::Thin];
+    pub const ALL: [GemmShape; 5] =
+        [GemmShape::Large, GemmShape::Narrow, GemmShape::Small, GemmShape::Thin, GemmShape::Huge];
 
-    /// `large`, `narrow`, `small` or `thin`.
+    /// `large`, `narrow`, `small`, `thin` or `huge`.
     #[must_use]
     pub fn name(self) -> &'static str {
         match self {
@@ -48,26 +53,28 @@ impl GemmShape {
             Self::Narrow => "narrow",
             Self::Small => "small",
             Self::Thin => "thin",
+            Self::Huge => "huge",
         }
     }
 
     /// The tile of this shape on an adapter with `workgroup_bytes` of workgroup memory: the large
-    /// tile stages 32 reduction steps where 32 KiB are offered, 16 within WebGPU's 16 KiB.
+    /// tile stages 32 reduction steps where 32 KiB are offered, 16 within WebGPU's 16 KiB (the huge
+    /// tile 16 and 8).
     pub(crate) fn tile(self, workgroup_bytes: u32) -> GemmTile {
+        let roomy = workgroup_bytes >= 32 * 1024;
+        let tile = |bm, bn, bk, tm, tn| GemmTile { bm, bn, bk, tm, tn, stages: 1 };
         match self {
-            Self::Large => {
-                let bk = if workgroup_bytes >= 32 * 1024 { 32 } else { 16 };
-                GemmTile { bm: 64, bn: 64, bk, tm: 8, tn: 8 }
-            }
-            Self::Narrow => GemmTile { bm: 16, bn: 128, bk: 16, tm: 4, tn: 8 },
-            Self::Small => GemmTile { bm: 32, bn: 32, bk: 16, tm: 4, tn: 4 },
-            Self::Thin => GemmTile { bm: 4, bn: 192, bk: 16, tm: 4, tn: 3 },
+            Self::Large => tile(64, 64, if roomy { 32 } else { 16 }, 8, 8),
+            Self::Narrow => tile(16, 128, 16, 4, 8),
+            Self::Small => tile(32, 32, 16, 4, 4),
+            Self::Thin => tile(4, 192, 16, 4, 3),
+            Self::Huge => tile(128, 128, if roomy { 16 } else { 8 }, 8, 8),
         }
     }
 }
 
 /// What a caller forces of the GEMM kernels: a tile shape, a split count of the weight gradient's
-/// reduction; `None`: the planner's choice.
+/// reduction, a reduction depth, double-buffered slabs; `None` (and `false`): the planner's choice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct GemmChoice {
     /// The tile shape.
@@ -76,8 +83,21 @@ pub struct GemmChoice {
     /// steps of the reduction).
     pub splits: Option<NonZeroU32>,
     /// Reduction steps staged per round (the tile's `bk`): 8, 16 or 32 where the tile's loads divide
-    /// evenly among its 64 invocations and both slabs fit the workgroup memory; `None`: the shape's own.
+    /// evenly among its invocations and both slabs fit the workgroup memory; `None`: the shape's own.
     pub depth: Option<NonZeroU32>,
+    /// Double-buffered slabs: each round stages the next reduction steps into a second pair of slabs
+    /// while it multiplies the pair staged last round (one barrier per round instead of two, twice
+    /// the workgroup memory; without a forced depth, the tile is made shallower until both pairs
+    /// fit). The planner never chooses it alone; the tuner measures it.
+    pub double: bool,
+}
+
+impl GemmChoice {
+    /// The planner's tile, forced to shape `shape`.
+    #[must_use]
+    pub const fn shape(shape: GemmShape) -> Self {
+        Self { shape: Some(shape), splits: None, depth: None, double: false }
+    }
 }
 
 /// Workgroup memory the weight-gradient kernel adds: a tap table of `bn` entries of 16 bytes.
@@ -124,13 +144,29 @@ fn choose(
         pick.or_else(|| shaped(GemmShape::Small))
             .ok_or_else(|| unsupported("no tile fits the adapter's workgroup memory"))?
     };
-    let Some(depth) = choice.depth else { return Ok(tile) };
-    let deep = GemmTile { bk: depth.get() as usize, ..tile };
-    fits(deep).filter(GemmTile::loads_divide).ok_or_else(|| {
-        unsupported(
-            "the forced reduction depth does not divide the tile's loads among 64 invocations, or its slabs do not fit the workgroup memory",
-        )
-    })
+    let tile = match choice.depth {
+        None => tile,
+        Some(depth) => {
+            let deep = GemmTile { bk: depth.get() as usize, ..tile };
+            fits(deep).filter(GemmTile::loads_divide).ok_or_else(|| {
+                unsupported(
+                    "the forced reduction depth does not divide the tile's loads among its invocations, or its slabs do not fit the workgroup memory",
+                )
+            })?
+        }
+    };
+    if !choice.double {
+        return Ok(tile);
+    }
+    // Two pairs of slabs: at the tile's depth, or (unless the depth is forced too) at the deepest
+    // smaller one whose slabs fit and whose loads still divide.
+    let mut double = GemmTile { stages: 2, ..tile };
+    while choice.depth.is_none() && fits(double).is_none() && double.bk > DEPTHS[0] {
+        double.bk /= 2;
+    }
+    fits(double)
+        .filter(|t| t.bk == tile.bk || t.loads_divide())
+        .ok_or_else(|| unsupported("the double-buffered slabs need more workgroup memory than the adapter offers"))
 }
 
 /// A forward pass (or an input-gradient phase) through `conv2d_gemm.wgsl`.
@@ -263,8 +299,8 @@ impl WeightGradGemm {
     /// constant loops of loads counted too), its set-up, and the ordered sum of the ranges.
     pub(crate) fn loop_trips(&self) -> usize {
         let t = &self.tile;
-        let rounds = self.chunk.div_ceil(t.bk);
-        (1 + rounds * t.round_trips() + t.bn.div_ceil(64) + 1).max(loops::split_sum_trips(self.splits))
+        let rounds = t.rounds(self.chunk);
+        (1 + rounds * t.round_trips() + t.bn.div_ceil(t.threads()) + 1).max(loops::split_sum_trips(self.splits))
     }
 }
 
@@ -272,7 +308,7 @@ impl ConvGemm {
     /// The most loop iterations one invocation of the forward GEMM (or of one input-gradient phase)
     /// runs over a reduction of `r` steps: each round with its constant loops of loads counted.
     pub(crate) fn loop_trips(&self, r: usize) -> usize {
-        1 + r.div_ceil(self.tile.bk) * self.tile.round_trips() + 16
+        1 + self.tile.rounds(r) * self.tile.round_trips() + 16
     }
 }
 
@@ -280,29 +316,41 @@ impl ConvGemm {
 pub const DEPTHS: [usize; 3] = [8, 16, 32];
 
 impl GemmTile {
-    /// Whether the 64 invocations share this tile's loads evenly: each stages whole reduction steps
-    /// of both slabs (`64 / bk` rows or columns per pass), and the forward kernel's B slab whole
-    /// passes of `min(bn, 64)` columns.
+    /// Whether the tile's invocations share its loads evenly: each stages whole reduction steps of
+    /// both slabs (`threads / bk` rows or columns per pass), and the forward kernel's B slab whole
+    /// passes of `min(bn, threads)` columns.
     pub(crate) fn loads_divide(&self) -> bool {
-        let t = self.bk;
+        let (t, n) = (self.bk, self.threads());
         DEPTHS.contains(&t)
-            && (self.bm * t).is_multiple_of(64)
-            && (self.bn * t).is_multiple_of(64)
-            && (t * self.bn.min(64)).is_multiple_of(64)
+            && n.is_multiple_of(t)
+            && (self.bm * t).is_multiple_of(n)
+            && (self.bn * t).is_multiple_of(n)
+            && (t * self.bn.min(n)).is_multiple_of(n)
     }
 
     /// An upper bound on the loop iterations of one round of a GEMM kernel, counting its constant
-    /// loops as if they were not unrolled: the loads of both slabs (`(bm + bn)·bk / 64` per
+    /// loops as if they were not unrolled: the loads of both slabs (`(bm + bn)·bk / threads` per
     /// invocation, each loop's last test too), the steps of the round, and the round loop itself.
     fn round_trips(&self) -> usize {
-        (self.bm + self.bn) * self.bk / 64 + self.bk + 8
+        (self.bm + self.bn) * self.bk / self.threads() + self.bk + 8
+    }
+
+    /// Rounds of a reduction of `r` steps: a double-buffered tile runs one more, which only
+    /// multiplies the slabs the last staged.
+    fn rounds(&self, r: usize) -> usize {
+        r.div_ceil(self.bk) + self.stages - 1
     }
 }
 
-/// Prints `64x64x16 (8x8)`: rows × columns × reduction steps of the tile, accumulators per invocation.
+/// Prints `64x64x16 (8x8)`: rows × columns × reduction steps of the tile, accumulators per invocation
+/// (`, double-buffered` when it is).
 impl fmt::Display for GemmTile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}x{}x{} ({}x{})", self.bm, self.bn, self.bk, self.tm, self.tn)
+        write!(f, "{}x{}x{} ({}x{})", self.bm, self.bn, self.bk, self.tm, self.tn)?;
+        if self.stages == 2 {
+            f.write_str(", double-buffered")?;
+        }
+        Ok(())
     }
 }
 
@@ -315,20 +363,25 @@ mod tests {
     const THREADS: usize = WORKGROUP as usize;
 
     #[test]
-    fn every_tile_has_64_invocations_and_fits_its_memory() {
+    fn every_tile_has_its_invocations_and_fits_its_memory() {
         for wb in [16 * 1024, 32 * 1024] {
             for s in GemmShape::ALL {
                 let t = s.tile(wb);
-                assert_eq!((t.bm / t.tm) * (t.bn / t.tn), THREADS, "{t}");
+                let threads = if s == GemmShape::Huge { 4 * THREADS } else { THREADS };
+                assert_eq!(t.threads(), threads, "{t}");
                 assert!(t.bm.is_multiple_of(t.tm) && t.bn.is_multiple_of(t.tn));
-                // The loads: 64 invocations cover a slab of A (bm × bk) and of B (bk × bn) evenly.
-                assert!(THREADS.is_multiple_of(t.bk) && (t.bm * t.bk).is_multiple_of(THREADS));
-                assert!((t.bn * t.bk).is_multiple_of(THREADS) && t.bk.is_multiple_of(THREADS / t.bn.min(THREADS)));
+                // The loads: the invocations cover a slab of A (bm × bk) and of B (bk × bn) evenly.
+                assert!(threads.is_multiple_of(t.bk) && (t.bm * t.bk).is_multiple_of(threads));
+                assert!((t.bn * t.bk).is_multiple_of(threads) && t.bk.is_multiple_of(threads / t.bn.min(threads)));
+                assert!(t.loads_divide(), "{t}");
                 assert!(weight_grad_bytes(&t) <= wb as usize, "{t} in {wb}");
             }
         }
         assert_eq!(GemmShape::Large.tile(32 * 1024).bk, 32);
         assert!(GemmShape::Large.tile(32 * 1024).operand_bytes() > 16 * 1024);
+        // WebGPU's 16 KiB hold the huge tile only 8 steps deep.
+        assert_eq!(GemmShape::Huge.tile(16 * 1024).bk, 8);
+        assert!(GemmShape::Huge.tile(32 * 1024).operand_bytes() > 16 * 1024);
     }
 
     /// Every input of every phase gets exactly the taps that reach it, checked against the

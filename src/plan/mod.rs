@@ -122,8 +122,9 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
-    /// `register-tile`, `vec4-tile`, `gemm`, or `gemm-large`, `gemm-narrow`, `gemm-small`, `gemm-thin` where a
-    /// tile shape is forced (a forced split count is not part of the name; see the `Display` form).
+    /// `register-tile`, `vec4-tile`, `gemm`, or `gemm-large`, `gemm-narrow`, `gemm-small`, `gemm-thin`,
+    /// `gemm-huge` where a tile shape is forced (a forced split count, depth or double buffering is
+    /// not part of the name; see [`Strategy::key`] and the `Display` form).
     #[must_use]
     pub fn name(self) -> &'static str {
         match self {
@@ -135,17 +136,18 @@ impl Algorithm {
                 Some(GemmShape::Narrow) => "gemm-narrow",
                 Some(GemmShape::Small) => "gemm-small",
                 Some(GemmShape::Thin) => "gemm-thin",
+                Some(GemmShape::Huge) => "gemm-huge",
             },
         }
     }
 
     /// The GEMM kernels with the planner's tiles and splits.
-    pub const GEMM: Algorithm = Algorithm::Gemm(GemmChoice { shape: None, splits: None, depth: None });
+    pub const GEMM: Algorithm = Algorithm::Gemm(GemmChoice { shape: None, splits: None, depth: None, double: false });
 
     /// The GEMM kernels with tile shape `shape` forced.
     #[must_use]
-    pub fn gemm(shape: GemmShape) -> Self {
-        Self::Gemm(GemmChoice { shape: Some(shape), splits: None, depth: None })
+    pub const fn gemm(shape: GemmShape) -> Self {
+        Self::Gemm(GemmChoice::shape(shape))
     }
 }
 
@@ -160,16 +162,17 @@ impl Strategy {
     ];
 
     /// Every strategy with a name: [`Strategy::ALL`] and each forced GEMM tile shape.
-    pub const NAMED: [Strategy; 9] = [
+    pub const NAMED: [Strategy; 10] = [
         Strategy::Auto,
         Strategy::Reference,
         Strategy::Force(Algorithm::RegisterTile),
         Strategy::Force(Algorithm::Vec4Tile),
         Strategy::Force(Algorithm::GEMM),
-        Strategy::Force(Algorithm::Gemm(GemmChoice { shape: Some(GemmShape::Large), splits: None, depth: None })),
-        Strategy::Force(Algorithm::Gemm(GemmChoice { shape: Some(GemmShape::Narrow), splits: None, depth: None })),
-        Strategy::Force(Algorithm::Gemm(GemmChoice { shape: Some(GemmShape::Small), splits: None, depth: None })),
-        Strategy::Force(Algorithm::Gemm(GemmChoice { shape: Some(GemmShape::Thin), splits: None, depth: None })),
+        Strategy::Force(Algorithm::gemm(GemmShape::Large)),
+        Strategy::Force(Algorithm::gemm(GemmShape::Narrow)),
+        Strategy::Force(Algorithm::gemm(GemmShape::Small)),
+        Strategy::Force(Algorithm::gemm(GemmShape::Thin)),
+        Strategy::Force(Algorithm::gemm(GemmShape::Huge)),
     ];
 
     /// `auto`, `reference`, or an [`Algorithm::name`].
@@ -190,15 +193,15 @@ impl Strategy {
         Self::NAMED.into_iter().find(|s| s.name() == name.trim()).ok_or_else(|| Error::InvalidOption {
             what: "strategy",
             got: name.to_string(),
-            expected: "auto, reference, register-tile, vec4-tile, gemm, gemm-large, gemm-narrow, gemm-small or gemm-thin",
+            expected: "auto, reference, register-tile, vec4-tile, gemm, gemm-large, gemm-narrow, gemm-small, gemm-thin or gemm-huge",
         })
     }
 }
 
 impl Strategy {
-    /// The strategy as a tuned choice is stored: its [name](Strategy::name), then `:splits=N` and
-    /// `:depth=N` where a GEMM split count or reduction depth is forced (the choice itself, not only
-    /// its family).
+    /// The strategy as a tuned choice is stored: its [name](Strategy::name), then `:splits=N`,
+    /// `:depth=N` and `:double` where a GEMM split count, reduction depth or double buffering is
+    /// forced (the choice itself, not only its family).
     #[must_use]
     pub fn key(self) -> String {
         let mut key = self.name().to_string();
@@ -208,6 +211,9 @@ impl Strategy {
             }
             if let Some(d) = c.depth {
                 key += &format!(":depth={d}");
+            }
+            if c.double {
+                key += ":double";
             }
         }
         key
@@ -221,12 +227,16 @@ impl Strategy {
         let bad = || Error::InvalidOption {
             what: "stored strategy",
             got: key.to_string(),
-            expected: "NAME, then :splits=N and :depth=N for a GEMM tile",
+            expected: "NAME, then :splits=N, :depth=N and :double for a GEMM tile",
         };
         let mut parts = key.split(':');
         let mut strategy = Self::from_name(parts.next().unwrap_or_default())?;
         for part in parts {
             let Strategy::Force(Algorithm::Gemm(c)) = &mut strategy else { return Err(bad()) };
+            if part == "double" && !c.double {
+                c.double = true;
+                continue;
+            }
             let (field, n) = part.split_once('=').ok_or_else(bad)?;
             let n = n.parse::<std::num::NonZeroU32>().map_err(|_| bad())?;
             match field {
@@ -248,6 +258,9 @@ impl fmt::Display for Strategy {
             }
             if let Some(d) = c.depth {
                 write!(f, " depth {d}")?;
+            }
+            if c.double {
+                f.write_str(" double-buffered")?;
             }
         }
         Ok(())

@@ -69,7 +69,12 @@ pub(crate) fn planned_variants() -> Vec<Variant> {
     let mut out = Vec::new();
     for (_, geo) in layers() {
         for profile in [lavapipe(), lavapipe_as_gpu(), discrete(), discrete_32k(), swiftshader()] {
-            for strategy in Strategy::NAMED {
+            // The named strategies and every tuning candidate (double-buffered tiles, other depths).
+            let tuned = [Op::Forward, Op::WeightGrad, Op::InputGrad]
+                .into_iter()
+                .flat_map(|op| crate::plan::candidates::candidates(op, &geo, &profile))
+                .map(|(s, _)| s);
+            for strategy in Strategy::NAMED.into_iter().chain(tuned) {
                 for v in variants_of(&geo, &profile, strategy) {
                     if seen.insert(v) {
                         out.push(v);
@@ -366,43 +371,66 @@ fn candidates_start_with_auto_and_are_distinct_plans() {
         }
     }
     // The resnet layer on lavapipe: the register tiles (Auto's are the vec4 ones), the GEMM tiles (the
-    // planner's own is the large one, 16 deep in 16 KiB; 8 deep too, 32 does not fit), the direct
-    // kernels, and the weight gradient's split counts.
+    // planner's own is the large one, 16 deep in 16 KiB; 8 deep too, 32 does not fit; double-buffered,
+    // which makes it 8 deep), the direct kernels, and the weight gradient's split counts.
     let resnet = suite("standard").unwrap().into_iter().find(|s| s.name.starts_with("resnet")).unwrap().geo;
     let names = |op| candidates(op, &resnet, &lavapipe()).into_iter().map(|(s, _)| s.key()).collect::<Vec<_>>();
     assert_eq!(
         names(Op::Forward),
-        ["auto", "register-tile", "gemm", "gemm-narrow", "gemm-small", "gemm-thin", "reference", "gemm-large:depth=8"]
+        [
+            "auto",
+            "register-tile",
+            "gemm",
+            "gemm-narrow",
+            "gemm-small",
+            "gemm-thin",
+            "gemm-huge",
+            "reference",
+            "gemm-large:double",
+            "gemm-large:depth=8"
+        ]
     );
     assert!(names(Op::WeightGrad).iter().any(|k| k.contains(":splits=")), "{:?}", names(Op::WeightGrad));
 }
 
-/// A forced reduction depth: the tile's own shape at that depth where its loads divide among the 64
-/// invocations and its slabs fit; a typed error otherwise.
+/// A forced reduction depth (0: the shape's own) and double buffering: the tile's own shape at that
+/// depth where its loads divide among its invocations and its slabs (both pairs, when
+/// double-buffered) fit; a typed error otherwise.
 #[test]
 fn forced_depths_give_their_tile_or_a_typed_error() {
     use std::num::NonZeroU32;
     let geo = Conv2dGeometry::new(2, 16, [12, 12], 32, [3, 3], Conv2dParams::new().padding(1, 1)).unwrap();
-    for (shape, depth, want) in [
-        (GemmShape::Large, 8, Some("gemm 64x64x8 (8x8)")),
-        (GemmShape::Large, 32, Some("gemm 64x64x32 (8x8)")),
-        (GemmShape::Narrow, 8, Some("gemm 16x128x8 (4x8)")),
-        (GemmShape::Small, 32, Some("gemm 32x32x32 (4x4)")),
+    for (shape, depth, double, want) in [
+        (GemmShape::Large, 8, false, Some("gemm 64x64x8 (8x8)")),
+        (GemmShape::Large, 32, false, Some("gemm 64x64x32 (8x8)")),
+        (GemmShape::Narrow, 8, false, Some("gemm 16x128x8 (4x8)")),
+        (GemmShape::Small, 32, false, Some("gemm 32x32x32 (4x4)")),
         // 4 rows × 8 steps is half a load per invocation.
-        (GemmShape::Thin, 8, None),
-        (GemmShape::Thin, 32, Some("gemm 4x192x32 (4x3)")),
+        (GemmShape::Thin, 8, false, None),
+        (GemmShape::Thin, 32, false, Some("gemm 4x192x32 (4x3)")),
+        // 256 invocations: 128 × 8 is 4 loads each; 32 steps of two 128-wide slabs are 33,024 bytes.
+        (GemmShape::Huge, 0, false, Some("gemm 128x128x16 (8x8)")),
+        (GemmShape::Huge, 8, false, Some("gemm 128x128x8 (8x8)")),
+        (GemmShape::Huge, 32, false, None),
+        // Two pairs of slabs: the large tile's 32 steps (33,280 bytes) do not fit 32 KiB, so it is
+        // made 16 deep, unless 32 is forced.
+        (GemmShape::Large, 0, true, Some("gemm 64x64x16 (8x8), double-buffered")),
+        (GemmShape::Large, 32, true, None),
+        (GemmShape::Large, 16, true, Some("gemm 64x64x16 (8x8), double-buffered")),
+        (GemmShape::Small, 0, true, Some("gemm 32x32x16 (4x4), double-buffered")),
+        (GemmShape::Huge, 8, true, Some("gemm 128x128x8 (8x8), double-buffered")),
     ] {
-        let choice = GemmChoice { shape: Some(shape), splits: None, depth: NonZeroU32::new(depth) };
+        let choice = GemmChoice { shape: Some(shape), splits: None, depth: NonZeroU32::new(depth), double };
         let s = Strategy::Force(Algorithm::Gemm(choice));
         assert_eq!(Strategy::from_key(&s.key()), Ok(s));
         match (forward(&geo, &discrete_32k(), s), want) {
             (Ok(p), Some(w)) => assert!(p.to_string().starts_with(w), "{p} vs {w}"),
             (Err(Error::Unsupported { .. }), None) => {}
-            (r, w) => panic!("{shape:?} depth {depth}: {r:?}, wanted {w:?}"),
+            (r, w) => panic!("{shape:?} depth {depth} double {double}: {r:?}, wanted {w:?}"),
         }
     }
     // 32 steps of the large tile stage 16,640 bytes of slabs: over WebGPU's 16 KiB.
-    let deep = GemmChoice { shape: Some(GemmShape::Large), splits: None, depth: NonZeroU32::new(32) };
+    let deep = GemmChoice { shape: Some(GemmShape::Large), splits: None, depth: NonZeroU32::new(32), double: false };
     assert!(
         forward(&geo, &lavapipe_as_gpu().with_workgroup_bytes(16 * 1024), Strategy::Force(Algorithm::Gemm(deep)))
             .is_err()

@@ -23,6 +23,17 @@ pub(crate) enum Variant {
     WeightGradGemm(GemmTile),
 }
 
+impl Variant {
+    /// Invocations per workgroup of this variant's kernel (the WGSL override `WG`): 64, but for a
+    /// GEMM tile of more invocations.
+    pub(crate) fn workgroup(&self) -> u32 {
+        match self {
+            Self::ConvGemm(t, _) | Self::WeightGradGemm(t) => t.threads() as u32,
+            _ => crate::plan::profile::WORKGROUP,
+        }
+    }
+}
+
 /// A row of the forward kernel specialised for its kernel width `t`, stride `sw` and dilation `dw`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct Window {
@@ -153,9 +164,12 @@ pub(crate) fn weight_grad_vec4(bk: usize, br: usize, wd: Window, share: Sharing)
 
 /// The tile of the workgroup-memory GEMM kernels (`conv2d_gemm.wgsl`, `conv2d_weight_grad_gemm.wgsl`):
 /// a workgroup computes `bm` rows (filters or channels) × `bn` columns of the output, staging `bk`
-/// reduction steps of both operands in workgroup memory at a time; each of its 64 invocations holds
-/// `tm × tn` accumulators, rows `bm / tm` and columns `bn / tn` apart (so that neighbouring invocations
-/// read neighbouring words of workgroup memory and store neighbouring outputs).
+/// reduction steps of both operands in workgroup memory at a time; each of its
+/// `(bm / tm)·(bn / tn)` invocations (64, or 256 for the 128 × 128 tile) holds `tm × tn`
+/// accumulators, rows `bm / tm` and columns `bn / tn` apart (so that neighbouring invocations read
+/// neighbouring words of workgroup memory and store neighbouring outputs). With `stages = 2` the
+/// slabs are double-buffered: a round stages the next slabs while it multiplies the last ones, with
+/// one barrier per round instead of two.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct GemmTile {
     pub(crate) bm: usize,
@@ -163,6 +177,7 @@ pub(crate) struct GemmTile {
     pub(crate) bk: usize,
     pub(crate) tm: usize,
     pub(crate) tn: usize,
+    pub(crate) stages: usize,
 }
 
 /// How `conv2d_gemm.wgsl` stages its A operand, the weights.
@@ -177,9 +192,15 @@ pub(crate) enum AStage {
 }
 
 impl GemmTile {
-    /// Bytes of workgroup memory the tile's two operands take, each row padded by one word (so that
-    /// the column-wise stores of a slab fall in different banks).
+    /// Bytes of workgroup memory the tile's two operands take (both slabs of each when
+    /// double-buffered), each row padded by one word (so that the column-wise stores of a slab fall in
+    /// different banks).
     pub(crate) fn operand_bytes(&self) -> usize {
-        4 * self.bk * (self.bm + 1 + self.bn + 1)
+        4 * self.stages * self.bk * (self.bm + 1 + self.bn + 1)
+    }
+
+    /// Invocations per workgroup: one per `tm × tn` accumulators.
+    pub(crate) fn threads(&self) -> usize {
+        (self.bm / self.tm) * (self.bn / self.tn)
     }
 }

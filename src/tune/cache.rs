@@ -175,7 +175,12 @@ mod tests {
 
     fn sample() -> Cache {
         let mut c = Cache::default();
-        let split = GemmChoice { shape: Some(GemmShape::Narrow), splits: std::num::NonZeroU32::new(7), depth: None };
+        let split = GemmChoice {
+            shape: Some(GemmShape::Narrow),
+            splits: std::num::NonZeroU32::new(7),
+            depth: None,
+            double: false,
+        };
         c.insert("adapter A", "forward n1 c3", Entry { strategy: Strategy::Auto, median_ms: 1.5 });
         c.insert(
             "adapter A",
@@ -202,7 +207,8 @@ mod tests {
         let cut = &text[..text.find("weight-grad").unwrap() + 4];
         assert!(Cache::import(cut).is_err(), "cut in an entry");
         assert!(Cache::import(&text.replace("end 3", "end 2")).is_err());
-        assert!(Cache::import(&text.replace("gemm-narrow", "gemm-huge")).is_err());
+        assert!(Cache::import(&text.replace("gemm-narrow", "gemm-giant")).is_err());
+        assert!(Cache::import(&text.replace("splits=7", "splits=7:double:double")).is_err());
         assert!(Cache::import(&text.replace("1.5", "fast")).is_err());
         assert!(Cache::import(&text.replace(HEADER, "convgrad-tune-cache 2")).is_err());
         assert!(Cache::import("{\"some\": \"json\"}\n").is_err());

@@ -6,7 +6,7 @@
 use std::sync::OnceLock;
 
 pub use convgrad::verify::{Rng, U32, bound_ratio, gamma, rel_err};
-use convgrad::{Context, DeviceClass, Strategy, Tensor};
+use convgrad::{Algorithm, Context, DeviceClass, GemmChoice, GemmShape, Strategy, Tensor};
 use ndarray::{Array, Array4, ArrayD, Dimension, IxDyn};
 
 /// The adapter every GPU test uses. Without one the tests fail, loudly, with what to do.
@@ -37,7 +37,8 @@ pub fn reference_ctx() -> &'static Context {
 
 /// Every path the planner can take, each on a context of its own (over the one device of [`ctx`]): the automatic plans of this
 /// adapter's profile (`CONVGRAD_PROFILE` or detected) and of the other profile, each forced kernel
-/// family on both profiles, and the reference kernels. The other profile is what makes a software
+/// family on both profiles (and the tuner's huge and double-buffered GEMM tiles), and the reference
+/// kernels. The other profile is what makes a software
 /// adapter run the per-lane loads a GPU gets (and a GPU the subgroup-shared ones).
 pub fn paths() -> &'static [(String, Context)] {
     static PATHS: OnceLock<Vec<(String, Context)>> = OnceLock::new();
@@ -45,7 +46,11 @@ pub fn paths() -> &'static [(String, Context)] {
         let own = ctx().profile().class;
         let other = if own == DeviceClass::Cpu { DeviceClass::Gpu } else { DeviceClass::Cpu };
         let mut out = Vec::new();
-        for strategy in Strategy::ALL {
+        // The tuner's extra GEMM variants as paths of their own: the 128 × 128 tile of 256
+        // invocations, and the planner's tiles double-buffered.
+        let double = Strategy::Force(Algorithm::Gemm(GemmChoice { double: true, ..GemmChoice::default() }));
+        let tuned = [Strategy::Force(Algorithm::gemm(GemmShape::Huge)), double];
+        for strategy in Strategy::ALL.into_iter().chain(tuned) {
             for class in [own, other] {
                 if strategy == Strategy::Reference && class == other {
                     continue; // the direct kernels do not depend on the profile
