@@ -30,7 +30,7 @@ const NOWHERE: i32 = -1073741824;
 
 @group(0) @binding(0) var<uniform> P: GradTileParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;            // N×C×H×W
-@group(0) @binding(2) var<storage, read> dy: array<f32>;           // N×K×P×Q
+@group(0) @binding(2) var<storage, read> dy: array<{{DY_ELEM}}>;   // N×K×P×Q, by f32 or by vec4
 @group(0) @binding(3) var<storage, read_write> partial: array<f32>; // splits × K×(C/G)×S×T
 
 var<workgroup> As: array<f32, {{A_LEN}}>;  // STAGES × BK × AS: dY
@@ -84,18 +84,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let w = i32(P.w);
     let tr = lid / NT;
     let tc = lid % NT;
+{{A_SETUP}}
 {{ACC_DECL}}
     for (var c = 0u; c < P.chunk + (STAGES - 1u) * BK; c += BK) {
         if (c < P.chunk) {
             let sa = ((c / BK) % STAGES) * A_SLAB;
             let sb = ((c / BK) % STAGES) * B_SLAB;
             let live = first + c + lk < end;
-            let a_at = at.x * P.k * pq + (g * P.kpg + m0) * pq + at.y * P.q + at.z;
-            for (var u = 0u; u < A_LOADS; u++) {
-                let lm = lid / BK + u * (THREADS / BK);
-                let ok = live && m0 + lm < P.kpg;
-                As[sa + lk * AS + lm] = select(0.0, dy[select(0u, a_at + lm * pq, ok)], ok);
-            }
+            // A: dY of filters m0 … m0 + BM − 1 at this round's columns.
+{{A_STAGE}}
             let y0 = i32(at.y * P.sh) - i32(P.ph);
             let x0 = i32(at.z * P.sw) - i32(P.pw);
             let b_at = (at.x * P.c + g * P.cpg) * hw;

@@ -548,7 +548,7 @@ mod tests {
             Variant::ForwardVec4(_) => &FORWARD_VEC4,
             Variant::WeightGradVec4 { .. } => &WEIGHT_GRAD_VEC4,
             Variant::ConvGemm(..) => &CONV_GEMM,
-            Variant::WeightGradGemm(_) => &WEIGHT_GRAD_GEMM,
+            Variant::WeightGradGemm(..) => &WEIGHT_GRAD_GEMM,
         }
     }
 

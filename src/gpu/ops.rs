@@ -515,7 +515,7 @@ impl Context {
         let partial = self.split_partials(t.splits, len)?;
         let out = partial.as_ref().map_or(dw, |p| &p.buffer);
         let invocations = u32_of(workgroups as usize * t.tile.threads())?;
-        let variant = Variant::WeightGradGemm(t.tile);
+        let variant = t.variant();
         job.dispatch(&kernels::WEIGHT_GRAD_GEMM, &variant, bytemuck::bytes_of(&u), &[x, dy, out], invocations)?;
         self.sum_splits(job, geo, partial, u.splits, dw, len)
     }

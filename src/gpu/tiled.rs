@@ -31,9 +31,10 @@ impl Variant {
                 subs.push(("RPT", (t.bk * bnl / t.threads()).to_string()));
                 subs
             }
-            Self::WeightGradGemm(t) => {
+            Self::WeightGradGemm(t, a) => {
                 let put = |i, j| format!("put(out, m0, r0, tr + {i}u * MT, tc + {j}u * NT, c{i}_{j});");
                 let mut subs = gemm_code(t, "c", put);
+                subs.extend(dy_stage(t, a));
                 subs.push(("B_LOADS", (t.bn * t.bk / t.threads()).to_string()));
                 subs
             }
@@ -91,6 +92,57 @@ fn a_stage(t: GemmTile, a: AStage) -> Subs {
                 let v = select(vec4<f32>(0.0), wt[select(0u, (g * P.a_gs + m * P.a_ms + r4) / 4u, ok)], ok);
 {stores}
             }}",
+                        t.bm * t.bk / (4 * t.threads())
+                    ),
+                ),
+            ]
+        }
+    }
+}
+
+/// How `conv2d_weight_grad_gemm.wgsl` stages its A operand, dY (see [`AStage`]): the binding's
+/// element type, the set-up and the staging lines of each round.
+fn dy_stage(t: GemmTile, a: AStage) -> Subs {
+    match a {
+        AStage::Taps => vec![
+            ("DY_ELEM", "f32".into()),
+            ("A_SETUP", String::new()),
+            (
+                "A_STAGE",
+                "            let a_at = at.x * P.k * pq + (g * P.kpg + m0) * pq + at.y * P.q + at.z;
+            for (var u = 0u; u < A_LOADS; u++) {
+                let lm = lid / BK + u * (THREADS / BK);
+                let ok = live && m0 + lm < P.kpg;
+                As[sa + lk * AS + lm] = select(0.0, dy[select(0u, a_at + lm * pq, ok)], ok);
+            }"
+                .into(),
+            ),
+        ],
+        AStage::Vec4 => {
+            let stores =
+                lines((0..4).map(|e| format!("                As[sa + (4u * a4 + {e}u) * AS + lm] = v.{};", LANE[e])));
+            vec![
+                ("DY_ELEM", "vec4<f32>".into()),
+                (
+                    "A_SETUP",
+                    "    // Staging dY as vec4s along the reduction: columns 4·a4 … 4·a4 + 3 of each round, rows\n    \
+                     // lid / (BK / 4) + u·(4·THREADS / BK). P·Q and the range are multiples of 4: a vec4 lies\n    \
+                     // in one plane, wholly inside the range or wholly past its end.\n    \
+                     let a4 = lid % (BK / 4u);\n    var at4 = pix_of(first + 4u * a4);"
+                        .into(),
+                ),
+                (
+                    "A_STAGE",
+                    format!(
+                        "            let live4 = first + c + 4u * a4 < end;
+            let a_at = at4.x * P.k * pq + (g * P.kpg + m0) * pq + at4.y * P.q + at4.z;
+            for (var u = 0u; u < {}u; u++) {{
+                let lm = lid / (BK / 4u) + u * (4u * THREADS / BK);
+                let ok = live4 && m0 + lm < P.kpg;
+                let v = select(vec4<f32>(0.0), dy[select(0u, (a_at + lm * pq) / 4u, ok)], ok);
+{stores}
+            }}
+            at4 = pix_add(at4, round);",
                         t.bm * t.bk / (4 * t.threads())
                     ),
                 ),

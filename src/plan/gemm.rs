@@ -256,6 +256,7 @@ pub(crate) fn axis_phases(extent: usize, taps: usize, stride: usize, dilation: u
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WeightGradGemm {
     pub(crate) tile: GemmTile,
+    pub(crate) a: AStage,
     pub(crate) mtiles: usize,
     pub(crate) ntiles: usize,
     pub(crate) splits: usize,
@@ -292,7 +293,18 @@ impl WeightGradGemm {
         let splits = splits.clamp(1, cols.min(max_splits).min(MAX_SPLITS));
         let chunk = cols.div_ceil(splits);
         let splits = cols.div_ceil(chunk);
-        Ok(Self { tile, mtiles, ntiles, splits, chunk })
+        // dY as vec4s where 4 columns in a row never leave a plane or a range, and the tile's A slab is
+        // whole vec4 loads of all its invocations: the same staged values, fewer loads.
+        let vec4 = (geo.p * geo.q).is_multiple_of(4)
+            && chunk.is_multiple_of(4)
+            && (tile.bm * tile.bk).is_multiple_of(4 * tile.threads());
+        let a = if vec4 { AStage::Vec4 } else { AStage::Taps };
+        Ok(Self { tile, a, mtiles, ntiles, splits, chunk })
+    }
+
+    /// The kernel variant.
+    pub(crate) fn variant(&self) -> crate::plan::variant::Variant {
+        crate::plan::variant::Variant::WeightGradGemm(self.tile, self.a)
     }
 
     /// The most loop iterations one invocation runs: the reduction steps of a range (each with its

@@ -46,7 +46,7 @@ fn variants_of(geo: &Conv2dGeometry, profile: &AdapterProfile, strategy: Strateg
     }
     match weight_grad(geo, profile, strategy) {
         Ok(WeightGradPlan::Tiled(t)) => out.push(t.variant),
-        Ok(WeightGradPlan::Gemm(g)) => out.push(Variant::WeightGradGemm(g.tile)),
+        Ok(WeightGradPlan::Gemm(g)) => out.push(g.variant()),
         _ => {}
     }
     match input_grad(geo, profile, strategy) {
@@ -435,4 +435,24 @@ fn forced_depths_give_their_tile_or_a_typed_error() {
         forward(&geo, &lavapipe_as_gpu().with_workgroup_bytes(16 * 1024), Strategy::Force(Algorithm::Gemm(deep)))
             .is_err()
     );
+}
+
+/// The GEMM weight gradient stages dY as vec4s exactly where four columns in a row stay in one plane
+/// and one range: `P·Q` and the range's length multiples of 4.
+#[test]
+fn the_gemm_weight_gradient_loads_dy_by_vec4_where_planes_and_ranges_allow() {
+    use std::num::NonZeroU32;
+    let plan = |hw: [usize; 2], splits| {
+        let geo = Conv2dGeometry::new(2, 16, hw, 32, [3, 3], Conv2dParams::new().padding(1, 1)).unwrap();
+        let choice = GemmChoice { splits: NonZeroU32::new(splits), ..GemmChoice::shape(GemmShape::Large) };
+        weight_grad(&geo, &discrete_32k(), Strategy::Force(Algorithm::Gemm(choice))).unwrap().to_string()
+    };
+    // 12 × 12 = 144 columns a plane, 288 in all: one range of 288, or 4 of 72: vec4s.
+    assert_eq!(plan([12, 12], 1), "gemm 64x64x32 (8x8), vec4 dY; 1x3 tiles, split-K 1 x 288 columns");
+    assert!(plan([12, 12], 4).contains("vec4 dY"));
+    // 5 ranges of 58 columns, or planes of 11 × 12 = 132 but ranges of 11 × 12 × 2 / 3 = 88: only
+    // the latter; planes of 11 × 11 never.
+    assert!(!plan([12, 12], 5).contains("vec4"));
+    assert!(plan([11, 12], 3).contains("vec4 dY"));
+    assert!(!plan([11, 11], 1).contains("vec4"));
 }

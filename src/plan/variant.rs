@@ -19,8 +19,9 @@ pub(crate) enum Variant {
     WeightGradVec4 { bk: usize, br: usize, wd: Window, share: Sharing },
     /// `conv2d_gemm.wgsl`: the forward pass, or one stride phase of the input gradient.
     ConvGemm(GemmTile, AStage),
-    /// `conv2d_weight_grad_gemm.wgsl`: the weight gradient over a split reduction.
-    WeightGradGemm(GemmTile),
+    /// `conv2d_weight_grad_gemm.wgsl`: the weight gradient over a split reduction, dY staged as
+    /// scalars or vec4s.
+    WeightGradGemm(GemmTile, AStage),
 }
 
 impl Variant {
@@ -28,7 +29,7 @@ impl Variant {
     /// GEMM tile of more invocations.
     pub(crate) fn workgroup(&self) -> u32 {
         match self {
-            Self::ConvGemm(t, _) | Self::WeightGradGemm(t) => t.threads() as u32,
+            Self::ConvGemm(t, _) | Self::WeightGradGemm(t, _) => t.threads() as u32,
             _ => crate::plan::profile::WORKGROUP,
         }
     }
@@ -180,14 +181,17 @@ pub(crate) struct GemmTile {
     pub(crate) stages: usize,
 }
 
-/// How `conv2d_gemm.wgsl` stages its A operand, the weights.
+/// How a GEMM kernel stages its A operand: the weights (`conv2d_gemm.wgsl`) or dY
+/// (`conv2d_weight_grad_gemm.wgsl`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum AStage {
-    /// One value per load, its place in the reduction kept as tap digits: any layout of A (the input
+    /// One value per load, its place in the reduction kept as digits: any layout of A (the input
     /// gradient reads the weights of a stride phase's taps, strided).
     Taps,
     /// Four consecutive reduction steps per load: the forward pass, whose weights are rows of
-    /// `(C/G)·S·T` contiguous values, where that length is a multiple of 4.
+    /// `(C/G)·S·T` contiguous values, where that length is a multiple of 4; the weight gradient,
+    /// whose dY rows are planes of `P·Q` contiguous values, where `P·Q` and the reduction's range are
+    /// multiples of 4. The staged values, and so the results, are those of `Taps` to the bit.
     Vec4,
 }
 

@@ -9,7 +9,7 @@ use std::fmt;
 use crate::error::Result;
 use crate::geometry::Conv2dGeometry;
 use crate::plan::loops::{self, MAX_SPLITS, ReductionSplit};
-use crate::plan::variant::{Sharing, Variant, Window};
+use crate::plan::variant::{AStage, Sharing, Variant, Window};
 use crate::plan::{AdapterProfile, Algorithm, Strategy, WeightGradGemm, family};
 
 /// How the weight gradient runs a layer.
@@ -176,7 +176,8 @@ impl fmt::Display for WeightGradPlan {
             WeightGradPlan::Direct(r) => return write!(f, "direct, split {} x {} rows", r.splits, r.chunk),
             WeightGradPlan::Gemm(g) => {
                 let tiles = format!("{}x{}", g.mtiles, g.ntiles);
-                return write!(f, "gemm {}; {tiles} tiles, split-K {} x {} columns", g.tile, g.splits, g.chunk);
+                let vec4 = if g.a == AStage::Vec4 { ", vec4 dY" } else { "" };
+                return write!(f, "gemm {}{vec4}; {tiles} tiles, split-K {} x {} columns", g.tile, g.splits, g.chunk);
             }
             WeightGradPlan::Tiled(t) => t,
         };
