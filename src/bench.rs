@@ -279,9 +279,110 @@ pub fn time_op(ctx: &Context, inputs: &Inputs, op: Op, reps: usize) -> Result<Ti
     })
 }
 
+/// Parses a file of layers, one per line: `N C H W K S T`, then any of `stride=SH[,SW]`,
+/// `pad=P[,PW]`, `pad=TOP,BOTTOM,LEFT,RIGHT`, `pad=same`, `dilation=DH[,DW]`, `groups=G` and
+/// `name=NAME` (default: the dimensions, `NxCxHxW_kK_SxT`, and the line number). Blank lines and text
+/// after `#` are ignored. Returns each layer's name and geometry, or the first line that is wrong
+/// and why.
+///
+/// # Errors
+/// A message naming the line: a missing or non-numeric size, an unknown or repeated option, or a
+/// layer the geometry refuses (a kernel larger than its padded input, channels not divisible by the
+/// groups, …).
+pub fn parse_layers(text: &str) -> std::result::Result<Vec<(String, Conv2dGeometry)>, String> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or_default().trim();
+        if line.is_empty() {
+            continue;
+        }
+        let at = |why: String| format!("line {}: {why} (in '{line}')", i + 1);
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if words.len() < 7 {
+            return Err(at("expected N C H W K S T, then options".into()));
+        }
+        let number = |w: &str| w.parse::<usize>().map_err(|_| at(format!("'{w}' is not a size")));
+        let dims = words[..7].iter().map(|w| number(w)).collect::<std::result::Result<Vec<_>, _>>()?;
+        let numbers = |v: &str| v.split(',').map(number).collect::<std::result::Result<Vec<_>, _>>();
+        let pair = |key: &str, v: &str| match numbers(v)?.as_slice() {
+            [a] => Ok([*a, *a]),
+            [a, b] => Ok([*a, *b]),
+            _ => Err(at(format!("{key} takes one or two sizes"))),
+        };
+        let mut params = Conv2dParams::new();
+        let mut name = None;
+        let mut seen: Vec<&str> = Vec::new();
+        for option in &words[7..] {
+            let (key, value) = option.split_once('=').ok_or_else(|| at(format!("'{option}' is not KEY=VALUE")))?;
+            if seen.contains(&key) {
+                return Err(at(format!("{key} given twice")));
+            }
+            seen.push(key);
+            params = match key {
+                "stride" => pair(key, value).map(|[a, b]| params.stride(a, b))?,
+                "dilation" => pair(key, value).map(|[a, b]| params.dilation(a, b))?,
+                "groups" => params.groups(number(value)?),
+                "pad" if value == "same" => params.padding_same(),
+                "pad" => match numbers(value)?.as_slice() {
+                    [p] => params.padding(*p, *p),
+                    [ph, pw] => params.padding(*ph, *pw),
+                    [t, b, l, r] => params.padding_sides(*t, *b, *l, *r),
+                    _ => return Err(at("pad takes one, two or four sizes, or same".into())),
+                },
+                "name" => {
+                    name = Some(value.to_string());
+                    params
+                }
+                _ => return Err(at(format!("unknown option '{key}'; use stride, pad, dilation, groups or name"))),
+            };
+        }
+        let [n, c, h, w, k, s, t] = dims[..] else { unreachable!("seven sizes were parsed") };
+        let geo = Conv2dGeometry::new(n, c, [h, w], k, [s, t], params).map_err(|e| at(e.to_string()))?;
+        let name = name.unwrap_or_else(|| format!("{n}x{c}x{h}x{w}_k{k}_{s}x{t}_line{}", i + 1));
+        out.push((name, geo));
+    }
+    if out.is_empty() {
+        return Err("no layers: each line is N C H W K S T, then options".into());
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_of_layers_parses_or_names_its_wrong_line() {
+        let text = "# layers to tune\n\
+                    8 64 56 56 64 3 3 pad=1 name=resnet\n\
+                    \n\
+                    2 6 11 10 9 3 2 stride=2,1 pad=1,2,0,1 dilation=2,1 groups=3  # a gather layer\n\
+                    1 4 9 9 4 3 3 pad=same\n";
+        let layers = parse_layers(text).unwrap();
+        assert_eq!(layers.len(), 3);
+        assert_eq!(layers[0].0, "resnet");
+        assert_eq!(layers[0].1, suite("standard").unwrap()[2].geo);
+        assert_eq!(layers[1].0, "2x6x11x10_k9_3x2_line4");
+        let g = &layers[1].1;
+        assert_eq!((g.params.stride, g.params.dilation, g.params.groups), ([2, 1], [2, 1], 3));
+        assert_eq!([g.pad.top, g.pad.bottom, g.pad.left, g.pad.right], [1, 2, 0, 1]);
+        assert_eq!([layers[2].1.p, layers[2].1.q], [9, 9]);
+        for (bad, why) in [
+            ("8 64 56 56 64 3", "line 1: expected N C H W K S T"),
+            ("8 64 56 56 64 3 x", "line 1: 'x' is not a size"),
+            ("\n1 1 4 4 1 3 3 pad=1 pad=1", "line 2: pad given twice"),
+            ("1 1 4 4 1 3 3 pad=1,2,3", "pad takes one, two or four"),
+            ("1 1 4 4 1 3 3 stride=1,2,3", "stride takes one or two"),
+            ("1 1 4 4 1 3 3 colour=red", "unknown option 'colour'"),
+            ("1 1 4 4 1 3 3 groups", "'groups' is not KEY=VALUE"),
+            ("1 3 4 4 2 3 3 groups=2", "line 1: "),
+            ("1 1 2 2 1 3 3", "line 1: "),
+            ("# nothing\n\n", "no layers"),
+        ] {
+            let e = parse_layers(bad).unwrap_err();
+            assert!(e.contains(why), "{bad:?}: {e}");
+        }
+    }
 
     #[test]
     fn suites_are_valid_and_named_after_their_shapes() {

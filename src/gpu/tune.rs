@@ -220,7 +220,27 @@ impl Context {
         Ok(report)
     }
 
+    /// Measures every candidate plan of `op` on `geo` as [`Context::tune`] does, but keeps nothing:
+    /// neither in this process nor in the cache. For checking a pick against a fresh measurement
+    /// (`convgrad tune --recheck`).
+    ///
+    /// # Errors
+    /// As [`Context::tune`].
+    pub fn measure_candidates(&self, op: Op, geo: &Conv2dGeometry) -> Result<TuneReport> {
+        let options = match self.tuning() {
+            Tuning::Tune(o) => o,
+            _ => TuneOptions::default(),
+        };
+        self.measure_with(op, geo, options)
+    }
+
     fn tune_with(&self, op: Op, geo: &Conv2dGeometry, options: TuneOptions) -> Result<TuneReport> {
+        let report = self.measure_with(op, geo, options)?;
+        self.keep(&report)?;
+        Ok(report)
+    }
+
+    fn measure_with(&self, op: Op, geo: &Conv2dGeometry, options: TuneOptions) -> Result<TuneReport> {
         let layer = LayerKey::new(op, geo);
         let list = candidates(op, geo, self.profile());
         let (inputs, magnitudes) = Inputs::with_magnitudes(self, *geo)?;
@@ -315,7 +335,6 @@ impl Context {
             rounds,
             runs_per_sample,
         };
-        self.keep(&report)?;
         Ok(report)
     }
 
