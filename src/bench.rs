@@ -1,4 +1,6 @@
-//! The benchmark suites and the timing loop shared by `convgrad bench` and the criterion benches.
+//! The benchmark suites and the timing loop shared by `convgrad bench` and the criterion benches,
+//! and the records and JSON shared with the browser's benchmark page (`web/bench.html`, which times
+//! the same suites with its own, asynchronous loop).
 //!
 //! Resident mode: the inputs are on the device before the clock starts; the timed region is the
 //! operation plus the read-back of its result to the host, so the time includes synchronisation. Where
@@ -6,6 +8,8 @@
 //! its own (recording timestamps costs time).
 //! GFLOP/s = `2·N·K·P·Q·(C/G)·S·T` / time, the same count for all three operations.
 
+use std::fmt::Write as _;
+#[cfg(not(target_arch = "wasm32"))]
 use std::time::Instant;
 
 use crate::error::Result;
@@ -128,6 +132,7 @@ impl Inputs {
     ///
     /// # Errors
     /// wgpu or device errors.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn run(&self, ctx: &Context, op: Op) -> Result<f64> {
         let t0 = Instant::now();
         let out = self.launch(ctx, op)?;
@@ -176,6 +181,7 @@ impl Inputs {
     ///
     /// # Errors
     /// wgpu or device errors.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn repeats_identical(&self, ctx: &Context, op: Op, times: usize) -> Result<usize> {
         let bits = |t: &Tensor| -> Result<Vec<u32>> {
             Ok(ctx.download::<ndarray::IxDyn>(t)?.iter().map(|v| v.to_bits()).collect())
@@ -241,6 +247,7 @@ pub const WARM_UP_RUNS: usize = 3;
 ///
 /// # Errors
 /// wgpu or device errors.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn time_op(ctx: &Context, inputs: &Inputs, op: Op, reps: usize) -> Result<Timing> {
     let g = &inputs.geo;
     let plan = match op {
@@ -347,9 +354,219 @@ pub fn parse_layers(text: &str) -> std::result::Result<Vec<(String, Conv2dGeomet
     Ok(out)
 }
 
+/// One timed layer and operation: a row of `convgrad bench` and of the browser's benchmark page, and
+/// an element of their JSON ([`records_json`]).
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// The layer's name in its suite.
+    pub shape: String,
+    /// The operation.
+    pub op: Op,
+    /// `tuned` (the planner's kernels), `cached` (the tuning cache's picks) or `reference`.
+    pub kernels: &'static str,
+    /// `nchw` or `nhwc`.
+    pub layout: &'static str,
+    /// Wall-clock milliseconds per run (operation and read-back): median, fastest, slowest.
+    pub median_ms: f64,
+    /// See `median_ms`.
+    pub min_ms: f64,
+    /// See `median_ms`.
+    pub max_ms: f64,
+    /// `2·N·K·P·Q·(C/G)·S·T` / the median.
+    pub gflops: f64,
+    /// Median microseconds the call took on the host before returning.
+    pub host_us: f64,
+    /// Median device milliseconds of the kernels, where the adapter has timestamp queries.
+    pub device_ms: Option<f64>,
+    /// The plan, as [`crate::plan`] prints it.
+    pub plan: String,
+    /// Pipelines the warm-up compiled, and the milliseconds it took (0 where unmeasured).
+    pub pipelines: u64,
+    /// See `pipelines`.
+    pub compile_ms: f64,
+}
+
+impl Record {
+    /// The record of `timing`, for layer `name` (`geo`) and `op`.
+    #[must_use]
+    pub fn new(name: &str, geo: &Conv2dGeometry, op: Op, kernels: &'static str, timing: &Timing) -> Self {
+        let median_ms = timing.median_ms();
+        Self {
+            shape: name.to_string(),
+            op,
+            kernels,
+            layout: geo.params.layout.name(),
+            median_ms,
+            min_ms: timing.wall_ms.iter().copied().fold(f64::INFINITY, f64::min),
+            max_ms: timing.wall_ms.iter().copied().fold(0.0, f64::max),
+            gflops: geo.flops() / (median_ms * 1e-3) / 1e9,
+            host_us: timing.host_median_ms() * 1e3,
+            device_ms: timing.device_median_ms(),
+            plan: timing.plan.clone(),
+            pipelines: timing.pipelines_compiled,
+            compile_ms: timing.compile_ms,
+        }
+    }
+}
+
+/// Where records were measured: the fields every JSON record repeats.
+#[derive(Debug, Clone)]
+pub struct Platform {
+    /// The adapter's name (a browser may give none).
+    pub adapter: String,
+    /// wgpu's backend, as `Vulkan` or `BrowserWebGpu`.
+    pub backend: String,
+    /// Driver name and driver information.
+    pub driver: String,
+    /// The adapter profile the plans were made for.
+    pub profile: String,
+    /// How `median_ms` was timed: `wall clock` (submission to read-back).
+    pub timing: &'static str,
+    /// The browser's name and version, for records made in a page.
+    pub browser: Option<String>,
+}
+
+impl Platform {
+    /// The platform of `ctx`'s adapter, outside a browser.
+    #[must_use]
+    pub fn of(ctx: &Context) -> Self {
+        let info = ctx.adapter_info();
+        Self {
+            adapter: info.name.clone(),
+            backend: format!("{:?}", info.backend),
+            driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
+            profile: ctx.profile().to_string(),
+            timing: WALL_CLOCK,
+            browser: None,
+        }
+    }
+}
+
+/// How every record's `median_ms` is timed.
+pub const WALL_CLOCK: &str = "wall clock, submission to read-back";
+
+/// The JSON fields of every record, in order: what the native bench and the browser's page both write
+/// and what their checks require.
+pub const RECORD_FIELDS: [&str; 21] = [
+    "shape",
+    "op",
+    "kernels",
+    "layout",
+    "median_ms",
+    "min_ms",
+    "max_ms",
+    "gflops",
+    "peak_fraction",
+    "host_us",
+    "device_ms",
+    "plan",
+    "profile",
+    "pipelines_compiled",
+    "compile_ms",
+    "adapter",
+    "backend",
+    "driver",
+    "timing",
+    "device_timing",
+    "browser",
+];
+
+/// `records` as a JSON array, one object per record with the fields of [`RECORD_FIELDS`]
+/// (`peak_fraction`: of [`fp32_peak`], `null` for an adapter it does not know; `device_timing`:
+/// `timestamp queries` where `device_ms` was measured, else `null`).
+#[must_use]
+pub fn records_json(records: &[Record], platform: &Platform) -> String {
+    let rows: Vec<String> = records
+        .iter()
+        .map(|r| {
+            let values = [
+                esc(&r.shape),
+                esc(r.op.name()),
+                esc(r.kernels),
+                esc(r.layout),
+                num(r.median_ms),
+                num(r.min_ms),
+                num(r.max_ms),
+                num(r.gflops),
+                fp32_peak(&platform.adapter).map_or("null".into(), |(tflops, _)| num(r.gflops / (tflops * 1e3))),
+                num(r.host_us),
+                r.device_ms.map_or("null".into(), num),
+                esc(&r.plan),
+                esc(&platform.profile),
+                r.pipelines.to_string(),
+                num(r.compile_ms),
+                esc(&platform.adapter),
+                esc(&platform.backend),
+                esc(&platform.driver),
+                esc(platform.timing),
+                if r.device_ms.is_some() { esc("timestamp queries") } else { "null".into() },
+                platform.browser.as_deref().map_or("null".into(), esc),
+            ];
+            let fields: Vec<String> = RECORD_FIELDS.iter().zip(values).map(|(k, v)| format!("\"{k}\": {v}")).collect();
+            format!("  {{{}}}", fields.join(", "))
+        })
+        .collect();
+    format!("[\n{}\n]\n", rows.join(",\n"))
+}
+
+/// A JSON string.
+fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len() + 2);
+    o.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(o, "\\u{:04x}", u32::from(c));
+            }
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+/// A JSON number (`null` for a NaN or an infinity, which JSON has no words for).
+fn num(v: f64) -> String {
+    if v.is_finite() { format!("{v}") } else { "null".into() }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn records_are_json_with_every_field() {
+        let geo = suite("tiny").unwrap()[1].geo;
+        let timing = Timing {
+            wall_ms: vec![2.0, 1.0, 4.0],
+            host_ms: vec![0.1, 0.1, 0.2],
+            device_ms: None,
+            plan: "gemm \"x\"".into(),
+            pipelines_compiled: 2,
+            compile_ms: 5.5,
+        };
+        let r = Record::new("tiny\n", &geo, Op::WeightGrad, "tuned", &timing);
+        assert_eq!((r.median_ms, r.min_ms, r.max_ms), (2.0, 1.0, 4.0));
+        let platform = Platform {
+            adapter: "SwiftShader Device".into(),
+            backend: "BrowserWebGpu".into(),
+            driver: String::new(),
+            profile: "cpu".into(),
+            timing: WALL_CLOCK,
+            browser: Some("Chrome 156".into()),
+        };
+        let text = records_json(&[r.clone(), Record { device_ms: Some(0.5), ..r }], &platform);
+        for f in RECORD_FIELDS {
+            assert_eq!(text.matches(&format!("\"{f}\": ")).count(), 2, "{f} in {text}");
+        }
+        assert!(text.contains("\"shape\": \"tiny\\u000a\""), "{text}");
+        assert!(text.contains("\"plan\": \"gemm \\\"x\\\"\""), "{text}");
+        assert!(text.contains("\"device_ms\": null") && text.contains("\"device_ms\": 0.5"));
+        assert!(text.contains("\"browser\": \"Chrome 156\"") && text.contains("\"peak_fraction\": null"));
+        assert!(text.starts_with("[\n  {") && text.ends_with("}\n]\n"));
+    }
 
     #[test]
     fn a_file_of_layers_parses_or_names_its_wrong_line() {

@@ -85,7 +85,6 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
-#[cfg(not(target_arch = "wasm32"))]
 pub mod bench;
 mod error;
 pub mod geometry;

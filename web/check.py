@@ -11,38 +11,12 @@ relative error below 1e-3) within 30 s of training. Needs chromium, chromium-dri
 (web/build.sh).
 """
 import base64
-import functools
-import http.server
 import json
 import os
-import socket
-import subprocess
 import sys
-import threading
 import time
-import urllib.request
 
-WEB = os.path.dirname(os.path.abspath(__file__))
-CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
-FLAGS = ["--headless=new", "--no-sandbox", "--enable-unsafe-webgpu", "--disable-dev-shm-usage", "--window-size=1240,820"]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def call(base, method, path, body=None):
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(base + path, data=data, method=method, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=60) as r:
-        return json.loads(r.read() or b"{}").get("value")
-
-
-class Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
+from webdriver import FLAGS, WEB, browser
 
 
 def main():
@@ -52,36 +26,13 @@ def main():
     flags = [f for f in FLAGS if f != "--enable-unsafe-webgpu"] if no_webgpu else FLAGS
     if not os.path.exists(os.path.join(WEB, "pkg", "convgrad_web_bg.wasm")):
         sys.exit("web/pkg is missing: run bash web/build.sh first")
-    http_port, wd_port = free_port(), free_port()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", http_port), functools.partial(Quiet, directory=WEB))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    driver = subprocess.Popen([CHROMEDRIVER, f"--port={wd_port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{wd_port}"
-    session = None
-    try:
-        for _ in range(100):
-            try:
-                call(base, "GET", "/status")
-                break
-            except OSError:
-                time.sleep(0.1)
-        caps = {"capabilities": {"alwaysMatch": {"goog:chromeOptions": {"args": flags}}}}
-        session = call(base, "POST", "/session", caps)["sessionId"]
-        s = f"/session/{session}"
+    with browser(flags) as page:
         t0 = time.time()
-        call(base, "POST", s + "/url", {"url": f"http://127.0.0.1:{http_port}/index.html"})
-        state = "running"
-        while state == "running" and time.time() - t0 < 180:
-            time.sleep(0.5)
-            state = call(base, "POST", s + "/execute/sync",
-                         {"script": "return document.getElementById('status').dataset.state", "args": []})
+        page.open("index.html")
+        state, text = page.wait({"running"}, 180)
         wall = time.time() - t0
-        text = call(base, "POST", s + "/execute/sync",
-                    {"script": "return document.getElementById('status').textContent", "args": []})
-        adapter = call(base, "POST", s + "/execute/sync",
-                       {"script": "return document.getElementById('adapter').textContent", "args": []})
-        result = call(base, "POST", s + "/execute/sync",
-                      {"script": "return document.getElementById('status').dataset.result || '{}'", "args": []})
+        adapter = page.js("document.getElementById('adapter').textContent")
+        result = page.js("document.getElementById('status').dataset.result || '{}'")
         print(f"page: {state} after {wall:.1f} s: {text}")
         if no_webgpu:
             if state != "no-webgpu":
@@ -89,7 +40,7 @@ def main():
                 return 1
             return 0
         with open(shot, "wb") as f:
-            f.write(base64.b64decode(call(base, "GET", s + "/screenshot")))
+            f.write(base64.b64decode(page.screenshot()))
         print(adapter)
         print(f"screenshot: {shot}")
         summary = json.loads(result)
@@ -100,14 +51,6 @@ def main():
         print(f"recovered all five filters in {summary['steps']} steps and {summary['seconds']:.1f} s of training, "
               f"worst relative error {summary['worst']:.2e}")
         return 0
-    finally:
-        if session:
-            try:
-                call(base, "DELETE", f"/session/{session}")
-            except OSError:
-                pass
-        driver.terminate()
-        server.shutdown()
 
 
 if __name__ == "__main__":

@@ -1,6 +1,9 @@
-//! `convgrad demo` in the browser: the same loop (`convgrad::learn`), kernels and plans, on the page's
-//! WebGPU adapter. `run` reports each reading to a JavaScript callback, which draws it and returns a
-//! promise the loop awaits, so the page repaints between readings.
+//! convgrad in the browser, on the page's WebGPU adapter: `convgrad demo` (`run`: the same loop,
+//! `convgrad::learn`, kernels and plans), and the benchmark suites (`bench`, in [`bench`]). Each
+//! reports to a JavaScript callback, which draws what it gets and returns a promise the loop awaits,
+//! so the page repaints between readings.
+
+pub mod bench;
 
 use convgrad::learn::{FilterLearning, LearnConfig, Reading};
 use convgrad::synthetic::FILTER_NAMES;
@@ -14,7 +17,7 @@ const MAX_STEPS: usize = 3000;
 const LOG_EVERY: usize = 10;
 const TARGET: f64 = 1e-3;
 
-fn js_err(e: Error) -> JsValue {
+pub(crate) fn js_err(e: Error) -> JsValue {
     JsValue::from_str(&e.to_string())
 }
 
@@ -27,7 +30,7 @@ fn floats(v: impl IntoIterator<Item = f32>) -> String {
 }
 
 /// Calls `on_event(json)` and awaits the promise it returns, if any.
-async fn emit(on_event: &js_sys::Function, json: String) -> Result<(), JsValue> {
+pub(crate) async fn emit(on_event: &js_sys::Function, json: String) -> Result<(), JsValue> {
     let back = on_event.call1(&JsValue::NULL, &JsValue::from_str(&json))?;
     if let Ok(p) = back.dyn_into::<js_sys::Promise>() {
         JsFuture::from(p).await?;

@@ -1,11 +1,10 @@
 //! `convgrad bench`: time a suite of layers on the chosen adapter; print a table, and optionally write
 //! JSON records and an SVG chart.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use convgrad::bench::{Inputs, Op, SUITES, Shape, fp32_peak, suite, time_op};
+use convgrad::bench::{Inputs, Op, Platform, Record, SUITES, Shape, fp32_peak, records_json, suite, time_op};
 use convgrad::{AdapterOptions, Conv2dGeometry, Layout, Strategy, Tuning};
 use indicatif::{ProgressBar, ProgressStyle};
 use plotters::prelude::*;
@@ -63,23 +62,6 @@ enum KernelArg {
     Tuned,
     Reference,
     Both,
-}
-
-/// One measured layer and op.
-struct Record {
-    shape: &'static str,
-    op: Op,
-    kernels: &'static str,
-    layout: &'static str,
-    median_ms: f64,
-    min_ms: f64,
-    max_ms: f64,
-    gflops: f64,
-    host_us: f64,
-    device_ms: Option<f64>,
-    plan: String,
-    pipelines: u64,
-    compile_ms: f64,
 }
 
 /// The layers of suite `name` and the operations named in `ops`, or what is wrong with them.
@@ -145,22 +127,8 @@ pub fn run(options: &AdapterOptions, a: &BenchArgs) -> Result<ExitCode, CliError
             bar.set_message(format!("{} {} ({}, {layout})", sh.name, op.name(), kernel_name(kernels)));
             ctx.set_strategy(kernels);
             let t = time_op(&ctx, inputs, op, a.reps)?;
-            let median_ms = t.median_ms();
-            records.push(Record {
-                shape: sh.name,
-                op,
-                kernels: if a.tuned && kernels == Strategy::Auto { "cached" } else { kernel_name(kernels) },
-                layout,
-                median_ms,
-                min_ms: t.wall_ms.iter().copied().fold(f64::INFINITY, f64::min),
-                max_ms: t.wall_ms.iter().copied().fold(0.0, f64::max),
-                gflops: sh.geo.flops() / (median_ms * 1e-3) / 1e9,
-                host_us: t.host_median_ms() * 1e3,
-                device_ms: t.device_median_ms(),
-                plan: t.plan.clone(),
-                pipelines: t.pipelines_compiled,
-                compile_ms: t.compile_ms,
-            });
+            let name = if a.tuned && kernels == Strategy::Auto { "cached" } else { kernel_name(kernels) };
+            records.push(Record::new(sh.name, &inputs.geo, op, name, &t));
             bar.inc(1);
         }
     }
@@ -202,7 +170,7 @@ pub fn run(options: &AdapterOptions, a: &BenchArgs) -> Result<ExitCode, CliError
         );
     }
     if let Some(p) = &a.json {
-        let text = json(&records, &info, &ctx.profile().to_string());
+        let text = records_json(&records, &Platform::of(&ctx));
         write_atomic(p, text.as_bytes())?;
         println!("wrote {}", p.display());
     }
@@ -246,57 +214,6 @@ fn kernel_name(k: Strategy) -> &'static str {
     }
 }
 
-fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len() + 2);
-    o.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(o, "\\u{:04x}", u32::from(c));
-            }
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
-}
-
-fn num(v: f64) -> String {
-    if v.is_finite() { format!("{v}") } else { "null".into() }
-}
-
-fn json(records: &[Record], info: &wgpu::AdapterInfo, profile: &str) -> String {
-    let rows: Vec<String> = records
-        .iter()
-        .map(|r| {
-            format!(
-                "  {{\"shape\": {}, \"op\": {}, \"kernels\": {}, \"layout\": {}, \"median_ms\": {}, \"min_ms\": {}, \"max_ms\": {}, \"gflops\": {}, \"peak_fraction\": {}, \"host_us\": {}, \"device_ms\": {}, \"plan\": {}, \"profile\": {}, \"pipelines_compiled\": {}, \"compile_ms\": {}, \"adapter\": {}, \"backend\": {}, \"driver\": {}}}",
-                esc(r.shape),
-                esc(r.op.name()),
-                esc(r.kernels),
-                esc(r.layout),
-                num(r.median_ms),
-                num(r.min_ms),
-                num(r.max_ms),
-                num(r.gflops),
-                fp32_peak(&info.name).map_or("null".into(), |(tflops, _)| num(r.gflops / (tflops * 1e3))),
-                num(r.host_us),
-                r.device_ms.map_or("null".into(), num),
-                esc(&r.plan),
-                esc(profile),
-                r.pipelines,
-                num(r.compile_ms),
-                esc(&info.name),
-                esc(&format!("{:?}", info.backend)),
-                esc(format!("{} {}", info.driver, info.driver_info).trim()),
-            )
-        })
-        .collect();
-    format!("[\n{}\n]\n", rows.join(",\n"))
-}
-
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
     let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
     std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path)).map_err(|e| {
@@ -309,8 +226,8 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
 fn plot(path: &Path, records: &[Record], info: &wgpu::AdapterInfo) -> Result<(), Box<dyn std::error::Error>> {
     let mut shapes: Vec<&str> = Vec::new();
     for r in records {
-        if !shapes.contains(&r.shape) {
-            shapes.push(r.shape);
+        if !shapes.contains(&r.shape.as_str()) {
+            shapes.push(&r.shape);
         }
     }
     let mut ops: Vec<(Op, &str, &str)> = Vec::new();
