@@ -177,12 +177,13 @@ impl Inputs {
     }
 
     /// Runs `op` `times` times and returns how many of the runs gave the first run's result to the
-    /// bit (all of them, on a deterministic implementation).
+    /// bit (all of them, on a deterministic implementation), and a 64-bit FNV-1a digest of the first
+    /// result's bits, which another process (or another machine) can compare.
     ///
     /// # Errors
     /// wgpu or device errors.
     #[cfg(not(target_arch = "wasm32"))]
-    pub fn repeats_identical(&self, ctx: &Context, op: Op, times: usize) -> Result<usize> {
+    pub fn repeats_identical(&self, ctx: &Context, op: Op, times: usize) -> Result<(usize, u64)> {
         let bits = |t: &Tensor| -> Result<Vec<u32>> {
             Ok(ctx.download::<ndarray::IxDyn>(t)?.iter().map(|v| v.to_bits()).collect())
         };
@@ -191,7 +192,8 @@ impl Inputs {
         for _ in 1..times {
             same += usize::from(bits(&self.launch(ctx, op)?)? == first);
         }
-        Ok(same.min(times))
+        let digest = crate::tune::key::fnv(first.iter().flat_map(|b| b.to_le_bytes()), crate::tune::key::FNV_START);
+        Ok((same.min(times), digest))
     }
 }
 
