@@ -86,6 +86,8 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod bench;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod dist;
 mod error;
 pub mod geometry;
 pub mod gpu;
@@ -101,7 +103,6 @@ pub use geometry::{Conv2dGeometry, Conv2dParams, Layout, Padding, Sides};
 #[cfg(not(target_arch = "wasm32"))]
 pub use gpu::list_adapters;
 pub use gpu::{Adam, AdapterOptions, Context, PipelineStats, Tensor};
-#[cfg(not(target_arch = "wasm32"))]
 pub use gpu::{CandidateReport, TuneOptions, TuneReport, Tuning};
 pub use plan::{AdapterProfile, Algorithm, DeviceClass, GemmChoice, GemmShape, Strategy};
 

@@ -18,9 +18,10 @@ function drawChart() {
   g.font = '12px sans-serif';
   rows.forEach((r, i) => {
     const y = 10 + i * (bar + 4);
-    g.fillStyle = '#222'; g.fillText(`${r.shape} ${r.op}`, 4, y + 12);
-    g.fillStyle = colours[r.op] || '#888'; g.fillRect(left, y, width * r.gflops / max, bar);
-    g.fillStyle = '#222'; g.fillText(`${r.gflops.toFixed(2)} GFLOP/s`, left + width * r.gflops / max + 4, y + 12);
+    g.fillStyle = '#222'; g.fillText(`${r.shape} ${r.op}${r.kernels === 'cached' ? ' (tuned here)' : ''}`, 4, y + 12);
+    g.fillStyle = colours[r.op] || '#888';
+    g.globalAlpha = r.kernels === 'cached' ? 0.55 : 1; g.fillRect(left, y, width * r.gflops / max, bar);
+    g.globalAlpha = 1; g.fillStyle = '#222'; g.fillText(`${r.gflops.toFixed(2)} GFLOP/s`, left + width * r.gflops / max + 4, y + 12);
   });
 }
 
@@ -33,12 +34,21 @@ async function onEvent(json) {
   } else if (ev.event === 'row') {
     rows.push(ev);
     const tr = document.createElement('tr');
-    [ev.shape, ev.op, ev.median_ms.toFixed(3), ev.gflops.toFixed(2), ev.plan].forEach(v => {
+    const plans = ev.kernels === 'cached' ? 'tuned here' : 'planner';
+    [ev.shape, ev.op, plans, ev.median_ms.toFixed(3), ev.gflops.toFixed(2), ev.plan].forEach(v => {
       const td = document.createElement('td'); td.textContent = v; tr.appendChild(td);
     });
     document.getElementById('rows').appendChild(tr);
     drawChart();
     setStatus('running', `${rows.length} timed: ${ev.shape} ${ev.op} ${ev.median_ms.toFixed(3)} ms`);
+  } else if (ev.event === 'tune') {
+    setStatus('running', `tuned ${ev.shape} ${ev.op} in ${ev.seconds.toFixed(1)} s: ${ev.candidates} candidates ` +
+      `(${ev.out} out), pick ${ev.plan}`);
+  } else if (ev.event === 'cache') {
+    status.dataset.cache = ev.text;
+    const link = document.getElementById('cache');
+    link.href = URL.createObjectURL(new Blob([ev.text], { type: 'text/plain' }));
+    link.hidden = false;
   }
   await new Promise(r => setTimeout(r, 0));
 }
@@ -50,7 +60,7 @@ function browserName() {
   return named ? `${named.brand} ${named.version}; ${navigator.userAgent}` : navigator.userAgent;
 }
 
-async function start(suite, ops, reps) {
+async function start(suite, ops, reps, tune) {
   if (!navigator.gpu) {
     setStatus('no-webgpu', 'This browser has no WebGPU (navigator.gpu is missing). Use a recent Chrome, Edge or ' +
       'Firefox with WebGPU on; headless Chromium needs --enable-unsafe-webgpu.');
@@ -59,7 +69,7 @@ async function start(suite, ops, reps) {
   setStatus('running', `timing suite ${suite}…`);
   try {
     await init();
-    const text = await bench(suite, ops, reps, browserName(), onEvent);
+    const text = await bench(suite, ops, reps, browserName(), tune, onEvent);
     status.dataset.result = text;
     const link = document.getElementById('download');
     link.href = URL.createObjectURL(new Blob([text], { type: 'application/json' }));
@@ -79,8 +89,11 @@ const params = new URLSearchParams(location.search);
 document.getElementById('choice').addEventListener('submit', e => {
   e.preventDefault();
   const f = new FormData(e.target);
-  location.search = new URLSearchParams({ suite: f.get('suite'), ops: f.get('ops'), reps: f.get('reps') }).toString();
+  location.search = new URLSearchParams({
+    suite: f.get('suite'), ops: f.get('ops'), reps: f.get('reps'), tune: f.get('tune') ? 1 : 0,
+  }).toString();
 });
 if (params.has('suite')) {
-  await start(params.get('suite'), params.get('ops') || 'forward,weight-grad,input-grad', Number(params.get('reps') || 5));
+  await start(params.get('suite'), params.get('ops') || 'forward,weight-grad,input-grad', Number(params.get('reps') || 5),
+    params.get('tune') === '1');
 }

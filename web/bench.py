@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """Times a benchmark suite in headless Chromium's WebGPU and writes the JSON records.
 
-    python3 web/bench.py SUITE OUT.json [--ops forward,weight-grad,input-grad] [--reps 5]
+    python3 web/bench.py SUITE OUT.json [--ops forward,weight-grad,input-grad] [--reps 5] [--tune]
                          [--compare NATIVE.json]
 
 Loads web/bench.html?suite=SUITE&ops=OPS&reps=N (web/build.sh must have built web/pkg), waits for the
 page to finish, checks every record and every field, and writes the records to OUT.json (atomically:
-a failed run leaves no file). With --compare, the records must have exactly the fields of NATIVE.json
-(written by `convgrad bench --json`) and one record per layer and op as it has. Exits 1, saying why,
+a failed run leaves no file). With --tune the page also tunes each layer and op on its adapter and
+times the pick (records with kernels "cached" beside the planner's "tuned"), and the picks are written
+as a tuning-cache file to OUT.json.tuned.txt. With --compare, the records must have exactly the fields
+of NATIVE.json (written by `convgrad bench --json`) and one record per layer and op as it has. Exits 1, saying why,
 where the browser offers no WebGPU, the page fails, or a record is wrong. web/bench.sh installs what
 this needs and builds the page first.
 """
@@ -24,21 +26,25 @@ from webdriver import WEB, browser
 LIMIT_S = {"tiny": 120, "quick": 600, "standard": 1800, "gpu": 3600}
 
 
-def check(records, ops, native):
+def check(records, ops, native, tune=False):
     """What is wrong with the page's records: a list of messages, empty when none."""
     wrong = []
     if not isinstance(records, list) or not records:
         return ["no records"]
     keys = list(records[0].keys())
     want_keys = list(native[0].keys()) if native else keys
-    pairs = [(r.get("shape"), r.get("op")) for r in records]
-    if native:
-        want_pairs = [(r["shape"], r["op"]) for r in native]
-        if sorted(pairs) != sorted(want_pairs):
-            wrong.append(f"layers and ops {pairs} differ from the native records' {want_pairs}")
-    shapes = sorted({s for s, _ in pairs})
-    if sorted(pairs) != sorted((s, o) for s in shapes for o in ops) or len(set(pairs)) != len(pairs):
-        wrong.append(f"expected one record per layer and op ({len(shapes)} x {len(ops)}), got {len(pairs)}")
+    kernels = ["tuned", "cached"] if tune else ["tuned"]
+    for kind in kernels:
+        pairs = [(r.get("shape"), r.get("op")) for r in records if r.get("kernels") == kind]
+        if native:
+            want_pairs = [(r["shape"], r["op"]) for r in native]
+            if sorted(pairs) != sorted(want_pairs):
+                wrong.append(f"{kind}: layers and ops {pairs} differ from the native records' {want_pairs}")
+        shapes = sorted({s for s, _ in pairs})
+        if not pairs or sorted(pairs) != sorted((s, o) for s in shapes for o in ops) or len(set(pairs)) != len(pairs):
+            wrong.append(f"{kind}: expected one record per layer and op ({len(shapes)} x {len(ops)}), got {len(pairs)}")
+    if any(r.get("kernels") not in kernels for r in records):
+        wrong.append(f"kernels other than {kernels}: {sorted({str(r.get('kernels')) for r in records})}")
     for i, r in enumerate(records):
         at = f"record {i} ({r.get('shape')} {r.get('op')})"
         if list(r.keys()) != want_keys:
@@ -75,6 +81,7 @@ def main():
     ap.add_argument("out")
     ap.add_argument("--ops", default="forward,weight-grad,input-grad")
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--tune", action="store_true", help="tune each layer and op in the page, then time the picks too")
     ap.add_argument("--compare", help="native records (convgrad bench --json) the page's must match in shape")
     a = ap.parse_args()
     ops = [o.strip() for o in a.ops.split(",")]
@@ -86,11 +93,12 @@ def main():
             native = json.load(f)
     with browser() as page:
         t0 = time.time()
-        page.open(f"bench.html?suite={a.suite}&ops={','.join(ops)}&reps={a.reps}")
-        state, text = page.wait({"idle", "running"}, LIMIT_S[a.suite])
+        page.open(f"bench.html?suite={a.suite}&ops={','.join(ops)}&reps={a.reps}&tune={int(a.tune)}")
+        state, text = page.wait({"idle", "running"}, LIMIT_S[a.suite] * (3 if a.tune else 1))
         wall = time.time() - t0
         adapter = page.js("document.getElementById('adapter').textContent")
         result = page.js("document.getElementById('status').dataset.result || ''")
+        cache = page.js("document.getElementById('status').dataset.cache || ''")
     print(f"page: {state} after {wall:.1f} s: {text}")
     print(adapter)
     if state == "no-webgpu":
@@ -100,16 +108,21 @@ def main():
         print(f"FAILED: the page did not finish ({state}): {text}")
         return 1
     records = json.loads(result)
-    wrong = check(records, ops, native)
+    wrong = check(records, ops, native, a.tune)
+    if a.tune and not cache.startswith("convgrad-tune-cache "):
+        wrong.append(f"the page gave no tuning cache (got {cache[:60]!r})")
     if wrong:
         print("FAILED: the records are wrong:\n  " + "\n  ".join(wrong))
         return 1
-    tmp = f"{a.out}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        f.write(result)
-    os.replace(tmp, a.out)
+    files = [(a.out, result)] + ([(a.out + ".tuned.txt", cache)] if a.tune else [])
+    for path, text in files:
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
     for r in records:
-        print(f"{r['shape']:<32} {r['op']:<12} {r['median_ms']:>10.3f} ms {r['gflops']:>8.2f} GFLOP/s  {r['plan']}")
+        print(f"{r['shape']:<32} {r['op']:<12} {r['kernels']:<7} {r['median_ms']:>10.3f} ms "
+              f"{r['gflops']:>8.2f} GFLOP/s  {r['plan']}")
     print(f"{len(records)} records, every field checked, in {a.out} ({wall:.0f} s)")
     return 0
 

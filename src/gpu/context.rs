@@ -198,7 +198,6 @@ pub struct Context {
     /// Readback buffers kept for reuse (see `Context::staging`).
     pub(crate) staging: crate::gpu::pool::Pool,
     /// The tuner's mode, cache file and choices (`src/gpu/tune.rs`).
-    #[cfg(not(target_arch = "wasm32"))]
     pub(crate) tune: Mutex<crate::gpu::tune::TuneState>,
     /// Buffers of finished temporaries kept for reuse (see `Context::temp`).
     pub(crate) temps: crate::gpu::pool::Pool,
@@ -384,6 +383,19 @@ impl Context {
                 if message.is_empty() { format!("{reason:?}") } else { format!("{reason:?}: {message}") }
             });
         });
+        Self::build_with(device, queue, info, limits, class, lost)
+    }
+
+    /// [`Context::build`] with the device's lost-slot given: a device has one lost callback, which a
+    /// second context over it must share rather than replace.
+    fn build_with(
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        info: wgpu::AdapterInfo,
+        limits: wgpu::Limits,
+        class: Option<DeviceClass>,
+        lost: Arc<Mutex<Option<String>>>,
+    ) -> Self {
         let profile = Self::profile_of(&info, device.features(), &limits, class);
         Self {
             device,
@@ -401,20 +413,28 @@ impl Context {
             staging: Arc::default(),
             temps: Arc::default(),
             timings: Mutex::new(None),
-            #[cfg(not(target_arch = "wasm32"))]
             tune: crate::gpu::tune::state(),
             #[cfg(target_arch = "wasm32")]
             deferred: Mutex::new(Vec::new()),
         }
     }
 
-    /// A context over the same device and queue with the same profile, running `strategy` with tuning
-    /// off: what the tuner times a candidate on.
-    #[cfg(not(target_arch = "wasm32"))]
-    pub(crate) fn sibling(&self, strategy: Strategy) -> Context {
-        let mut c = Self::build(self.device.clone(), self.queue.clone(), self.info.clone(), self.limits.clone(), None);
+    /// A context over the same device and queue, with the same adapter profile, and with its own
+    /// strategy (`Auto`), tuner (off) and pipeline cache: for running the same tensors two ways, such
+    /// as a benchmark of `Auto` beside tuned plans. Tensors pass between the two with
+    /// [`Context::wrap`].
+    #[must_use]
+    pub fn twin(&self) -> Context {
+        let (device, queue) = (self.device.clone(), self.queue.clone());
+        let mut c = Self::build_with(device, queue, self.info.clone(), self.limits.clone(), None, self.lost.clone());
         c.profile = self.profile;
-        c.with_strategy(strategy)
+        c.uncaptured = self.uncaptured.clone();
+        c
+    }
+
+    /// A [`Context::twin`] running `strategy`: what the tuner times a candidate on.
+    pub(crate) fn sibling(&self, strategy: Strategy) -> Context {
+        self.twin().with_strategy(strategy)
     }
 
     /// The adapter's name, backend, type and driver.

@@ -12,10 +12,8 @@ pub(crate) mod pool;
 pub(crate) mod tensor;
 pub(crate) mod tiled;
 pub(crate) mod train;
-pub(crate) mod wait;
-
-#[cfg(not(target_arch = "wasm32"))]
 pub(crate) mod tune;
+pub(crate) mod wait;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub use context::list_adapters;
@@ -23,7 +21,6 @@ pub use context::{AdapterListing, AdapterOptions, Context, backend_names};
 pub use kernels::PipelineStats;
 pub use tensor::Tensor;
 pub use train::Adam;
-#[cfg(not(target_arch = "wasm32"))]
 pub use tune::{CandidateReport, TuneOptions, TuneReport, Tuning};
 
 /// The WGSL of every kernel, the common prelude first (what `tune::key` fingerprints).

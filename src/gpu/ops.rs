@@ -148,13 +148,7 @@ impl Context {
     /// The strategy `op` runs the exact layer `geo` (in its own layout) with: the context's, or with
     /// tuning on, the measured choice (see [`Context::with_tuning`]).
     fn strategy_for(&self, op: Op, geo: &Conv2dGeometry) -> Result<plan::Strategy> {
-        #[cfg(not(target_arch = "wasm32"))]
-        return self.resolve(op, geo);
-        #[cfg(target_arch = "wasm32")]
-        {
-            let _ = (op, geo);
-            Ok(self.strategy())
-        }
+        self.resolve(op, geo)
     }
 
     /// Records a tiled forward kernel of plan `t` over the layer `geo` (one batch chunk): `[x, w, bias,

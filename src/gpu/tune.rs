@@ -10,11 +10,11 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use ndarray::IxDyn;
+use ndarray::{ArrayD, IxDyn};
 
-use crate::bench::Inputs;
+use crate::bench::{Inputs, now_ms};
 use crate::error::{Error, Result};
 use crate::geometry::Conv2dGeometry;
 use crate::gpu::context::Context;
@@ -53,8 +53,9 @@ impl Default for TuneOptions {
     }
 }
 
-/// Each sample runs a candidate this long at least, repeating it as often as needed.
-const MIN_SAMPLE: Duration = Duration::from_millis(1);
+/// Each sample runs a candidate this many milliseconds at least, repeating it as often as needed:
+/// longer in a page, whose clock Chromium rounds to 100 µs.
+const MIN_SAMPLE_MS: f64 = if cfg!(target_arch = "wasm32") { 10.0 } else { 1.0 };
 
 /// One candidate's measurement.
 #[derive(Debug, Clone)]
@@ -155,6 +156,15 @@ impl Context {
         self
     }
 
+    /// The tuning cache's entries, this process' picks included, as the cache file's text
+    /// ([`Cache::export`]): how a page, which has no file, keeps its picks (to download, and to load
+    /// with [`Cache::import`] into a file elsewhere).
+    #[must_use]
+    pub fn export_tuning(&self) -> String {
+        let mut t = self.tune.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        t.file().export()
+    }
+
     /// The tuning mode.
     #[must_use]
     pub fn tuning(&self) -> Tuning {
@@ -163,7 +173,8 @@ impl Context {
 
     /// The strategy `op` runs `geo` with: the context's own, unless it is `Auto` and tuning is on; then
     /// the choice made for this exact layer in this process, else the cache's for this adapter, else
-    /// (in [`Tuning::Tune`]) one measured now, else `Auto`.
+    /// (in [`Tuning::Tune`], on native targets) one measured now, else `Auto`. In a page `Tune` cannot
+    /// wait for a measurement here, and acts as `Cached` (see [`Context::tune_async`]).
     ///
     /// # Errors
     /// Tuning's: every candidate out (see [`Context::tune`]).
@@ -173,7 +184,7 @@ impl Context {
             return Ok(own);
         }
         let key = LayerKey::new(op, geo);
-        let options = {
+        {
             let mut t = self.tune.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if t.mode == Tuning::Off {
                 return Ok(Strategy::Auto);
@@ -187,30 +198,45 @@ impl Context {
                 t.chosen.insert(key, s);
                 return Ok(s);
             }
-            let Tuning::Tune(options) = t.mode else {
+            if cfg!(target_arch = "wasm32") || !matches!(t.mode, Tuning::Tune(_)) {
                 t.chosen.insert(key, Strategy::Auto);
                 return Ok(Strategy::Auto);
-            };
-            options
-        };
-        // Measured outside the lock: the candidates' own contexts never come back here.
-        let report = self.tune_with(op, geo, options)?;
-        let mut t = self.tune.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        Ok(*t.chosen.entry(key).or_insert(report.strategy()))
+            }
+        }
+        // A page returned above. Measured outside the lock: the candidates' own contexts never come
+        // back here.
+        #[cfg(target_arch = "wasm32")]
+        return Ok(Strategy::Auto);
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let report = self.tune(op, geo)?;
+            let mut t = self.tune.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            Ok(*t.chosen.entry(key).or_insert(report.strategy()))
+        }
     }
 
     /// Measures every candidate plan of `op` on `geo` (the exact layer) with the options of this
     /// context's [`Tuning::Tune`] mode (the defaults otherwise), and keeps the pick in the cache file;
-    /// a layer already chosen in this process keeps its choice there.
+    /// a layer already chosen in this process keeps its choice there. Native targets; a page calls
+    /// [`Context::tune_async`].
     ///
     /// # Errors
     /// Device errors of the inputs, and [`Error::Tuning`] naming every candidate when all are out.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn tune(&self, op: Op, geo: &Conv2dGeometry) -> Result<TuneReport> {
-        let options = match self.tuning() {
-            Tuning::Tune(o) => o,
-            _ => TuneOptions::default(),
-        };
-        let report = self.tune_with(op, geo, options)?;
+        pollster::block_on(self.tune_async(op, geo))
+    }
+
+    /// [`Context::tune`] without blocking: what a page runs (the browser's event loop delivers the
+    /// GPU's answers), timed by the page's clock. There the operations never measure on their own
+    /// (they cannot wait): a page tunes its layers with this first, and a context in
+    /// [`Tuning::Cached`] (or `Tune`) then runs the picks.
+    ///
+    /// # Errors
+    /// As [`Context::tune`].
+    pub async fn tune_async(&self, op: Op, geo: &Conv2dGeometry) -> Result<TuneReport> {
+        let report = self.measure_async(op, geo, self.tune_options()).await?;
+        self.keep(&report)?;
         self.tune
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -226,51 +252,48 @@ impl Context {
     ///
     /// # Errors
     /// As [`Context::tune`].
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn measure_candidates(&self, op: Op, geo: &Conv2dGeometry) -> Result<TuneReport> {
-        let options = match self.tuning() {
+        pollster::block_on(self.measure_async(op, geo, self.tune_options()))
+    }
+
+    /// The options of this context's [`Tuning::Tune`] mode, else the defaults.
+    fn tune_options(&self) -> TuneOptions {
+        match self.tuning() {
             Tuning::Tune(o) => o,
             _ => TuneOptions::default(),
-        };
-        self.measure_with(op, geo, options)
+        }
     }
 
-    fn tune_with(&self, op: Op, geo: &Conv2dGeometry, options: TuneOptions) -> Result<TuneReport> {
-        let report = self.measure_with(op, geo, options)?;
-        self.keep(&report)?;
-        Ok(report)
-    }
-
-    fn measure_with(&self, op: Op, geo: &Conv2dGeometry, options: TuneOptions) -> Result<TuneReport> {
+    async fn measure_async(&self, op: Op, geo: &Conv2dGeometry, options: TuneOptions) -> Result<TuneReport> {
         let layer = LayerKey::new(op, geo);
         let list = candidates(op, geo, self.profile());
         let (inputs, magnitudes) = Inputs::with_magnitudes(self, *geo)?;
         // The reference result and its bound: the Auto plan's, and the same op on |inputs|.
         let auto = self.sibling(Strategy::Auto);
-        let base = auto.download::<IxDyn>(&inputs.on(&auto)?.launch(&auto, op)?)?;
-        let mag = auto.download::<IxDyn>(&magnitudes.on(&auto)?.launch(&auto, op)?)?;
+        let base = auto.download_async::<IxDyn>(&inputs.on(&auto)?.launch(&auto, op)?).await?;
+        let mag = auto.download_async::<IxDyn>(&magnitudes.on(&auto)?.launch(&auto, op)?).await?;
+        auto.settle().await?;
         let len = match op {
             Op::Forward => geo.channels_per_group() * geo.s * geo.t + 1,
             Op::WeightGrad => geo.n * geo.p * geo.q,
             Op::InputGrad => geo.filters_per_group() * geo.s * geo.t,
         };
         let bound = 2.0 * gamma(len);
-        // Device timestamps for every candidate where the adapter has them, else the wall clock for all.
-        let device = !options.wall_clock && self.device.features().contains(wgpu::Features::TIMESTAMP_QUERY);
-        struct Runner {
-            ctx: Context,
-            inputs: Inputs,
-            reps: usize,
-        }
+        // Device timestamps for every candidate where the adapter has them (and they can be read
+        // back: not in a page, where the clock is the page's), else the wall clock for all.
+        let device = cfg!(not(target_arch = "wasm32"))
+            && !options.wall_clock
+            && self.device.features().contains(wgpu::Features::TIMESTAMP_QUERY);
         // Compile, warm up, check the result, and size the sample of each candidate; `once` adds up
-        // how long one round of samples will take.
-        let mut once = Duration::ZERO;
+        // how long one round of samples will take, in milliseconds.
+        let mut once = 0.0;
         let mut runners: Vec<std::result::Result<Runner, String>> = Vec::new();
         for (strategy, _) in &list {
-            let prepared = (|| -> std::result::Result<Runner, String> {
+            let prepared = async {
                 let ctx = self.sibling(*strategy);
                 let inputs = inputs.on(&ctx).map_err(|e| e.to_string())?;
-                let got = ctx.download::<IxDyn>(&inputs.launch(&ctx, op).map_err(|e| e.to_string())?);
-                let got = got.map_err(|e| e.to_string())?;
+                let got = run_once(&ctx, &inputs, op).await?;
                 for ((g, b), m) in got.iter().zip(base.iter()).zip(mag.iter()) {
                     let err = (f64::from(*g) - f64::from(*b)).abs();
                     if !g.is_finite() || err > bound * f64::from(*m) * 1.01 + f64::MIN_POSITIVE {
@@ -280,37 +303,25 @@ impl Context {
                         ));
                     }
                 }
-                let t0 = Instant::now();
-                ctx.download::<IxDyn>(&inputs.launch(&ctx, op).map_err(|e| e.to_string())?)
-                    .map_err(|e| e.to_string())?;
-                let run = t0.elapsed().max(Duration::from_micros(1));
-                let reps = (MIN_SAMPLE.as_secs_f64() / run.as_secs_f64()).ceil().clamp(1.0, 1000.0) as usize;
-                once += run * u32::try_from(reps).unwrap_or(u32::MAX);
+                let t0 = now_ms();
+                run_once(&ctx, &inputs, op).await?;
+                let run = (now_ms() - t0).max(1e-3);
+                let reps = (MIN_SAMPLE_MS / run).ceil().clamp(1.0, 1000.0) as usize;
+                once += run * reps as f64;
                 ctx.set_profiling(device);
                 Ok(Runner { ctx, inputs, reps })
-            })();
-            runners.push(prepared);
+            };
+            runners.push(prepared.await);
         }
         let runs_per_sample = runners.iter().flatten().map(|r| r.reps).max().unwrap_or(1);
-        // One sample: `reps` runs, then the result read back (the wall clock's end) or the kernels'
-        // device time read; milliseconds per run.
-        let sample = |r: &Runner| -> std::result::Result<f64, String> {
-            let t0 = Instant::now();
-            let mut last = None;
-            for _ in 0..r.reps {
-                last = Some(r.inputs.launch(&r.ctx, op).map_err(|e| e.to_string())?);
-            }
-            if let Some(t) = last {
-                r.ctx.download::<IxDyn>(&t).map_err(|e| e.to_string())?;
-            }
-            let wall = t0.elapsed().as_secs_f64() * 1e3;
-            let ms = if device { r.ctx.take_device_ms().map_err(|e| e.to_string())? } else { wall };
-            Ok(ms / r.reps as f64)
-        };
         // As many rounds as the budget allows, at least 3.
-        let per_round = once.as_secs_f64().max(1e-6);
+        let per_round = once.max(1e-3) * 1e-3;
         let rounds = ((options.budget.as_secs_f64() / per_round) as usize).clamp(3, options.max_rounds.max(3));
-        let outcomes = measure(list.len(), rounds, |i| runners[i].as_ref().map_err(Clone::clone).and_then(sample));
+        let runners = &runners;
+        let outcomes = measure(list.len(), rounds, move |i| async move {
+            sample(runners[i].as_ref().map_err(Clone::clone)?, op, device).await
+        })
+        .await;
         let report_of = |(i, o): (usize, &Outcome)| CandidateReport {
             strategy: list[i].0,
             plan: list[i].1.clone(),
@@ -356,6 +367,44 @@ impl Context {
         }
         Ok(())
     }
+}
+
+/// A candidate ready to be sampled: its context (strategy fixed), its inputs, and runs per sample.
+struct Runner {
+    ctx: Context,
+    inputs: Inputs,
+    reps: usize,
+}
+
+/// Runs `op` once on `ctx` and reads its result back (and, in a page, its errors).
+async fn run_once(ctx: &Context, inputs: &Inputs, op: Op) -> std::result::Result<ArrayD<f32>, String> {
+    let out = inputs.launch(ctx, op).map_err(|e| e.to_string())?;
+    let got = ctx.download_async::<IxDyn>(&out).await.map_err(|e| e.to_string())?;
+    ctx.settle().await.map_err(|e| e.to_string())?;
+    Ok(got)
+}
+
+/// One sample: `r.reps` runs, then the last result read back (the wall clock's end) or the kernels'
+/// device time read; milliseconds per run.
+async fn sample(r: &Runner, op: Op, device: bool) -> std::result::Result<f64, String> {
+    let t0 = now_ms();
+    let mut last = None;
+    for _ in 0..r.reps {
+        last = Some(r.inputs.launch(&r.ctx, op).map_err(|e| e.to_string())?);
+    }
+    if let Some(t) = last {
+        r.ctx.download_async::<IxDyn>(&t).await.map_err(|e| e.to_string())?;
+    }
+    r.ctx.settle().await.map_err(|e| e.to_string())?;
+    let wall = now_ms() - t0;
+    #[cfg(not(target_arch = "wasm32"))]
+    let ms = if device { r.ctx.take_device_ms().map_err(|e| e.to_string())? } else { wall };
+    #[cfg(target_arch = "wasm32")]
+    let ms = {
+        let _ = device;
+        wall
+    };
+    Ok(ms / r.reps as f64)
 }
 
 /// Makes a [`TuneState`] for a new context.

@@ -41,12 +41,19 @@ impl Outcome {
 /// Takes `rounds` samples of each of `n` candidates in turn (candidate 0, 1, …, n−1, then again), so
 /// that a drift in the machine's speed hits all alike; `sample(i)` measures candidate `i` once. A
 /// candidate whose sample fails, or is not a finite non-negative time, is out from then on.
-pub fn measure(n: usize, rounds: usize, mut sample: impl FnMut(usize) -> Result<f64, String>) -> Vec<Outcome> {
+///
+/// Asynchronous, so that a page (which cannot block on its GPU) measures with the same loop as a
+/// native program, which runs it with `pollster::block_on`; no executor is needed otherwise.
+pub async fn measure<F, S>(n: usize, rounds: usize, mut sample: F) -> Vec<Outcome>
+where
+    F: FnMut(usize) -> S,
+    S: Future<Output = Result<f64, String>>,
+{
     let mut out = vec![Outcome::Samples(Vec::with_capacity(rounds)); n];
     for _ in 0..rounds {
         for (i, o) in out.iter_mut().enumerate() {
             if let Outcome::Samples(s) = o {
-                match sample(i) {
+                match sample(i).await {
                     Ok(ms) if ms.is_finite() && ms >= 0.0 => s.push(ms),
                     Ok(ms) => *o = Outcome::Out(format!("measured {ms} ms")),
                     Err(e) => *o = Outcome::Out(e),
@@ -70,6 +77,11 @@ pub fn pick(outcomes: &[Outcome]) -> Option<usize> {
 mod tests {
     use super::*;
     use crate::verify::Rng;
+
+    /// [`measure`] with a sampler that answers at once.
+    fn measure_now(n: usize, rounds: usize, mut sample: impl FnMut(usize) -> Result<f64, String>) -> Vec<Outcome> {
+        pollster::block_on(measure(n, rounds, |i| std::future::ready(sample(i))))
+    }
 
     /// A fake timer: candidate `i` takes `true_ms[i]` with ±`noise` relative jitter, a first sample
     /// `first` times slower (a cold cache), an outlier 20× slower every 7th sample, and candidates in
@@ -96,23 +108,23 @@ mod tests {
     #[test]
     fn a_planted_winner_is_found_through_noise_a_slow_first_sample_and_outliers() {
         let true_ms = [10.0, 12.0, 7.0, 9.5, 30.0];
-        let out = measure(true_ms.len(), 15, timer(&true_ms, 0.05, &[]));
+        let out = measure_now(true_ms.len(), 15, timer(&true_ms, 0.05, &[]));
         assert_eq!(pick(&out), Some(2));
     }
 
     #[test]
     fn a_failing_candidate_is_out_even_when_it_would_be_fastest() {
         let true_ms = [10.0, 1.0, 7.0];
-        let out = measure(3, 9, timer(&true_ms, 0.02, &[1]));
+        let out = measure_now(3, 9, timer(&true_ms, 0.02, &[1]));
         assert!(matches!(out[1], Outcome::Out(_)));
         assert_eq!(pick(&out), Some(2));
     }
 
     #[test]
     fn all_candidates_out_picks_none() {
-        let out = measure(2, 5, |_| Err("no".to_string()));
+        let out = measure_now(2, 5, |_| Err("no".to_string()));
         assert_eq!(pick(&out), None);
-        let out = measure(2, 5, |_| Ok(f64::NAN));
+        let out = measure_now(2, 5, |_| Ok(f64::NAN));
         assert_eq!(pick(&out), None);
     }
 
@@ -121,11 +133,11 @@ mod tests {
         // Equal candidates: whatever the noise, the first (Auto) keeps it, run after run.
         for seed_shift in 0..20 {
             let true_ms = [10.0, 10.0, 10.0 + 0.01 * f64::from(seed_shift)];
-            let out = measure(3, 11, timer(&true_ms, 0.01, &[]));
+            let out = measure_now(3, 11, timer(&true_ms, 0.01, &[]));
             assert_eq!(pick(&out), Some(0));
         }
         // A candidate 2% faster is a tie; 10% faster is not.
-        let fixed = |ms: [f64; 2]| measure(2, 5, move |i| Ok(ms[i]));
+        let fixed = |ms: [f64; 2]| measure_now(2, 5, move |i| Ok(ms[i]));
         assert_eq!(pick(&fixed([10.0, 9.8])), Some(0));
         assert_eq!(pick(&fixed([10.0, 9.0])), Some(1));
     }
@@ -133,7 +145,7 @@ mod tests {
     #[test]
     fn samples_are_taken_in_turn() {
         let mut order = Vec::new();
-        let _ = measure(3, 2, |i| {
+        let _ = measure_now(3, 2, |i| {
             order.push(i);
             Ok(1.0)
         });

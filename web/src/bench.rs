@@ -5,25 +5,19 @@
 //! (`performance.now()`) from the call to the read-back's completion: the wall clock, as the native
 //! bench's `median_ms`. No device time: Chromium's WebGPU rounds timestamps to 100 µs, and its
 //! SwiftShader adapter offers no `timestamp-query` at all.
+//!
+//! With tuning on, each layer and op is timed with the planner's plan (`Auto`, kernels `tuned` as in
+//! `convgrad bench`), then tuned on this page's adapter ([`Context::tune_async`], the same candidates,
+//! check and pick as `convgrad tune`), then timed again with the pick on a twin context over the same
+//! device (kernels `cached`, as `convgrad bench --tuned`). The picks stay in memory and are offered as
+//! a tuning-cache file.
 
-use convgrad::bench::{Inputs, Op, Platform, Record, Timing, WALL_CLOCK, WARM_UP_RUNS, records_json, suite};
-use convgrad::{Context, Error};
+use convgrad::bench::{Inputs, Op, Platform, Record, Timing, WALL_CLOCK, WARM_UP_RUNS, now_ms, records_json, suite};
+use convgrad::{Context, Error, Tuning};
 use ndarray::IxDyn;
 use wasm_bindgen::prelude::*;
 
 use crate::{emit, js_err};
-
-/// Milliseconds from the page's high-resolution clock (`Date.now()` where it has none).
-fn now_ms() -> f64 {
-    let global = js_sys::global();
-    js_sys::Reflect::get(&global, &JsValue::from_str("performance"))
-        .ok()
-        .and_then(|p| {
-            let now = js_sys::Reflect::get(&p, &JsValue::from_str("now")).ok()?.dyn_into::<js_sys::Function>().ok()?;
-            now.call0(&p).ok()?.as_f64()
-        })
-        .unwrap_or_else(js_sys::Date::now)
-}
 
 /// One run: the operation, then its result read back. Returns (host, wall) milliseconds: the call's
 /// own time, and the time to the end of the read-back.
@@ -68,11 +62,13 @@ async fn time_op(ctx: &Context, inputs: &Inputs, op: Op, reps: usize) -> Result<
 }
 
 /// Times suite `suite_name` (tiny, quick, standard or gpu), the comma-separated `ops` (forward,
-/// weight-grad, input-grad), `reps` timed runs each, on this page's WebGPU adapter. `browser` names
-/// the browser and its version for the records. `on_event` gets JSON strings: first `{"event":
-/// "start", adapter, backend, profile, timing, layers}`, then `{"event": "row", shape, op,
-/// median_ms, gflops, plan}` per layer and op. Returns the records as `convgrad bench --json` writes
-/// them.
+/// weight-grad, input-grad), `reps` timed runs each, on this page's WebGPU adapter; with `tune`, each
+/// layer and op also tuned and timed with its pick. `browser` names the browser and its version for
+/// the records. `on_event` gets JSON strings: first `{"event": "start", adapter, backend, profile,
+/// timing, layers}`, then `{"event": "row", shape, op, kernels, median_ms, gflops, plan}` per layer,
+/// op and kernels; with `tune`, a `{"event": "tune", shape, op, plan, candidates, out, seconds}`
+/// before each tuned row and, last, `{"event": "cache", text}` (the picks as a tuning-cache file).
+/// Returns the records as `convgrad bench --json` writes them.
 ///
 /// # Errors
 /// An unknown suite, op or a zero `reps`; convgrad's errors (no adapter: the browser has no WebGPU);
@@ -83,6 +79,7 @@ pub async fn bench(
     ops: String,
     reps: usize,
     browser: String,
+    tune: bool,
     on_event: js_sys::Function,
 ) -> Result<JsValue, JsValue> {
     let layers = suite(&suite_name).ok_or_else(|| {
@@ -115,28 +112,65 @@ pub async fn bench(
         ),
     )
     .await?;
+    // The tuned plans run on a twin of the context (same device, its own tuner), so the `Auto`
+    // rows never see a pick.
+    let tuned = tune.then(|| ctx.twin().with_tuning(Tuning::Cached).with_tune_cache(None));
     let mut records = Vec::new();
     for layer in &layers {
         let inputs = Inputs::new(&ctx, layer.geo).map_err(js_err)?;
         for &op in &ops {
             let t = time_op(&ctx, &inputs, op, reps).await.map_err(js_err)?;
-            let r = Record::new(layer.name, &layer.geo, op, "tuned", &t);
+            records.push(row(&on_event, layer.name, &layer.geo, op, "tuned", &t).await?);
+            let Some(tc) = &tuned else { continue };
+            let t0 = now_ms();
+            let report = tc.tune_async(op, &layer.geo).await.map_err(js_err)?;
+            let out = report.candidates.iter().filter(|c| c.out.is_some()).count();
             emit(
                 &on_event,
                 format!(
-                    "{{\"event\":\"row\",\"shape\":{:?},\"op\":{:?},\"median_ms\":{},\"gflops\":{},\"plan\":{:?}}}",
-                    r.shape,
+                    "{{\"event\":\"tune\",\"shape\":{:?},\"op\":{:?},\"plan\":{:?},\"candidates\":{},\"out\":{out},\"seconds\":{:.3}}}",
+                    layer.name,
                     op.name(),
-                    r.median_ms,
-                    r.gflops,
-                    r.plan
+                    report.candidates[report.pick].plan,
+                    report.candidates.len(),
+                    (now_ms() - t0) / 1e3
                 ),
             )
             .await?;
-            records.push(r);
+            let t = time_op(tc, &inputs.on(tc).map_err(js_err)?, op, reps).await.map_err(js_err)?;
+            records.push(row(&on_event, layer.name, &layer.geo, op, "cached", &t).await?);
         }
     }
+    if let Some(tc) = &tuned {
+        emit(&on_event, format!("{{\"event\":\"cache\",\"text\":{:?}}}", tc.export_tuning())).await?;
+    }
     Ok(JsValue::from_str(&records_json(&records, &platform)))
+}
+
+/// The record of one timing, sent to the page as a `row` event.
+async fn row(
+    on_event: &js_sys::Function,
+    name: &str,
+    geo: &convgrad::Conv2dGeometry,
+    op: Op,
+    kernels: &'static str,
+    t: &Timing,
+) -> Result<Record, JsValue> {
+    let r = Record::new(name, geo, op, kernels, t);
+    emit(
+        on_event,
+        format!(
+            "{{\"event\":\"row\",\"shape\":{:?},\"op\":{:?},\"kernels\":{:?},\"median_ms\":{},\"gflops\":{},\"plan\":{:?}}}",
+            r.shape,
+            op.name(),
+            kernels,
+            r.median_ms,
+            r.gflops,
+            r.plan
+        ),
+    )
+    .await?;
+    Ok(r)
 }
 
 /// The layers of suite `name` as JSON, for a page that times another library on the same layers
