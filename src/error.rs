@@ -236,6 +236,22 @@ pub enum Error {
         /// The system's message.
         message: String,
     },
+
+    /// A batch cut into shards that do not hold whole chunks of the canonical reduction.
+    #[error("sharding the batch: {message}")]
+    Sharding {
+        /// What is wrong.
+        message: String,
+    },
+
+    /// A data-parallel peer disagreed or failed: another device's thread, or another MPI rank.
+    #[error("data-parallel peer {peer}: {message}")]
+    Peer {
+        /// The device index or rank.
+        peer: usize,
+        /// What it reported, or what went wrong with it.
+        message: String,
+    },
 }
 
 /// `Result` with [`Error`](enum@Error).

@@ -26,6 +26,7 @@ pub mod gemm;
 mod input_grad;
 pub mod loops;
 pub mod profile;
+pub mod reduce;
 pub(crate) mod variant;
 mod weight_grad;
 
