@@ -14,6 +14,9 @@ import urllib.request
 WEB = os.path.dirname(os.path.abspath(__file__))
 CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
 FLAGS = ["--headless=new", "--no-sandbox", "--enable-unsafe-webgpu", "--disable-dev-shm-usage", "--window-size=1240,820"]
+# More Chromium flags from the environment, for measuring what the browser's own layers cost (for
+# example --enable-dawn-features=disable_robustness, which drops Dawn's bounds checks).
+FLAGS += os.environ.get("CONVGRAD_CHROMIUM_FLAGS", "").split()
 
 
 def free_port():
