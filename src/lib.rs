@@ -88,6 +88,7 @@
 pub mod bench;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod dist;
+pub mod elem;
 mod error;
 pub mod geometry;
 pub mod gpu;
