@@ -7,7 +7,10 @@
 //! of GPUs expect; SwiftShader's `pack2x16float` gives NaN there instead, so the integer path is the
 //! one that gives the same bits everywhere); NaN stays NaN, quieted, with the top of its payload.
 //!
-//! Not yet used by the kernels: the dtype of tensors, plans and variants is still to come.
+//! The kernels read and write half-precision tensors through `shaders/half.wgsl`, the same functions in
+//! WGSL, on the path [`HalfPath`] names; `tests/half.rs` checks every path against these bit for bit.
+
+use crate::error::{Error, Result};
 
 /// The element type of a tensor in memory; arithmetic is `f32` whatever it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -27,6 +30,202 @@ impl Elem {
         match self {
             Elem::F32 => 4,
             Elem::F16 | Elem::Bf16 => 2,
+        }
+    }
+}
+
+impl Elem {
+    /// Bytes of a buffer holding `len` elements: whole 4-byte words, since buffers, copies and the
+    /// kernels' writes go by words (an odd count of halves ends with a zero half).
+    #[must_use]
+    pub fn buffer_bytes(self, len: usize) -> u64 {
+        ((len as u64).saturating_mul(self.bytes() as u64)).next_multiple_of(4)
+    }
+
+    /// The name users write: `f32`, `f16`, `bf16`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Elem::F32 => "f32",
+            Elem::F16 => "f16",
+            Elem::Bf16 => "bf16",
+        }
+    }
+
+    /// The element type named `name` (`f32`, `f16`, `bf16`; `float16`, `bfloat16` and `float32` too).
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`] for any other name.
+    pub fn from_name(name: &str) -> Result<Self> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "f32" | "float32" => Ok(Elem::F32),
+            "f16" | "float16" | "half" => Ok(Elem::F16),
+            "bf16" | "bfloat16" => Ok(Elem::Bf16),
+            other => Err(Error::InvalidOption { what: "dtype", got: other.to_string(), expected: "f32, f16 or bf16" }),
+        }
+    }
+
+    /// Whether this is one of the 16-bit types.
+    #[must_use]
+    pub fn is_half(self) -> bool {
+        self != Elem::F32
+    }
+
+    /// The `f32` value of the element whose bits are `bits` (the low 16 bits for the half types).
+    #[must_use]
+    pub fn to_f32(self, bits: u32) -> f32 {
+        f32::from_bits(match self {
+            Elem::F32 => bits,
+            Elem::F16 => f16_bits_to_f32(bits & 0xffff),
+            Elem::Bf16 => bf16_bits_to_f32(bits & 0xffff),
+        })
+    }
+
+    /// The bits of the element nearest to `v` (ties to even; see the module's rules).
+    #[must_use]
+    pub fn from_f32(self, v: f32) -> u32 {
+        match self {
+            Elem::F32 => v.to_bits(),
+            Elem::F16 => f32_to_f16_bits(v.to_bits()),
+            Elem::Bf16 => f32_to_bf16_bits(v.to_bits()),
+        }
+    }
+}
+
+impl std::fmt::Display for Elem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How the kernels read and write `f16` in memory. All three give the same bits (each is tested
+/// against [`f32_to_f16_bits`] and [`f16_bits_to_f32`] on every driver CI has); they differ in what
+/// the adapter must offer and in the instructions they take. bf16 needs nothing: it always goes by
+/// integer operations on words, which are as cheap as any other way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HalfPath {
+    /// `array<vec2<f16>>` and the hardware's conversions (`enable f16;`): needs `SHADER_F16`.
+    Native,
+    /// `u32` words through `unpack2x16float` / `pack2x16float`: needs WGSL's f16-in-f32 builtins
+    /// (always in the browser; wgpu on Vulkan allows them only with `SHADER_F16`).
+    Packed,
+    /// `u32` words through the integer conversions of this module: every adapter.
+    Bits,
+}
+
+impl HalfPath {
+    /// Every path, best first.
+    pub const ALL: [HalfPath; 3] = [HalfPath::Native, HalfPath::Packed, HalfPath::Bits];
+
+    /// The best path an adapter offers: native `f16` where it has `SHADER_F16`, the pack builtins
+    /// where it allows them, else integer operations.
+    #[must_use]
+    pub fn best(native: bool, packed: bool) -> Self {
+        if native {
+            HalfPath::Native
+        } else if packed {
+            HalfPath::Packed
+        } else {
+            HalfPath::Bits
+        }
+    }
+
+    /// The paths an adapter that offers `native` and `packed` can run.
+    #[must_use]
+    pub fn offered(native: bool, packed: bool) -> Vec<Self> {
+        Self::ALL
+            .into_iter()
+            .filter(|p| match p {
+                HalfPath::Native => native,
+                HalfPath::Packed => packed,
+                HalfPath::Bits => true,
+            })
+            .collect()
+    }
+
+    /// The name the tests, the CLI and `CONVGRAD_HALF_PATH` use.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            HalfPath::Native => "native",
+            HalfPath::Packed => "packed",
+            HalfPath::Bits => "bits",
+        }
+    }
+
+    /// The path named `name`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`] for any other name.
+    pub fn from_name(name: &str) -> Result<Self> {
+        Self::ALL.into_iter().find(|p| p.name() == name.trim()).ok_or_else(|| Error::InvalidOption {
+            what: "half-precision path",
+            got: name.to_string(),
+            expected: "native, packed or bits",
+        })
+    }
+}
+
+/// A host element type a tensor can be uploaded from and downloaded to: `f32`, [`half::f16`],
+/// [`half::bf16`].
+pub trait HostElem: bytemuck::Pod + Copy + Send + Sync + 'static {
+    /// The tensor dtype it uploads as.
+    const ELEM: Elem;
+    /// Its value as `f32` (exact).
+    fn to_f32(self) -> f32;
+    /// The nearest value to `v` (ties to even).
+    fn from_f32(v: f32) -> Self;
+}
+
+impl HostElem for f32 {
+    const ELEM: Elem = Elem::F32;
+    fn to_f32(self) -> f32 {
+        self
+    }
+    fn from_f32(v: f32) -> Self {
+        v
+    }
+}
+
+impl HostElem for half::f16 {
+    const ELEM: Elem = Elem::F16;
+    fn to_f32(self) -> f32 {
+        Elem::F16.to_f32(u32::from(self.to_bits()))
+    }
+    fn from_f32(v: f32) -> Self {
+        half::f16::from_bits(Elem::F16.from_f32(v) as u16)
+    }
+}
+
+impl HostElem for half::bf16 {
+    const ELEM: Elem = Elem::Bf16;
+    fn to_f32(self) -> f32 {
+        Elem::Bf16.to_f32(u32::from(self.to_bits()))
+    }
+    fn from_f32(v: f32) -> Self {
+        half::bf16::from_bits(Elem::Bf16.from_f32(v) as u16)
+    }
+}
+
+/// The bytes of a buffer holding `values` as `elem` (rounded where `elem` is a half type), padded
+/// to whole words.
+pub(crate) fn encode(elem: Elem, values: impl ExactSizeIterator<Item = f32>) -> Vec<u8> {
+    let len = values.len();
+    let mut out = Vec::with_capacity(elem.buffer_bytes(len) as usize);
+    match elem {
+        Elem::F32 => values.for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
+        Elem::F16 | Elem::Bf16 => values.for_each(|v| out.extend_from_slice(&(elem.from_f32(v) as u16).to_le_bytes())),
+    }
+    out.resize(elem.buffer_bytes(len) as usize, 0);
+    out
+}
+
+/// The first `len` elements of a buffer's bytes holding `elem`, as `f32`s (exact).
+pub(crate) fn decode(elem: Elem, bytes: &[u8], len: usize) -> Vec<f32> {
+    match elem {
+        Elem::F32 => bytes.chunks_exact(4).take(len).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+        Elem::F16 | Elem::Bf16 => {
+            bytes.chunks_exact(2).take(len).map(|b| elem.to_f32(u32::from(u16::from_le_bytes([b[0], b[1]])))).collect()
         }
     }
 }

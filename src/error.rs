@@ -237,6 +237,18 @@ pub enum Error {
         message: String,
     },
 
+    /// Tensors whose element types do not go together: operands of different dtypes, an output in a
+    /// dtype the operation does not write, or a half-precision path the adapter does not offer.
+    #[error("{what}: expected {expected}, got {got}")]
+    DType {
+        /// The tensor or setting.
+        what: String,
+        /// What the operation accepts there.
+        expected: String,
+        /// What it was given.
+        got: String,
+    },
+
     /// A batch cut into shards that do not hold whole chunks of the canonical reduction.
     #[error("sharding the batch: {message}")]
     Sharding {

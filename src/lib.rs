@@ -99,12 +99,14 @@ pub mod synthetic;
 pub mod tune;
 pub mod verify;
 
+pub use elem::{Elem, HalfPath, HostElem};
 pub use error::{Error, Result};
 pub use geometry::{Conv2dGeometry, Conv2dParams, Layout, Padding, Sides};
 #[cfg(not(target_arch = "wasm32"))]
 pub use gpu::list_adapters;
 pub use gpu::{Adam, AdapterOptions, Context, PipelineStats, Tensor};
 pub use gpu::{CandidateReport, TuneOptions, TuneReport, Tuning};
+pub use half::{bf16, f16};
 pub use plan::{AdapterProfile, Algorithm, DeviceClass, GemmChoice, GemmShape, Strategy};
 
 /// The README's Rust example, compiled and run as a doctest.

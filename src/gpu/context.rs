@@ -274,9 +274,11 @@ impl Context {
         // `Context::subgroup_sharing`). Not in the browser: there WGSL needs `enable subgroups;`,
         // which the templates do not write, and its timestamps are coarsened.
         #[cfg(not(target_arch = "wasm32"))]
-        let features = adapter.features() & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP);
+        let features = adapter.features()
+            & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP | wgpu::Features::SHADER_F16);
+        // Native f16 where the page's adapter has `shader-f16` (Chromium's SwiftShader does not).
         #[cfg(target_arch = "wasm32")]
-        let features = wgpu::Features::empty();
+        let features = adapter.features() & wgpu::Features::SHADER_F16;
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("convgrad"),
@@ -321,8 +323,20 @@ impl Context {
     /// software adapter runs the plans a discrete GPU gets (see [`AdapterProfile`]).
     #[must_use]
     pub fn with_profile(mut self, class: DeviceClass) -> Self {
+        let half = self.profile.half;
         self.profile = Self::profile_of(&self.info, self.device.features(), &self.limits, Some(class));
+        self.profile.half = half;
         self
+    }
+
+    /// This context reading and writing `f16` tensors on `path` rather than the best one its adapter
+    /// offers (the tests run every path each driver has).
+    ///
+    /// # Errors
+    /// [`Error::DType`](crate::Error::DType) when the adapter does not offer `path`.
+    pub fn with_half_path(mut self, path: crate::HalfPath) -> Result<Self> {
+        self.profile = self.profile.with_half_path(path)?;
+        Ok(self)
     }
 
     /// This context planning as if the adapter offered at most `bytes` of workgroup memory per
@@ -358,9 +372,15 @@ impl Context {
         let subgroups =
             features.contains(wgpu::Features::SUBGROUP).then_some((info.subgroup_min_size, info.subgroup_max_size));
         let is_cpu = info.device_type == wgpu::DeviceType::Cpu;
+        // The pack builtins: WGSL core in the browser; wgpu on Vulkan allows them only with
+        // SHADER_F16 (its SHADER_F16_IN_F32 downlevel flag; ../shared/HALF.md). A device given to
+        // `from_device` has no adapter to ask, so the rule is the same for every native adapter.
+        let native = features.contains(wgpu::Features::SHADER_F16);
+        let packed = native || info.backend == wgpu::Backend::BrowserWebGpu;
         let profile = AdapterProfile::new(is_cpu, subgroups, limits.max_storage_buffer_binding_size, class)
             .for_driver(&info.name)
-            .with_workgroup_bytes(limits.max_compute_workgroup_storage_size);
+            .with_workgroup_bytes(limits.max_compute_workgroup_storage_size)
+            .with_half(native, packed);
         // A browser's fallback adapter (the only WebGPU adapter wgpu reports as a CPU) is SwiftShader
         // in Chromium, whose compiler ran out of memory on the unfenced several-row tiles there too:
         // the GPU process died and took the device ("A valid external Instance reference no longer

@@ -153,6 +153,11 @@ impl Job<'_> {
         });
     }
 
+    /// Records a copy of the first `bytes` of `src` to the start of `dst`.
+    pub(crate) fn copy_bytes(&mut self, src: &wgpu::Buffer, dst: &wgpu::Buffer, bytes: u64) {
+        self.steps.push(Step::Copy { src: src.clone(), src_at: 0, dst: dst.clone(), dst_at: 0, bytes });
+    }
+
     /// Records the steps so far into one command buffer and submits it: lets a long chunked
     /// operation release each chunk's temporaries instead of holding them all until the end.
     pub(crate) fn flush(&mut self) {

@@ -72,6 +72,8 @@ kernel!(FORWARD_VEC4, "conv2d_forward_vec4", [Uniform, Read, Read, Read, Write])
 kernel!(WEIGHT_GRAD_VEC4, "conv2d_weight_grad_vec4", [Uniform, Read, Read, Read, Read, Write]);
 kernel!(CONV_GEMM, "conv2d_gemm", [Uniform, Read, Read, Read, Write]);
 kernel!(WEIGHT_GRAD_GEMM, "conv2d_weight_grad_gemm", [Uniform, Read, Read, Write]);
+kernel!(WIDEN, "widen", [Uniform, Read, Read, Write]);
+kernel!(NARROW, "narrow", [Uniform, Read, Write, Write]);
 
 /// Every kernel the crate ships: the naga tests validate each (with the variants the planner emits
 /// where it has markers) and check its bindings against the WGSL.
@@ -98,6 +100,8 @@ pub(crate) const ALL_KERNELS: &[&KernelSpec] = &[
     &WEIGHT_GRAD_VEC4,
     &CONV_GEMM,
     &WEIGHT_GRAD_GEMM,
+    &WIDEN,
+    &NARROW,
 ];
 
 impl KernelSpec {
@@ -108,7 +112,9 @@ impl KernelSpec {
     /// [`Error::Template`] when the variant fills a marker the kernel does not have, or leaves one
     /// unfilled: a generator and its template that disagree never compile into something else.
     pub(crate) fn full_source_with(&self, variant: &Variant) -> Result<String> {
-        let mut src = format!("{}{COMMON_WGSL}\n{}", uniform_decls(), self.source);
+        // `enable` must open the module, ahead of the prelude.
+        let enable = if variant.needs_f16() { "enable f16;\n" } else { "" };
+        let mut src = format!("{enable}{}{COMMON_WGSL}\n{}", uniform_decls(), self.source);
         let template_error = |message: String| Error::Template { kernel: self.name, message };
         for (name, value) in &variant.subs() {
             let marker = format!("{{{{{name}}}}}");
@@ -351,12 +357,33 @@ uniform!(
     ]
 );
 
+uniform!(
+    /// `widen.wgsl` and `narrow.wgsl`: a run of elements between an `f32` buffer and a 16-bit one.
+    HalfUniform,
+    "HalfParams",
+    [
+        /// The run's first element in the source and in the destination, and its length.
+        src_off,
+        dst_off,
+        len,
+        pad0,
+    ]
+);
+
 /// `flags` bit: the forward pass adds the bias.
 pub(crate) const FLAG_BIAS: u32 = 1;
 
 /// The uniform blocks of every family, declared ahead of `shaders/common.wgsl`.
 fn uniform_decls() -> String {
-    [ConvUniform::WGSL, PrepUniform::WGSL, ForwardTileUniform::WGSL, GradTileUniform::WGSL, GemmUniform::WGSL].concat()
+    [
+        ConvUniform::WGSL,
+        PrepUniform::WGSL,
+        ForwardTileUniform::WGSL,
+        GradTileUniform::WGSL,
+        GemmUniform::WGSL,
+        HalfUniform::WGSL,
+    ]
+    .concat()
 }
 
 /// A compiled kernel.
@@ -529,10 +556,15 @@ mod tests {
 
     /// Parses and validates `spec` in `variant` with naga, and checks its bindings against Rust's list.
     fn validate(spec: &KernelSpec, v: &Variant) {
+        validate_with(spec, v, naga::valid::Capabilities::all());
+    }
+
+    /// [`validate`] on a device with only `caps`.
+    fn validate_with(spec: &KernelSpec, v: &Variant, caps: naga::valid::Capabilities) {
         let src = spec.full_source_with(v).unwrap_or_else(|e| panic!("{e}"));
         let module = naga::front::wgsl::parse_str(&src)
             .unwrap_or_else(|e| panic!("{}/{v:?} does not parse:\n{}", spec.name, e.emit_to_string(&src)));
-        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all())
+        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
             .validate(&module)
             .unwrap_or_else(|e| panic!("{}/{v:?} does not validate: {e:?}", spec.name));
         let bound = module.global_variables.iter().filter(|(_, g)| g.binding.is_some()).count();
@@ -549,15 +581,48 @@ mod tests {
             Variant::WeightGradVec4 { .. } => &WEIGHT_GRAD_VEC4,
             Variant::ConvGemm(..) => &CONV_GEMM,
             Variant::WeightGradGemm(..) => &WEIGHT_GRAD_GEMM,
+            Variant::Widen(..) => &WIDEN,
+            Variant::Narrow(..) => &NARROW,
         }
+    }
+
+    /// The half-precision kernels validate on every path, each with only the capabilities its
+    /// adapters have: the bits path with neither `f16` nor the pack builtins, so a stray `f16` or
+    /// `pack2x16float` there fails; bf16 is always the bits path.
+    #[test]
+    fn half_variants_validate_with_only_their_capabilities() {
+        use crate::elem::{Elem, HalfPath};
+        use naga::valid::Capabilities as C;
+        let without = C::all() - C::SHADER_FLOAT16 - C::SHADER_FLOAT16_IN_FLOAT32;
+        for elem in [Elem::F16, Elem::Bf16] {
+            for path in HalfPath::ALL {
+                let caps = match Variant::widen(elem, path) {
+                    Variant::Widen(_, HalfPath::Native) => C::all(),
+                    Variant::Widen(_, HalfPath::Packed) => without | C::SHADER_FLOAT16_IN_FLOAT32,
+                    _ => without,
+                };
+                validate_with(&WIDEN, &Variant::widen(elem, path), caps);
+                validate_with(&NARROW, &Variant::narrow(elem, path), caps);
+            }
+        }
+        assert_eq!(Variant::widen(Elem::Bf16, HalfPath::Native), Variant::Widen(Elem::Bf16, HalfPath::Bits));
+        assert!(Variant::narrow(Elem::F16, HalfPath::Native).needs_f16());
     }
 
     /// Every kernel without markers parses and validates with naga; no adapter needed. The templated
     /// ones refuse to compile without their generated code.
     #[test]
     fn every_kernel_validates_with_naga() {
-        let templated =
-            [&FORWARD_TILED, &WEIGHT_GRAD_TILED, &FORWARD_VEC4, &WEIGHT_GRAD_VEC4, &CONV_GEMM, &WEIGHT_GRAD_GEMM];
+        let templated = [
+            &FORWARD_TILED,
+            &WEIGHT_GRAD_TILED,
+            &FORWARD_VEC4,
+            &WEIGHT_GRAD_VEC4,
+            &CONV_GEMM,
+            &WEIGHT_GRAD_GEMM,
+            &WIDEN,
+            &NARROW,
+        ];
         for spec in ALL_KERNELS {
             if templated.iter().any(|t| t.name == spec.name) {
                 assert!(matches!(spec.full_source_with(&Variant::Plain), Err(Error::Template { .. })), "{}", spec.name);
@@ -565,7 +630,8 @@ mod tests {
                 validate(spec, &Variant::Plain);
             }
         }
-        assert_eq!(ALL_KERNELS.len(), std::fs::read_dir("shaders").unwrap().count() - 1, "a shader is not listed");
+        // All but the two included files, common.wgsl and half.wgsl.
+        assert_eq!(ALL_KERNELS.len(), std::fs::read_dir("shaders").unwrap().count() - 2, "a shader is not listed");
     }
 
     /// A variant filling a marker its kernel lacks is refused.
@@ -652,6 +718,8 @@ mod tests {
             (PrepUniform::WGSL, std::mem::size_of::<PrepUniform>()),
             (ForwardTileUniform::WGSL, std::mem::size_of::<ForwardTileUniform>()),
             (GradTileUniform::WGSL, std::mem::size_of::<GradTileUniform>()),
+            (GemmUniform::WGSL, std::mem::size_of::<GemmUniform>()),
+            (HalfUniform::WGSL, std::mem::size_of::<HalfUniform>()),
         ] {
             assert_eq!(wgsl.matches(": u32").count() * 4, size, "{wgsl}");
         }

@@ -3,6 +3,7 @@
 pub(crate) mod batch;
 pub(crate) mod context;
 #[cfg(not(target_arch = "wasm32"))]
+pub(crate) mod half;
 pub(crate) mod host;
 pub(crate) mod job;
 pub(crate) mod kernels;

@@ -2,11 +2,14 @@
 
 use ndarray::{Array, ArrayView, Dimension, IxDyn};
 
+use crate::elem::{Elem, HostElem};
 use crate::error::{Error, Result};
 use crate::gpu::context::Context;
 use crate::gpu::pool::{Pool, STAGING_POOL_BYTES, TEMP_POOL_BYTES, give_back};
 
-/// An `f32` tensor in a device buffer, in C (row-major) order.
+/// A tensor in a device buffer, in C (row-major) order, of `f32`, `f16` or `bf16` elements (its
+/// [`dtype`](Tensor::dtype)); 16-bit elements are packed two to a 32-bit word, and an odd count ends
+/// with a zero half.
 ///
 /// Made by [`Context::upload`] or by an operation; read with [`Context::download`]. Dropping it frees
 /// the device memory.
@@ -14,6 +17,7 @@ use crate::gpu::pool::{Pool, STAGING_POOL_BYTES, TEMP_POOL_BYTES, give_back};
 pub struct Tensor {
     pub(crate) buffer: wgpu::Buffer,
     shape: Vec<usize>,
+    elem: Elem,
     pub(crate) ctx_id: u64,
     /// For an operation's temporaries (never handed out): the pool its buffer returns to on drop.
     recycle: Option<Pool>,
@@ -32,6 +36,12 @@ impl Tensor {
     #[must_use]
     pub fn shape(&self) -> &[usize] {
         &self.shape
+    }
+
+    /// The element type in memory.
+    #[must_use]
+    pub fn dtype(&self) -> Elem {
+        self.elem
     }
 
     /// Number of elements.
@@ -99,7 +109,7 @@ impl Context {
     /// a temporary writes it before reading it, so a later user never sees an earlier one's data.
     pub(crate) fn temp(&self, what: &str, shape: &[usize]) -> Result<Tensor> {
         let len = shape_len(shape)?;
-        let bytes = self.check_tensor_size(what, len)?;
+        let bytes = self.check_tensor_size(what, len, Elem::F32)?;
         self.check_alive()?;
         let reused = {
             let mut pool = self.temps.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -113,7 +123,13 @@ impl Context {
             let nan: Vec<u8> = std::iter::repeat_n(f32::NAN.to_le_bytes(), len).flatten().collect();
             self.queue.write_buffer(&buffer, 0, &nan);
         }
-        Ok(Tensor { buffer, shape: shape.to_vec(), ctx_id: self.id, recycle: Some(self.temps.clone()) })
+        Ok(Tensor {
+            buffer,
+            shape: shape.to_vec(),
+            elem: Elem::F32,
+            ctx_id: self.id,
+            recycle: Some(self.temps.clone()),
+        })
     }
 
     fn new_buffer(&self, bytes: u64) -> wgpu::Buffer {
@@ -125,16 +141,16 @@ impl Context {
         })
     }
 
-    /// Checks that a tensor of `len` elements can be bound by the kernels.
-    pub(crate) fn check_tensor_size(&self, what: &str, len: usize) -> Result<u64> {
+    /// Checks that a tensor of `len` elements of `elem` can be bound by the kernels; its bytes.
+    pub(crate) fn check_tensor_size(&self, what: &str, len: usize, elem: Elem) -> Result<u64> {
         if len == 0 {
             return Err(Error::ZeroDimension { what: "tensor size" });
         }
-        let bytes = (len as u64).saturating_mul(4);
+        let bytes = elem.buffer_bytes(len);
         let limits = self.limits();
         if bytes > limits.max_buffer_size {
             return Err(Error::DeviceLimit {
-                what: format!("{what} ({len} f32 elements)"),
+                what: format!("{what} ({len} {elem} elements)"),
                 needed: bytes,
                 limit: limits.max_buffer_size,
                 limit_name: "max_buffer_size",
@@ -144,22 +160,44 @@ impl Context {
         Ok(bytes)
     }
 
-    /// Copies an array of any layout (non-contiguous and transposed views included) to the device.
+    /// Copies an array of any layout (non-contiguous and transposed views included) to the device,
+    /// as a tensor of its element type: `f32`, [`half::f16`] or [`half::bf16`].
     ///
     /// # Errors
     /// An empty array, or one larger than the device's buffer limits.
-    pub fn upload<D: Dimension>(&self, a: ArrayView<'_, f32, D>) -> Result<Tensor> {
-        self.check_tensor_size("uploaded tensor", a.len())?;
+    pub fn upload<E: HostElem, D: Dimension>(&self, a: ArrayView<'_, E, D>) -> Result<Tensor> {
+        self.check_tensor_size("uploaded tensor", a.len(), E::ELEM)?;
         let standard = a.as_standard_layout();
         let data = standard.as_slice().ok_or_else(|| Error::Wgpu {
             kernel: "upload".into(),
             message: "array is not contiguous after as_standard_layout".into(),
         })?;
+        // The host's elements are the device's bytes (both little-endian); 16-bit data is padded to
+        // whole words, as `write_buffer` and the kernels need.
+        let mut bytes = bytemuck::cast_slice::<E, u8>(data).to_vec();
+        bytes.resize(E::ELEM.buffer_bytes(data.len()) as usize, 0);
+        self.write_new("uploaded tensor", a.shape(), E::ELEM, &bytes)
+    }
+
+    /// Copies an `f32` array to the device as a tensor of `elem`, each value rounded to the nearest
+    /// `elem` (ties to even; beyond the largest finite half, ±∞).
+    ///
+    /// # Errors
+    /// As [`Context::upload`].
+    pub fn upload_as<D: Dimension>(&self, a: ArrayView<'_, f32, D>, elem: Elem) -> Result<Tensor> {
+        self.check_tensor_size("uploaded tensor", a.len(), elem)?;
+        // `iter` walks any layout in logical (C) order.
+        let bytes = crate::elem::encode(elem, a.iter().copied());
+        self.write_new("uploaded tensor", a.shape(), elem, &bytes)
+    }
+
+    /// A new tensor holding `bytes`, its buffer's whole contents.
+    fn write_new(&self, what: &str, shape: &[usize], elem: Elem, bytes: &[u8]) -> Result<Tensor> {
         self.check_alive()?;
-        let t = self.alloc("uploaded tensor", a.shape())?;
+        let t = self.alloc_as(what, shape, elem)?;
         // A queued write rather than a buffer mapped at creation: the latter panics inside wgpu when
         // the device is lost.
-        self.queue.write_buffer(&t.buffer, 0, bytemuck::cast_slice(data));
+        self.queue.write_buffer(&t.buffer, 0, bytes);
         Ok(t)
     }
 
@@ -168,7 +206,8 @@ impl Context {
     /// write into it directly, with no copy. The tensor holds a handle to the same buffer; dropping the
     /// tensor leaves the buffer to the caller.
     ///
-    /// The buffer must hold exactly the shape's `f32` elements in C order and have the usages
+    /// The buffer must hold exactly the shape's `f32` elements in C order (see [`Context::wrap_as`]
+    /// for the 16-bit types) and have the usages
     /// `STORAGE | COPY_SRC | COPY_DST` (the kernels bind it; downloads and batch chunks copy from and
     /// into it). Work on it is ordered with the caller's by the queue: submit yours before calling an
     /// operation that reads it, and an operation's work is submitted before it returns.
@@ -187,8 +226,17 @@ impl Context {
     /// [`Error::BufferSize`], [`Error::BufferUsage`], a zero or overflowing shape, a buffer beyond the
     /// device's limits.
     pub fn wrap(&self, buffer: &wgpu::Buffer, shape: &[usize]) -> Result<Tensor> {
+        self.wrap_as(buffer, shape, Elem::F32)
+    }
+
+    /// [`Context::wrap`] for a buffer of `elem`s: for `f16` and `bf16`, two to a 32-bit word, the
+    /// buffer's size the shape's bytes rounded up to whole words.
+    ///
+    /// # Errors
+    /// As [`Context::wrap`].
+    pub fn wrap_as(&self, buffer: &wgpu::Buffer, shape: &[usize], elem: Elem) -> Result<Tensor> {
         let len = shape_len(shape)?;
-        let needed = self.check_tensor_size("wrapped buffer", len)?;
+        let needed = self.check_tensor_size("wrapped buffer", len, elem)?;
         if buffer.size() != needed {
             return Err(Error::BufferSize { shape: shape.to_vec(), needed, got: buffer.size() });
         }
@@ -197,7 +245,7 @@ impl Context {
             return Err(Error::BufferUsage { missing: format!("{missing:?}"), has: format!("{:?}", buffer.usage()) });
         }
         self.check_alive()?;
-        Ok(Tensor { buffer: buffer.clone(), shape: shape.to_vec(), ctx_id: self.id, recycle: None })
+        Ok(Tensor { buffer: buffer.clone(), shape: shape.to_vec(), elem, ctx_id: self.id, recycle: None })
     }
 
     /// A new device tensor of zeros (wgpu zero-initialises every buffer), for the `*_into`
@@ -209,11 +257,24 @@ impl Context {
         self.alloc("tensor", shape)
     }
 
-    /// A new device tensor of zeros; `what` names it in errors.
+    /// [`Context::zeros`] of element type `elem`.
+    ///
+    /// # Errors
+    /// As [`Context::zeros`].
+    pub fn zeros_as(&self, shape: &[usize], elem: Elem) -> Result<Tensor> {
+        self.alloc_as("tensor", shape, elem)
+    }
+
+    /// A new `f32` device tensor of zeros; `what` names it in errors.
     pub(crate) fn alloc(&self, what: &str, shape: &[usize]) -> Result<Tensor> {
-        let bytes = self.check_tensor_size(what, shape_len(shape)?)?;
+        self.alloc_as(what, shape, Elem::F32)
+    }
+
+    /// A new device tensor of zeros of `elem`; `what` names it in errors.
+    pub(crate) fn alloc_as(&self, what: &str, shape: &[usize], elem: Elem) -> Result<Tensor> {
+        let bytes = self.check_tensor_size(what, shape_len(shape)?, elem)?;
         self.check_alive()?;
-        Ok(Tensor { buffer: self.new_buffer(bytes), shape: shape.to_vec(), ctx_id: self.id, recycle: None })
+        Ok(Tensor { buffer: self.new_buffer(bytes), shape: shape.to_vec(), elem, ctx_id: self.id, recycle: None })
     }
 
     /// Checks that `t` was made by this context.
@@ -221,7 +282,8 @@ impl Context {
         if t.ctx_id == self.id { Ok(()) } else { Err(Error::ForeignTensor) }
     }
 
-    /// Copies a tensor back to the host as an array of dimension `D` (use `IxDyn` for any rank).
+    /// Copies a tensor back to the host as an `f32` array of dimension `D` (use `IxDyn` for any rank);
+    /// `f16` and `bf16` elements are widened, exactly ([`Context::download_as`] keeps them).
     ///
     /// Blocks until the work queued before it has finished. Native targets only; in the browser use
     /// [`Context::download_async`].
@@ -241,8 +303,33 @@ impl Context {
     /// # Errors
     /// As [`Context::download`], and [`Error::Wgpu`] for an earlier operation's deferred error.
     pub async fn download_async<D: Dimension>(&self, t: &Tensor) -> Result<Array<f32, D>> {
+        self.download_as_async(t).await
+    }
+
+    /// A tensor as a host array of `E`: its own elements where `E` is its dtype, else converted
+    /// (widened exactly, or rounded to nearest even). Native targets only.
+    ///
+    /// # Errors
+    /// As [`Context::download`].
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn download_as<E: HostElem, D: Dimension>(&self, t: &Tensor) -> Result<Array<E, D>> {
+        pollster::block_on(self.download_as_async(t))
+    }
+
+    /// [`Context::download_as`] without blocking.
+    ///
+    /// # Errors
+    /// As [`Context::download_async`].
+    pub async fn download_as_async<E: HostElem, D: Dimension>(&self, t: &Tensor) -> Result<Array<E, D>> {
         self.own(t)?;
-        let data = self.read_buffer_async(&t.buffer, "tensor").await?;
+        self.settle().await?;
+        let elem = t.elem;
+        let len = t.len();
+        let data = self
+            .read_mapped(&t.buffer, "tensor", |bytes| {
+                crate::elem::decode(elem, bytes, len).into_iter().map(E::from_f32).collect::<Vec<E>>()
+            })
+            .await?;
         let a = Array::from_shape_vec(IxDyn(&t.shape), data)
             .map_err(|e| Error::Readback { what: "tensor".into(), message: e.to_string() })?;
         let rank = t.shape.len();

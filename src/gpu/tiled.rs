@@ -38,6 +38,8 @@ impl Variant {
                 subs.push(("B_LOADS", (t.bn * t.bk / t.threads()).to_string()));
                 subs
             }
+            Self::Widen(elem, path) => crate::gpu::half::widen_code(elem, path),
+            Self::Narrow(elem, path) => crate::gpu::half::narrow_code(elem, path),
         }
     }
 }

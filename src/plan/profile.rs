@@ -1,5 +1,6 @@
 //! What the planner knows of an adapter, read once from wgpu's description of it.
 
+use crate::elem::HalfPath;
 use std::fmt;
 
 use crate::error::{Error, Result};
@@ -78,6 +79,13 @@ pub struct AdapterProfile {
     /// `max_compute_workgroup_storage_size`: workgroup memory a kernel may declare. WebGPU guarantees
     /// 16 KiB; native adapters usually offer 32 KiB or more.
     pub workgroup_bytes: u32,
+    /// How the kernels read and write `f16` tensors: the best path the adapter offers unless forced
+    /// ([`AdapterProfile::with_half_path`]).
+    pub half: HalfPath,
+    /// Whether the adapter offers native `f16` (`SHADER_F16`).
+    pub f16_native: bool,
+    /// Whether the adapter allows WGSL's `pack2x16float` / `unpack2x16float`.
+    pub f16_packed: bool,
 }
 
 /// What WebGPU guarantees every adapter: the profile's defaults until the adapter says more.
@@ -111,7 +119,39 @@ impl AdapterProfile {
             max_binding_bytes,
             fence_blocks: false,
             workgroup_bytes: WEBGPU_WORKGROUP_BYTES,
+            half: HalfPath::Bits,
+            f16_native: false,
+            f16_packed: false,
         }
+    }
+
+    /// This profile on an adapter that offers native `f16` (`native`) and the pack builtins
+    /// (`packed`), reading and writing `f16` on the best of the paths.
+    #[must_use]
+    pub fn with_half(mut self, native: bool, packed: bool) -> Self {
+        (self.f16_native, self.f16_packed) = (native, packed);
+        self.half = HalfPath::best(native, packed);
+        self
+    }
+
+    /// This profile with `f16` read and written on `path` (tests force each path the adapter offers).
+    ///
+    /// # Errors
+    /// [`Error::DType`] when the adapter does not offer `path`.
+    pub fn with_half_path(mut self, path: HalfPath) -> Result<Self> {
+        if !HalfPath::offered(self.f16_native, self.f16_packed).contains(&path) {
+            return Err(Error::DType {
+                what: "half-precision path".into(),
+                expected: HalfPath::offered(self.f16_native, self.f16_packed)
+                    .iter()
+                    .map(|p| p.name())
+                    .collect::<Vec<_>>()
+                    .join(" or "),
+                got: format!("{} (this adapter does not offer it)", path.name()),
+            });
+        }
+        self.half = path;
+        Ok(self)
     }
 
     /// This profile with the adapter's own workgroup-memory limit.
@@ -188,7 +228,7 @@ impl fmt::Display for AdapterProfile {
         if self.fence_blocks {
             f.write_str(", fenced basic blocks")?;
         }
-        Ok(())
+        write!(f, ", f16 by {}", self.half.name())
     }
 }
 

@@ -2,6 +2,8 @@
 //! the planner ([`crate::plan`]) and rendered to WGSL by `src/gpu/tiled.rs`; the pipeline cache is
 //! keyed by it.
 
+use crate::elem::{Elem, HalfPath};
+
 /// A kernel variant: the tile code to splice into its WGSL. Small and cheap to compare, so that a
 /// call looks its pipeline up without generating any code; the WGSL text is generated only when the
 /// pipeline cache misses (a large unrolled tile is thousands of lines).
@@ -22,9 +24,33 @@ pub(crate) enum Variant {
     /// `conv2d_weight_grad_gemm.wgsl`: the weight gradient over a split reduction, dY staged as
     /// scalars or vec4s.
     WeightGradGemm(GemmTile, AStage),
+    /// `widen.wgsl`: a 16-bit tensor read into `f32`, by the path given (see [`Variant::widen`]).
+    Widen(Elem, HalfPath),
+    /// `narrow.wgsl`: `f32` written into a 16-bit tensor, by the path given.
+    Narrow(Elem, HalfPath),
 }
 
 impl Variant {
+    /// The widening kernel's variant for `elem` on `path`: bf16 always goes by integer operations,
+    /// so its variant is one whatever the adapter's `f16` path.
+    pub(crate) fn widen(elem: Elem, path: HalfPath) -> Self {
+        Self::Widen(elem, Self::half_path(elem, path))
+    }
+
+    /// The narrowing kernel's variant (see [`Variant::widen`]).
+    pub(crate) fn narrow(elem: Elem, path: HalfPath) -> Self {
+        Self::Narrow(elem, Self::half_path(elem, path))
+    }
+
+    fn half_path(elem: Elem, path: HalfPath) -> HalfPath {
+        if elem == Elem::F16 { path } else { HalfPath::Bits }
+    }
+
+    /// Whether the generated WGSL declares `f16` (it then starts with `enable f16;`).
+    pub(crate) fn needs_f16(&self) -> bool {
+        matches!(self, Self::Widen(Elem::F16, HalfPath::Native) | Self::Narrow(Elem::F16, HalfPath::Native))
+    }
+
     /// Invocations per workgroup of this variant's kernel (the WGSL override `WG`): 64, but for a
     /// GEMM tile of more invocations.
     pub(crate) fn workgroup(&self) -> u32 {

@@ -1,0 +1,160 @@
+//! Half-precision storage: `f16` and `bf16` tensors between the host and the `f32` kernels.
+//!
+//! The kernels compute in `f32` whatever the storage. A 16-bit operand is widened into an `f32`
+//! temporary one batch chunk at a time (`widen.wgsl`), and a 16-bit output is narrowed from the `f32`
+//! the kernels wrote (`narrow.wgsl`), one 32-bit word per invocation. The plans, tiles, summation
+//! orders and so the determinism are the `f32` ones; only the rounding of the stored result differs.
+//! How a word becomes two floats and back is rendered here for the adapter's [`HalfPath`]; the
+//! integer conversions every path shares for the special cases are `shaders/half.wgsl`.
+
+use crate::elem::{Elem, HalfPath};
+use crate::error::{Error, Result};
+use crate::geometry::{Conv2dGeometry, Conv2dParams, u32_of};
+use crate::gpu::context::Context;
+use crate::gpu::job::Job;
+use crate::gpu::kernels::{self, HalfUniform};
+use crate::gpu::tensor::Tensor;
+use crate::gpu::tiled::Subs;
+use crate::plan::variant::Variant;
+
+/// The integer conversions, shared by every path.
+const HALF_WGSL: &str = include_str!("../../shaders/half.wgsl");
+
+/// The element type of the typed binding `hv`: `f16` (widening) or `vec2<f16>` (narrowing) on the
+/// native path; elsewhere plain words, bound but unread.
+fn typed(elem: Elem, path: HalfPath, ty: &str) -> String {
+    if elem == Elem::F16 && path == HalfPath::Native { ty.to_string() } else { "u32".to_string() }
+}
+
+/// `widen.wgsl`'s code: `half_get(e)`, the `f32` bits of element `e`.
+pub(crate) fn widen_code(elem: Elem, path: HalfPath) -> Subs {
+    let pick = "let h = (hw[e >> 1u] >> ((e & 1u) * 16u)) & 0xffffu;";
+    let body = match (elem, path) {
+        (Elem::Bf16 | Elem::F32, _) => format!("{pick}\n    return h << 16u;"),
+        (Elem::F16, HalfPath::Bits) => format!("{pick}\n    return f16_bits_to_f32(h);"),
+        // The hardware converts normal halves; zeros, subnormals, infinities and NaN go by integers,
+        // so every path gives the bits of `src/elem.rs` even where a driver flushes or canonicalises.
+        (Elem::F16, HalfPath::Packed) => format!(
+            "{pick}\n    if (f16_normal(h)) {{\n        return bitcast<u32>(unpack2x16float(hw[e >> 1u])[e & 1u]);\n    \
+             }}\n    return f16_bits_to_f32(h);"
+        ),
+        (Elem::F16, HalfPath::Native) => format!(
+            "{pick}\n    if (f16_normal(h)) {{\n        return bitcast<u32>(f32(hv[e]));\n    }}\n    \
+             return f16_bits_to_f32(h);"
+        ),
+    };
+    vec![
+        ("HALF_TYPED", typed(elem, path, "f16")),
+        ("HALF_CODE", format!("{HALF_WGSL}\nfn half_get(e: u32) -> u32 {{\n    {body}\n}}\n")),
+    ]
+}
+
+/// `narrow.wgsl`'s code: `half_write(wi, lo, hi, keep)`, word `wi` from two `f32`s by their bits,
+/// keeping the bits `keep` of the word there.
+pub(crate) fn narrow_code(elem: Elem, path: HalfPath) -> Subs {
+    let pair = "vec2<f32>(bitcast<f32>(lo), bitcast<f32>(hi))";
+    let (fast, word) = match (elem, path) {
+        (Elem::Bf16 | Elem::F32, _) => ("", "f32_to_bf16_bits(lo) | (f32_to_bf16_bits(hi) << 16u)".to_string()),
+        (Elem::F16, HalfPath::Bits) => ("", "f32_to_f16_bits(lo) | (f32_to_f16_bits(hi) << 16u)".to_string()),
+        // The hardware rounds the normal range; the rest goes by integers (SwiftShader's pack gives
+        // NaN beyond 65520 where users expect ±∞; drivers may flush subnormals).
+        (Elem::F16, HalfPath::Packed) => (
+            "",
+            format!(
+                "select(f32_to_f16_bits(lo), pack2x16float({pair}) & 0xffffu, f16_normal_f32(lo)) | \
+                 select(f32_to_f16_bits(hi) << 16u, pack2x16float({pair}) & 0xffff0000u, f16_normal_f32(hi))"
+            ),
+        ),
+        // Whole words of two normal halves go through the f16 binding; any other through the words.
+        (Elem::F16, HalfPath::Native) => (
+            "if (keep == 0u && f16_normal_f32(lo) && f16_normal_f32(hi)) {\n        \
+             hv[wi] = vec2<f16>(PAIR);\n        return;\n    }\n    ",
+            "f32_to_f16_bits(lo) | (f32_to_f16_bits(hi) << 16u)".to_string(),
+        ),
+    };
+    let fast = fast.replace("PAIR", pair);
+    let code = format!(
+        "{HALF_WGSL}\nfn half_write(wi: u32, lo: u32, hi: u32, keep: u32) {{\n    {fast}\
+         let word = {word};\n    hw[wi] = (word & ~keep) | (hw[wi] & keep);\n}}\n"
+    );
+    vec![("HALF_TYPED", typed(elem, path, "vec2<f16>")), ("HALF_CODE", code)]
+}
+
+/// The uniform of a run of `len` elements (a shape of one element: these kernels read none of it).
+fn run_uniform(total: usize, src_off: usize, dst_off: usize, len: usize) -> Result<HalfUniform> {
+    let unit = Conv2dGeometry::new(1, 1, [1, 1], 1, [1, 1], Conv2dParams::new())?;
+    let end = src_off.max(dst_off).checked_add(len).ok_or(Error::Overflow {
+        what: "half-precision run",
+        detail: format!("{len} elements from {}", src_off.max(dst_off)),
+    })?;
+    u32_of(end + 1)?;
+    let mut u = HalfUniform::new(&unit, 0, u32_of(total)?);
+    u.src_off = u32_of(src_off)?;
+    u.dst_off = u32_of(dst_off)?;
+    u.len = u32_of(len)?;
+    Ok(u)
+}
+
+impl Context {
+    /// Records `dst[0..len) = src[off..off + len)` as `f32`, for a 16-bit tensor `src`.
+    pub(crate) fn widen_into(
+        &self,
+        job: &mut Job,
+        src: &Tensor,
+        off: usize,
+        len: usize,
+        dst: &wgpu::Buffer,
+    ) -> Result<()> {
+        let u = run_uniform(len, off, 0, len)?;
+        let variant = Variant::widen(src.dtype(), self.profile().half);
+        job.dispatch(&kernels::WIDEN, &variant, bytemuck::bytes_of(&u), &[&src.buffer, &src.buffer, dst], u.total)
+    }
+
+    /// A new `f32` temporary holding elements `[off, off + len)` of the 16-bit tensor `src`.
+    pub(crate) fn widen(&self, job: &mut Job, src: &Tensor, off: usize, len: usize) -> Result<Tensor> {
+        let t = self.temp("widened half-precision operand", &[len])?;
+        self.widen_into(job, src, off, len, &t.buffer)?;
+        Ok(t)
+    }
+
+    /// Records elements `[off, off + len)` of the 16-bit tensor `dst` = the `f32`s `src[src_off..)`,
+    /// rounded; `dst`'s other elements keep their values.
+    pub(crate) fn narrow(
+        &self,
+        job: &mut Job,
+        src: &wgpu::Buffer,
+        src_off: usize,
+        dst: &Tensor,
+        off: usize,
+        len: usize,
+    ) -> Result<()> {
+        let words = (off + len).div_ceil(2) - off / 2;
+        let u = run_uniform(words, src_off, off, len)?;
+        let variant = Variant::narrow(dst.dtype(), self.profile().half);
+        job.dispatch(&kernels::NARROW, &variant, bytemuck::bytes_of(&u), &[src, &dst.buffer, &dst.buffer], u.total)
+    }
+
+    /// `t` as a new tensor of element type `to`: widened exactly, or rounded to nearest even (beyond
+    /// the largest finite `f16`, ±∞); a copy where `to` is `t`'s own type. Master weights in `f32`
+    /// cast to `f16` for a half-precision step, say.
+    ///
+    /// # Errors
+    /// A tensor of another context, device limits, wgpu errors.
+    pub fn cast(&self, t: &Tensor, to: Elem) -> Result<Tensor> {
+        self.own(t)?;
+        let out = self.alloc_as("cast tensor", t.shape(), to)?;
+        let len = t.len();
+        let mut job = self.job();
+        match (t.dtype(), to) {
+            (from, to) if from == to => job.copy_bytes(&t.buffer, &out.buffer, t.buffer.size()),
+            (Elem::F32, _) => self.narrow(&mut job, &t.buffer, 0, &out, 0, len)?,
+            (_, Elem::F32) => self.widen_into(&mut job, t, 0, len, &out.buffer)?,
+            _ => {
+                let wide = self.widen(&mut job, t, 0, len)?;
+                self.narrow(&mut job, &wide.buffer, 0, &out, 0, len)?;
+            }
+        }
+        job.finish()?;
+        Ok(out)
+    }
+}
