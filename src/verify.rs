@@ -10,6 +10,7 @@
 use ndarray::Array4;
 use ndarray::{Array, Dimension};
 
+use crate::elem::Elem;
 use crate::geometry::{Conv2dParams, Layout};
 #[cfg(not(target_arch = "wasm32"))]
 use crate::{error::Result, geometry::Conv2dGeometry, gpu::Context, reference};
@@ -57,6 +58,51 @@ pub fn bound_ratio<D: Dimension>(
         let ratio = err / bound;
         if ratio.is_nan() { f64::INFINITY } else { worst.max(ratio) }
     })
+}
+
+/// Unit roundoff of a stored element type: `2⁻²⁴` (f32), `2⁻¹¹` (f16), `2⁻⁸` (bf16).
+#[must_use]
+pub fn unit_roundoff(elem: Elem) -> f64 {
+    match elem {
+        Elem::F32 => U32,
+        Elem::F16 => 2f64.powi(-11),
+        Elem::Bf16 => 2f64.powi(-8),
+    }
+}
+
+/// [`bound_ratio`] for a result stored as `elem`: the `f32` bound, then the rounding to `elem`, at
+/// most one unit roundoff of the `f32` result (relative), or half the smallest subnormal half
+/// (absolute). The products of two halves are exact in `f32`, so the sum's bound is the `f32` one
+/// over the rounded inputs.
+#[must_use]
+pub fn bound_ratio_as<D: Dimension>(
+    gpu: &Array<f32, D>,
+    reference: &Array<f64, D>,
+    magnitude: &Array<f64, D>,
+    len: usize,
+    elem: Elem,
+) -> f64 {
+    if elem == Elem::F32 {
+        return bound_ratio(gpu, reference, magnitude, len);
+    }
+    if gpu.shape() != reference.shape() || gpu.shape() != magnitude.shape() {
+        return f64::INFINITY;
+    }
+    let (g, uh) = (gamma(len), unit_roundoff(elem));
+    let floor = if elem == Elem::F16 { 2f64.powi(-25) } else { f64::from(f32::MIN_POSITIVE) };
+    gpu.iter().zip(reference.iter().zip(magnitude.iter())).fold(0.0, |worst, (&v, (&r, &m))| {
+        let err = (f64::from(v) - r).abs();
+        let f32_bound = g * m + U32 * r.abs();
+        let bound = f32_bound + uh * (r.abs() + f32_bound) + floor + f64::from(f32::MIN_POSITIVE);
+        let ratio = err / bound;
+        if ratio.is_nan() { f64::INFINITY } else { worst.max(ratio) }
+    })
+}
+
+/// `a` rounded to `elem` and back: the values a tensor of `elem` holds.
+#[must_use]
+pub fn rounded<D: Dimension>(a: &Array<f32, D>, elem: Elem) -> Array<f32, D> {
+    a.mapv(|v| elem.to_f32(elem.from_f32(v)))
 }
 
 /// SplitMix64: a small seeded generator, so that test data and demo images are reproducible.
@@ -268,6 +314,72 @@ pub fn self_test(ctx: &Context) -> Result<Vec<CheckRow>> {
         row("bias-grad", rel_err(&db, &db_ref), bound_ratio(&db, &db_ref, &db_mag, lw));
     }
     rows.extend(finite_difference_rows(ctx, &mut rng)?);
+    Ok(rows)
+}
+
+/// The self-test's layers with operands of `elem` (rounded from the same seeded data), on device
+/// tensors: the forward pass and the input gradient stored in `elem`, the forward pass also into an
+/// `f32` output, the weight and bias gradients in `f32` (their default), each against the `f64`
+/// reference over the rounded operands with [`bound_ratio_as`]. A row passes within its bound and a
+/// normwise error of [`MAX_REL_ERR`] or one unit roundoff of the stored type, whichever is larger.
+///
+/// # Errors
+/// Only wgpu or device errors; a wrong result is a failing row.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn self_test_as(ctx: &Context, elem: Elem) -> Result<Vec<CheckRow>> {
+    let mut rng = Rng::new(0xC0FFEE);
+    let mut rows = Vec::new();
+    for (n, c, hw, k, st, params) in self_test_layers() {
+        let geo = Conv2dGeometry::new(n, c, hw, k, st, params)?;
+        let x: Array4<f32> = rounded(&rng.array(geo.input_shape()), elem);
+        let w: Array4<f32> = rounded(&rng.array(geo.weight_shape()), elem);
+        let b: ndarray::Array1<f32> = rounded(&rng.array(k), elem);
+        let dy: Array4<f32> = rounded(&rng.array(geo.output_shape()), elem);
+        let abs = |a: &Array4<f32>| a.mapv(f32::abs);
+        let (ax, aw, ady) = (abs(&x), abs(&w), abs(&dy));
+        let ab = b.mapv(f32::abs);
+        let [xt, wt, dyt] = [&x, &w, &dy].map(|a| ctx.upload_as(a.view(), elem));
+        let (xt, wt, dyt, bt) = (xt?, wt?, dyt?, ctx.upload_as(b.view(), elem)?);
+        let shape = geo.describe();
+        let max_rel = |stored: Elem| MAX_REL_ERR.max(unit_roundoff(stored));
+        let mut row = |op, stored: Elem, gpu: &ndarray::ArrayD<f32>, r: &ndarray::ArrayD<f64>, m, len| {
+            let (rel, ratio) = (rel_err(gpu, r), bound_ratio_as(gpu, r, m, len, stored));
+            rows.push(CheckRow {
+                op,
+                shape: shape.clone(),
+                rel_err: rel,
+                bound_ratio: ratio,
+                pass: ratio <= 1.0 && rel <= max_rel(stored),
+            });
+        };
+        let dyn_ = |a: Array4<f64>| a.into_dyn();
+
+        let y_ref = dyn_(reference::forward(x.view(), w.view(), Some(b.view()), &params)?);
+        let y_mag = dyn_(reference::forward(ax.view(), aw.view(), Some(ab.view()), &params)?);
+        let lf = geo.channels_per_group() * geo.s * geo.t + 1;
+        let y = ctx.forward(&xt, &wt, Some(&bt), &params)?;
+        row("forward", y.dtype(), &ctx.download(&y)?, &y_ref, &y_mag, lf);
+        let y32 = ctx.zeros(y.shape())?;
+        ctx.forward_into(&xt, &wt, Some(&bt), &params, &y32)?;
+        row("forward to f32", Elem::F32, &ctx.download(&y32)?, &y_ref, &y_mag, lf);
+
+        let dw = ctx.weight_grad(&xt, &dyt, st, &params)?;
+        let dw_ref = dyn_(reference::weight_grad(x.view(), dy.view(), st, &params)?);
+        let dw_mag = dyn_(reference::weight_grad(ax.view(), ady.view(), st, &params)?);
+        let lw = geo.n * geo.p * geo.q;
+        row("weight-grad", dw.dtype(), &ctx.download(&dw)?, &dw_ref, &dw_mag, lw);
+
+        let dx = ctx.input_grad(&dyt, &wt, hw, &params)?;
+        let dx_ref = dyn_(reference::input_grad(dy.view(), w.view(), hw, &params)?);
+        let dx_mag = dyn_(reference::input_grad(ady.view(), aw.view(), hw, &params)?);
+        let li = geo.filters_per_group() * geo.s * geo.t;
+        row("input-grad", dx.dtype(), &ctx.download(&dx)?, &dx_ref, &dx_mag, li);
+
+        let db = ctx.bias_grad(&dyt, params.layout)?;
+        let db_ref = reference::bias_grad(dy.view(), params.layout).into_dyn();
+        let db_mag = reference::bias_grad(ady.view(), params.layout).into_dyn();
+        row("bias-grad", db.dtype(), &ctx.download(&db)?, &db_ref, &db_mag, lw);
+    }
     Ok(rows)
 }
 

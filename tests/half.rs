@@ -8,8 +8,8 @@ mod common;
 
 use common::ctx;
 use convgrad::elem::{f16_bits_to_f32, f32_to_bf16_bits, f32_to_f16_bits};
-use convgrad::{Context, Elem, HalfPath, bf16, f16};
-use ndarray::{Array1, Ix1};
+use convgrad::{Context, Conv2dParams, DeviceClass, Elem, Error, HalfPath, Layout, bf16, f16};
+use ndarray::{Array1, Array4, Ix1, Ix4};
 
 /// A context over the test adapter for each half path it offers.
 fn contexts() -> Vec<(HalfPath, Context)> {
@@ -87,4 +87,56 @@ fn out_of_range_is_infinity_and_odd_lengths_round_trip() {
             vec![f32::INFINITY, f32::NEG_INFINITY, f32::INFINITY]
         );
     }
+}
+
+/// The four operations on f16 and bf16 operands over the self-test's layers (every parameter, alone
+/// and together, channels last): on every path the adapter offers, under both profiles, each output
+/// within its bound against the f64 reference over the rounded operands.
+#[test]
+fn the_operations_in_half_precision_are_within_their_bounds() {
+    for (path, base) in contexts() {
+        for class in [DeviceClass::Cpu, DeviceClass::Gpu] {
+            let ctx = base.twin().with_profile(class);
+            for elem in [Elem::F16, Elem::Bf16] {
+                let rows = convgrad::verify::self_test_as(&ctx, elem).unwrap();
+                assert_eq!(rows.len(), 9 * 5);
+                for r in &rows {
+                    assert!(
+                        r.pass,
+                        "{path:?} {class:?} {elem}: {} {} ratio {} rel {}",
+                        r.op, r.shape, r.bound_ratio, r.rel_err
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The dtypes an operation takes: one for all operands, outputs in f32 or the operands' type; and the
+/// defaults (forward and input gradient in the operands' dtype, weight and bias gradients in f32).
+#[test]
+fn dtypes_mixed_by_mistake_are_typed_errors_and_the_defaults_hold() {
+    let ctx = ctx();
+    let p = Conv2dParams::new();
+    let x = ctx.upload_as(Array4::<f32>::ones((1, 2, 5, 5)).view(), Elem::F16).unwrap();
+    let w16 = ctx.upload_as(Array4::<f32>::ones((3, 2, 3, 3)).view(), Elem::F16).unwrap();
+    let w32 = ctx.upload(Array4::<f32>::ones((3, 2, 3, 3)).view()).unwrap();
+    let wbf = ctx.cast(&w16, Elem::Bf16).unwrap();
+    let dy = ctx.upload_as(Array4::<f32>::ones((1, 3, 3, 3)).view(), Elem::F16).unwrap();
+    assert!(matches!(ctx.forward(&x, &w32, None, &p), Err(Error::DType { .. })));
+    assert!(matches!(ctx.forward(&x, &wbf, None, &p), Err(Error::DType { .. })));
+    let y_bf = ctx.zeros_as(&[1, 3, 3, 3], Elem::Bf16).unwrap();
+    assert!(matches!(ctx.forward_into(&x, &w16, None, &p, &y_bf), Err(Error::DType { .. })));
+    assert!(matches!(ctx.weight_grad(&x, &ctx.cast(&dy, Elem::F32).unwrap(), [3, 3], &p), Err(Error::DType { .. })));
+    assert!(matches!(ctx.axpby(1.0, &w16, 1.0, &w16, &w16), Err(Error::DType { .. })));
+    let y = ctx.forward(&x, &w16, None, &p).unwrap();
+    assert_eq!(y.dtype(), Elem::F16);
+    // 18 ones: exact in every type.
+    assert!(ctx.download::<Ix4>(&y).unwrap().iter().all(|&v| v == 18.0));
+    assert_eq!(ctx.weight_grad(&x, &dy, [3, 3], &p).unwrap().dtype(), Elem::F32);
+    assert_eq!(ctx.input_grad(&dy, &w16, [5, 5], &p).unwrap().dtype(), Elem::F16);
+    assert_eq!(ctx.bias_grad(&dy, Layout::Nchw).unwrap().dtype(), Elem::F32);
+    let dw16 = ctx.zeros_as(&[3, 2, 3, 3], Elem::F16).unwrap();
+    ctx.weight_grad_into(&x, &dy, &p, &dw16).unwrap();
+    assert!(ctx.download::<Ix4>(&dw16).unwrap().iter().all(|&v| v == 9.0));
 }

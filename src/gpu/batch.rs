@@ -8,16 +8,19 @@
 //! add them in chunk order, so chunked results are as deterministic as unchunked ones. The chunk size
 //! depends only on the shapes and the device's limits.
 
+use crate::elem::Elem;
 use crate::error::{Error, Result};
 use crate::geometry::Conv2dGeometry;
 use crate::geometry::u32_of;
 use crate::gpu::context::Context;
 use crate::gpu::job::Job;
 use crate::gpu::kernels::{self, PrepUniform};
+use crate::gpu::layout::Nchw;
+use crate::gpu::tensor::Tensor;
 use crate::plan::variant::Variant;
 
 impl Context {
-    /// An error if `len` f32 elements cannot be bound to one kernel.
+    /// An error if `len` f32 elements (or 32-bit words) cannot be bound to one kernel.
     pub(crate) fn check_binding(&self, what: &str, len: usize) -> Result<()> {
         let limit = self.limits().max_storage_buffer_binding_size;
         let bytes = (len as u64).saturating_mul(4);
@@ -98,27 +101,49 @@ impl Context {
         Ok(t.buffer.clone())
     }
 
-    /// Where a chunk's output goes: the output itself when the chunk is all of it, else a new buffer
-    /// that [`Context::batch_done`] copies into place.
-    pub(crate) fn batch_out(&self, dst: &wgpu::Buffer, per: usize, n0: usize, nb: usize) -> Result<wgpu::Buffer> {
-        if n0 == 0 && (nb * per * 4) as u64 == dst.size() {
-            return Ok(dst.clone());
+    /// Where a chunk's output goes, in `f32`: the output itself when the chunk is all of an `f32`
+    /// output, else a new buffer that [`Context::batch_done`] copies (or narrows) into place.
+    pub(crate) fn batch_out(&self, dst: &Tensor, per: usize, n0: usize, nb: usize) -> Result<Nchw> {
+        if dst.dtype() == Elem::F32 && n0 == 0 && (nb * per * 4) as u64 == dst.buffer.size() {
+            return Ok(Nchw { buffer: dst.buffer.clone(), temp: None });
         }
-        Ok(self.alloc("batch chunk output", &[nb, per])?.buffer.clone())
+        let t = self.temp("batch chunk output", &[nb, per])?;
+        Ok(Nchw { buffer: t.buffer.clone(), temp: Some(t) })
     }
 
-    /// Copies a chunk's output into its place in `dst` (nothing if it was written there directly).
+    /// Puts a chunk's output into its place in `dst`: a copy, or for a 16-bit output the narrowing
+    /// (nothing if it was written there directly).
     pub(crate) fn batch_done(
         &self,
         job: &mut Job,
-        chunk: &wgpu::Buffer,
-        dst: &wgpu::Buffer,
+        chunk: &Nchw,
+        dst: &Tensor,
         per: usize,
         n0: usize,
         nb: usize,
-    ) {
-        if chunk != dst {
-            job.copy(chunk, 0, dst, n0 * per, nb * per);
+    ) -> Result<()> {
+        if dst.dtype().is_half() {
+            self.narrow(job, &chunk.buffer, 0, dst, n0 * per, nb * per)
+        } else {
+            if chunk.buffer != dst.buffer {
+                job.copy(&chunk.buffer, 0, &dst.buffer, n0 * per, nb * per);
+            }
+            Ok(())
         }
+    }
+
+    /// Where a reduction over the batch writes an output `dst` of `len` elements: `dst` itself in
+    /// `f32`, or an `f32` temporary that [`Context::result_done`] narrows into a 16-bit `dst`.
+    pub(crate) fn result_out(&self, dst: &Tensor) -> Result<Nchw> {
+        if dst.dtype() == Elem::F32 {
+            return Ok(Nchw { buffer: dst.buffer.clone(), temp: None });
+        }
+        let t = self.temp("result in f32", &[dst.len()])?;
+        Ok(Nchw { buffer: t.buffer.clone(), temp: Some(t) })
+    }
+
+    /// Narrows the result [`Context::result_out`] gave into `dst` where `dst` is 16-bit.
+    pub(crate) fn result_done(&self, job: &mut Job, out: &Nchw, dst: &Tensor) -> Result<()> {
+        if dst.dtype().is_half() { self.narrow(job, &out.buffer, 0, dst, 0, dst.len()) } else { Ok(()) }
     }
 }

@@ -158,3 +158,57 @@ impl Context {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use ndarray::{Array4, Ix4};
+
+    use crate::elem::Elem;
+    use crate::geometry::{Conv2dGeometry, Conv2dParams, Layout};
+    use crate::gpu::Context;
+    use crate::plan::DeviceClass;
+    use crate::verify::Rng;
+
+    /// Batch chunks of a 16-bit output that end inside a word: 5 samples of 3×7×7 = 147 outputs (odd),
+    /// in chunks of an odd number of samples under a 2 KiB binding, so chunk boundaries fall mid-word and each
+    /// narrowing keeps the neighbouring chunk's half. Chunked and whole give the same bits (forward and
+    /// input gradient compute each sample alike), in both layouts and both profiles; a NaN-filled
+    /// output shows any element left unwritten.
+    #[test]
+    fn chunks_that_end_inside_a_word_keep_their_neighbours() {
+        let base = Context::new().expect("a wgpu adapter (see README: apt-get install mesa-vulkan-drivers)");
+        let mut rng = Rng::new(11);
+        for layout in [Layout::Nchw, Layout::Nhwc] {
+            let params = Conv2dParams::new().padding(1, 1).layout(layout);
+            let geo = Conv2dGeometry::new(5, 3, [7, 7], 3, [3, 3], params).unwrap();
+            let x: Array4<f32> = rng.array(geo.input_shape());
+            let w: Array4<f32> = rng.array(geo.weight_shape());
+            for elem in [Elem::F16, Elem::Bf16] {
+                for class in [DeviceClass::Cpu, DeviceClass::Gpu] {
+                    let whole = base.twin().with_profile(class);
+                    let chunked = base.twin().with_profile(class).with_binding_limit(2048);
+                    let g = geo.nchw();
+                    let per = chunked.plan_forward(&geo).unwrap().per_sample(&g);
+                    let nb = crate::plan::batch_chunk(&g, per, chunked.profile()).unwrap();
+                    assert!(nb % 2 == 1 && nb < 5, "chunks of {nb}: the test needs an odd chunk");
+                    let run = |ctx: &Context| {
+                        let xt = ctx.upload_as(x.view(), elem).unwrap();
+                        let wt = ctx.upload_as(w.view(), elem).unwrap();
+                        let nan = Array4::from_elem(geo.output_shape(), f32::NAN);
+                        let y = ctx.upload_as(nan.view(), elem).unwrap();
+                        ctx.forward_into(&xt, &wt, None, &params, &y).unwrap();
+                        let dx = ctx.input_grad(&y, &wt, [7, 7], &params).unwrap();
+                        (ctx.download::<Ix4>(&y).unwrap(), ctx.download::<Ix4>(&dx).unwrap())
+                    };
+                    let (y0, dx0) = run(&whole);
+                    let (y, dx) = run(&chunked);
+                    assert!(y0.iter().all(|v| v.is_finite()), "{elem} {class:?} {layout:?}: an output left unwritten");
+                    let same =
+                        |a: &Array4<f32>, b: &Array4<f32>| a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits());
+                    assert!(same(&y, &y0), "{elem} {class:?} {layout:?}: forward");
+                    assert!(same(&dx, &dx0), "{elem} {class:?} {layout:?}: input gradient");
+                }
+            }
+        }
+    }
+}

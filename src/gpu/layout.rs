@@ -3,6 +3,7 @@
 //! (`shaders/transpose.wgsl`). Nothing goes through the host. Along the batch both layouts keep each
 //! sample contiguous, so the batch chunks of [`crate::gpu::batch`] work on either unchanged.
 
+use crate::elem::Elem;
 use crate::error::Result;
 use crate::geometry::{Conv2dGeometry, Conv2dParams, Layout, u32_of};
 use crate::gpu::context::Context;
@@ -68,15 +69,31 @@ impl Context {
         Ok(Nchw { buffer: t.buffer.clone(), temp: Some(t) })
     }
 
-    /// The weights of `geo` in `layout`, as the kernels read them (see [`Context::activations_in`]).
-    pub(crate) fn weights_in(
+    /// Samples `[n0, n0 + n)` of the operand `t`, `n × c × hw` in `layout`, as the kernels read them:
+    /// `f32` in NCHW. An `f32` operand is sliced ([`Context::batch_slice`]) and transposed where its
+    /// layout needs it; a 16-bit one is widened into an `f32` temporary first (`gpu/half.rs`).
+    pub(crate) fn operand_in(
         &self,
         job: &mut Job,
+        t: &Tensor,
         layout: Layout,
-        src: &wgpu::Buffer,
-        geo: &Conv2dGeometry,
+        n0: usize,
+        [n, c, hw]: [usize; 3],
     ) -> Result<Nchw> {
-        self.activations_in(job, layout, src, [geo.k, geo.channels_per_group(), geo.s * geo.t])
+        let per = c * hw;
+        if t.dtype() == Elem::F32 {
+            let chunk = self.batch_slice(job, &t.buffer, per, n0, n)?;
+            return self.activations_in(job, layout, &chunk, [n, c, hw]);
+        }
+        let wide = self.widen(job, t, n0 * per, n * per)?;
+        let nchw = self.activations_in(job, layout, &wide.buffer, [n, c, hw])?;
+        // The widened temporary is what the kernels read unless a transpose made another.
+        Ok(if nchw.temp.is_some() { nchw } else { Nchw { buffer: wide.buffer.clone(), temp: Some(wide) } })
+    }
+
+    /// The weights `w` of `geo` in `layout`, as the kernels read them (see [`Context::operand_in`]).
+    pub(crate) fn weights_in(&self, job: &mut Job, layout: Layout, w: &Tensor, geo: &Conv2dGeometry) -> Result<Nchw> {
+        self.operand_in(job, w, layout, 0, [geo.k, geo.channels_per_group(), geo.s * geo.t])
     }
 
     /// Where a kernel writes an output chunk of `n × c × hw` that goes to `dst` in `layout`: `dst`
@@ -110,7 +127,7 @@ impl Context {
 /// another pass of the same job).
 pub(crate) struct Nchw {
     pub(crate) buffer: wgpu::Buffer,
-    temp: Option<Tensor>,
+    pub(crate) temp: Option<Tensor>,
 }
 
 #[cfg(test)]

@@ -2,8 +2,8 @@
 
 pub(crate) mod batch;
 pub(crate) mod context;
-#[cfg(not(target_arch = "wasm32"))]
 pub(crate) mod half;
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) mod host;
 pub(crate) mod job;
 pub(crate) mod kernels;

@@ -4,6 +4,7 @@
 //! Each operation validates its tensors, asks the planner ([`crate::plan`]) how to run the layer,
 //! and records the plan's passes; the encoders below decide nothing.
 
+use crate::elem::Elem;
 use crate::error::{Error, Result};
 use crate::geometry::{Conv2dGeometry, Conv2dParams, Layout, u32_of};
 use crate::gpu::context::Context;
@@ -31,7 +32,7 @@ impl Context {
     /// cannot run, wgpu errors.
     pub fn forward(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, params: &Conv2dParams) -> Result<Tensor> {
         let geo = params.geometry(x.shape4("input X")?, w.shape4("weights W")?)?;
-        let y = self.alloc("output Y", &geo.output_shape())?;
+        let y = self.alloc_as("output Y", &geo.output_shape(), x.dtype())?;
         self.forward_into(x, w, bias, params, &y)?;
         Ok(y)
     }
@@ -63,21 +64,30 @@ impl Context {
         };
         let inputs: Vec<&Tensor> = [x, w].into_iter().chain(bias).collect();
         self.check_out(y, &geo.output_shape(), &inputs)?;
+        let mut operands = vec![("input X", x), ("weights W", w)];
+        operands.extend(bias.map(|b| ("bias", b)));
+        let elem = operands_elem(&operands)?;
+        check_out_elem("output Y", y, elem)?;
+        // A 16-bit bias is widened once, whole.
+        let mut job = self.job();
+        let bias_wide = match bias {
+            Some(b) if b.dtype().is_half() => Some(self.widen(&mut job, b, 0, b.len())?),
+            _ => None,
+        };
+        let bias_buf = bias_wide.as_ref().map_or(bias_buf, |t| &t.buffer);
         self.check_binding("weights W", w.len())?;
         let layout = geo.params.layout;
         let plan = self.plan_forward(&geo)?;
         let geo = geo.nchw();
-        let [xs, ys] = [geo.c * geo.h * geo.w, geo.k * geo.p * geo.q];
-        let mut job = self.job();
-        let wn = self.weights_in(&mut job, layout, &w.buffer, &geo)?;
+        let ys = geo.k * geo.p * geo.q;
+        let wn = self.weights_in(&mut job, layout, w, &geo)?;
         let wb = &wn.buffer;
         self.for_batches(&mut job, &geo, plan.per_sample(&geo), |job, chunk, n0| {
-            let xc = self.batch_slice(job, &x.buffer, xs, n0, chunk.n)?;
-            let xn = self.activations_in(job, layout, &xc, [chunk.n, geo.c, geo.h * geo.w])?;
+            let xn = self.operand_in(job, x, layout, n0, [chunk.n, geo.c, geo.h * geo.w])?;
             let xc = &xn.buffer;
-            let yc = self.batch_out(&y.buffer, ys, n0, chunk.n)?;
+            let yc = self.batch_out(y, ys, n0, chunk.n)?;
             let out = [chunk.n, geo.k, geo.p * geo.q];
-            let yn = self.nchw_scratch(layout, &yc, out)?;
+            let yn = self.nchw_scratch(layout, &yc.buffer, out)?;
             let yk = &yn.buffer;
             match &plan {
                 ForwardPlan::Direct => {
@@ -96,9 +106,8 @@ impl Context {
                     self.conv_gemm(job, chunk, gm, u, [xc, wb, bias_buf, yk])
                 }
             }?;
-            self.activations_out(job, &yn, &yc, out)?;
-            self.batch_done(job, &yc, &y.buffer, ys, n0, chunk.n);
-            Ok(())
+            self.activations_out(job, &yn, &yc.buffer, out)?;
+            self.batch_done(job, &yc, y, ys, n0, chunk.n)
         })?;
         job.finish()
     }
@@ -230,24 +239,24 @@ impl Context {
         let [_, _, s, t] = params.layout.weight_dims(dw.shape4("weight gradient dW")?);
         let geo = params.geometry_for_weight_grad(x.shape4("input X")?, dy.shape4("output gradient dY")?, [s, t])?;
         self.check_out(dw, &geo.weight_shape(), &[x, dy])?;
+        let elem = operands_elem(&[("input X", x), ("output gradient dY", dy)])?;
+        check_out_elem("weight gradient dW", dw, elem)?;
         let layout = geo.params.layout;
         // Resolved once, for the exact layer: each batch chunk below is planned with the same choice.
         let strategy = self.strategy_for(Op::WeightGrad, &geo)?;
         let geo = geo.nchw();
         let plan = plan::weight_grad(&geo, self.profile(), strategy)?;
-        let [xs, ys] = [geo.c * geo.h * geo.w, geo.k * geo.p * geo.q];
         let taps = [geo.k, geo.channels_per_group(), geo.s * geo.t];
-        let dwn = self.nchw_scratch(layout, &dw.buffer, taps)?;
+        let dw32 = self.result_out(dw)?;
+        let dwn = self.nchw_scratch(layout, &dw32.buffer, taps)?;
         let dwk = &dwn.buffer;
         // Over batch chunks dW is a sum: each chunk's dW goes to its slot, then the slots are added in
         // order (split_sum.wgsl), so the result does not depend on timing.
         let mut job = self.job();
         self.reduce_batches(&mut job, &geo, plan.per_sample(&geo), dwk, dw.len(), |job, chunk, n0, out| {
-            let xc = self.batch_slice(job, &x.buffer, xs, n0, chunk.n)?;
-            let xn = self.activations_in(job, layout, &xc, [chunk.n, geo.c, geo.h * geo.w])?;
+            let xn = self.operand_in(job, x, layout, n0, [chunk.n, geo.c, geo.h * geo.w])?;
             let xc = &xn.buffer;
-            let dyc = self.batch_slice(job, &dy.buffer, ys, n0, chunk.n)?;
-            let dyn_ = self.activations_in(job, layout, &dyc, [chunk.n, geo.k, geo.p * geo.q])?;
+            let dyn_ = self.operand_in(job, dy, layout, n0, [chunk.n, geo.k, geo.p * geo.q])?;
             let dyc = &dyn_.buffer;
             // The split of the reduction depends on the batch: a chunk of fewer samples is planned anew,
             // with the strategy chosen for the whole layer (never one tuned for the chunk's batch).
@@ -260,7 +269,8 @@ impl Context {
                 WeightGradPlan::Gemm(t) => self.weight_grad_gemm(job, chunk, &t, [xc, dyc, out], dw.len()),
             }
         })?;
-        self.activations_out(&mut job, &dwn, &dw.buffer, taps)?;
+        self.activations_out(&mut job, &dwn, &dw32.buffer, taps)?;
+        self.result_done(&mut job, &dw32, dw)?;
         job.finish()
     }
 
@@ -376,7 +386,7 @@ impl Context {
     pub fn input_grad(&self, dy: &Tensor, w: &Tensor, input_size: [usize; 2], params: &Conv2dParams) -> Result<Tensor> {
         let geo =
             params.geometry_for_input_grad(dy.shape4("output gradient dY")?, w.shape4("weights W")?, input_size)?;
-        let dx = self.alloc("input gradient dX", &geo.input_shape())?;
+        let dx = self.alloc_as("input gradient dX", &geo.input_shape(), dy.dtype())?;
         self.input_grad_into(dy, w, params, &dx)?;
         Ok(dx)
     }
@@ -390,21 +400,22 @@ impl Context {
         let [_, _, h, wd] = params.layout.activation_dims(dx.shape4("input gradient dX")?);
         let geo = params.geometry_for_input_grad(dy.shape4("output gradient dY")?, w.shape4("weights W")?, [h, wd])?;
         self.check_out(dx, &geo.input_shape(), &[dy, w])?;
+        let elem = operands_elem(&[("output gradient dY", dy), ("weights W", w)])?;
+        check_out_elem("input gradient dX", dx, elem)?;
         self.check_binding("weights W", w.len())?;
         let layout = geo.params.layout;
         let plan = self.plan_input_grad(&geo)?;
         let geo = geo.nchw();
-        let [xs, ys] = [geo.c * geo.h * geo.w, geo.k * geo.p * geo.q];
+        let xs = geo.c * geo.h * geo.w;
         let mut job = self.job();
-        let wn = self.weights_in(&mut job, layout, &w.buffer, &geo)?;
+        let wn = self.weights_in(&mut job, layout, w, &geo)?;
         let wb = &wn.buffer;
         self.for_batches(&mut job, &geo, plan.per_sample(&geo), |job, chunk, n0| {
-            let dyc = self.batch_slice(job, &dy.buffer, ys, n0, chunk.n)?;
-            let dyn_ = self.activations_in(job, layout, &dyc, [chunk.n, geo.k, geo.p * geo.q])?;
+            let dyn_ = self.operand_in(job, dy, layout, n0, [chunk.n, geo.k, geo.p * geo.q])?;
             let dyc = &dyn_.buffer;
-            let dxc = self.batch_out(&dx.buffer, xs, n0, chunk.n)?;
+            let dxc = self.batch_out(dx, xs, n0, chunk.n)?;
             let out = [chunk.n, geo.c, geo.h * geo.w];
-            let dxn = self.nchw_scratch(layout, &dxc, out)?;
+            let dxn = self.nchw_scratch(layout, &dxc.buffer, out)?;
             let dxk = &dxn.buffer;
             match &plan {
                 InputGradPlan::Direct => self.run(job, &kernels::INPUT_GRAD, chunk, 0, &[dyc, wb], dxk, chunk.n * xs),
@@ -423,9 +434,8 @@ impl Context {
                     Ok(())
                 }
             }?;
-            self.activations_out(job, &dxn, &dxc, out)?;
-            self.batch_done(job, &dxc, &dx.buffer, xs, n0, chunk.n);
-            Ok(())
+            self.activations_out(job, &dxn, &dxc.buffer, out)?;
+            self.batch_done(job, &dxc, dx, xs, n0, chunk.n)
         })?;
         job.finish()
     }
@@ -535,15 +545,17 @@ impl Context {
         // dB depends only on dY: a 1×1 layer over a P×Q input with K groups has exactly dY's shape.
         let geo = Conv2dGeometry::new(n, k, [p, q], k, [1, 1], Conv2dParams::default().groups(k))?;
         self.check_out(db, &[k], &[dy])?;
+        check_out_elem("bias gradient dB", db, dy.dtype())?;
         let ys = k * p * q;
+        let db32 = self.result_out(db)?;
         let mut job = self.job();
-        self.reduce_batches(&mut job, &geo, ys, &db.buffer, k, |job, chunk, n0, out| {
-            let dyc = self.batch_slice(job, &dy.buffer, ys, n0, chunk.n)?;
-            let dyn_ = self.activations_in(job, layout, &dyc, [chunk.n, k, p * q])?;
+        self.reduce_batches(&mut job, &geo, ys, &db32.buffer, k, |job, chunk, n0, out| {
+            let dyn_ = self.operand_in(job, dy, layout, n0, [chunk.n, k, p * q])?;
             // Ranges of each filter's N·P·Q positions, added in order where there are several.
             let r = plan::loops::bias_grad(chunk.n * p * q);
             self.run_split(job, &kernels::BIAS_GRAD, chunk, r, &[&dyn_.buffer], out, k)
         })?;
+        self.result_done(&mut job, &db32, db)?;
         job.finish()
     }
 
@@ -608,6 +620,32 @@ impl Context {
             })
         })
     }
+}
+
+/// The element type of an operation's operands: one for all of them, else [`Error::DType`] (mixed
+/// types are not converted behind the caller's back: cast them with [`Context::cast`]).
+fn operands_elem(operands: &[(&str, &Tensor)]) -> Result<Elem> {
+    let (first, t0) = operands[0];
+    match operands.iter().find(|(_, t)| t.dtype() != t0.dtype()) {
+        None => Ok(t0.dtype()),
+        Some((what, t)) => Err(Error::DType {
+            what: (*what).to_string(),
+            expected: format!("{}, the dtype of {first} (cast one with Context::cast)", t0.dtype()),
+            got: t.dtype().name().to_string(),
+        }),
+    }
+}
+
+/// Checks an output's element type: `f32`, or the operands' own `elem`.
+fn check_out_elem(what: &str, out: &Tensor, elem: Elem) -> Result<()> {
+    if out.dtype() == Elem::F32 || out.dtype() == elem {
+        return Ok(());
+    }
+    Err(Error::DType {
+        what: what.to_string(),
+        expected: format!("f32 or {elem}, the operands' dtype"),
+        got: out.dtype().name().to_string(),
+    })
 }
 
 /// An `i32` field of a uniform block, stored as its bits.

@@ -282,6 +282,20 @@ impl Context {
         if t.ctx_id == self.id { Ok(()) } else { Err(Error::ForeignTensor) }
     }
 
+    /// Checks that `t` was made by this context and holds `f32`s: the training helpers' operands
+    /// (master weights, their gradients and moments stay `f32`).
+    pub(crate) fn own_f32(&self, t: &Tensor) -> Result<()> {
+        self.own(t)?;
+        if t.elem != Elem::F32 {
+            return Err(Error::DType {
+                what: "operand of a training helper".into(),
+                expected: "f32 (cast it with Context::cast)".into(),
+                got: t.elem.name().into(),
+            });
+        }
+        Ok(())
+    }
+
     /// Copies a tensor back to the host as an `f32` array of dimension `D` (use `IxDyn` for any rank);
     /// `f16` and `bf16` elements are widened, exactly ([`Context::download_as`] keeps them).
     ///

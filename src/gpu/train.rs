@@ -64,7 +64,7 @@ impl Context {
     /// Shapes that differ, an `out` that is `x` or `y`, a tensor from another context, wgpu errors.
     pub fn axpby(&self, a: f32, x: &Tensor, b: f32, y: &Tensor, out: &Tensor) -> Result<()> {
         for t in [x, y, out] {
-            self.own(t)?;
+            self.own_f32(t)?;
         }
         if x.shape() != y.shape() || x.shape() != out.shape() {
             return Err(Error::shape(
@@ -105,7 +105,7 @@ impl Context {
     /// # Errors
     /// As [`Context::sum_squares_by`].
     pub async fn sum_squares_by_async(&self, x: &Tensor, block: usize) -> Result<Vec<f32>> {
-        self.own(x)?;
+        self.own_f32(x)?;
         if block == 0 {
             return Err(Error::ZeroDimension { what: "block" });
         }
@@ -139,7 +139,7 @@ impl Context {
     /// # Errors
     /// As [`Context::sum_squares`].
     pub async fn sum_squares_async(&self, x: &Tensor) -> Result<f32> {
-        self.own(x)?;
+        self.own_f32(x)?;
         let mut job = self.job();
         let mut partial = self.block_sums(&mut job, &x.buffer, x.len(), CHUNK, true)?;
         // One invocation adds the last partial sums in order; while there are more than its loop
@@ -210,7 +210,7 @@ impl Adam {
     /// Shapes that differ from the ones Adam was made for, wgpu errors.
     pub fn step(&mut self, ctx: &Context, w: &Tensor, grad: &Tensor) -> Result<()> {
         for t in [w, grad] {
-            ctx.own(t)?;
+            ctx.own_f32(t)?;
             if t.shape() != self.m.shape() {
                 return Err(Error::shape(
                     "Adam parameter",
