@@ -153,6 +153,17 @@ impl HalfPath {
         }
     }
 
+    /// The path `CONVGRAD_HALF_PATH` asks for: `None` when unset or empty (the adapter's best).
+    ///
+    /// # Errors
+    /// [`Error::InvalidOption`] for a value that names no path.
+    pub fn from_env() -> Result<Option<Self>> {
+        match std::env::var("CONVGRAD_HALF_PATH") {
+            Ok(v) if !v.trim().is_empty() => Self::from_name(&v).map(Some),
+            _ => Ok(None),
+        }
+    }
+
     /// The path named `name`.
     ///
     /// # Errors

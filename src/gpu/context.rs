@@ -288,7 +288,10 @@ impl Context {
             })
             .await
             .map_err(|e| Error::RequestDevice { adapter: info.name.clone(), message: e.to_string() })?;
-        let ctx = Self::build(device, queue, info, limits, class);
+        let mut ctx = Self::build(device, queue, info, limits, class);
+        if let Some(path) = crate::HalfPath::from_env()? {
+            ctx = ctx.with_half_path(path)?;
+        }
         // Our own device: an error outside every scope (the read-back's copy is the only unscoped
         // work) is kept for the error that follows it, not a panic.
         let sink = ctx.uncaptured.clone();

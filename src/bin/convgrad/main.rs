@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use convgrad::{AdapterOptions, Context, Conv2dParams, Layout, Padding, Sides};
+use convgrad::{AdapterOptions, Context, Conv2dParams, Elem, Layout, Padding, Sides, Tensor};
 use ndarray::{ArrayD, Ix1, Ix2, Ix3, Ix4};
 
 /// Forward pass and gradients of 2-D convolution layers on the GPU (wgpu), checked against an f64
@@ -49,11 +49,30 @@ enum Command {
     /// List the adapters and mark the one that would be used.
     Info,
     /// Check the chosen adapter against the f64 CPU reference and finite differences.
-    Check,
+    Check(CheckArgs),
     /// Time the standard suite of layers.
     Bench(bench::BenchArgs),
     /// Measure every candidate plan of a suite's layers on this adapter and cache the fastest.
     Tune(tune::TuneArgs),
+}
+
+#[derive(Debug, Args)]
+struct CheckArgs {
+    /// The operands' dtype: f32, f16, bf16, or all three (f16 and bf16 on the adapter's half path;
+    /// CONVGRAD_HALF_PATH=native|packed|bits forces one).
+    #[arg(long, default_value = "all", value_parser = parse_dtypes, value_name = "f32|f16|bf16|all")]
+    dtype: Dtypes,
+}
+
+/// One dtype or all three.
+#[derive(Debug, Clone)]
+pub struct Dtypes(pub Vec<Elem>);
+
+pub fn parse_dtypes(s: &str) -> Result<Dtypes, String> {
+    if s.trim().eq_ignore_ascii_case("all") {
+        return Ok(Dtypes(vec![Elem::F32, Elem::F16, Elem::Bf16]));
+    }
+    parse_dtype(s).map(|e| Dtypes(vec![e]))
 }
 
 /// Stride, padding, dilation, groups and layout; each pair takes one number (both axes) or two (`2,1`).
@@ -76,6 +95,34 @@ struct ConvFlags {
     /// K×S×T×C/G, as PyTorch's channels_last and TensorFlow).
     #[arg(long, value_enum, default_value = "nchw")]
     layout: LayoutArg,
+    /// The dtype to compute in: f32, f16 or bf16 (inputs rounded to it on upload; products and sums
+    /// in f32 whatever it is). Default: f16 when the input files are float16, else f32. The forward
+    /// pass and input gradient are written as float16 for f16, float32 for f32 and bf16 (which .npy
+    /// has no type for; every bf16 value is a float32); the weight gradient as float32.
+    #[arg(long, value_parser = parse_dtype, value_name = "f32|f16|bf16")]
+    dtype: Option<Elem>,
+}
+
+fn parse_dtype(s: &str) -> Result<Elem, String> {
+    Elem::from_name(s).map_err(|e| e.to_string())
+}
+
+/// The dtype a command computes in: `--dtype`, else the input files' (float16 files compute in f16).
+fn dtype_of(flag: Option<Elem>, inputs: &[(&Path, Elem)]) -> Result<Elem, CliError> {
+    if let Some(e) = flag {
+        return Ok(e);
+    }
+    let (first, e0) = inputs[0];
+    match inputs.iter().find(|(_, e)| *e != e0) {
+        None => Ok(e0),
+        Some((p, e)) => Err(CliError(format!(
+            "{} is {} but {} is {}: pass --dtype f32, f16 or bf16 to compute in one type",
+            first.display(),
+            npy::npy_type(e0),
+            p.display(),
+            npy::npy_type(*e)
+        ))),
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -280,7 +327,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::WeightGrad(a) => weight_grad(&options, &a).map(|()| ExitCode::SUCCESS),
         Command::InputGrad(a) => input_grad(&options, &a).map(|()| ExitCode::SUCCESS),
         Command::Info => info(&options),
-        Command::Check => check(&options),
+        Command::Check(a) => check(&options, &a),
         Command::Demo(a) => demo::run(&options, &a),
         Command::Bench(a) => bench::run(&options, &a),
         Command::Tune(a) => tune::run(&options, &a),
@@ -300,18 +347,30 @@ fn shapes_err(e: convgrad::Error, files: &[(&Path, &[usize])]) -> CliError {
     CliError(format!("{e} ({})", list.join(", ")))
 }
 
-fn report(what: &str, path: &Path, shape: &[usize], ctx: &Context) {
+fn report(what: &str, path: &Path, shape: &[usize], elem: Elem, ctx: &Context) {
     let dims: Vec<String> = shape.iter().map(ToString::to_string).collect();
-    eprintln!("convgrad: wrote {} ({what}, float32 {}) on {}", path.display(), dims.join("×"), ctx.adapter_info().name);
+    let ty = npy::npy_type(elem);
+    eprintln!("convgrad: wrote {} ({what}, {ty} {}) on {}", path.display(), dims.join("×"), ctx.adapter_info().name);
+}
+
+/// Uploads `a` as `elem` (rounded).
+fn up<D: ndarray::Dimension>(ctx: &Context, a: &ndarray::Array<f32, D>, elem: Elem) -> convgrad::Result<Tensor> {
+    if elem == Elem::F32 { ctx.upload(a.view()) } else { ctx.upload_as(a.view(), elem) }
 }
 
 fn forward(options: &AdapterOptions, a: &ForwardArgs) -> Result<(), CliError> {
-    let x = npy::read_f32(&a.input)?;
-    let w = npy::read_f32(&a.weight)?;
+    let (x, xe) = npy::read(&a.input)?;
+    let (w, we) = npy::read(&a.weight)?;
+    let mut dtypes = vec![(a.input.as_path(), xe), (a.weight.as_path(), we)];
     let b = match &a.bias {
-        Some(p) => Some(rank::<Ix1>(npy::read_f32(p)?, p, "a 1-D bias of K values")?),
+        Some(p) => {
+            let (b, be) = npy::read(p)?;
+            dtypes.push((p.as_path(), be));
+            Some(rank::<Ix1>(b, p, "a 1-D bias of K values")?)
+        }
         None => None,
     };
+    let elem = dtype_of(a.conv.dtype, &dtypes)?;
     let (xs, ws) = (x.shape().to_vec(), w.shape().to_vec());
     let files: [(&Path, &[usize]); 2] = [(&a.input, &xs), (&a.weight, &ws)];
     let params = a.conv.params();
@@ -333,17 +392,22 @@ fn forward(options: &AdapterOptions, a: &ForwardArgs) -> Result<(), CliError> {
     // Shapes are checked before a device is opened, so a bad file fails fast.
     params.geometry(convgrad_dims(&x4), convgrad_dims(&w4)).map_err(|e| shapes_err(e, &files))?;
     let ctx = context(options)?;
-    let y =
-        ctx.conv2d(x4.view(), w4.view(), b.as_ref().map(|b| b.view()), &params).map_err(|e| shapes_err(e, &files))?;
+    let y = (|| {
+        let (xt, wt) = (up(&ctx, &x4, elem)?, up(&ctx, &w4, elem)?);
+        let bt = b.as_ref().map(|b| up(&ctx, b, elem)).transpose()?;
+        ctx.download::<Ix4>(&ctx.forward(&xt, &wt, bt.as_ref(), &params)?)
+    })()
+    .map_err(|e| shapes_err(e, &files))?;
     let y = if single { y.index_axis_move(ndarray::Axis(0), 0).into_dyn() } else { y.into_dyn() };
-    npy::write_f32(&a.output, &y)?;
-    report("forward", &a.output, y.shape(), &ctx);
+    npy::write(&a.output, &y, elem)?;
+    report("forward", &a.output, y.shape(), elem, &ctx);
     Ok(())
 }
 
 fn weight_grad(options: &AdapterOptions, a: &WeightGradArgs) -> Result<(), CliError> {
-    let x = npy::read_f32(&a.input)?;
-    let dy = npy::read_f32(&a.grad_output)?;
+    let (x, xe) = npy::read(&a.input)?;
+    let (dy, de) = npy::read(&a.grad_output)?;
+    let elem = dtype_of(a.conv.dtype, &[(&a.input, xe), (&a.grad_output, de)])?;
     let (xs, ds) = (x.shape().to_vec(), dy.shape().to_vec());
     let files: [(&Path, &[usize]); 2] = [(&a.input, &xs), (&a.grad_output, &ds)];
     let params = a.conv.params();
@@ -366,17 +430,22 @@ fn weight_grad(options: &AdapterOptions, a: &WeightGradArgs) -> Result<(), CliEr
         .geometry_for_weight_grad(convgrad_dims(&x4), convgrad_dims(&dy4), a.kernel_size)
         .map_err(|e| shapes_err(e, &files))?;
     let ctx = context(options)?;
-    let dw =
-        ctx.conv2d_weight_grad(x4.view(), dy4.view(), a.kernel_size, &params).map_err(|e| shapes_err(e, &files))?;
+    // dW in f32 whatever the operands' dtype: the master weights' type.
+    let dw = (|| {
+        let (xt, dyt) = (up(&ctx, &x4, elem)?, up(&ctx, &dy4, elem)?);
+        ctx.download::<Ix4>(&ctx.weight_grad(&xt, &dyt, a.kernel_size, &params)?)
+    })()
+    .map_err(|e| shapes_err(e, &files))?;
     let dw = if single { dw.index_axis_move(ndarray::Axis(1), 0).into_dyn() } else { dw.into_dyn() };
     npy::write_f32(&a.output, &dw)?;
-    report("weight gradient", &a.output, dw.shape(), &ctx);
+    report("weight gradient", &a.output, dw.shape(), Elem::F32, &ctx);
     Ok(())
 }
 
 fn input_grad(options: &AdapterOptions, a: &InputGradArgs) -> Result<(), CliError> {
-    let dy = npy::read_f32(&a.grad_output)?;
-    let w = npy::read_f32(&a.weight)?;
+    let (dy, de) = npy::read(&a.grad_output)?;
+    let (w, we) = npy::read(&a.weight)?;
+    let elem = dtype_of(a.conv.dtype, &[(&a.grad_output, de), (&a.weight, we)])?;
     let (ds, ws) = (dy.shape().to_vec(), w.shape().to_vec());
     let files: [(&Path, &[usize]); 2] = [(&a.grad_output, &ds), (&a.weight, &ws)];
     let params = a.conv.params();
@@ -396,14 +465,18 @@ fn input_grad(options: &AdapterOptions, a: &InputGradArgs) -> Result<(), CliErro
         .geometry_for_input_grad(convgrad_dims(&dy4), convgrad_dims(&w4), a.input_size)
         .map_err(|e| shapes_err(e, &files))?;
     let ctx = context(options)?;
-    let dx = ctx.conv2d_input_grad(dy4.view(), w4.view(), a.input_size, &params).map_err(|e| shapes_err(e, &files))?;
+    let dx = (|| {
+        let (dyt, wt) = (up(&ctx, &dy4, elem)?, up(&ctx, &w4, elem)?);
+        ctx.download::<Ix4>(&ctx.input_grad(&dyt, &wt, a.input_size, &params)?)
+    })()
+    .map_err(|e| shapes_err(e, &files))?;
     let dx: ArrayD<f32> = if single {
         dx.index_axis_move(ndarray::Axis(0), 0).index_axis_move(ndarray::Axis(0), 0).into_dyn()
     } else {
         dx.into_dyn()
     };
-    npy::write_f32(&a.output, &dx)?;
-    report("input gradient", &a.output, dx.shape(), &ctx);
+    npy::write(&a.output, &dx, elem)?;
+    report("input gradient", &a.output, dx.shape(), elem, &ctx);
     Ok(())
 }
 
@@ -453,28 +526,44 @@ fn info(options: &AdapterOptions) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn check(options: &AdapterOptions) -> Result<ExitCode, CliError> {
+fn check(options: &AdapterOptions, a: &CheckArgs) -> Result<ExitCode, CliError> {
     let ctx = context(options)?;
     let i = ctx.adapter_info();
     println!(
-        "convgrad check on {} ({:?}, {:?}, driver {} {})",
-        i.name, i.backend, i.device_type, i.driver, i.driver_info
+        "convgrad check on {} ({:?}, {:?}, driver {} {}); f16 by {}",
+        i.name,
+        i.backend,
+        i.device_type,
+        i.driver,
+        i.driver_info,
+        ctx.profile().half.name()
     );
-    println!("each row: GPU vs f64 reference; bound = worst element error / its f32 rounding bound (pass ≤ 1)");
-    println!("{:<12} {:<62} {:>10} {:>8}  result", "op", "layer", "rel. err", "bound");
-    let rows = convgrad::verify::self_test(&ctx)?;
-    let mut failed = 0;
-    for r in &rows {
-        println!(
-            "{:<12} {:<62} {:>10.2e} {:>8.3}  {}",
-            r.op,
-            r.shape,
-            r.rel_err,
-            r.bound_ratio,
-            if r.pass { "pass" } else { "FAIL" }
-        );
-        failed += usize::from(!r.pass);
+    println!(
+        "each row: GPU vs f64 reference over the operands in their dtype; bound = worst element error / its \
+         rounding bound (f32 sums, then the stored type's rounding; pass ≤ 1)"
+    );
+    println!("{:<5} {:<15} {:<62} {:>10} {:>8}  result", "dtype", "op", "layer", "rel. err", "bound");
+    let (mut total, mut failed) = (0, 0);
+    for &elem in &a.dtype.0 {
+        let rows = if elem == Elem::F32 {
+            convgrad::verify::self_test(&ctx)?
+        } else {
+            convgrad::verify::self_test_as(&ctx, elem)?
+        };
+        for r in &rows {
+            println!(
+                "{:<5} {:<15} {:<62} {:>10.2e} {:>8.3}  {}",
+                elem.name(),
+                r.op,
+                r.shape,
+                r.rel_err,
+                r.bound_ratio,
+                if r.pass { "pass" } else { "FAIL" }
+            );
+            failed += usize::from(!r.pass);
+        }
+        total += rows.len();
     }
-    println!("{} passed, {} failed", rows.len() - failed, failed);
+    println!("{} passed, {} failed", total - failed, failed);
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
