@@ -12,6 +12,7 @@ use std::fmt::Write as _;
 #[cfg(not(target_arch = "wasm32"))]
 use std::time::Instant;
 
+use crate::elem::Elem;
 use crate::error::Result;
 use crate::geometry::{Conv2dGeometry, Conv2dParams};
 use crate::gpu::{Context, Tensor};
@@ -130,6 +131,8 @@ pub fn fp32_peak(adapter: &str) -> Option<(f64, &'static str)> {
 pub struct Inputs {
     /// The layer.
     pub geo: Conv2dGeometry,
+    /// The operands' dtype.
+    pub elem: Elem,
     x: Tensor,
     w: Tensor,
     dy: Tensor,
@@ -141,8 +144,17 @@ impl Inputs {
     /// # Errors
     /// Device limits or wgpu errors.
     pub fn new(ctx: &Context, geo: Conv2dGeometry) -> Result<Self> {
+        Self::new_as(ctx, geo, Elem::F32)
+    }
+
+    /// [`Inputs::new`] with the operands in `elem` (the same seeded values, rounded).
+    ///
+    /// # Errors
+    /// Device limits or wgpu errors.
+    pub fn new_as(ctx: &Context, geo: Conv2dGeometry, elem: Elem) -> Result<Self> {
         let [x, w, dy] = Self::arrays(&geo);
-        Ok(Self { geo, x: ctx.upload(x.view())?, w: ctx.upload(w.view())?, dy: ctx.upload(dy.view())? })
+        let up = |a: &ndarray::Array4<f32>| ctx.upload_as(a.view(), elem);
+        Ok(Self { geo, elem, x: up(&x)?, w: up(&w)?, dy: up(&dy)? })
     }
 
     /// The seeded host arrays of X, W and dY.
@@ -176,7 +188,11 @@ impl Inputs {
         let [x, w, dy] = Self::arrays(&geo);
         let up = |a: &ndarray::Array4<f32>| ctx.upload(a.view());
         let abs = |a: &ndarray::Array4<f32>| ctx.upload(a.mapv(f32::abs).view());
-        Ok((Self { geo, x: up(&x)?, w: up(&w)?, dy: up(&dy)? }, Self { geo, x: abs(&x)?, w: abs(&w)?, dy: abs(&dy)? }))
+        let elem = Elem::F32;
+        Ok((
+            Self { geo, elem, x: up(&x)?, w: up(&w)?, dy: up(&dy)? },
+            Self { geo, elem, x: abs(&x)?, w: abs(&w)?, dy: abs(&dy)? },
+        ))
     }
 
     /// The same inputs for another context on the same device: its tensors over these buffers.
@@ -184,8 +200,8 @@ impl Inputs {
     /// # Errors
     /// As [`Context::wrap`].
     pub fn on(&self, ctx: &Context) -> Result<Self> {
-        let wrap = |t: &Tensor| ctx.wrap(&t.buffer, t.shape());
-        Ok(Self { geo: self.geo, x: wrap(&self.x)?, w: wrap(&self.w)?, dy: wrap(&self.dy)? })
+        let wrap = |t: &Tensor| ctx.wrap_as(&t.buffer, t.shape(), t.dtype());
+        Ok(Self { geo: self.geo, elem: self.elem, x: wrap(&self.x)?, w: wrap(&self.w)?, dy: wrap(&self.dy)? })
     }
 
     /// Records `op` on `ctx` and returns its result tensor (not read back).
@@ -411,6 +427,10 @@ pub struct Record {
     pub pipelines: u64,
     /// See `pipelines`.
     pub compile_ms: f64,
+    /// The operands' dtype ([`Record::new`] says `f32`; [`Record::with_dtype`] sets another).
+    pub dtype: Elem,
+    /// Bytes of the operands read and the result written, in their dtypes ([`Op::bytes`]).
+    pub bytes: u64,
 }
 
 impl Record {
@@ -432,7 +452,17 @@ impl Record {
             plan: timing.plan.clone(),
             pipelines: timing.pipelines_compiled,
             compile_ms: timing.compile_ms,
+            dtype: Elem::F32,
+            bytes: op.bytes(geo, Elem::F32),
         }
+    }
+
+    /// This record of operands in `elem`.
+    #[must_use]
+    pub fn with_dtype(mut self, elem: Elem, geo: &Conv2dGeometry) -> Self {
+        self.dtype = elem;
+        self.bytes = self.op.bytes(geo, elem);
+        self
     }
 }
 
@@ -474,11 +504,13 @@ pub const WALL_CLOCK: &str = "wall clock, submission to read-back";
 
 /// The JSON fields of every record, in order: what the native bench and the browser's page both write
 /// and what their checks require.
-pub const RECORD_FIELDS: [&str; 21] = [
+pub const RECORD_FIELDS: [&str; 23] = [
     "shape",
     "op",
     "kernels",
     "layout",
+    "dtype",
+    "bytes",
     "median_ms",
     "min_ms",
     "max_ms",
@@ -511,6 +543,8 @@ pub fn records_json(records: &[Record], platform: &Platform) -> String {
                 esc(r.op.name()),
                 esc(r.kernels),
                 esc(r.layout),
+                esc(r.dtype.name()),
+                r.bytes.to_string(),
                 num(r.median_ms),
                 num(r.min_ms),
                 num(r.max_ms),

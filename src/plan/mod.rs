@@ -39,6 +39,7 @@ pub use loops::{MAX_LOOP_TRIPS, ReductionSplit};
 pub use profile::{AdapterProfile, DeviceClass};
 pub use weight_grad::{WeightGradPlan, WeightGradTiles, weight_grad};
 
+use crate::elem::Elem;
 use crate::error::{Error, Result};
 use crate::geometry::Conv2dGeometry;
 
@@ -71,6 +72,21 @@ impl Op {
     #[must_use]
     pub fn from_name(s: &str) -> Option<Op> {
         Op::ALL.into_iter().find(|o| o.name() == s)
+    }
+
+    /// The bytes this operation reads and writes at least on `geo` with operands of `elem`: its two
+    /// operands once and its result once (the forward pass and input gradient in `elem`, the weight
+    /// gradient in `f32`, their defaults). What a byte-bound kernel's time follows.
+    #[must_use]
+    pub fn bytes(self, geo: &Conv2dGeometry, elem: Elem) -> u64 {
+        let len = |shape: [usize; 4]| shape.iter().product::<usize>();
+        let (x, w, y) = (len(geo.input_shape()), len(geo.weight_shape()), len(geo.output_shape()));
+        let (a, b, out, out_elem) = match self {
+            Op::Forward => (x, w, y, elem),
+            Op::WeightGrad => (x, y, w, Elem::F32),
+            Op::InputGrad => (y, w, x, elem),
+        };
+        elem.buffer_bytes(a) + elem.buffer_bytes(b) + out_elem.buffer_bytes(out)
     }
 }
 

@@ -48,6 +48,10 @@ pub struct BenchArgs {
     /// The tuning cache file (default: $CONVGRAD_TUNE_CACHE, else ~/.cache/convgrad/tuned.txt).
     #[arg(long, value_name = "FILE")]
     cache: Option<PathBuf>,
+    /// The operands' dtype: f32, f16, bf16, or all three timed alternately in the same run (the
+    /// weight gradient is written in f32 in every case).
+    #[arg(long, default_value = "f32", value_parser = crate::parse_dtypes, value_name = "f32|f16|bf16|all")]
+    dtype: crate::Dtypes,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -96,7 +100,7 @@ pub fn run(options: &AdapterOptions, a: &BenchArgs) -> Result<ExitCode, CliError
         }
     }
     if let Some(times) = a.repeats {
-        return repeats(&ctx, &a.suite, &shapes, &ops, times);
+        return repeats(&ctx, &a.suite, &shapes, &ops, &a.dtype.0, times);
     }
     let info = ctx.adapter_info().clone();
     let kernel_sets: Vec<Strategy> = match a.kernels {
@@ -118,17 +122,19 @@ pub fn run(options: &AdapterOptions, a: &BenchArgs) -> Result<ExitCode, CliError
     for sh in &shapes {
         let inputs = layouts
             .iter()
-            .map(|&l| Inputs::new(&ctx, Conv2dGeometry { params: sh.geo.params.layout(l), ..sh.geo }))
+            .flat_map(|&l| a.dtype.0.iter().map(move |&e| (l, e)))
+            .map(|(l, e)| Inputs::new_as(&ctx, Conv2dGeometry { params: sh.geo.params.layout(l), ..sh.geo }, e))
             .collect::<Result<Vec<_>, _>>()?;
         let inputs = &inputs;
         let runs = ops.iter().flat_map(|o| kernel_sets.iter().flat_map(move |k| inputs.iter().map(move |i| (o, k, i))));
         for (&op, &kernels, inputs) in runs {
             let layout = inputs.geo.params.layout.name();
-            bar.set_message(format!("{} {} ({}, {layout})", sh.name, op.name(), kernel_name(kernels)));
+            let dtype = inputs.elem;
+            bar.set_message(format!("{} {} ({}, {layout}, {dtype})", sh.name, op.name(), kernel_name(kernels)));
             ctx.set_strategy(kernels);
             let t = time_op(&ctx, inputs, op, a.reps)?;
             let name = if a.tuned && kernels == Strategy::Auto { "cached" } else { kernel_name(kernels) };
-            records.push(Record::new(sh.name, &inputs.geo, op, name, &t));
+            records.push(Record::new(sh.name, &inputs.geo, op, name, &t).with_dtype(dtype, &inputs.geo));
             bar.inc(1);
         }
     }
@@ -149,19 +155,21 @@ pub fn run(options: &AdapterOptions, a: &BenchArgs) -> Result<ExitCode, CliError
         None => println!("FP32 peak: not in convgrad's table for this adapter (no % peak column)"),
     }
     println!(
-        "{:<32} {:<12} {:<10} {:<7} {:>11} {:>9} {:>7} {:>9} {:>11}",
-        "shape", "op", "kernels", "layout", "median ms", "GFLOP/s", "% peak", "host µs", "device ms"
+        "{:<32} {:<12} {:<10} {:<7} {:<5} {:>8} {:>11} {:>9} {:>7} {:>9} {:>11}",
+        "shape", "op", "kernels", "layout", "dtype", "MB", "median ms", "GFLOP/s", "% peak", "host µs", "device ms"
     );
     let fraction = |r: &Record| peak.map(|(tflops, _)| r.gflops / (tflops * 1e3));
     for r in &records {
         let dev = r.device_ms.map_or("-".to_string(), |d| format!("{d:.3}"));
         let pct = fraction(r).map_or("-".to_string(), |f| format!("{:.1}", 100.0 * f));
         println!(
-            "{:<32} {:<12} {:<10} {:<7} {:>11.3} {:>9.2} {:>7} {:>9.0} {:>11}",
+            "{:<32} {:<12} {:<10} {:<7} {:<5} {:>8.2} {:>11.3} {:>9.2} {:>7} {:>9.0} {:>11}",
             r.shape,
             r.op.name(),
             r.kernels,
             r.layout,
+            r.dtype.name(),
+            r.bytes as f64 / 1e6,
             r.median_ms,
             r.gflops,
             pct,
@@ -187,6 +195,7 @@ fn repeats(
     suite: &str,
     shapes: &[convgrad::bench::Shape],
     ops: &[Op],
+    dtypes: &[convgrad::Elem],
     times: usize,
 ) -> Result<ExitCode, CliError> {
     if times < 2 {
@@ -196,13 +205,20 @@ fn repeats(
     println!("profile: {}", ctx.profile());
     let mut all = true;
     for sh in shapes {
-        let inputs = Inputs::new(ctx, sh.geo)?;
-        for &op in ops {
-            let (same, digest) = inputs.repeats_identical(ctx, op, times)?;
-            all &= same == times;
-            let verdict = if same == times { "identical" } else { "DIFFER" };
-            // The digest lets a second process, or a second machine, compare its bits with these.
-            println!("{:<32} {:<12} {same}/{times} runs {verdict}, bits {digest:016x}", sh.name, op.name());
+        for &elem in dtypes {
+            let inputs = Inputs::new_as(ctx, sh.geo, elem)?;
+            for &op in ops {
+                let (same, digest) = inputs.repeats_identical(ctx, op, times)?;
+                all &= same == times;
+                let verdict = if same == times { "identical" } else { "DIFFER" };
+                // The digest lets a second process, or a second machine, compare its bits with these.
+                println!(
+                    "{:<32} {:<12} {:<5} {same}/{times} runs {verdict}, bits {digest:016x}",
+                    sh.name,
+                    op.name(),
+                    elem.name()
+                );
+            }
         }
     }
     Ok(if all { ExitCode::SUCCESS } else { ExitCode::FAILURE })
