@@ -412,3 +412,73 @@ fn bench_writes_a_table_json_and_a_plot() {
     let png = d.join("out.png");
     fails(&["bench", "--suite", "tiny", "--plot", s(&png)], "SVG", &png);
 }
+
+/// The header and data of a float16 `.npy` as convgrad writes it: its shape and the values' bits.
+fn load_f16(path: &Path) -> (Vec<usize>, Vec<u16>) {
+    let bytes = std::fs::read(path).unwrap();
+    let len = usize::from(u16::from_le_bytes([bytes[8], bytes[9]]));
+    let header = std::str::from_utf8(&bytes[10..10 + len]).unwrap();
+    assert!(header.contains("'descr': '<f2'") && (10 + len) % 64 == 0, "{header}");
+    let shape = header.split("'shape': (").nth(1).unwrap().split(')').next().unwrap();
+    let shape = shape.split(',').filter(|d| !d.trim().is_empty()).map(|d| d.trim().parse().unwrap()).collect();
+    let data = bytes[10 + len..].chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]])).collect();
+    (shape, data)
+}
+
+/// Half precision from the command line: --dtype f16 on float32 files writes a float16 result (the
+/// library's bits); a float16 file computes in f16 by itself, and beside a float32 one needs --dtype;
+/// bf16 results are written as float32 holding bf16 values; big-endian and Fortran-order float16 read.
+#[test]
+fn float16_files_and_dtype_flags() {
+    let d = dir("half");
+    let mut rng = Rng::new(21);
+    let x: Array<f32, Ix4> = rng.array((2, 3, 9, 8));
+    let w: Array<f32, Ix4> = rng.array((4, 3, 3, 3));
+    let (xp, wp, yp) = (d.join("x.npy"), d.join("w.npy"), d.join("y.npy"));
+    save(&xp, &x);
+    save(&wp, &w);
+    ok(&["forward", "--input", s(&xp), "--weight", s(&wp), "--padding", "1", "--dtype", "f16", "--output", s(&yp)]);
+    let (shape, y16) = load_f16(&yp);
+    assert_eq!(shape, vec![2, 4, 9, 8]);
+    let ctx = common::ctx();
+    let p = Conv2dParams::new().padding(1, 1);
+    let up = |a: &Array<f32, Ix4>| ctx.upload_as(a.view(), convgrad::Elem::F16).unwrap();
+    let want: ndarray::Array4<convgrad::f16> =
+        ctx.download_as(&ctx.forward(&up(&x), &up(&w), None, &p).unwrap()).unwrap();
+    assert_eq!(y16, want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), "the library's f16 bits");
+    // The f16 output as dY: with f32 weights the dtypes differ and the command says how to choose.
+    let dxp = d.join("dx.npy");
+    let args = ["input-grad", "--grad-output", s(&yp), "--weight", s(&wp), "--input-size", "9,8", "--padding", "1"];
+    fails(&[&args[..], &["--output", s(&dxp)]].concat(), "--dtype", &dxp);
+    ok(&[&args[..], &["--dtype", "f16", "--output", s(&dxp)]].concat());
+    assert_eq!(load_f16(&dxp).0, vec![2, 3, 9, 8]);
+    // A float16 file read big-endian and in Fortran order gives the same result as the C-order one.
+    let xbits: Vec<u16> = x.iter().map(|v| convgrad::f16::from_f32(*v).to_bits()).collect();
+    let be: Vec<u8> = xbits.iter().flat_map(|b| b.to_be_bytes()).collect();
+    let (x16, xbe) = (d.join("x16.npy"), d.join("x16be.npy"));
+    raw_npy(&x16, "<f2", false, &[2, 3, 9, 8], &xbits.iter().flat_map(|b| b.to_le_bytes()).collect::<Vec<u8>>());
+    raw_npy(&xbe, ">f2", false, &[2, 3, 9, 8], &be);
+    let w16 = d.join("w16.npy");
+    let wt: Vec<u8> = w.t().iter().flat_map(|v| convgrad::f16::from_f32(*v).to_bits().to_le_bytes()).collect();
+    raw_npy(&w16, "<f2", true, &[4, 3, 3, 3], &wt);
+    for (i, xin) in [&x16, &xbe].iter().enumerate() {
+        let out = d.join(format!("y16_{i}.npy"));
+        ok(&["forward", "--input", s(xin), "--weight", s(&w16), "--padding", "1", "--output", s(&out)]);
+        assert_eq!(load_f16(&out).1, y16, "{}", xin.display());
+    }
+    // bf16: float32 files holding bf16 values; the weight gradient is float32 whatever the dtype.
+    let (ybf, dwp) = (d.join("ybf.npy"), d.join("dw.npy"));
+    ok(&["forward", "--input", s(&xp), "--weight", s(&wp), "--dtype", "bf16", "--output", s(&ybf)]);
+    assert!(load(&ybf).iter().all(|v| v.to_bits() & 0xffff == 0), "bf16 values");
+    let dy: Array<f32, Ix4> = rng.array((2, 4, 7, 6));
+    let dyp = d.join("dy.npy");
+    save(&dyp, &dy);
+    let wg = ["weight-grad", "--input", s(&xp), "--grad-output", s(&dyp), "--kernel-size", "3", "--dtype", "f16"];
+    ok(&[&wg[..], &["--output", s(&dwp)]].concat());
+    assert_eq!(load(&dwp).shape(), &[4, 3, 3, 3]);
+    let out =
+        run(&["forward", "--input", s(&xp), "--weight", s(&wp), "--dtype", "f8", "--output", s(&d.join("no.npy"))]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected f32, f16 or bf16"));
+    assert!(!d.join("no.npy").exists());
+}
