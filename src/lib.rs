@@ -31,7 +31,9 @@
 //!
 //! ## Precision and determinism
 //!
-//! Inputs and outputs are `f32`; the kernels accumulate in `f32` in a fixed order. The long reductions
+//! Tensors hold `f32`, `f16` or `bf16` ([`Elem`]); the kernels compute and accumulate in `f32` in a fixed
+//! order whatever the storage (16-bit operands are widened exactly, results rounded to nearest even
+//! once, ±∞ beyond the largest finite `f16`; see [`elem`]). The long reductions
 //! of the weight and bias gradients are summed in pieces whose partial sums are then added in order
 //! (blocks of 16 at a time): the tuned kernels split the reduction into fixed ranges, the GEMM kernels
 //! add each slab's products into fresh partial sums, and the register tiles fold their running sums

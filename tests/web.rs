@@ -170,3 +170,76 @@ async fn a_bad_shape_is_a_typed_error() {
 fn web_sys_log(s: &str) {
     wasm_bindgen_test::console_log!("{s}");
 }
+
+/// Half precision in the browser, on each f16 path the page offers (Chromium's SwiftShader: the pack
+/// builtins and the integer words): every f16 and bf16 widened and a spread of f32 patterns narrowed
+/// bit for bit against `convgrad::elem`, then the four operations in f16 and bf16 on the browser
+/// layers within the bound of `bound_ratio_as`.
+#[wasm_bindgen_test]
+async fn half_precision_on_every_path_of_the_page() {
+    use convgrad::elem::{f16_bits_to_f32, f32_to_bf16_bits, f32_to_f16_bits};
+    use convgrad::verify::{bound_ratio_as, rounded};
+    use convgrad::{Elem, HalfPath};
+    let base = ctx().await;
+    let p = base.profile();
+    let paths = HalfPath::offered(p.f16_native, p.f16_packed);
+    web_sys_log(&format!("half paths offered in the page: {paths:?}"));
+    assert!(paths.contains(&HalfPath::Packed), "a page's WGSL always has the pack builtins");
+    let halves: Array1<f32> = (0..=u16::MAX).map(|h| f32::from_bits(f16_bits_to_f32(u32::from(h)))).collect();
+    let bits: Vec<u32> = (0..1u32 << 16)
+        .flat_map(|hi| [0u32, 0x1000, 0x1001, 0x8000, 0x18001].map(|lo| (hi << 16) ^ lo))
+        .chain([0x477f_efff, 0x477f_f000, 0x3300_0000, 0x3300_0001])
+        .collect();
+    let values: Array1<f32> = bits.iter().map(|&b| f32::from_bits(b)).collect();
+    for path in paths {
+        let ctx = base.twin().with_half_path(path).unwrap();
+        // Widening: every f16 (uploaded from its exact f32 value), and every bf16 pattern's top half.
+        let h = ctx.upload_as(halves.view(), Elem::F16).unwrap();
+        let wide = ctx.download_async::<Ix1>(&ctx.cast(&h, Elem::F32).unwrap()).await.unwrap();
+        for (i, v) in wide.iter().enumerate() {
+            let want = f16_bits_to_f32(i as u32);
+            // An f16 NaN uploaded from f32 is quieted on the host: compare NaNs as NaNs.
+            assert!(v.to_bits() == want || (v.is_nan() && f32::from_bits(want).is_nan()), "{path:?}: f16 {i:#06x}");
+        }
+        // Narrowing.
+        let x = ctx.upload(values.view()).unwrap();
+        for elem in [Elem::F16, Elem::Bf16] {
+            let back: Array1<f32> = ctx.download_async(&ctx.cast(&x, elem).unwrap()).await.unwrap();
+            for (&b, v) in bits.iter().zip(&back) {
+                let want = if elem == Elem::F16 { f16_bits_to_f32(f32_to_f16_bits(b)) } else { f32_to_bf16_bits(b) << 16 };
+                assert_eq!(v.to_bits(), want, "{path:?}: f32 {b:#010x} to {elem}");
+            }
+        }
+        // The operations.
+        let mut rng = Rng::new(0x1a1f);
+        for (label, geo) in layers() {
+            for elem in [Elem::F16, Elem::Bf16] {
+                let pr = geo.params;
+                let x: Array4<f32> = rounded(&rng.array(geo.input_shape()), elem);
+                let w: Array4<f32> = rounded(&rng.array(geo.weight_shape()), elem);
+                let dy: Array4<f32> = rounded(&rng.array(geo.output_shape()), elem);
+                let abs = |a: &Array4<f32>| a.mapv(f32::abs);
+                let (xd, wd, dyd) = [&x, &w, &dy].map(|a| ctx.upload_as(a.view(), elem).unwrap()).into();
+                let y = down4(&ctx, &ctx.forward(&xd, &wd, None, &pr).unwrap()).await;
+                let y_ref = reference::forward(x.view(), w.view(), None, &pr).unwrap();
+                let y_mag = reference::forward(abs(&x).view(), abs(&w).view(), None, &pr).unwrap();
+                let lf = geo.channels_per_group() * geo.s * geo.t;
+                let dw = down4(&ctx, &ctx.weight_grad(&xd, &dyd, [geo.s, geo.t], &pr).unwrap()).await;
+                let dw_ref = reference::weight_grad(x.view(), dy.view(), [geo.s, geo.t], &pr).unwrap();
+                let dw_mag = reference::weight_grad(abs(&x).view(), abs(&dy).view(), [geo.s, geo.t], &pr).unwrap();
+                let dx = down4(&ctx, &ctx.input_grad(&dyd, &wd, [geo.h, geo.w], &pr).unwrap()).await;
+                let dx_ref = reference::input_grad(dy.view(), w.view(), [geo.h, geo.w], &pr).unwrap();
+                let dx_mag = reference::input_grad(abs(&dy).view(), abs(&w).view(), [geo.h, geo.w], &pr).unwrap();
+                let li = geo.filters_per_group() * geo.s * geo.t;
+                let ratios = [
+                    ("forward", bound_ratio_as(&y, &y_ref, &y_mag, lf, elem)),
+                    ("weight gradient", bound_ratio_as(&dw, &dw_ref, &dw_mag, geo.n * geo.p * geo.q, Elem::F32)),
+                    ("input gradient", bound_ratio_as(&dx, &dx_ref, &dx_mag, li, elem)),
+                ];
+                for (op, ratio) in ratios {
+                    assert!(ratio <= 1.0, "{path:?} {elem} {label}: {op}: bound ratio {ratio}");
+                }
+            }
+        }
+    }
+}
