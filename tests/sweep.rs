@@ -7,9 +7,9 @@
 
 mod common;
 
-use common::{Rng, abs4, check, ctx, nan_tensor};
-use convgrad::verify::edge_layers;
-use convgrad::{Conv2dGeometry, Conv2dParams, DeviceClass, Error, reference};
+use common::{Rng, abs4, check, check_as, ctx, nan_tensor, nan_tensor_as};
+use convgrad::verify::{edge_layers, rounded, unit_roundoff};
+use convgrad::{Conv2dGeometry, Conv2dParams, DeviceClass, Elem, Error, reference};
 use ndarray::{Array1, Array4, Ix1, Ix4};
 
 // One test per kernel path (tests/common `paths`), so that they run side by side and a failure names
@@ -77,35 +77,56 @@ fn outcome<T>(r: convgrad::Result<T>, f: impl FnOnce(T) -> Result<f64, String>) 
     }
 }
 
+/// Half precision through every kernel path: f16 operands (on the adapter's f16 path) everywhere, bf16
+/// on the automatic plans of both profiles. The kernels are the f32 ones between the widening and the
+/// narrowing passes, so a path's half results differ from its f32 ones only by those roundings.
+#[test]
+fn half_precision_on_every_path_matches_reference_on_edge_shapes() {
+    for (name, _) in common::paths() {
+        sweep_as(name, Elem::F16);
+    }
+    sweep_as(&format!("auto/{}", ctx().profile().class.name()), Elem::Bf16);
+    sweep_as(&format!("auto/{}", other_class()), Elem::Bf16);
+}
+
 fn sweep(path: &str) {
+    sweep_as(path, Elem::F32);
+}
+
+/// The sweep with operands of `elem` (the seeded values rounded to it): the forward pass and input
+/// gradient written in `elem`, the weight and bias gradients in f32, each within its bound
+/// ([`common::check_as`]).
+fn sweep_as(path: &str, elem: Elem) {
     let ctx = common::path(path);
     let mut rng = Rng::new(0x5eed);
+    let round = |a: Array4<f32>| rounded(&a, elem);
+    let max_rel = unit_roundoff(elem).max(1e-5);
     let mut failures = Vec::new();
     let mut worst = [0.0f64; 4];
     let mut ran = [0usize; 4];
-    eprintln!("{path} kernels");
+    eprintln!("{path} kernels, {elem} operands");
     eprintln!("{:<26} {:>34} {:>10} {:>10} {:>10} {:>10}", "case", "geometry", "forward", "weight", "input", "bias");
     for (label, (n, c, [h, w], k, [s, t], params)) in edge_layers() {
         let geo = Conv2dGeometry::new(n, c, [h, w], k, [s, t], params).unwrap();
-        let x: Array4<f32> = rng.array(geo.input_shape());
-        let wt: Array4<f32> = rng.array(geo.weight_shape());
-        let b: Array1<f32> = rng.array(k);
-        let dy: Array4<f32> = rng.array(geo.output_shape());
+        let x: Array4<f32> = round(rng.array(geo.input_shape()));
+        let wt: Array4<f32> = round(rng.array(geo.weight_shape()));
+        let b: Array1<f32> = rounded(&rng.array(k), elem);
+        let dy: Array4<f32> = round(rng.array(geo.output_shape()));
         let (ax, aw, ab, ady) = (abs4(&x), abs4(&wt), b.mapv(f32::abs), abs4(&dy));
 
         let (xd, wd, bd, dyd) = (
-            ctx.upload(x.view()).unwrap(),
-            ctx.upload(wt.view()).unwrap(),
-            ctx.upload(b.view()).unwrap(),
-            ctx.upload(dy.view()).unwrap(),
+            ctx.upload_as(x.view(), elem).unwrap(),
+            ctx.upload_as(wt.view(), elem).unwrap(),
+            ctx.upload_as(b.view(), elem).unwrap(),
+            ctx.upload_as(dy.view(), elem).unwrap(),
         );
 
-        let y = nan_tensor(ctx, &geo.output_shape());
+        let y = nan_tensor_as(ctx, &geo.output_shape(), elem);
         let fwd = outcome(ctx.forward_into(&xd, &wd, Some(&bd), &params, &y), |()| {
             let y = ctx.download::<Ix4>(&y).unwrap();
             let y_ref = reference::forward(x.view(), wt.view(), Some(b.view()), &params).unwrap();
             let y_mag = reference::forward(ax.view(), aw.view(), Some(ab.view()), &params).unwrap();
-            check(&y, &y_ref, &y_mag, geo.channels_per_group() * s * t + 1, 1e-5)
+            check_as(&y, &y_ref, &y_mag, geo.channels_per_group() * s * t + 1, max_rel, elem)
         });
 
         let dw = nan_tensor(ctx, &geo.weight_shape());
@@ -116,12 +137,12 @@ fn sweep(path: &str) {
             check(&dw, &dw_ref, &dw_mag, n * geo.p * geo.q, 1e-5)
         });
 
-        let dx = nan_tensor(ctx, &geo.input_shape());
+        let dx = nan_tensor_as(ctx, &geo.input_shape(), elem);
         let ig = outcome(ctx.input_grad_into(&dyd, &wd, &params, &dx), |()| {
             let dx = ctx.download::<Ix4>(&dx).unwrap();
             let dx_ref = reference::input_grad(dy.view(), wt.view(), [h, w], &params).unwrap();
             let dx_mag = reference::input_grad(ady.view(), aw.view(), [h, w], &params).unwrap();
-            check(&dx, &dx_ref, &dx_mag, geo.filters_per_group() * s * t, 1e-5)
+            check_as(&dx, &dx_ref, &dx_mag, geo.filters_per_group() * s * t, max_rel, elem)
         });
 
         let db = nan_tensor(ctx, &[k]);

@@ -206,7 +206,8 @@ async fn half_precision_on_every_path_of_the_page() {
         for elem in [Elem::F16, Elem::Bf16] {
             let back: Array1<f32> = ctx.download_async(&ctx.cast(&x, elem).unwrap()).await.unwrap();
             for (&b, v) in bits.iter().zip(&back) {
-                let want = if elem == Elem::F16 { f16_bits_to_f32(f32_to_f16_bits(b)) } else { f32_to_bf16_bits(b) << 16 };
+                let want =
+                    if elem == Elem::F16 { f16_bits_to_f32(f32_to_f16_bits(b)) } else { f32_to_bf16_bits(b) << 16 };
                 assert_eq!(v.to_bits(), want, "{path:?}: f32 {b:#010x} to {elem}");
             }
         }

@@ -6,7 +6,7 @@
 use std::sync::OnceLock;
 
 pub use convgrad::verify::{Rng, U32, bound_ratio, gamma, rel_err};
-use convgrad::{Algorithm, Context, DeviceClass, GemmChoice, GemmShape, Strategy, Tensor};
+use convgrad::{Algorithm, Context, DeviceClass, Elem, GemmChoice, GemmShape, Strategy, Tensor};
 use ndarray::{Array, Array4, ArrayD, Dimension, IxDyn};
 
 /// The adapter every GPU test uses. Without one the tests fail, loudly, with what to do.
@@ -76,8 +76,36 @@ pub fn path(name: &str) -> &'static Context {
 /// A device tensor of `shape` filled with NaN: an element a kernel forgets to write stays NaN and
 /// fails every comparison.
 pub fn nan_tensor(ctx: &Context, shape: &[usize]) -> Tensor {
+    nan_tensor_as(ctx, shape, Elem::F32)
+}
+
+/// [`nan_tensor`] of element type `elem`.
+pub fn nan_tensor_as(ctx: &Context, shape: &[usize], elem: Elem) -> Tensor {
     let a = ArrayD::<f32>::from_elem(IxDyn(shape), f32::NAN);
-    ctx.upload(a.view()).unwrap()
+    ctx.upload_as(a.view(), elem).unwrap()
+}
+
+/// [`check`] for a result stored as `elem` ([`convgrad::verify::bound_ratio_as`]).
+pub fn check_as<D: Dimension>(
+    gpu: &Array<f32, D>,
+    reference: &Array<f64, D>,
+    magnitude: &Array<f64, D>,
+    len: usize,
+    max_rel: f64,
+    elem: Elem,
+) -> Result<f64, String> {
+    if elem == Elem::F32 {
+        return check(gpu, reference, magnitude, len, max_rel);
+    }
+    let ratio = convgrad::verify::bound_ratio_as(gpu, reference, magnitude, len, elem);
+    if !(ratio <= 1.0) {
+        return Err(format!("{elem}: error {ratio:.3}× its bound"));
+    }
+    let rel = rel_err(gpu, reference);
+    if !(rel <= max_rel) {
+        return Err(format!("{elem}: normwise relative error {rel:e} > {max_rel:e}"));
+    }
+    Ok(rel)
 }
 
 /// Checks every element of `gpu` against the f64 `reference` with the bound γ_len · `magnitude`
