@@ -1,13 +1,13 @@
 // Narrows P.len f32s of src, from element P.src_off, into elements [P.dst_off, P.dst_off + P.len) of a
 // 16-bit tensor. One invocation per 32-bit word of the destination, so that no two invocations write
 // one word; the word at either end of the run keeps the half outside it, read from the destination
-// first (a batch chunk of an odd number of elements ends inside a word). Each invocation writes its
-// word once, through one of the two bindings of the destination.
+// first (a batch chunk of an odd number of elements ends inside a word). Words only: naga cannot
+// bitcast f16s to bits, and WebGPU allows no second writable view of the buffer, so an f16 binding could
+// not write the exact special values; the native path narrows with the pack builtins.
 
 @group(0) @binding(0) var<uniform> P: HalfParams;
 @group(0) @binding(1) var<storage, read> src: array<u32>;
-@group(0) @binding(2) var<storage, read_write> hw: array<u32>;              // the 16-bit tensor, by words
-@group(0) @binding(3) var<storage, read_write> hv: array<{{HALF_TYPED}}>;  // the same buffer: f16 pairs on the native path
+@group(0) @binding(2) var<storage, read_write> hw: array<u32>; // the 16-bit tensor, by words
 
 {{HALF_CODE}}
 

@@ -104,7 +104,10 @@ impl std::fmt::Display for Elem {
 /// integer operations on words, which are as cheap as any other way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum HalfPath {
-    /// `array<vec2<f16>>` and the hardware's conversions (`enable f16;`): needs `SHADER_F16`.
+    /// Reads through an `array<f16>` binding and the hardware's conversion (`enable f16;`); writes as
+    /// [`HalfPath::Packed`] does (an `f16` binding cannot write the exact special values: naga cannot
+    /// bitcast `f16` to bits, and WebGPU allows no second writable view of a buffer). Needs
+    /// `SHADER_F16`, whose adapters allow the pack builtins too.
     Native,
     /// `u32` words through `unpack2x16float` / `pack2x16float`: needs WGSL's f16-in-f32 builtins
     /// (always in the browser; wgpu on Vulkan allows them only with `SHADER_F16`).

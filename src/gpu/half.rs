@@ -20,8 +20,8 @@ use crate::plan::variant::Variant;
 /// The integer conversions, shared by every path.
 const HALF_WGSL: &str = include_str!("../../shaders/half.wgsl");
 
-/// The element type of the typed binding `hv`: `f16` (widening) or `vec2<f16>` (narrowing) on the
-/// native path; elsewhere plain words, bound but unread.
+/// The element type of `widen.wgsl`'s typed binding `hv`: `f16` on the native path; elsewhere plain
+/// words, bound but unread. (A read-only alias: WebGPU allows those.)
 fn typed(elem: Elem, path: HalfPath, ty: &str) -> String {
     if elem == Elem::F16 && path == HalfPath::Native { ty.to_string() } else { "u32".to_string() }
 }
@@ -52,32 +52,25 @@ pub(crate) fn widen_code(elem: Elem, path: HalfPath) -> Subs {
 /// `narrow.wgsl`'s code: `half_write(wi, lo, hi, keep)`, word `wi` from two `f32`s by their bits,
 /// keeping the bits `keep` of the word there.
 pub(crate) fn narrow_code(elem: Elem, path: HalfPath) -> Subs {
-    let pair = "vec2<f32>(bitcast<f32>(lo), bitcast<f32>(hi))";
-    let (fast, word) = match (elem, path) {
-        (Elem::Bf16 | Elem::F32, _) => ("", "f32_to_bf16_bits(lo) | (f32_to_bf16_bits(hi) << 16u)".to_string()),
-        (Elem::F16, HalfPath::Bits) => ("", "f32_to_f16_bits(lo) | (f32_to_f16_bits(hi) << 16u)".to_string()),
+    let word = match (elem, path) {
+        (Elem::Bf16 | Elem::F32, _) => "f32_to_bf16_bits(lo) | (f32_to_bf16_bits(hi) << 16u)".to_string(),
+        (Elem::F16, HalfPath::Bits) => "f32_to_f16_bits(lo) | (f32_to_f16_bits(hi) << 16u)".to_string(),
         // The hardware rounds the normal range; the rest goes by integers (SwiftShader's pack gives
-        // NaN beyond 65520 where users expect ±∞; drivers may flush subnormals).
-        (Elem::F16, HalfPath::Packed) => (
-            "",
+        // NaN beyond 65520 where users expect ±∞; drivers may flush subnormals). The native path
+        // narrows this way too (see `Variant::narrow`).
+        (Elem::F16, HalfPath::Packed | HalfPath::Native) => {
+            let pair = "pack2x16float(vec2<f32>(bitcast<f32>(lo), bitcast<f32>(hi)))";
             format!(
-                "select(f32_to_f16_bits(lo), pack2x16float({pair}) & 0xffffu, f16_normal_f32(lo)) | \
-                 select(f32_to_f16_bits(hi) << 16u, pack2x16float({pair}) & 0xffff0000u, f16_normal_f32(hi))"
-            ),
-        ),
-        // Whole words of two normal halves go through the f16 binding; any other through the words.
-        (Elem::F16, HalfPath::Native) => (
-            "if (keep == 0u && f16_normal_f32(lo) && f16_normal_f32(hi)) {\n        \
-             hv[wi] = vec2<f16>(PAIR);\n        return;\n    }\n    ",
-            "f32_to_f16_bits(lo) | (f32_to_f16_bits(hi) << 16u)".to_string(),
-        ),
+                "select(f32_to_f16_bits(lo), {pair} & 0xffffu, f16_normal_f32(lo)) |\n        \
+                 select(f32_to_f16_bits(hi) << 16u, {pair} & 0xffff0000u, f16_normal_f32(hi))"
+            )
+        }
     };
-    let fast = fast.replace("PAIR", pair);
     let code = format!(
-        "{HALF_WGSL}\nfn half_write(wi: u32, lo: u32, hi: u32, keep: u32) {{\n    {fast}\
+        "{HALF_WGSL}\nfn half_write(wi: u32, lo: u32, hi: u32, keep: u32) {{\n    \
          let word = {word};\n    hw[wi] = (word & ~keep) | (hw[wi] & keep);\n}}\n"
     );
-    vec![("HALF_TYPED", typed(elem, path, "vec2<f16>")), ("HALF_CODE", code)]
+    vec![("HALF_CODE", code)]
 }
 
 /// The uniform of a run of `len` elements (a shape of one element: these kernels read none of it).
@@ -131,7 +124,7 @@ impl Context {
         let words = (off + len).div_ceil(2) - off / 2;
         let u = run_uniform(words, src_off, off, len)?;
         let variant = Variant::narrow(dst.dtype(), self.profile().half);
-        job.dispatch(&kernels::NARROW, &variant, bytemuck::bytes_of(&u), &[src, &dst.buffer, &dst.buffer], u.total)
+        job.dispatch(&kernels::NARROW, &variant, bytemuck::bytes_of(&u), &[src, &dst.buffer], u.total)
     }
 
     /// `t` as a new tensor of element type `to`: widened exactly, or rounded to nearest even (beyond

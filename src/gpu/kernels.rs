@@ -73,7 +73,7 @@ kernel!(WEIGHT_GRAD_VEC4, "conv2d_weight_grad_vec4", [Uniform, Read, Read, Read,
 kernel!(CONV_GEMM, "conv2d_gemm", [Uniform, Read, Read, Read, Write]);
 kernel!(WEIGHT_GRAD_GEMM, "conv2d_weight_grad_gemm", [Uniform, Read, Read, Write]);
 kernel!(WIDEN, "widen", [Uniform, Read, Read, Write]);
-kernel!(NARROW, "narrow", [Uniform, Read, Write, Write]);
+kernel!(NARROW, "narrow", [Uniform, Read, Write]);
 
 /// Every kernel the crate ships: the naga tests validate each (with the variants the planner emits
 /// where it has markers) and check its bindings against the WGSL.
@@ -596,17 +596,21 @@ mod tests {
         let without = C::all() - C::SHADER_FLOAT16 - C::SHADER_FLOAT16_IN_FLOAT32;
         for elem in [Elem::F16, Elem::Bf16] {
             for path in HalfPath::ALL {
-                let caps = match Variant::widen(elem, path) {
+                let caps = |v: &Variant| match v {
                     Variant::Widen(_, HalfPath::Native) => C::all(),
-                    Variant::Widen(_, HalfPath::Packed) => without | C::SHADER_FLOAT16_IN_FLOAT32,
+                    Variant::Widen(_, HalfPath::Packed) | Variant::Narrow(_, HalfPath::Packed) => {
+                        without | C::SHADER_FLOAT16_IN_FLOAT32
+                    }
                     _ => without,
                 };
-                validate_with(&WIDEN, &Variant::widen(elem, path), caps);
-                validate_with(&NARROW, &Variant::narrow(elem, path), caps);
+                let (w, n) = (Variant::widen(elem, path), Variant::narrow(elem, path));
+                validate_with(&WIDEN, &w, caps(&w));
+                validate_with(&NARROW, &n, caps(&n));
             }
         }
         assert_eq!(Variant::widen(Elem::Bf16, HalfPath::Native), Variant::Widen(Elem::Bf16, HalfPath::Bits));
-        assert!(Variant::narrow(Elem::F16, HalfPath::Native).needs_f16());
+        assert!(Variant::widen(Elem::F16, HalfPath::Native).needs_f16());
+        assert_eq!(Variant::narrow(Elem::F16, HalfPath::Native), Variant::Narrow(Elem::F16, HalfPath::Packed));
     }
 
     /// Every kernel without markers parses and validates with naga; no adapter needed. The templated

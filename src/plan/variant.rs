@@ -37,8 +37,12 @@ impl Variant {
         Self::Widen(elem, Self::half_path(elem, path))
     }
 
-    /// The narrowing kernel's variant (see [`Variant::widen`]).
+    /// The narrowing kernel's variant (see [`Variant::widen`]). The native path narrows with the pack
+    /// builtins, which every adapter with native `f16` has: an `f16` binding cannot write the exact
+    /// special values (naga cannot bitcast `f16`s to bits), and WebGPU forbids a second, word-typed
+    /// writable view of the same buffer.
     pub(crate) fn narrow(elem: Elem, path: HalfPath) -> Self {
+        let path = if path == HalfPath::Native { HalfPath::Packed } else { path };
         Self::Narrow(elem, Self::half_path(elem, path))
     }
 
@@ -48,7 +52,7 @@ impl Variant {
 
     /// Whether the generated WGSL declares `f16` (it then starts with `enable f16;`).
     pub(crate) fn needs_f16(&self) -> bool {
-        matches!(self, Self::Widen(Elem::F16, HalfPath::Native) | Self::Narrow(Elem::F16, HalfPath::Native))
+        matches!(self, Self::Widen(Elem::F16, HalfPath::Native))
     }
 
     /// Invocations per workgroup of this variant's kernel (the WGSL override `WG`): 64, but for a
