@@ -197,3 +197,54 @@ fn a_slightly_wrong_gradient_fails_the_check() {
     dw[[0, 0, 1, 1]] *= 1.0 + 1e-4;
     assert!(worst_ratio(&dw, &fd_w, pr.fd_bound(), None) > 1.0);
 }
+
+/// The gradients in half precision against the same finite differences: X, W and b rounded to `elem`
+/// first (so J is the cost of the values a half tensor holds), dY = Y − T rounded to `elem` on upload;
+/// the weight and bias gradients come back in f32 (their default), the input gradient in `elem`. The
+/// bound is the f32 one plus one unit roundoff of `elem` for the rounding of dY, and one more for the
+/// input gradient's stored result, each times the same operation on |inputs|.
+#[test]
+fn half_precision_gradients_agree_with_finite_differences() {
+    let ctx = common::ctx();
+    for elem in [convgrad::Elem::F16, convgrad::Elem::Bf16] {
+        let uh = convgrad::verify::unit_roundoff(elem);
+        let round = |v: f64| f64::from(elem.to_f32(elem.from_f32(v as f32)));
+        let mut worst = [0.0f64; 3];
+        for (label, pr) in problems() {
+            let pr = Problem { x: pr.x.mapv(round), w: pr.w.mapv(round), b: pr.b.mapv(round), ..pr };
+            let geo = &pr.geo;
+            let y = reference::forward(pr.x.view(), pr.w.view(), Some(pr.b.view()), &pr.params).unwrap();
+            let dy = &y - &pr.target;
+            let (st, hw) = ([geo.s, geo.t], [geo.h, geo.w]);
+            let fd_w = central(&pr.w, |w| pr.cost(&pr.x, w, &pr.b));
+            let fd_x = central(&pr.x, |x| pr.cost(x, &pr.w, &pr.b));
+            let fd_b = central(&pr.b, |b| pr.cost(&pr.x, &pr.w, b));
+            let tol = pr.fd_bound();
+            let up = |a: &Array4<f64>| ctx.upload_as(a.mapv(|v| v as f32).view(), elem).unwrap();
+            let (xd, wd, dyd) = (up(&pr.x), up(&pr.w), up(&dy));
+            let down = |t: &convgrad::Tensor| ctx.download::<Ix4>(t).unwrap().mapv(f64::from);
+            let gw = down(&ctx.weight_grad(&xd, &dyd, st, &pr.params).unwrap());
+            let dx = ctx.input_grad(&dyd, &wd, hw, &pr.params).unwrap();
+            assert_eq!(dx.dtype(), elem);
+            let gx = down(&dx);
+            let gb = ctx.download::<Ix1>(&ctx.bias_grad(&dyd, pr.params.layout).unwrap()).unwrap().mapv(f64::from);
+            let (ax, aw, ady) = (pr.x.mapv(f64::abs), pr.w.mapv(f64::abs), dy.mapv(f64::abs));
+            let (lw, lx, u) = (geo.n * geo.p * geo.q, geo.filters_per_group() * geo.s * geo.t, common::U32);
+            let mw = reference::weight_grad(ax.view(), ady.view(), st, &pr.params).unwrap();
+            let mw = mw.mapv(|m| (gamma(lw) + 3.0 * u + uh) * m);
+            let mx = reference::input_grad(ady.view(), aw.view(), hw, &pr.params).unwrap();
+            let mx = mx.mapv(|m| (gamma(lx) + 3.0 * u + 2.0 * uh) * m);
+            let mb = reference::bias_grad(ady.view(), pr.params.layout).mapv(|m| (gamma(lw) + 2.0 * u + uh) * m);
+            let g = [
+                worst_ratio(&gw, &fd_w, tol, Some(&mw)),
+                worst_ratio(&gx, &fd_x, tol, Some(&mx)),
+                worst_ratio(&gb, &fd_b, tol, Some(&mb)),
+            ];
+            for (i, v) in g.iter().enumerate() {
+                worst[i] = worst[i].max(*v);
+                assert!(*v <= 1.0, "{elem} {label}: gradient {i} misses the finite-difference bound by {v:.3}×");
+            }
+        }
+        eprintln!("{elem}: worst |err|/bound over all problems, dW dX dB: {worst:.3?}");
+    }
+}

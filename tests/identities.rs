@@ -6,7 +6,8 @@
 mod common;
 
 use common::{Rng, abs4, ctx, dot, gamma};
-use convgrad::{Conv2dGeometry, Conv2dParams, Layout, reference};
+use convgrad::verify::rounded;
+use convgrad::{Conv2dGeometry, Conv2dParams, Elem, Layout, reference};
 use ndarray::{Array3, Array4, Axis, s};
 
 fn layers() -> Vec<convgrad::verify::Layer> {
@@ -36,21 +37,48 @@ fn adjoint_identities_hold_on_the_gpu() {
     }
 }
 
+/// The adjoint identities with operands in f16 and bf16, on the automatic plans of both profiles: Y
+/// and dX stored in the operands' type, dW in f32. Rounding Y and dX adds at most one unit roundoff of
+/// the type times M to each side (|Y| ≤ conv(|X|, |W|), so Σ|Y||G| ≤ M, and likewise for dX).
+#[test]
+fn adjoint_identities_hold_in_half_precision() {
+    for class in ["cpu", "gpu"] {
+        for elem in [Elem::F16, Elem::Bf16] {
+            eprintln!("auto/{class}, {elem}:");
+            adjoint_identities_as(common::path(&format!("auto/{class}")), elem);
+        }
+    }
+}
+
 fn adjoint_identities(ctx: &convgrad::Context) {
+    adjoint_identities_as(ctx, Elem::F32);
+}
+
+fn adjoint_identities_as(ctx: &convgrad::Context, elem: Elem) {
     let mut rng = Rng::new(31);
+    let uh = if elem == Elem::F32 { 0.0 } else { convgrad::verify::unit_roundoff(elem) };
+    let half = |a: Array4<f32>| rounded(&a, elem);
+    let run = |x: &Array4<f32>, w: &Array4<f32>, g: &Array4<f32>, geo: &Conv2dGeometry| {
+        let p = &geo.params;
+        let [xd, wd, gd] = [x, w, g].map(|a| ctx.upload_as(a.view(), elem).unwrap());
+        let down = |t: convgrad::Tensor| ctx.download::<ndarray::Ix4>(&t).unwrap();
+        let y = down(ctx.forward(&xd, &wd, None, p).unwrap());
+        let dw = down(ctx.weight_grad(&xd, &gd, [geo.s, geo.t], p).unwrap());
+        let dx = ctx.input_grad(&gd, &wd, [geo.h, geo.w], p).map(down);
+        (y, dw, dx)
+    };
     for (n, c, hw, k, st, params) in layers() {
         let geo = Conv2dGeometry::new(n, c, hw, k, st, params).unwrap();
-        let x: Array4<f32> = rng.array(geo.input_shape());
-        let w: Array4<f32> = rng.array(geo.weight_shape());
-        let g: Array4<f32> = rng.array(geo.output_shape());
-        let y = ctx.conv2d(x.view(), w.view(), None, &params).unwrap();
-        let dw = ctx.conv2d_weight_grad(x.view(), g.view(), st, &params).unwrap();
+        let x: Array4<f32> = half(rng.array(geo.input_shape()));
+        let w: Array4<f32> = half(rng.array(geo.weight_shape()));
+        let g: Array4<f32> = half(rng.array(geo.output_shape()));
+        let (y, dw, dx) = run(&x, &w, &g, &geo);
         // A forced kernel family cannot run the input gradient of a layer padded beyond its kernel
         // (the planner's tables assert which); that side of the identity is then not checked.
         let pd = geo.pad;
         let beyond = pd.top.max(pd.bottom) > params.dilation[0] * (st[0] - 1)
             || pd.left.max(pd.right) > params.dilation[1] * (st[1] - 1);
-        let dx = match ctx.conv2d_input_grad(g.view(), w.view(), hw, &params) {
+        let dx = match dx {
             Err(convgrad::Error::Unsupported { .. })
                 if beyond && matches!(ctx.strategy(), convgrad::Strategy::Force(_)) =>
             {
@@ -68,8 +96,8 @@ fn adjoint_identities(ctx: &convgrad::Context) {
             .map(|(a, b)| a * f64::from(b.abs()))
             .sum();
         let lf = geo.channels_per_group() * geo.s * geo.t;
-        let tol_w = (gamma(lf) + gamma(n * geo.p * geo.q)) * m;
-        let tol_x = (gamma(lf) + gamma(geo.filters_per_group() * geo.s * geo.t)) * m;
+        let tol_w = (gamma(lf) + gamma(n * geo.p * geo.q) + uh) * m;
+        let tol_x = (gamma(lf) + gamma(geo.filters_per_group() * geo.s * geo.t) + 2.0 * uh) * m;
         eprintln!(
             "{}: ⟨Y,G⟩ = {lhs:.9}, ⟨W,dW⟩ − ⟨Y,G⟩ = {:.2e} (bound {tol_w:.2e}), ⟨X,dX⟩ − ⟨Y,G⟩ = {:.2e} (bound {tol_x:.2e})",
             geo.describe(),
