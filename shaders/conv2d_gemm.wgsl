@@ -37,14 +37,17 @@ const B_SLAB: u32 = BK * BS;
 const NOWHERE: i32 = -1073741824;
 
 @group(0) @binding(0) var<uniform> P: GemmParams;
-@group(0) @binding(1) var<storage, read> src: array<f32>;
-@group(0) @binding(2) var<storage, read> wt: array<{{WT_ELEM}}>; // the weights, by f32 or by vec4
+@group(0) @binding(1) var<storage, read> src: array<{{B_ELEM}}>; // f32, or 16-bit pairs in words
+@group(0) @binding(2) var<storage, read> wt: array<{{A_ELEM}}>;  // the weights, by element or by vec4
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 
 var<workgroup> As: array<f32, {{A_LEN}}>; // STAGES × BK × AS: As[slab·A_SLAB + step·AS + row]
 var<workgroup> Bs: array<f32, {{B_LEN}}>; // STAGES × BK × BS: Bs[slab·B_SLAB + step·BS + column]
 
+// The operands' loads: src_at(i), and wt_at(i) or wt4_at(i) (generated: f32, or 16-bit words
+// converted to f32 where they are staged).
+{{LOADS}}
 // A position r = (o, a, b) in the reduction, as digits (digits_of, digits_add in common.wgsl).
 fn tap_of(r: u32) -> vec3<u32> {
     return digits_of(r, P.rs, P.rt);
@@ -129,7 +132,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                     let xx = x0[u] + dx;
                     let ok = live && yy >= 0 && yy < bh && xx >= 0 && xx < bw;
                     let e = base[u] + at + u32(yy) * P.b_w + u32(xx);
-                    Bs[sb + lk * BS + bl + u * BNL] = select(0.0, src[select(0u, e, ok)], ok);
+                    Bs[sb + lk * BS + bl + u * BNL] = select(0.0, src_at(select(0u, e, ok)), ok);
                 }
                 tb = tap_add(tb, one);
             }

@@ -29,12 +29,16 @@ const B_SLAB: u32 = BK * BS;
 const NOWHERE: i32 = -1073741824;
 
 @group(0) @binding(0) var<uniform> P: GradTileParams;
-@group(0) @binding(1) var<storage, read> x: array<f32>;            // N×C×H×W
-@group(0) @binding(2) var<storage, read> dy: array<{{DY_ELEM}}>;   // N×K×P×Q, by f32 or by vec4
+@group(0) @binding(1) var<storage, read> x: array<{{B_ELEM}}>;     // N×C×H×W (f32, or 16-bit pairs in words)
+@group(0) @binding(2) var<storage, read> dy: array<{{A_ELEM}}>;    // N×K×P×Q, by element or by vec4
 @group(0) @binding(3) var<storage, read_write> partial: array<f32>; // splits × K×(C/G)×S×T
 
 var<workgroup> As: array<f32, {{A_LEN}}>;  // STAGES × BK × AS: dY
 var<workgroup> Bs: array<f32, {{B_LEN}}>;  // STAGES × BK × BS: X gathered
+
+// The operands' loads: x_at(i), and dy_at(i) or dy4_at(i) (generated: f32, or 16-bit words
+// converted to f32 where they are staged).
+{{LOADS}}
 // The tile's taps: (offset of the channel's plane, i·dh, j·dw); i·dh = NOWHERE past the last tap.
 var<workgroup> taps: array<vec3<i32>, BN>;
 
@@ -103,7 +107,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                 let xx = x0 + tap.z;
                 let ok = live && yy >= 0 && yy < h && xx >= 0 && xx < w;
                 let e = b_at + u32(tap.x) + u32(yy) * P.w + u32(xx);
-                Bs[sb + lk * BS + ln] = select(0.0, x[select(0u, e, ok)], ok);
+                Bs[sb + lk * BS + ln] = select(0.0, x_at(select(0u, e, ok)), ok);
             }
             at = pix_add(at, round);
         }

@@ -106,7 +106,7 @@ pub use error::{Error, Result};
 pub use geometry::{Conv2dGeometry, Conv2dParams, Layout, Padding, Sides};
 #[cfg(not(target_arch = "wasm32"))]
 pub use gpu::list_adapters;
-pub use gpu::{Adam, AdapterOptions, Context, PipelineStats, Tensor};
+pub use gpu::{Adam, AdapterOptions, Chunking, Context, PipelineStats, Tensor};
 pub use gpu::{CandidateReport, TuneOptions, TuneReport, Tuning};
 pub use half::{bf16, f16};
 pub use plan::{AdapterProfile, Algorithm, DeviceClass, GemmChoice, GemmShape, Strategy};

@@ -211,34 +211,39 @@ async fn half_precision_on_every_path_of_the_page() {
                 assert_eq!(v.to_bits(), want, "{path:?}: f32 {b:#010x} to {elem}");
             }
         }
-        // The operations.
-        let mut rng = Rng::new(0x1a1f);
-        for (label, geo) in layers() {
-            for elem in [Elem::F16, Elem::Bf16] {
-                let pr = geo.params;
-                let x: Array4<f32> = rounded(&rng.array(geo.input_shape()), elem);
-                let w: Array4<f32> = rounded(&rng.array(geo.weight_shape()), elem);
-                let dy: Array4<f32> = rounded(&rng.array(geo.output_shape()), elem);
-                let abs = |a: &Array4<f32>| a.mapv(f32::abs);
-                let (xd, wd, dyd) = [&x, &w, &dy].map(|a| ctx.upload_as(a.view(), elem).unwrap()).into();
-                let y = down4(&ctx, &ctx.forward(&xd, &wd, None, &pr).unwrap()).await;
-                let y_ref = reference::forward(x.view(), w.view(), None, &pr).unwrap();
-                let y_mag = reference::forward(abs(&x).view(), abs(&w).view(), None, &pr).unwrap();
-                let lf = geo.channels_per_group() * geo.s * geo.t;
-                let dw = down4(&ctx, &ctx.weight_grad(&xd, &dyd, [geo.s, geo.t], &pr).unwrap()).await;
-                let dw_ref = reference::weight_grad(x.view(), dy.view(), [geo.s, geo.t], &pr).unwrap();
-                let dw_mag = reference::weight_grad(abs(&x).view(), abs(&dy).view(), [geo.s, geo.t], &pr).unwrap();
-                let dx = down4(&ctx, &ctx.input_grad(&dyd, &wd, [geo.h, geo.w], &pr).unwrap()).await;
-                let dx_ref = reference::input_grad(dy.view(), w.view(), [geo.h, geo.w], &pr).unwrap();
-                let dx_mag = reference::input_grad(abs(&dy).view(), abs(&w).view(), [geo.h, geo.w], &pr).unwrap();
-                let li = geo.filters_per_group() * geo.s * geo.t;
-                let ratios = [
-                    ("forward", bound_ratio_as(&y, &y_ref, &y_mag, lf, elem)),
-                    ("weight gradient", bound_ratio_as(&dw, &dw_ref, &dw_mag, geo.n * geo.p * geo.q, Elem::F32)),
-                    ("input gradient", bound_ratio_as(&dx, &dx_ref, &dx_mag, li, elem)),
-                ];
-                for (op, ratio) in ratios {
-                    assert!(ratio <= 1.0, "{path:?} {elem} {label}: {op}: bound ratio {ratio}");
+        // The operations, on the page's own profile and, for the pack builtins, on the GPU profile,
+        // whose GEMM kernels read the 16-bit operands in place.
+        let gpu = ctx.twin().with_profile(DeviceClass::Gpu);
+        let contexts = if path == HalfPath::Packed { vec![&ctx, &gpu] } else { vec![&ctx] };
+        for ctx in contexts {
+            let mut rng = Rng::new(0x1a1f);
+            for (label, geo) in layers() {
+                for elem in [Elem::F16, Elem::Bf16] {
+                    let pr = geo.params;
+                    let x: Array4<f32> = rounded(&rng.array(geo.input_shape()), elem);
+                    let w: Array4<f32> = rounded(&rng.array(geo.weight_shape()), elem);
+                    let dy: Array4<f32> = rounded(&rng.array(geo.output_shape()), elem);
+                    let abs = |a: &Array4<f32>| a.mapv(f32::abs);
+                    let (xd, wd, dyd) = [&x, &w, &dy].map(|a| ctx.upload_as(a.view(), elem).unwrap()).into();
+                    let y = down4(ctx, &ctx.forward(&xd, &wd, None, &pr).unwrap()).await;
+                    let y_ref = reference::forward(x.view(), w.view(), None, &pr).unwrap();
+                    let y_mag = reference::forward(abs(&x).view(), abs(&w).view(), None, &pr).unwrap();
+                    let lf = geo.channels_per_group() * geo.s * geo.t;
+                    let dw = down4(ctx, &ctx.weight_grad(&xd, &dyd, [geo.s, geo.t], &pr).unwrap()).await;
+                    let dw_ref = reference::weight_grad(x.view(), dy.view(), [geo.s, geo.t], &pr).unwrap();
+                    let dw_mag = reference::weight_grad(abs(&x).view(), abs(&dy).view(), [geo.s, geo.t], &pr).unwrap();
+                    let dx = down4(ctx, &ctx.input_grad(&dyd, &wd, [geo.h, geo.w], &pr).unwrap()).await;
+                    let dx_ref = reference::input_grad(dy.view(), w.view(), [geo.h, geo.w], &pr).unwrap();
+                    let dx_mag = reference::input_grad(abs(&dy).view(), abs(&w).view(), [geo.h, geo.w], &pr).unwrap();
+                    let li = geo.filters_per_group() * geo.s * geo.t;
+                    let ratios = [
+                        ("forward", bound_ratio_as(&y, &y_ref, &y_mag, lf, elem)),
+                        ("weight gradient", bound_ratio_as(&dw, &dw_ref, &dw_mag, geo.n * geo.p * geo.q, Elem::F32)),
+                        ("input gradient", bound_ratio_as(&dx, &dx_ref, &dx_mag, li, elem)),
+                    ];
+                    for (op, ratio) in ratios {
+                        assert!(ratio <= 1.0, "{path:?} {elem} {label}: {op}: bound ratio {ratio}");
+                    }
                 }
             }
         }

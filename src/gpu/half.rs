@@ -18,7 +18,7 @@ use crate::gpu::tiled::Subs;
 use crate::plan::variant::Variant;
 
 /// The integer conversions, shared by every path.
-const HALF_WGSL: &str = include_str!("../../shaders/half.wgsl");
+pub(crate) const HALF_WGSL: &str = include_str!("../../shaders/half.wgsl");
 
 /// The element type of `widen.wgsl`'s typed binding `hv`: `f16` on the native path; elsewhere plain
 /// words, bound but unread. (A read-only alias: WebGPU allows those.)
@@ -161,6 +161,49 @@ mod tests {
     use crate::gpu::Context;
     use crate::plan::DeviceClass;
     use crate::verify::Rng;
+
+    /// The GEMM kernels read 16-bit operands in place, converting where they stage them, so a layer
+    /// whose f32 buffers need batch chunks runs whole in half precision: here a 16 KiB binding holds
+    /// two samples of X in f32 and all four in f16 or bf16. The plan says so (`Context::chunking`),
+    /// and the results are, to the bit, the f32 kernels' over the rounded operands on a context without
+    /// the limit (the same plan, the same staged values, the same sums), narrowed where the output is
+    /// 16-bit. The input gradient writes dX, the layer's largest buffer, in f32: it still chunks.
+    #[test]
+    fn half_operands_read_in_place_run_a_layer_whole_that_chunks_in_f32() {
+        use crate::plan::Op;
+        let base = Context::new().expect("a wgpu adapter (see README: apt-get install mesa-vulkan-drivers)");
+        let whole = base.twin().with_profile(DeviceClass::Gpu);
+        let limited = base.twin().with_profile(DeviceClass::Gpu).with_binding_limit(16 << 10);
+        let params = Conv2dParams::new().stride(2, 2).padding(1, 1);
+        let geo = Conv2dGeometry::new(4, 8, [16, 16], 8, [3, 3], params).unwrap();
+        let mut rng = Rng::new(17);
+        for elem in [Elem::F16, Elem::Bf16] {
+            let round = |a: Array4<f32>| crate::verify::rounded(&a, elem);
+            let x = round(rng.array(geo.input_shape()));
+            let w = round(rng.array(geo.weight_shape()));
+            let dy = round(rng.array(geo.output_shape()));
+            for op in [Op::Forward, Op::WeightGrad] {
+                assert_eq!(limited.chunking(op, &geo, Elem::F32).unwrap().samples, 2, "{op:?} in f32");
+                let half = limited.chunking(op, &geo, elem).unwrap();
+                assert_eq!(half, crate::Chunking { samples: 4, in_place: true }, "{op:?} in {elem}");
+            }
+            assert_eq!(limited.chunking(Op::InputGrad, &geo, elem).unwrap().samples, 2);
+            let [xh, wh, dyh] = [&x, &w, &dy].map(|a| limited.upload_as(a.view(), elem).unwrap());
+            let [x32, w32, dy32] = [&x, &w, &dy].map(|a| whole.upload(a.view()).unwrap());
+            let bits = |ctx: &Context, t: &crate::Tensor| -> Vec<u32> {
+                ctx.download::<Ix4>(t).unwrap().iter().map(|v| v.to_bits()).collect()
+            };
+            let y = limited.forward(&xh, &wh, None, &params).unwrap();
+            let y32 = whole.forward(&x32, &w32, None, &params).unwrap();
+            assert_eq!(bits(&limited, &y), bits(&whole, &whole.cast(&y32, elem).unwrap()), "{elem} forward");
+            let dw = limited.weight_grad(&xh, &dyh, [3, 3], &params).unwrap();
+            let dw32 = whole.weight_grad(&x32, &dy32, [3, 3], &params).unwrap();
+            assert_eq!(bits(&limited, &dw), bits(&whole, &dw32), "{elem} weight gradient");
+            let dx = limited.input_grad(&dyh, &wh, [16, 16], &params).unwrap();
+            let dx32 = whole.input_grad(&dy32, &w32, [16, 16], &params).unwrap();
+            assert_eq!(bits(&limited, &dx), bits(&whole, &whole.cast(&dx32, elem).unwrap()), "{elem} input gradient");
+        }
+    }
 
     /// Batch chunks of a 16-bit output that end inside a word: 5 samples of 3×7×7 = 147 outputs (odd),
     /// in chunks of an odd number of samples under a 2 KiB binding, so chunk boundaries fall mid-word and each

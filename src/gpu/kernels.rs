@@ -609,6 +609,21 @@ mod tests {
             }
         }
         assert_eq!(Variant::widen(Elem::Bf16, HalfPath::Native), Variant::Widen(Elem::Bf16, HalfPath::Bits));
+        // The GEMM kernels reading 16-bit operands in place, every planned tile and staging.
+        let gemms: Vec<Variant> = crate::plan::tests::planned_variants()
+            .into_iter()
+            .filter(|v| matches!(v, Variant::ConvGemm(..) | Variant::WeightGradGemm(..)))
+            .collect();
+        assert!(gemms.len() >= 4, "{gemms:?}");
+        for v in gemms {
+            for (elem, path) in
+                [(Elem::F16, HalfPath::Packed), (Elem::F16, HalfPath::Bits), (Elem::Bf16, HalfPath::Bits)]
+            {
+                let load = crate::plan::variant::Load::of(elem, path);
+                let caps = if load.path == HalfPath::Packed { without | C::SHADER_FLOAT16_IN_FLOAT32 } else { without };
+                validate_with(spec_of(&v), &v.with_load(load), caps);
+            }
+        }
         assert!(Variant::widen(Elem::F16, HalfPath::Native).needs_f16());
         assert_eq!(Variant::narrow(Elem::F16, HalfPath::Native), Variant::Narrow(Elem::F16, HalfPath::Packed));
     }

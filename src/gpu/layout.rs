@@ -12,7 +12,7 @@ use crate::gpu::kernels::{self, PrepUniform};
 use crate::gpu::tensor::Tensor;
 use crate::plan::loops::TRANSPOSE_RUN;
 use crate::plan::profile::WORKGROUP;
-use crate::plan::variant::Variant;
+use crate::plan::variant::{Load, Variant};
 use crate::plan::{self, Transpose};
 
 /// Whether `n × c × hw` in `layout` is laid out as NCHW: always in NCHW, and in NHWC where one of the
@@ -91,9 +91,35 @@ impl Context {
         Ok(if nchw.temp.is_some() { nchw } else { Nchw { buffer: wide.buffer.clone(), temp: Some(wide) } })
     }
 
-    /// The weights `w` of `geo` in `layout`, as the kernels read them (see [`Context::operand_in`]).
-    pub(crate) fn weights_in(&self, job: &mut Job, layout: Layout, w: &Tensor, geo: &Conv2dGeometry) -> Result<Nchw> {
-        self.operand_in(job, w, layout, 0, [geo.k, geo.channels_per_group(), geo.s * geo.t])
+    /// [`Context::operand_in`] for kernels that read their operands as `load` says: a 16-bit
+    /// operand read in place is its own buffer (the route chose this only for a whole NCHW batch).
+    pub(crate) fn operand_in_by(
+        &self,
+        job: &mut Job,
+        t: &Tensor,
+        layout: Layout,
+        n0: usize,
+        dims: [usize; 3],
+        load: Load,
+    ) -> Result<Nchw> {
+        if load.elem.is_half() {
+            debug_assert!(n0 == 0 && layout == Layout::Nchw && t.dtype() == load.elem);
+            return Ok(Nchw { buffer: t.buffer.clone(), temp: None });
+        }
+        self.operand_in(job, t, layout, n0, dims)
+    }
+
+    /// The weights `w` of `geo` in `layout`, as kernels reading `load` take them (see
+    /// [`Context::operand_in_by`]).
+    pub(crate) fn weights_in_by(
+        &self,
+        job: &mut Job,
+        layout: Layout,
+        w: &Tensor,
+        geo: &Conv2dGeometry,
+        load: Load,
+    ) -> Result<Nchw> {
+        self.operand_in_by(job, w, layout, 0, [geo.k, geo.channels_per_group(), geo.s * geo.t], load)
     }
 
     /// Where a kernel writes an output chunk of `n × c × hw` that goes to `dst` in `layout`: `dst`

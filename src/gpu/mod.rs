@@ -20,6 +20,7 @@ pub(crate) mod wait;
 pub use context::list_adapters;
 pub use context::{AdapterListing, AdapterOptions, Context, backend_names};
 pub use kernels::PipelineStats;
+pub use ops::Chunking;
 pub use tensor::Tensor;
 pub use train::Adam;
 pub use tune::{CandidateReport, TuneOptions, TuneReport, Tuning};

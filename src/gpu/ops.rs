@@ -14,7 +14,7 @@ use crate::gpu::kernels::{
 };
 use crate::gpu::tensor::Tensor;
 use crate::plan::gemm::{AxisPhase, axis_phases};
-use crate::plan::variant::{Pad, Variant};
+use crate::plan::variant::{Load, Pad, Variant};
 use crate::plan::{
     self, ConvGemm, DySource, ForwardPlan, ForwardTiles, InputGradPlan, Op, ReductionSplit, WeightGradGemm,
     WeightGradPlan, WeightGradTiles,
@@ -80,10 +80,12 @@ impl Context {
         let plan = self.plan_forward(&geo)?;
         let geo = geo.nchw();
         let ys = geo.k * geo.p * geo.q;
-        let wn = self.weights_in(&mut job, layout, w, &geo)?;
+        let gemm = matches!(plan, ForwardPlan::Gemm(_));
+        let route = self.route(Op::Forward, &geo, layout, elem, gemm, plan.per_sample(&geo))?;
+        let wn = self.weights_in_by(&mut job, layout, w, &geo, route.load)?;
         let wb = &wn.buffer;
-        self.for_batches(&mut job, &geo, plan.per_sample(&geo), |job, chunk, n0| {
-            let xn = self.operand_in(job, x, layout, n0, [chunk.n, geo.c, geo.h * geo.w])?;
+        self.for_batches(&mut job, &geo, route.per_sample, |job, chunk, n0| {
+            let xn = self.operand_in_by(job, x, layout, n0, [chunk.n, geo.c, geo.h * geo.w], route.load)?;
             let xc = &xn.buffer;
             let yc = self.batch_out(y, ys, n0, chunk.n)?;
             let out = [chunk.n, geo.k, geo.p * geo.q];
@@ -103,7 +105,7 @@ impl Context {
                 }
                 ForwardPlan::Gemm(gm) => {
                     let u = forward_gemm(chunk, flags)?;
-                    self.conv_gemm(job, chunk, gm, u, [xc, wb, bias_buf, yk])
+                    self.conv_gemm(job, chunk, gm, route.load, u, [xc, wb, bias_buf, yk])
                 }
             }?;
             self.activations_out(job, &yn, &yc.buffer, out)?;
@@ -246,6 +248,8 @@ impl Context {
         let strategy = self.strategy_for(Op::WeightGrad, &geo)?;
         let geo = geo.nchw();
         let plan = plan::weight_grad(&geo, self.profile(), strategy)?;
+        let gemm = matches!(plan, WeightGradPlan::Gemm(_));
+        let route = self.route(Op::WeightGrad, &geo, layout, elem, gemm, plan.per_sample(&geo))?;
         let taps = [geo.k, geo.channels_per_group(), geo.s * geo.t];
         let dw32 = self.result_out(dw)?;
         let dwn = self.nchw_scratch(layout, &dw32.buffer, taps)?;
@@ -253,10 +257,10 @@ impl Context {
         // Over batch chunks dW is a sum: each chunk's dW goes to its slot, then the slots are added in
         // order (split_sum.wgsl), so the result does not depend on timing.
         let mut job = self.job();
-        self.reduce_batches(&mut job, &geo, plan.per_sample(&geo), dwk, dw.len(), |job, chunk, n0, out| {
-            let xn = self.operand_in(job, x, layout, n0, [chunk.n, geo.c, geo.h * geo.w])?;
+        self.reduce_batches(&mut job, &geo, route.per_sample, dwk, dw.len(), |job, chunk, n0, out| {
+            let xn = self.operand_in_by(job, x, layout, n0, [chunk.n, geo.c, geo.h * geo.w], route.load)?;
             let xc = &xn.buffer;
-            let dyn_ = self.operand_in(job, dy, layout, n0, [chunk.n, geo.k, geo.p * geo.q])?;
+            let dyn_ = self.operand_in_by(job, dy, layout, n0, [chunk.n, geo.k, geo.p * geo.q], route.load)?;
             let dyc = &dyn_.buffer;
             // The split of the reduction depends on the batch: a chunk of fewer samples is planned anew,
             // with the strategy chosen for the whole layer (never one tuned for the chunk's batch).
@@ -266,7 +270,7 @@ impl Context {
                     self.run_split(job, &kernels::WEIGHT_GRAD, chunk, r, &[xc, dyc], out, dw.len())
                 }
                 WeightGradPlan::Tiled(t) => self.weight_grad_tiles(job, chunk, &t, [xc, dyc, out], dw.len()),
-                WeightGradPlan::Gemm(t) => self.weight_grad_gemm(job, chunk, &t, [xc, dyc, out], dw.len()),
+                WeightGradPlan::Gemm(t) => self.weight_grad_gemm(job, chunk, &t, route.load, [xc, dyc, out], dw.len()),
             }
         })?;
         self.activations_out(&mut job, &dwn, &dw32.buffer, taps)?;
@@ -407,11 +411,13 @@ impl Context {
         let plan = self.plan_input_grad(&geo)?;
         let geo = geo.nchw();
         let xs = geo.c * geo.h * geo.w;
+        let gemm = matches!(plan, InputGradPlan::Gemm(_));
+        let route = self.route(Op::InputGrad, &geo, layout, elem, gemm, plan.per_sample(&geo))?;
         let mut job = self.job();
-        let wn = self.weights_in(&mut job, layout, w, &geo)?;
+        let wn = self.weights_in_by(&mut job, layout, w, &geo, route.load)?;
         let wb = &wn.buffer;
-        self.for_batches(&mut job, &geo, plan.per_sample(&geo), |job, chunk, n0| {
-            let dyn_ = self.operand_in(job, dy, layout, n0, [chunk.n, geo.k, geo.p * geo.q])?;
+        self.for_batches(&mut job, &geo, route.per_sample, |job, chunk, n0| {
+            let dyn_ = self.operand_in_by(job, dy, layout, n0, [chunk.n, geo.k, geo.p * geo.q], route.load)?;
             let dyc = &dyn_.buffer;
             let dxc = self.batch_out(dx, xs, n0, chunk.n)?;
             let out = [chunk.n, geo.c, geo.h * geo.w];
@@ -428,7 +434,7 @@ impl Context {
                     for ph in &rows {
                         for pw in &cols {
                             let u = input_grad_gemm(chunk, ph, pw)?;
-                            self.conv_gemm(job, chunk, gm, u, [dyc, wb, self.placeholder(), dxk])?;
+                            self.conv_gemm(job, chunk, gm, route.load, u, [dyc, wb, self.placeholder(), dxk])?;
                         }
                     }
                     Ok(())
@@ -484,6 +490,7 @@ impl Context {
         job: &mut Job,
         geo: &Conv2dGeometry,
         plan: &ConvGemm,
+        load: Load,
         mut u: GemmUniform,
         bufs: [&wgpu::Buffer; 4],
     ) -> Result<()> {
@@ -497,7 +504,7 @@ impl Context {
             .and_then(|t| t.checked_mul(groups))
             .ok_or(Error::Overflow { what: "GEMM tiles", detail: format!("{} x {} x {groups}", u.mtiles, u.ntiles) })?;
         let invocations = u32_of(u.total as usize * tile.threads())?;
-        job.dispatch(&kernels::CONV_GEMM, &plan.variant(), bytemuck::bytes_of(&u), &bufs, invocations)
+        job.dispatch(&kernels::CONV_GEMM, &plan.variant().with_load(load), bytemuck::bytes_of(&u), &bufs, invocations)
     }
 
     /// Records the GEMM weight gradient of plan `t` on one batch chunk: the tiles over the split
@@ -507,6 +514,7 @@ impl Context {
         job: &mut Job,
         geo: &Conv2dGeometry,
         t: &WeightGradGemm,
+        load: Load,
         [x, dy, dw]: [&wgpu::Buffer; 3],
         len: usize,
     ) -> Result<()> {
@@ -519,7 +527,7 @@ impl Context {
         let partial = self.split_partials(t.splits, len)?;
         let out = partial.as_ref().map_or(dw, |p| &p.buffer);
         let invocations = u32_of(workgroups as usize * t.tile.threads())?;
-        let variant = t.variant();
+        let variant = t.variant().with_load(load);
         job.dispatch(&kernels::WEIGHT_GRAD_GEMM, &variant, bytemuck::bytes_of(&u), &[x, dy, out], invocations)?;
         self.sum_splits(job, geo, partial, u.splits, dw, len)
     }
@@ -619,6 +627,75 @@ impl Context {
                 mapped_at_creation: false,
             })
         })
+    }
+}
+
+/// How an operation reads its operands (see [`Context::chunking`]): the loads of its kernels and the
+/// batch chunking, as `f32` elements per sample.
+#[derive(Debug, Clone, Copy)]
+struct Route {
+    load: Load,
+    per_sample: usize,
+}
+
+/// How an operation on a layer runs its batch: samples per chunk, and whether its kernels read
+/// 16-bit operands in place (else they are widened into `f32` temporaries, chunk by chunk).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chunking {
+    /// Samples per batch chunk (the batch itself where it runs in one).
+    pub samples: usize,
+    /// Whether the kernels read the 16-bit operands in place.
+    pub in_place: bool,
+}
+
+impl Context {
+    /// The route of `op` on `geo` (NCHW) in `layout` with operands of `elem`: a GEMM plan reads
+    /// 16-bit operands in place, in NCHW, where the whole batch fits one binding at their size (the
+    /// result in `f32`); otherwise the operands are widened per chunk, chunked as `f32`
+    /// (`f32_per_sample`).
+    fn route(
+        &self,
+        op: Op,
+        geo: &Conv2dGeometry,
+        layout: Layout,
+        elem: Elem,
+        gemm: bool,
+        f32_per_sample: usize,
+    ) -> Result<Route> {
+        if elem.is_half() && gemm && layout == Layout::Nchw {
+            let per_sample = plan::gemm_sample_bytes(op, geo, elem).div_ceil(4);
+            if plan::batch_chunk(geo, per_sample, self.profile())? >= geo.n {
+                return Ok(Route { load: Load::of(elem, self.profile().half), per_sample });
+            }
+        }
+        Ok(Route { load: Load::F32, per_sample: f32_per_sample })
+    }
+
+    /// How `op` runs the layer `geo` (in its own layout) with operands of `elem` on this context:
+    /// the batch chunks and whether the kernels read 16-bit operands in place. A layer whose `f32`
+    /// buffers need chunks may run whole in half precision.
+    ///
+    /// # Errors
+    /// A forced strategy the layer cannot run; a sample beyond one binding.
+    pub fn chunking(&self, op: Op, geo: &Conv2dGeometry, elem: Elem) -> Result<Chunking> {
+        let (per_sample, gemm) = match op {
+            Op::Forward => {
+                let p = self.plan_forward(geo)?;
+                (p.per_sample(&geo.nchw()), matches!(p, ForwardPlan::Gemm(_)))
+            }
+            Op::WeightGrad => {
+                let p = self.plan_weight_grad(geo)?;
+                (p.per_sample(&geo.nchw()), matches!(p, WeightGradPlan::Gemm(_)))
+            }
+            Op::InputGrad => {
+                let p = self.plan_input_grad(geo)?;
+                (p.per_sample(&geo.nchw()), matches!(p, InputGradPlan::Gemm(_)))
+            }
+        };
+        let nchw = geo.nchw();
+        let route = self.route(op, &nchw, geo.params.layout, elem, gemm, per_sample)?;
+        let samples = plan::batch_chunk(&nchw, route.per_sample, self.profile())?;
+        Ok(Chunking { samples, in_place: route.load.elem.is_half() })
     }
 }
 

@@ -5,7 +5,9 @@
 //! tile are generated for each tile size and spliced into the `{{...}}` markers of the WGSL file.
 //! Which variant runs is the planner's decision ([`crate::plan`]); this file only renders it.
 
-use crate::plan::variant::{AStage, ForwardVec4, GemmTile, Pad, Sharing, Store, Variant, Window};
+use crate::elem::{Elem, HalfPath};
+use crate::gpu::half::HALF_WGSL;
+use crate::plan::variant::{AStage, ForwardVec4, GemmTile, Load, Pad, Sharing, Store, Variant, Window};
 
 /// Values for the `{{NAME}}` markers of a kernel's WGSL.
 pub(crate) type Subs = Vec<(&'static str, String)>;
@@ -19,10 +21,11 @@ impl Variant {
             Self::WeightGrad { bk, br } => weight_grad_code(bk, br),
             Self::ForwardVec4(v) => forward_vec4_code(v),
             Self::WeightGradVec4 { bk, br, wd, share } => weight_grad_vec4_code(bk, br, wd, share),
-            Self::ConvGemm(t, a) => {
+            Self::ConvGemm(t, a, load) => {
                 let put = |i, j| format!("put(g, m0 + tr + {i}u * MT, c0 + tc + {j}u * NT, c{i}_{j});");
                 let mut subs = gemm_code(t, "r0", put);
                 subs.extend(a_stage(t, a));
+                subs.extend(loads(load, "src", "wt", a));
                 // B is staged a column per invocation and pass of min(BN, THREADS) columns,
                 // BK·min(BN, THREADS)/THREADS steps each.
                 let bnl = t.bn.min(t.threads());
@@ -31,10 +34,11 @@ impl Variant {
                 subs.push(("RPT", (t.bk * bnl / t.threads()).to_string()));
                 subs
             }
-            Self::WeightGradGemm(t, a) => {
+            Self::WeightGradGemm(t, a, load) => {
                 let put = |i, j| format!("put(out, m0, r0, tr + {i}u * MT, tc + {j}u * NT, c{i}_{j});");
                 let mut subs = gemm_code(t, "c", put);
                 subs.extend(dy_stage(t, a));
+                subs.extend(loads(load, "x", "dy", a));
                 subs.push(("B_LOADS", (t.bn * t.bk / t.threads()).to_string()));
                 subs
             }
@@ -49,7 +53,6 @@ impl Variant {
 fn a_stage(t: GemmTile, a: AStage) -> Subs {
     match a {
         AStage::Taps => vec![
-            ("WT_ELEM", "f32".into()),
             (
                 "A_SETUP",
                 "    // Staging A: this invocation's reduction step ak of each round, rows\n    \
@@ -65,7 +68,7 @@ fn a_stage(t: GemmTile, a: AStage) -> Subs {
                 let lm = lid / BK + u * (THREADS / BK);
                 let m = m0 + lm;
                 let ok = ra < P.r && m < P.m;
-                As[sa + ak * AS + lm] = select(0.0, wt[select(0u, a_at + m * P.a_ms, ok)], ok);
+                As[sa + ak * AS + lm] = select(0.0, wt_at(select(0u, a_at + m * P.a_ms, ok)), ok);
             }
             ta = tap_add(ta, a_round);"
                     .into(),
@@ -75,7 +78,6 @@ fn a_stage(t: GemmTile, a: AStage) -> Subs {
             let stores =
                 lines((0..4).map(|e| format!("                As[sa + (4u * a4 + {e}u) * AS + lm] = v.{};", LANE[e])));
             vec![
-                ("WT_ELEM", "vec4<f32>".into()),
                 (
                     "A_SETUP",
                     "    // Staging A as vec4s along the reduction: steps 4·a4 … 4·a4 + 3 of each round, rows\n    \
@@ -91,7 +93,7 @@ fn a_stage(t: GemmTile, a: AStage) -> Subs {
                 let m = m0 + lm;
                 // R is a multiple of 4: a vec4 lies wholly inside the reduction or wholly past it.
                 let ok = r4 < P.r && m < P.m;
-                let v = select(vec4<f32>(0.0), wt[select(0u, (g * P.a_gs + m * P.a_ms + r4) / 4u, ok)], ok);
+                let v = select(vec4<f32>(0.0), wt4_at(select(0u, (g * P.a_gs + m * P.a_ms + r4) / 4u, ok)), ok);
 {stores}
             }}",
                         t.bm * t.bk / (4 * t.threads())
@@ -102,12 +104,59 @@ fn a_stage(t: GemmTile, a: AStage) -> Subs {
     }
 }
 
+/// How a GEMM kernel reads its two operands, `b` (gathered, by element) and `a` (staged by element or,
+/// with [`AStage::Vec4`], by vec4): the element types of their bindings (`B_ELEM`, `A_ELEM`) and the
+/// functions the staging calls, `{b}_at(i)`, and `{a}_at(i)` or `{a}4_at(i)` (i in vec4s). 16-bit
+/// operands are `u32` words (a vec4 is two), converted as `widen.wgsl` converts them.
+fn loads(load: Load, b: &str, a: &str, stage: AStage) -> Subs {
+    let vec4 = stage == AStage::Vec4;
+    if load.elem == Elem::F32 {
+        let a_fn = if vec4 {
+            format!("fn {a}4_at(i: u32) -> vec4<f32> {{\n    return {a}[i];\n}}")
+        } else {
+            format!("fn {a}_at(i: u32) -> f32 {{\n    return {a}[i];\n}}")
+        };
+        return vec![
+            ("B_ELEM", "f32".into()),
+            ("A_ELEM", if vec4 { "vec4<f32>" } else { "f32" }.into()),
+            ("LOADS", format!("fn {b}_at(i: u32) -> f32 {{\n    return {b}[i];\n}}\n\n{a_fn}\n")),
+        ];
+    }
+    // The half of word `w` that `hi` names, as f32.
+    let h2f = match (load.elem, load.path) {
+        (Elem::F16, HalfPath::Packed) => {
+            "let h = select(w & 0xffffu, w >> 16u, hi);\n    let v = unpack2x16float(w);\n    \
+             return select(bitcast<f32>(f16_bits_to_f32(h)), select(v.x, v.y, hi), f16_normal(h));"
+        }
+        (Elem::F16, _) => "return bitcast<f32>(f16_bits_to_f32(select(w & 0xffffu, w >> 16u, hi)));",
+        _ => "return bitcast<f32>(select(w << 16u, w & 0xffff0000u, hi));",
+    };
+    let a_fn = if vec4 {
+        format!(
+            "fn {a}4_at(i: u32) -> vec4<f32> {{\n    let v = {a}[i];\n    \
+             return vec4<f32>(h2f(v.x, false), h2f(v.x, true), h2f(v.y, false), h2f(v.y, true));\n}}"
+        )
+    } else {
+        format!("fn {a}_at(i: u32) -> f32 {{\n    return h2f({a}[i >> 1u], (i & 1u) == 1u);\n}}")
+    };
+    vec![
+        ("B_ELEM", "u32".into()),
+        ("A_ELEM", if vec4 { "vec2<u32>" } else { "u32" }.into()),
+        (
+            "LOADS",
+            format!(
+                "{HALF_WGSL}\nfn h2f(w: u32, hi: bool) -> f32 {{\n    {h2f}\n}}\n\n\
+                 fn {b}_at(i: u32) -> f32 {{\n    return h2f({b}[i >> 1u], (i & 1u) == 1u);\n}}\n\n{a_fn}\n"
+            ),
+        ),
+    ]
+}
+
 /// How `conv2d_weight_grad_gemm.wgsl` stages its A operand, dY (see [`AStage`]): the binding's
 /// element type, the set-up and the staging lines of each round.
 fn dy_stage(t: GemmTile, a: AStage) -> Subs {
     match a {
         AStage::Taps => vec![
-            ("DY_ELEM", "f32".into()),
             ("A_SETUP", String::new()),
             (
                 "A_STAGE",
@@ -115,7 +164,7 @@ fn dy_stage(t: GemmTile, a: AStage) -> Subs {
             for (var u = 0u; u < A_LOADS; u++) {
                 let lm = lid / BK + u * (THREADS / BK);
                 let ok = live && m0 + lm < P.kpg;
-                As[sa + lk * AS + lm] = select(0.0, dy[select(0u, a_at + lm * pq, ok)], ok);
+                As[sa + lk * AS + lm] = select(0.0, dy_at(select(0u, a_at + lm * pq, ok)), ok);
             }"
                 .into(),
             ),
@@ -124,7 +173,6 @@ fn dy_stage(t: GemmTile, a: AStage) -> Subs {
             let stores =
                 lines((0..4).map(|e| format!("                As[sa + (4u * a4 + {e}u) * AS + lm] = v.{};", LANE[e])));
             vec![
-                ("DY_ELEM", "vec4<f32>".into()),
                 (
                     "A_SETUP",
                     "    // Staging dY as vec4s along the reduction: columns 4·a4 … 4·a4 + 3 of each round, rows\n    \
@@ -141,7 +189,7 @@ fn dy_stage(t: GemmTile, a: AStage) -> Subs {
             for (var u = 0u; u < {}u; u++) {{
                 let lm = lid / (BK / 4u) + u * (4u * THREADS / BK);
                 let ok = live4 && m0 + lm < P.kpg;
-                let v = select(vec4<f32>(0.0), dy[select(0u, (a_at + lm * pq) / 4u, ok)], ok);
+                let v = select(vec4<f32>(0.0), dy4_at(select(0u, (a_at + lm * pq) / 4u, ok)), ok);
 {stores}
             }}
             at4 = pix_add(at4, round);",

@@ -199,7 +199,7 @@ impl ConvGemm {
 
     /// The kernel variant.
     pub(crate) fn variant(&self) -> crate::plan::variant::Variant {
-        crate::plan::variant::Variant::ConvGemm(self.tile, self.a)
+        crate::plan::variant::Variant::ConvGemm(self.tile, self.a, crate::plan::variant::Load::F32)
     }
 }
 
@@ -304,7 +304,7 @@ impl WeightGradGemm {
 
     /// The kernel variant.
     pub(crate) fn variant(&self) -> crate::plan::variant::Variant {
-        crate::plan::variant::Variant::WeightGradGemm(self.tile, self.a)
+        crate::plan::variant::Variant::WeightGradGemm(self.tile, self.a, crate::plan::variant::Load::F32)
     }
 
     /// The most loop iterations one invocation runs: the reduction steps of a range (each with its

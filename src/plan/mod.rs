@@ -328,6 +328,20 @@ pub fn batch_chunk(geo: &Conv2dGeometry, per_sample: usize, profile: &AdapterPro
     Ok(nb.min(geo.n))
 }
 
+/// Bytes per sample of the largest batch buffer a GEMM plan binds when it reads 16-bit operands of
+/// `elem` in place: the operands at their own size, the result in `f32` (the kernels write `f32`; a
+/// 16-bit result is narrowed from it). The forward pass binds X and Y, the weight gradient X and dY,
+/// the input gradient dY and dX.
+#[must_use]
+pub fn gemm_sample_bytes(op: Op, geo: &Conv2dGeometry, elem: Elem) -> usize {
+    let (x, y, eb) = (geo.c * geo.h * geo.w, geo.k * geo.p * geo.q, elem.bytes());
+    match op {
+        Op::Forward => (x * eb).max(y * 4),
+        Op::WeightGrad => x.max(y) * eb,
+        Op::InputGrad => (y * eb).max(x * 4),
+    }
+}
+
 /// Greatest common divisor.
 pub(crate) fn gcd(a: usize, b: usize) -> usize {
     if b == 0 { a } else { gcd(b, a % b) }

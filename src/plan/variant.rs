@@ -19,11 +19,12 @@ pub(crate) enum Variant {
     ForwardVec4(ForwardVec4),
     /// `conv2d_weight_grad_vec4.wgsl`, see [`weight_grad_vec4`].
     WeightGradVec4 { bk: usize, br: usize, wd: Window, share: Sharing },
-    /// `conv2d_gemm.wgsl`: the forward pass, or one stride phase of the input gradient.
-    ConvGemm(GemmTile, AStage),
+    /// `conv2d_gemm.wgsl`: the forward pass, or one stride phase of the input gradient; its operands
+    /// read as [`Load`] says.
+    ConvGemm(GemmTile, AStage, Load),
     /// `conv2d_weight_grad_gemm.wgsl`: the weight gradient over a split reduction, dY staged as
-    /// scalars or vec4s.
-    WeightGradGemm(GemmTile, AStage),
+    /// scalars or vec4s; X and dY read as [`Load`] says.
+    WeightGradGemm(GemmTile, AStage, Load),
     /// `widen.wgsl`: a 16-bit tensor read into `f32`, by the path given (see [`Variant::widen`]).
     Widen(Elem, HalfPath),
     /// `narrow.wgsl`: `f32` written into a 16-bit tensor, by the path given.
@@ -50,6 +51,17 @@ impl Variant {
         if elem == Elem::F16 { path } else { HalfPath::Bits }
     }
 
+    /// This variant reading its operands as `load` says: the GEMM kernels stage 16-bit operands
+    /// straight from their tensors (converted where they are staged; the sums stay `f32`). Other
+    /// variants are returned as they are.
+    pub(crate) fn with_load(self, load: Load) -> Self {
+        match self {
+            Self::ConvGemm(t, a, _) => Self::ConvGemm(t, a, load),
+            Self::WeightGradGemm(t, a, _) => Self::WeightGradGemm(t, a, load),
+            v => v,
+        }
+    }
+
     /// Whether the generated WGSL declares `f16` (it then starts with `enable f16;`).
     pub(crate) fn needs_f16(&self) -> bool {
         matches!(self, Self::Widen(Elem::F16, HalfPath::Native))
@@ -59,9 +71,33 @@ impl Variant {
     /// GEMM tile of more invocations.
     pub(crate) fn workgroup(&self) -> u32 {
         match self {
-            Self::ConvGemm(t, _) | Self::WeightGradGemm(t, _) => t.threads() as u32,
+            Self::ConvGemm(t, ..) | Self::WeightGradGemm(t, ..) => t.threads() as u32,
             _ => crate::plan::profile::WORKGROUP,
         }
+    }
+}
+
+/// How a kernel reads its operands: `f32`, or 16-bit words converted where they are staged, by the
+/// integer path or the pack builtins (the native path reads as the packed one here: a second, typed
+/// binding per operand is not worth it for a load that is converted once per staged value). The
+/// conversion is the widening kernel's, so a staged value has the bits a widened operand has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Load {
+    pub(crate) elem: Elem,
+    pub(crate) path: HalfPath,
+}
+
+impl Load {
+    /// Plain `f32` loads.
+    pub(crate) const F32: Load = Load { elem: Elem::F32, path: HalfPath::Bits };
+
+    /// Loads of `elem` on the adapter's f16 `path`, normalised so that equal code is one variant.
+    pub(crate) fn of(elem: Elem, path: HalfPath) -> Self {
+        let path = match (elem, path) {
+            (Elem::F16, HalfPath::Native | HalfPath::Packed) => HalfPath::Packed,
+            _ => HalfPath::Bits,
+        };
+        Load { elem, path }
     }
 }
 
