@@ -11,9 +11,11 @@ mod common;
 
 use std::num::NonZeroU32;
 
-use common::{Rng, abs4, check, ctx, nan_tensor};
+use common::{Rng, abs4, check, check_as, ctx, nan_tensor, nan_tensor_as};
+use convgrad::verify::{rounded, unit_roundoff};
 use convgrad::{
-    Algorithm, Context, Conv2dGeometry, Conv2dParams, DeviceClass, Error, GemmChoice, GemmShape, Strategy, reference,
+    Algorithm, Context, Conv2dGeometry, Conv2dParams, DeviceClass, Elem, Error, GemmChoice, GemmShape, Strategy,
+    reference,
 };
 use ndarray::{Array4, Ix4};
 
@@ -41,13 +43,21 @@ fn tile_of(ctx: &Context, shape: GemmShape) -> [usize; 3] {
 /// Runs the three operations of `geo` on `ctx` against the f64 reference, each into NaN; returns
 /// failures. `which`: forward, weight gradient, input gradient.
 fn run_layer(ctx: &Context, geo: &Conv2dGeometry, which: [bool; 3], rng: &mut Rng) -> Vec<String> {
+    run_layer_as(ctx, geo, which, rng, Elem::F32)
+}
+
+/// [`run_layer`] with operands of `elem` (rounded; read in place by the GEMM kernels), the forward
+/// pass and input gradient written in `elem`, the weight gradient in f32.
+fn run_layer_as(ctx: &Context, geo: &Conv2dGeometry, which: [bool; 3], rng: &mut Rng, elem: Elem) -> Vec<String> {
     let params = geo.params;
     let (s, t) = (geo.s, geo.t);
-    let x: Array4<f32> = rng.array(geo.input_shape());
-    let w: Array4<f32> = rng.array(geo.weight_shape());
-    let dy: Array4<f32> = rng.array(geo.output_shape());
+    let max_rel = unit_roundoff(elem).max(1e-5);
+    let x: Array4<f32> = rounded(&rng.array(geo.input_shape()), elem);
+    let w: Array4<f32> = rounded(&rng.array(geo.weight_shape()), elem);
+    let dy: Array4<f32> = rounded(&rng.array(geo.output_shape()), elem);
     let (ax, aw, ady) = (abs4(&x), abs4(&w), abs4(&dy));
-    let (xd, wd, dyd) = (ctx.upload(x.view()).unwrap(), ctx.upload(w.view()).unwrap(), ctx.upload(dy.view()).unwrap());
+    let up = |a: &Array4<f32>| ctx.upload_as(a.view(), elem).unwrap();
+    let (xd, wd, dyd) = (up(&x), up(&w), up(&dy));
     let mut failures = Vec::new();
     let mut note = |op: &str, r: Result<f64, String>| {
         if let Err(m) = r {
@@ -55,12 +65,12 @@ fn run_layer(ctx: &Context, geo: &Conv2dGeometry, which: [bool; 3], rng: &mut Rn
         }
     };
     if which[0] {
-        let y = nan_tensor(ctx, &geo.output_shape());
+        let y = nan_tensor_as(ctx, &geo.output_shape(), elem);
         ctx.forward_into(&xd, &wd, None, &params, &y).unwrap();
         let y = ctx.download::<Ix4>(&y).unwrap();
         let y_ref = reference::forward(x.view(), w.view(), None, &params).unwrap();
         let y_mag = reference::forward(ax.view(), aw.view(), None, &params).unwrap();
-        note("forward", check(&y, &y_ref, &y_mag, geo.channels_per_group() * s * t, 1e-5));
+        note("forward", check_as(&y, &y_ref, &y_mag, geo.channels_per_group() * s * t, max_rel, elem));
     }
     if which[1] {
         let dw = nan_tensor(ctx, &geo.weight_shape());
@@ -71,25 +81,26 @@ fn run_layer(ctx: &Context, geo: &Conv2dGeometry, which: [bool; 3], rng: &mut Rn
         note("weight gradient", check(&dw, &dw_ref, &dw_mag, geo.n * geo.p * geo.q, 1e-5));
     }
     if which[2] {
-        let dx = nan_tensor(ctx, &geo.input_shape());
+        let dx = nan_tensor_as(ctx, &geo.input_shape(), elem);
         ctx.input_grad_into(&dyd, &wd, &params, &dx).unwrap();
         let dx = ctx.download::<Ix4>(&dx).unwrap();
         let dx_ref = reference::input_grad(dy.view(), w.view(), [geo.h, geo.w], &params).unwrap();
         let dx_mag = reference::input_grad(ady.view(), aw.view(), [geo.h, geo.w], &params).unwrap();
-        note("input gradient", check(&dx, &dx_ref, &dx_mag, geo.filters_per_group() * s * t, 1e-5));
+        note("input gradient", check_as(&dx, &dx_ref, &dx_mag, geo.filters_per_group() * s * t, max_rel, elem));
     }
     failures
 }
 
-/// Each operation on a layer whose GEMM is exactly `m × n × r` (a 1×1 kernel over a 1×n row).
-fn run_gemm(ctx: &Context, [m, n, r]: [usize; 3], rng: &mut Rng) -> Vec<String> {
+/// Each operation on a layer whose GEMM is exactly `m × n × r` (a 1×1 kernel over a 1×n row), with
+/// operands of `elem`.
+fn run_gemm(ctx: &Context, [m, n, r]: [usize; 3], rng: &mut Rng, elem: Elem) -> Vec<String> {
     let p = Conv2dParams::new();
     let fwd = Conv2dGeometry::new(1, r, [1, n], m, [1, 1], p).unwrap();
     let wgrad = Conv2dGeometry::new(1, n, [1, r], m, [1, 1], p).unwrap();
     let igrad = Conv2dGeometry::new(1, m, [1, n], r, [1, 1], p).unwrap();
-    let mut failures = run_layer(ctx, &fwd, [true, false, false], rng);
-    failures.extend(run_layer(ctx, &wgrad, [false, true, false], rng));
-    failures.extend(run_layer(ctx, &igrad, [false, false, true], rng));
+    let mut failures = run_layer_as(ctx, &fwd, [true, false, false], rng, elem);
+    failures.extend(run_layer_as(ctx, &wgrad, [false, true, false], rng, elem));
+    failures.extend(run_layer_as(ctx, &igrad, [false, false, true], rng, elem));
     failures
 }
 
@@ -105,6 +116,17 @@ fn around(d: usize) -> Vec<usize> {
 /// each operation's rows, columns and reduction of 1, tile − 1, tile and tile + 1.
 #[test]
 fn every_tile_shape_is_exact_at_its_boundaries() {
+    tile_boundaries(Elem::F32);
+}
+
+/// The boundaries with f16 operands, which the GEMM kernels read in place (odd counts of halves end
+/// inside a word; the vec4 stagings read two words).
+#[test]
+fn every_tile_shape_reads_f16_in_place_at_its_boundaries() {
+    tile_boundaries(Elem::F16);
+}
+
+fn tile_boundaries(elem: Elem) {
     let mut rng = Rng::new(0x6e33);
     let mut failures = Vec::new();
     let mut runs = 0;
@@ -114,7 +136,7 @@ fn every_tile_shape_is_exact_at_its_boundaries() {
         for m in around(bm) {
             for n in around(bn) {
                 for r in around(bk) {
-                    failures.extend(run_gemm(&ctx, [m, n, r], &mut rng));
+                    failures.extend(run_gemm(&ctx, [m, n, r], &mut rng, elem));
                     runs += 3;
                 }
             }
@@ -151,16 +173,31 @@ fn gather_layers() -> Vec<Conv2dGeometry> {
 
 #[test]
 fn every_tile_shape_matches_the_reference_over_strides_dilation_groups_and_padding() {
+    gathers(Elem::F32);
+}
+
+/// The gathers with f16 and bf16 operands read in place.
+#[test]
+fn every_tile_shape_gathers_f16_and_bf16_in_place() {
+    gathers(Elem::F16);
+    gathers(Elem::Bf16);
+}
+
+fn gathers(elem: Elem) {
     let mut rng = Rng::new(0x6a77);
     let mut failures = Vec::new();
     let layers = gather_layers();
     for shape in GemmShape::ALL {
         let ctx = gemm_ctx(GemmChoice::shape(shape), 32 * 1024);
         for geo in &layers {
-            failures.extend(run_layer(&ctx, geo, [true; 3], &mut rng));
+            if elem.is_half() {
+                let op = convgrad::plan::Op::Forward;
+                assert!(ctx.chunking(op, geo, elem).unwrap().in_place, "{shape:?} {}", geo.describe());
+            }
+            failures.extend(run_layer_as(&ctx, geo, [true; 3], &mut rng, elem));
         }
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(failures.is_empty(), "{elem}: {}", failures.join("\n"));
 }
 
 /// The weight gradient with every split count forced, from one range to more than the reduction has
@@ -250,7 +287,7 @@ fn every_forced_reduction_depth_matches_the_reference() {
             for m in [1, bm + 1] {
                 for n in [1, bn + 1] {
                     for r in around(bk) {
-                        failures.extend(run_gemm(&ctx, [m, n, r], &mut rng));
+                        failures.extend(run_gemm(&ctx, [m, n, r], &mut rng, Elem::F32));
                     }
                 }
             }
@@ -297,7 +334,7 @@ fn double_buffered_tiles_match_the_reference() {
             for m in [1, bm + 1] {
                 for n in [1, bn + 1] {
                     for r in [1, bk - 1, bk, bk + 1, 2 * bk + 3, 4 * bk] {
-                        failures.extend(run_gemm(&ctx, [m, n, r], &mut rng));
+                        failures.extend(run_gemm(&ctx, [m, n, r], &mut rng, Elem::F32));
                     }
                 }
             }

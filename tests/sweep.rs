@@ -9,7 +9,7 @@ mod common;
 
 use common::{Rng, abs4, check, check_as, ctx, nan_tensor, nan_tensor_as};
 use convgrad::verify::{edge_layers, rounded, unit_roundoff};
-use convgrad::{Conv2dGeometry, Conv2dParams, DeviceClass, Elem, Error, reference};
+use convgrad::{Conv2dGeometry, Conv2dParams, DeviceClass, Elem, Error, HalfPath, reference};
 use ndarray::{Array1, Array4, Ix1, Ix4};
 
 // One test per kernel path (tests/common `paths`), so that they run side by side and a failure names
@@ -89,6 +89,19 @@ fn half_precision_on_every_path_matches_reference_on_edge_shapes() {
     sweep_as(&format!("auto/{}", other_class()), Elem::Bf16);
 }
 
+/// f16 through the automatic plans of both profiles on each f16 path the adapter offers, forced.
+#[test]
+fn every_f16_path_matches_reference_on_edge_shapes() {
+    let p = ctx().profile();
+    for path in HalfPath::offered(p.f16_native, p.f16_packed) {
+        for class in [ctx().profile().class.name(), other_class()] {
+            let name = format!("auto/{class}");
+            let forced = common::path(&name).twin().with_half_path(path).unwrap();
+            sweep_on(&format!("{name}, f16 by {}", path.name()), &forced, Elem::F16);
+        }
+    }
+}
+
 fn sweep(path: &str) {
     sweep_as(path, Elem::F32);
 }
@@ -97,7 +110,11 @@ fn sweep(path: &str) {
 /// gradient written in `elem`, the weight and bias gradients in f32, each within its bound
 /// ([`common::check_as`]).
 fn sweep_as(path: &str, elem: Elem) {
-    let ctx = common::path(path);
+    sweep_on(path, common::path(path), elem);
+}
+
+/// [`sweep_as`] on the context `ctx`, named `path`.
+fn sweep_on(path: &str, ctx: &convgrad::Context, elem: Elem) {
     let mut rng = Rng::new(0x5eed);
     let round = |a: Array4<f32>| rounded(&a, elem);
     let max_rel = unit_roundoff(elem).max(1e-5);
