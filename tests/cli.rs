@@ -408,6 +408,20 @@ fn bench_writes_a_table_json_and_a_plot() {
         }
     }
     assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
+    // --dtype all: each layer and op in f32, f16 and bf16, the half ones moving half the operand bytes.
+    let out =
+        run(&["bench", "--suite", "tiny", "--reps", "1", "--ops", "forward", "--dtype", "all", "--json", s(&json)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&json).unwrap();
+    let field =
+        |r: &str, k: &str| r.split(&format!("\"{k}\": ")).nth(1).unwrap().split(',').next().unwrap().to_string();
+    let records: Vec<&str> = text.lines().filter(|l| l.trim_start().starts_with('{')).collect();
+    let dtypes: Vec<String> = records.iter().map(|r| field(r, "dtype")).collect();
+    assert_eq!(dtypes, ["\"f32\"", "\"f16\"", "\"bf16\""].repeat(2), "{text}");
+    for r in records.chunks(3) {
+        let bytes: Vec<u64> = r.iter().map(|r| field(r, "bytes").parse().unwrap()).collect();
+        assert!(bytes[1] == bytes[2] && bytes[1] * 2 <= bytes[0] + 12 && bytes[1] * 2 >= bytes[0], "{bytes:?}");
+    }
     // Only SVG plots, said before any work is done.
     let png = d.join("out.png");
     fails(&["bench", "--suite", "tiny", "--plot", s(&png)], "SVG", &png);
