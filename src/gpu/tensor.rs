@@ -341,7 +341,12 @@ impl Context {
         let len = t.len();
         let data = self
             .read_mapped(&t.buffer, "tensor", |bytes| {
-                crate::elem::decode(elem, bytes, len).into_iter().map(E::from_f32).collect::<Vec<E>>()
+                if elem == E::ELEM {
+                    // The tensor's own type: its bytes, as they are.
+                    bytemuck::pod_collect_to_vec::<u8, E>(&bytes[..len * std::mem::size_of::<E>()])
+                } else {
+                    crate::elem::decode(elem, bytes, len).into_iter().map(E::from_f32).collect::<Vec<E>>()
+                }
             })
             .await?;
         let a = Array::from_shape_vec(IxDyn(&t.shape), data)
