@@ -6,6 +6,8 @@
 For NCHW and NHWC files, symmetric, per-side ("top,bottom,left,right") and 'same' padding, strides,
 dilation and groups, it writes random .npy inputs, runs `convgrad forward`, `weight-grad` and
 `input-grad`, and compares each output with the functions below (normwise relative error ≤ 1e-5).
+Then the same with float16 files: the outputs must be float16 (weight gradient: float32) and within
+2^-11 normwise of the float64 result over the float16 values.
 Exits 1 on any mismatch. Needs only NumPy (Debian: python3-numpy).
 
 The functions are the ones the README quotes: the padded input's windows, one per kernel tap,
@@ -117,15 +119,18 @@ def main():
     failures = 0
     with tempfile.TemporaryDirectory() as tmp:
         f = lambda name: os.path.join(tmp, name + ".npy")
-        for layout in ("nchw", "nhwc"):
+        for layout, half in (("nchw", False), ("nhwc", False), ("nchw", True), ("nhwc", True)):
             for n, c, h, wd, k, s, t, pad, stride, dil, groups in cases:
                 pads = same_padding((s, t), dil) if pad == "same" else tuple(int(v) for v in pad.split(","))
                 if len(pads) == 1:
                     pads = pads * 4
-                x = rng.standard_normal((n, c, h, wd)).astype(np.float32)
-                w = rng.standard_normal((k, c // groups, s, t)).astype(np.float32)
+                # float16 files compute in f16 (f32 sums) and write the forward pass and the input
+                # gradient as float16, the weight gradient as float32.
+                ftype = np.float16 if half else np.float32
+                x = rng.standard_normal((n, c, h, wd)).astype(ftype)
+                w = rng.standard_normal((k, c // groups, s, t)).astype(ftype)
                 p, q = _out_size(h, wd, (s, t), pads, stride, dil)
-                dy = rng.standard_normal((n, k, p, q)).astype(np.float32)
+                dy = rng.standard_normal((n, k, p, q)).astype(ftype)
                 to_file = (lambda a: a.transpose(NHWC).copy()) if layout == "nhwc" else (lambda a: a)
                 from_file = (lambda a: a.transpose(NCHW)) if layout == "nhwc" else (lambda a: a)
                 np.save(f("x"), to_file(x))
@@ -152,10 +157,14 @@ def main():
                         print(f"FAIL {label}: {r.stderr.strip()}")
                         failures += 1
                         continue
-                    got = from_file(np.load(out)).astype(np.float64)
+                    loaded = np.load(out)
+                    want = np.float16 if half and op != "weight-grad" else np.float32
+                    got = from_file(loaded).astype(np.float64)
                     e = rel_err(got, ref) if got.shape == ref.shape else float("inf")
-                    ok = e <= 1e-5
+                    # A float16 result is the f32 result rounded once: within 2^-11 of it, relatively.
+                    ok = loaded.dtype == want and e <= (2.0 ** -11 if want == np.float16 else 1e-5)
                     failures += not ok
+                    label += f" {np.dtype(ftype).name} -> {loaded.dtype}"
                     print(f"{'ok  ' if ok else 'FAIL'} {label}: relative error {e:.2e}")
     print(f"{failures} failed")
     sys.exit(1 if failures else 0)
