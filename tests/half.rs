@@ -1,6 +1,6 @@
-//! Half precision: the device's conversions bit for bit against `convgrad::elem` (itself tested
-//! against the `half` crate over every f16 and bf16 and 12.6 million f32 patterns), on every path the
-//! adapter offers; then the four operations on f16 and bf16 tensors against the f64 reference over
+//! Half precision: the device's conversions bit for bit against the `half` crate and `convgrad::elem`
+//! (itself tested against the crate over every f16 and bf16 and 12.6 million f32 patterns), on every
+//! path the adapter offers; then the four operations on f16 and bf16 tensors against the f64 reference over
 //! the rounded inputs, with the bound the issue gives.
 #![cfg(not(target_arch = "wasm32"))]
 
@@ -42,11 +42,22 @@ fn every_f16_and_bf16_widens_exactly_on_every_path() {
         let wide: Array1<f32> = ctx.download(&ctx.cast(&f, Elem::F32).unwrap()).unwrap();
         for (&h, w) in halves.iter().zip(&wide) {
             assert_eq!(w.to_bits(), f16_bits_to_f32(u32::from(h)), "{path:?}: f16 {h:#06x}");
+            // The half crate's value (a NaN's payload aside: both keep it a NaN).
+            let crate_value = f16::from_bits(h).to_f32();
+            assert!(
+                w.to_bits() == crate_value.to_bits() || (w.is_nan() && crate_value.is_nan()),
+                "{path:?}: f16 {h:#06x}"
+            );
         }
         let b = ctx.upload(Array1::from_iter(halves.iter().map(|&h| bf16::from_bits(h))).view()).unwrap();
         let wide: Array1<f32> = ctx.download(&ctx.cast(&b, Elem::F32).unwrap()).unwrap();
         for (&h, w) in halves.iter().zip(&wide) {
             assert_eq!(w.to_bits(), u32::from(h) << 16, "{path:?}: bf16 {h:#06x}");
+            let crate_value = bf16::from_bits(h).to_f32();
+            assert!(
+                w.to_bits() == crate_value.to_bits() || (w.is_nan() && crate_value.is_nan()),
+                "{path:?}: bf16 {h:#06x}"
+            );
         }
     }
 }
@@ -59,10 +70,14 @@ fn f32_narrows_to_the_nearest_half_on_every_path() {
         let x = ctx.upload(values.view()).unwrap();
         let h: Array1<f16> = ctx.download_as::<f16, Ix1>(&ctx.cast(&x, Elem::F16).unwrap()).unwrap();
         for (&b, got) in bits.iter().zip(&h) {
+            let want = f16::from_f32(f32::from_bits(b)).to_bits();
+            assert_eq!(got.to_bits(), want, "{path:?}: f32 {b:#010x} to f16 (the half crate's bits)");
             assert_eq!(u32::from(got.to_bits()), f32_to_f16_bits(b), "{path:?}: f32 {b:#010x} to f16");
         }
         let h: Array1<bf16> = ctx.download_as::<bf16, Ix1>(&ctx.cast(&x, Elem::Bf16).unwrap()).unwrap();
         for (&b, got) in bits.iter().zip(&h) {
+            let want = bf16::from_f32(f32::from_bits(b)).to_bits();
+            assert_eq!(got.to_bits(), want, "{path:?}: f32 {b:#010x} to bf16 (the half crate's bits)");
             assert_eq!(u32::from(got.to_bits()), f32_to_bf16_bits(b), "{path:?}: f32 {b:#010x} to bf16");
         }
     }
