@@ -18,7 +18,7 @@ use crate::gpu::tiled::Subs;
 use crate::plan::variant::Variant;
 
 /// The integer conversions, shared by every path.
-pub(crate) const HALF_WGSL: &str = include_str!("../../shaders/half.wgsl");
+const HALF_WGSL: &str = include_str!("../../shaders/half.wgsl");
 
 /// The element type of `widen.wgsl`'s typed binding `hv`: `f16` on the native path; elsewhere plain
 /// words, bound but unread. (A read-only alias: WebGPU allows those.)
@@ -26,27 +26,41 @@ fn typed(elem: Elem, path: HalfPath, ty: &str) -> String {
     if elem == Elem::F16 && path == HalfPath::Native { ty.to_string() } else { "u32".to_string() }
 }
 
+/// `shaders/half.wgsl` and `fn h2f(w: u32, hi: bool) -> f32`, the half of word `w` that `hi` names,
+/// for 16-bit words of `elem` on `path`: what `widen.wgsl` and the GEMM kernels' loads
+/// (`gpu/tiled.rs`) both convert with, so a staged value has the bits of a widened one. The hardware
+/// converts normal halves; zeros, subnormals, infinities and NaN go by integers, so every path gives
+/// the bits of `src/elem.rs` even where a driver flushes or canonicalises. The native path converts
+/// words as the packed one does (its typed reads are `widen.wgsl`'s own).
+pub(crate) fn h2f_code(elem: Elem, path: HalfPath) -> String {
+    let body = match (elem, path) {
+        (Elem::F16, HalfPath::Packed | HalfPath::Native) => {
+            "let h = select(w & 0xffffu, w >> 16u, hi);\n    let v = unpack2x16float(w);\n    \
+             return select(bitcast<f32>(f16_bits_to_f32(h)), select(v.x, v.y, hi), f16_normal(h));"
+        }
+        (Elem::F16, HalfPath::Bits) => "return bitcast<f32>(f16_bits_to_f32(select(w & 0xffffu, w >> 16u, hi)));",
+        (Elem::Bf16 | Elem::F32, _) => "return bitcast<f32>(select(w << 16u, w & 0xffff0000u, hi));",
+    };
+    format!("{HALF_WGSL}\nfn h2f(w: u32, hi: bool) -> f32 {{\n    {body}\n}}\n")
+}
+
 /// `widen.wgsl`'s code: `half_get(e)`, the `f32` bits of element `e`.
 pub(crate) fn widen_code(elem: Elem, path: HalfPath) -> Subs {
-    let pick = "let h = (hw[e >> 1u] >> ((e & 1u) * 16u)) & 0xffffu;";
-    let body = match (elem, path) {
-        (Elem::Bf16 | Elem::F32, _) => format!("{pick}\n    return h << 16u;"),
-        (Elem::F16, HalfPath::Bits) => format!("{pick}\n    return f16_bits_to_f32(h);"),
-        // The hardware converts normal halves; zeros, subnormals, infinities and NaN go by integers,
-        // so every path gives the bits of `src/elem.rs` even where a driver flushes or canonicalises.
-        (Elem::F16, HalfPath::Packed) => format!(
-            "{pick}\n    if (f16_normal(h)) {{\n        return bitcast<u32>(unpack2x16float(hw[e >> 1u])[e & 1u]);\n    \
-             }}\n    return f16_bits_to_f32(h);"
-        ),
-        (Elem::F16, HalfPath::Native) => format!(
-            "{pick}\n    if (f16_normal(h)) {{\n        return bitcast<u32>(f32(hv[e]));\n    }}\n    \
-             return f16_bits_to_f32(h);"
-        ),
+    let code = if elem == Elem::F16 && path == HalfPath::Native {
+        // Normal halves through the f16 binding; the rest by integers, as `h2f` does.
+        format!(
+            "{HALF_WGSL}\nfn half_get(e: u32) -> u32 {{\n    \
+             let h = (hw[e >> 1u] >> ((e & 1u) * 16u)) & 0xffffu;\n    \
+             if (f16_normal(h)) {{\n        return bitcast<u32>(f32(hv[e]));\n    }}\n    \
+             return f16_bits_to_f32(h);\n}}\n"
+        )
+    } else {
+        format!(
+            "{}\nfn half_get(e: u32) -> u32 {{\n    return bitcast<u32>(h2f(hw[e >> 1u], (e & 1u) == 1u));\n}}\n",
+            h2f_code(elem, path)
+        )
     };
-    vec![
-        ("HALF_TYPED", typed(elem, path, "f16")),
-        ("HALF_CODE", format!("{HALF_WGSL}\nfn half_get(e: u32) -> u32 {{\n    {body}\n}}\n")),
-    ]
+    vec![("HALF_TYPED", typed(elem, path, "f16")), ("HALF_CODE", code)]
 }
 
 /// `narrow.wgsl`'s code: `half_write(wi, lo, hi, keep)`, word `wi` from two `f32`s by their bits,

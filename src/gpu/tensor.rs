@@ -185,6 +185,10 @@ impl Context {
     /// # Errors
     /// As [`Context::upload`].
     pub fn upload_as<D: Dimension>(&self, a: ArrayView<'_, f32, D>, elem: Elem) -> Result<Tensor> {
+        if elem == Elem::F32 {
+            // Nothing to round: the array's own bytes.
+            return self.upload(a);
+        }
         self.check_tensor_size("uploaded tensor", a.len(), elem)?;
         // `iter` walks any layout in logical (C) order.
         let bytes = crate::elem::encode(elem, a.iter().copied());

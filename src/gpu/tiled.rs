@@ -5,8 +5,8 @@
 //! tile are generated for each tile size and spliced into the `{{...}}` markers of the WGSL file.
 //! Which variant runs is the planner's decision ([`crate::plan`]); this file only renders it.
 
-use crate::elem::{Elem, HalfPath};
-use crate::gpu::half::HALF_WGSL;
+use crate::elem::Elem;
+use crate::gpu::half::h2f_code;
 use crate::plan::variant::{AStage, ForwardVec4, GemmTile, Load, Pad, Sharing, Store, Variant, Window};
 
 /// Values for the `{{NAME}}` markers of a kernel's WGSL.
@@ -122,15 +122,6 @@ fn loads(load: Load, b: &str, a: &str, stage: AStage) -> Subs {
             ("LOADS", format!("fn {b}_at(i: u32) -> f32 {{\n    return {b}[i];\n}}\n\n{a_fn}\n")),
         ];
     }
-    // The half of word `w` that `hi` names, as f32.
-    let h2f = match (load.elem, load.path) {
-        (Elem::F16, HalfPath::Packed) => {
-            "let h = select(w & 0xffffu, w >> 16u, hi);\n    let v = unpack2x16float(w);\n    \
-             return select(bitcast<f32>(f16_bits_to_f32(h)), select(v.x, v.y, hi), f16_normal(h));"
-        }
-        (Elem::F16, _) => "return bitcast<f32>(f16_bits_to_f32(select(w & 0xffffu, w >> 16u, hi)));",
-        _ => "return bitcast<f32>(select(w << 16u, w & 0xffff0000u, hi));",
-    };
     let a_fn = if vec4 {
         format!(
             "fn {a}4_at(i: u32) -> vec4<f32> {{\n    let v = {a}[i];\n    \
@@ -145,8 +136,8 @@ fn loads(load: Load, b: &str, a: &str, stage: AStage) -> Subs {
         (
             "LOADS",
             format!(
-                "{HALF_WGSL}\nfn h2f(w: u32, hi: bool) -> f32 {{\n    {h2f}\n}}\n\n\
-                 fn {b}_at(i: u32) -> f32 {{\n    return h2f({b}[i >> 1u], (i & 1u) == 1u);\n}}\n\n{a_fn}\n"
+                "{}\nfn {b}_at(i: u32) -> f32 {{\n    return h2f({b}[i >> 1u], (i & 1u) == 1u);\n}}\n\n{a_fn}\n",
+                h2f_code(load.elem, load.path)
             ),
         ),
     ]

@@ -85,29 +85,6 @@ pub fn nan_tensor_as(ctx: &Context, shape: &[usize], elem: Elem) -> Tensor {
     ctx.upload_as(a.view(), elem).unwrap()
 }
 
-/// [`check`] for a result stored as `elem` ([`convgrad::verify::bound_ratio_as`]).
-pub fn check_as<D: Dimension>(
-    gpu: &Array<f32, D>,
-    reference: &Array<f64, D>,
-    magnitude: &Array<f64, D>,
-    len: usize,
-    max_rel: f64,
-    elem: Elem,
-) -> Result<f64, String> {
-    if elem == Elem::F32 {
-        return check(gpu, reference, magnitude, len, max_rel);
-    }
-    let ratio = convgrad::verify::bound_ratio_as(gpu, reference, magnitude, len, elem);
-    if !(ratio <= 1.0) {
-        return Err(format!("{elem}: error {ratio:.3}× its bound"));
-    }
-    let rel = rel_err(gpu, reference);
-    if !(rel <= max_rel) {
-        return Err(format!("{elem}: normwise relative error {rel:e} > {max_rel:e}"));
-    }
-    Ok(rel)
-}
-
 /// Checks every element of `gpu` against the f64 `reference` with the bound γ_len · `magnitude`
 /// (`magnitude` is the same operation on |inputs|, so the bound holds whatever the signs), and the
 /// normwise relative error against `max_rel`. Returns the normwise error, or a description of the
@@ -119,7 +96,19 @@ pub fn check<D: Dimension>(
     len: usize,
     max_rel: f64,
 ) -> Result<f64, String> {
-    let ratio = bound_ratio(gpu, reference, magnitude, len);
+    check_as(gpu, reference, magnitude, len, max_rel, Elem::F32)
+}
+
+/// [`check`] for a result stored as `elem` ([`convgrad::verify::bound_ratio_as`]).
+pub fn check_as<D: Dimension>(
+    gpu: &Array<f32, D>,
+    reference: &Array<f64, D>,
+    magnitude: &Array<f64, D>,
+    len: usize,
+    max_rel: f64,
+    elem: Elem,
+) -> Result<f64, String> {
+    let ratio = convgrad::verify::bound_ratio_as(gpu, reference, magnitude, len, elem);
     if !(ratio <= 1.0) {
         let (i, (g, r)) = gpu
             .iter()

@@ -355,7 +355,7 @@ fn report(what: &str, path: &Path, shape: &[usize], elem: Elem, ctx: &Context) {
 
 /// Uploads `a` as `elem` (rounded).
 fn up<D: ndarray::Dimension>(ctx: &Context, a: &ndarray::Array<f32, D>, elem: Elem) -> convgrad::Result<Tensor> {
-    if elem == Elem::F32 { ctx.upload(a.view()) } else { ctx.upload_as(a.view(), elem) }
+    ctx.upload_as(a.view(), elem)
 }
 
 fn forward(options: &AdapterOptions, a: &ForwardArgs) -> Result<(), CliError> {
