@@ -79,3 +79,32 @@ fn a_batch_that_does_not_match_its_gradient_is_an_error() {
     assert!(DataParallel::new(Vec::new(), 1).is_err());
     assert!(DataParallel::new(contexts(1), 0).is_err());
 }
+
+/// More contexts than chunks, with a batch that is not a multiple of the chunk (7 samples in chunks
+/// of 3 over 4 contexts; 3 samples in a chunk of 8 over 2): the contexts past the last chunk hold no
+/// samples and still take part in the exchange. These panicked in one member and left the others
+/// waiting forever; now every count gives the one-context bits.
+#[test]
+fn contexts_with_no_chunk_take_part_and_give_the_same_bits() {
+    let params = Conv2dParams::new().padding(1, 0);
+    let mut rng = Rng::new(8);
+    for (batch, chunk, counts) in [(7, 3, 1..=5), (3, 8, 1..=3), (6, 3, 1..=4)] {
+        let x: Array4<f32> = rng.array((batch, 2, 6, 5));
+        let dy: Array4<f32> = rng.array((batch, 3, 6, 3));
+        let one =
+            DataParallel::new(contexts(1), chunk).unwrap().gradients(x.view(), dy.view(), [3, 3], &params).unwrap();
+        for count in counts {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let (xc, dyc) = (x.clone(), dy.clone());
+            std::thread::spawn(move || {
+                let dp = DataParallel::new(contexts(count), chunk).unwrap();
+                let _ = tx.send(dp.gradients(xc.view(), dyc.view(), [3, 3], &params));
+            });
+            let got = rx
+                .recv_timeout(std::time::Duration::from_secs(120))
+                .unwrap_or_else(|_| panic!("{batch} samples in chunks of {chunk} over {count}: no answer in 120 s"))
+                .unwrap_or_else(|e| panic!("{batch} samples in chunks of {chunk} over {count}: {e}"));
+            assert!(same_bits(&got, &one), "{batch} samples in chunks of {chunk} over {count} contexts");
+        }
+    }
+}

@@ -19,7 +19,7 @@
 pub mod mpi;
 
 use std::ops::Range;
-use std::sync::{Arc, Barrier, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use ndarray::{Array1, Array4, ArrayView4, Axis, s};
 
@@ -46,18 +46,89 @@ pub trait Group {
 
 /// A group of threads in one process: what [`DataParallel`] runs on, and how the protocol is tested
 /// without MPI. [`LocalGroup::new`] makes all the members; each goes to its own thread.
+///
+/// A member whose thread panics while it holds its `LocalGroup` leaves the group as it unwinds: every
+/// member waiting in an exchange, or arriving at one later, gets an [`Error::Peer`] naming it, so no
+/// member waits for an answer that will never come.
 #[derive(Debug, Clone)]
 pub struct LocalGroup {
     rank: usize,
-    shared: Arc<(Barrier, Mutex<Vec<Vec<u8>>>)>,
+    shared: Arc<Exchange>,
+}
+
+/// The members' meeting point: a barrier that a departed member breaks, and the gathered slots.
+#[derive(Debug)]
+struct Exchange {
+    state: Mutex<ExchangeState>,
+    changed: Condvar,
+}
+
+#[derive(Debug)]
+struct ExchangeState {
+    size: usize,
+    /// Members waiting at the barrier of the current generation.
+    arrived: usize,
+    /// Completed barriers.
+    generation: u64,
+    slots: Vec<Vec<u8>>,
+    /// The first member that left the group, and why.
+    departed: Option<(usize, String)>,
+}
+
+impl Exchange {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ExchangeState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits until every member has arrived; an error as soon as some member has left instead.
+    fn barrier(&self) -> Result<()> {
+        let mut st = self.lock();
+        let departed = |st: &ExchangeState| st.departed.clone().map(|(peer, message)| Error::Peer { peer, message });
+        if let Some(e) = departed(&st) {
+            return Err(e);
+        }
+        st.arrived += 1;
+        if st.arrived == st.size {
+            st.arrived = 0;
+            st.generation += 1;
+            self.changed.notify_all();
+            return Ok(());
+        }
+        let generation = st.generation;
+        while st.generation == generation && st.departed.is_none() {
+            st = self.changed.wait(st).unwrap_or_else(PoisonError::into_inner);
+        }
+        if st.generation != generation {
+            return Ok(());
+        }
+        Err(departed(&st).unwrap_or(Error::Peer { peer: 0, message: "left the group".into() }))
+    }
 }
 
 impl LocalGroup {
     /// `size` members, in rank order.
     #[must_use]
     pub fn new(size: usize) -> Vec<LocalGroup> {
-        let shared = Arc::new((Barrier::new(size.max(1)), Mutex::new(vec![Vec::new(); size.max(1)])));
-        (0..size.max(1)).map(|rank| LocalGroup { rank, shared: shared.clone() }).collect()
+        let size = size.max(1);
+        let state = ExchangeState { size, arrived: 0, generation: 0, slots: vec![Vec::new(); size], departed: None };
+        let shared = Arc::new(Exchange { state: Mutex::new(state), changed: Condvar::new() });
+        (0..size).map(|rank| LocalGroup { rank, shared: shared.clone() }).collect()
+    }
+
+    /// Takes this member out of the group: every exchange of the others, now or later, fails with
+    /// an [`Error::Peer`] naming it and `why`. What dropping a member during a panic does.
+    pub fn leave(&self, why: &str) {
+        let mut st = self.shared.lock();
+        st.departed.get_or_insert((self.rank, why.to_string()));
+        self.shared.changed.notify_all();
+    }
+}
+
+impl Drop for LocalGroup {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.leave("its thread panicked");
+        }
     }
 }
 
@@ -67,16 +138,15 @@ impl Group for LocalGroup {
     }
 
     fn size(&self) -> usize {
-        self.shared.1.lock().unwrap_or_else(PoisonError::into_inner).len()
+        self.shared.lock().size
     }
 
     fn all_gather(&self, mine: &[u8]) -> Result<Vec<Vec<u8>>> {
-        let (barrier, slots) = &*self.shared;
         // Everyone has read the last gather before anyone writes this one, and written before anyone reads.
-        barrier.wait();
-        slots.lock().unwrap_or_else(PoisonError::into_inner)[self.rank] = mine.to_vec();
-        barrier.wait();
-        Ok(slots.lock().unwrap_or_else(PoisonError::into_inner).clone())
+        self.shared.barrier()?;
+        self.shared.lock().slots[self.rank] = mine.to_vec();
+        self.shared.barrier()?;
+        Ok(self.shared.lock().slots.clone())
     }
 }
 
@@ -367,11 +437,19 @@ mod tests {
     use super::*;
 
     /// Runs `f(group)` on `size` threads; each member's result, in rank order.
+    /// Runs `f(group)` on `size` threads, each owning its member (so that a panicking one leaves the
+    /// group as it unwinds); each member's result, in rank order.
     fn on_threads<T: Send>(size: usize, f: impl Fn(&LocalGroup) -> T + Sync) -> Vec<T> {
+        on_threads_joined(size, f).into_iter().map(|r| r.expect("no member panics")).collect()
+    }
+
+    /// [`on_threads`], a panicking member's result `None`.
+    fn on_threads_joined<T: Send>(size: usize, f: impl Fn(&LocalGroup) -> T + Sync) -> Vec<Option<T>> {
         let groups = LocalGroup::new(size);
+        let f = &f;
         std::thread::scope(|s| {
-            let hs: Vec<_> = groups.iter().map(|g| s.spawn(|| f(g))).collect();
-            hs.into_iter().map(|h| h.join().unwrap()).collect()
+            let hs: Vec<_> = groups.into_iter().map(|g| s.spawn(move || f(&g))).collect();
+            hs.into_iter().map(|h| h.join().ok()).collect()
         })
     }
 
@@ -463,6 +541,61 @@ mod tests {
             if r != 1 {
                 assert!(matches!(e, Error::Peer { peer: 1, .. }), "member {r}: {e}");
             }
+        }
+    }
+
+    /// A member that panics in its work, before the exchange of values: the others, waiting there,
+    /// return an error naming it (this hung forever when the barrier could not be broken).
+    #[test]
+    fn a_member_that_panics_ends_every_members_call_with_an_error() {
+        for (size, bad) in [(2, 0), (3, 1), (4, 3)] {
+            let chunks = Chunks::new(8, 2).unwrap();
+            let shards = chunks.even_shards(size);
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let all = on_threads_joined(size, |g| {
+                    reduce(g, "l", chunks, shards[g.rank()].clone(), 5, |c| {
+                        assert!(g.rank() != bad, "member {bad} fails at chunk {c}");
+                        leaf(c)
+                    })
+                });
+                let _ = tx.send(all);
+            });
+            let all = rx.recv_timeout(std::time::Duration::from_secs(30)).expect("every member returns");
+            for (r, res) in all.into_iter().enumerate() {
+                if r == bad {
+                    assert!(res.is_none(), "member {r} panicked");
+                    continue;
+                }
+                let e = res.expect("a member that did not panic returns").unwrap_err();
+                assert!(matches!(&e, Error::Peer { peer, .. } if *peer == bad), "member {r}: {e}");
+                assert!(e.to_string().contains("panicked"), "member {r}: {e}");
+            }
+        }
+    }
+
+    /// A member that panics before its first exchange, and one after the protocol is over: the first
+    /// stops the others at their first exchange; the second disturbs nobody.
+    #[test]
+    fn a_panic_before_the_run_stops_the_others_and_one_after_it_does_not() {
+        let chunks = Chunks::new(6, 2).unwrap();
+        let shards = chunks.even_shards(3);
+        let all = on_threads_joined(3, |g| {
+            assert!(g.rank() != 2, "member 2 fails before the run");
+            reduce(g, "l", chunks, shards[g.rank()].clone(), 5, leaf)
+        });
+        assert!(all[2].is_none());
+        for r in &all[..2] {
+            assert!(matches!(r, Some(Err(Error::Peer { peer: 2, .. }))), "{r:?}");
+        }
+        let all = on_threads_joined(3, |g| {
+            let got = reduce(g, "l", chunks, shards[g.rank()].clone(), 5, leaf);
+            assert!(g.rank() != 0, "member 0 fails after the run");
+            got
+        });
+        assert!(all[0].is_none());
+        for r in &all[1..] {
+            assert!(matches!(r, Some(Ok(_))), "{r:?}");
         }
     }
 }

@@ -195,8 +195,18 @@ impl Context {
             let fp = fingerprint(self.adapter_info(), self.profile());
             if let Some(e) = t.file().get(&fp, key.as_str()) {
                 let s = e.strategy;
-                t.chosen.insert(key, s);
-                return Ok(s);
+                // A well-formed entry may still name a plan this layer cannot run (written by another
+                // version, or by hand): dropped, and the layer chosen as if it had none.
+                if crate::plan::candidates::plan_text(op, &geo.nchw(), self.profile(), s).is_some() {
+                    t.chosen.insert(key, s);
+                    return Ok(s);
+                }
+                t.file().remove(&fp, key.as_str());
+                eprintln!(
+                    "convgrad: warning: the tuning cache's choice {} for {key} is not a plan this layer can run; \
+                     it is dropped and the layer chosen again",
+                    s.key()
+                );
             }
             if cfg!(target_arch = "wasm32") || !matches!(t.mode, Tuning::Tune(_)) {
                 t.chosen.insert(key, Strategy::Auto);
@@ -236,7 +246,7 @@ impl Context {
     /// As [`Context::tune`].
     pub async fn tune_async(&self, op: Op, geo: &Conv2dGeometry) -> Result<TuneReport> {
         let report = self.measure_async(op, geo, self.tune_options()).await?;
-        self.keep(&report)?;
+        self.keep(&report);
         self.tune
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -349,8 +359,10 @@ impl Context {
         Ok(report)
     }
 
-    /// Writes a pick into the cache file (where the context has one).
-    fn keep(&self, report: &TuneReport) -> Result<()> {
+    /// Keeps a pick in memory and in the cache file (where the context has one). A cache is an
+    /// optimisation: a pick the file cannot take (an unwritable directory, a path that is not a
+    /// regular file) is a warning, and the pick still holds for this process.
+    fn keep(&self, report: &TuneReport) {
         let fp = fingerprint(self.adapter_info(), self.profile());
         let mut t = self.tune.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let entry = cache::Entry {
@@ -359,13 +371,12 @@ impl Context {
         };
         t.file().insert(&fp, report.layer.as_str(), entry);
         if let Some(path) = t.path.clone() {
-            let file = t.file().clone();
-            file.save(&path).map_err(|e| Error::Io {
-                what: format!("the tuning cache {}", path.display()),
-                message: e.to_string(),
-            })?;
+            match t.file().save(&path) {
+                // Other writers' picks, merged in, are this context's to use from now on too.
+                Ok(merged) => t.file = Some(merged),
+                Err(why) => eprintln!("convgrad: warning: the pick for {} is not kept on disk: {why}", report.layer),
+            }
         }
-        Ok(())
     }
 }
 

@@ -81,7 +81,11 @@ impl Chunks {
                 });
             }
         }
-        Ok(samples.start / self.chunk..samples.end.div_ceil(self.chunk))
+        // The chunk that starts at boundary `s` (the batch's end is the end of the last chunk, not
+        // the start of a chunk past it): an empty run at the end of the batch owns no chunk, where
+        // `s.div_ceil(chunk)` would have handed it the last one.
+        let index = |s: usize| if s == self.batch { self.count() } else { s / self.chunk };
+        Ok(index(samples.start)..index(samples.end))
     }
 
     /// `shards` runs of whole chunks covering the batch, as even as can be (the first ones a chunk
@@ -318,6 +322,57 @@ mod tests {
         assert!(matches!(c.chunks_of(3..11), Err(Error::Sharding { .. })));
         assert!(matches!(Chunks::new(0, 3), Err(Error::ZeroDimension { .. })));
         assert!(matches!(Chunks::new(4, 0), Err(Error::ZeroDimension { .. })));
+    }
+
+    /// Every batch, chunk size and member count of a small table (chunks larger than the batch, more
+    /// members than chunks, batches that are not a multiple of the chunk): the shards cover the batch
+    /// in order, each holds whole chunks, their chunks partition the chunks, an empty shard owns no
+    /// chunk and no node, and the shards' nodes evaluate to the one-shard root bit for bit.
+    #[test]
+    fn shards_and_chunks_hold_for_every_batch_chunk_and_member_count() {
+        for batch in 1..=13 {
+            for chunk in 1..=15 {
+                let c = Chunks::new(batch, chunk).unwrap();
+                let n = c.count();
+                let parts = partials(n, 3, (batch * 31 + chunk) as u64);
+                let one = tree_sum(parts.clone()).unwrap();
+                for members in 1..=7 {
+                    let shards = c.even_shards(members);
+                    let case = format!("batch {batch}, chunk {chunk}, {members} members: {shards:?}");
+                    assert_eq!(shards.len(), members, "{case}");
+                    let mut next_sample = 0;
+                    let mut next_chunk = 0;
+                    let mut bounds = vec![0];
+                    for s in &shards {
+                        assert_eq!(s.start, next_sample, "{case}");
+                        let owned = c.chunks_of(s.clone()).unwrap();
+                        assert_eq!(owned.start, next_chunk, "{case}: chunks of {s:?}");
+                        assert_eq!(c.samples_of(owned.clone()), *s, "{case}");
+                        assert!(owned.end <= n, "{case}: {s:?} owns {owned:?} of {n} chunks");
+                        assert_eq!(s.is_empty(), owned.is_empty(), "{case}: {s:?} owns {owned:?}");
+                        if owned.is_empty() {
+                            assert!(shard_nodes(n, owned.clone()).is_empty(), "{case}");
+                        } else {
+                            bounds.push(owned.end);
+                        }
+                        next_sample = s.end;
+                        next_chunk = owned.end;
+                    }
+                    assert_eq!((next_sample, next_chunk), (batch, n), "{case}");
+                    let got = sharded(&parts, &bounds);
+                    assert!(got.iter().zip(&one).all(|(a, b)| a.to_bits() == b.to_bits()), "{case}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_empty_run_at_the_end_of_the_batch_owns_no_chunk() {
+        // 7 samples in chunks of 3; a chunk of 8 over 3 samples (the cases that panicked).
+        assert_eq!(Chunks::new(7, 3).unwrap().chunks_of(7..7).unwrap(), 3..3);
+        assert_eq!(Chunks::new(3, 8).unwrap().chunks_of(3..3).unwrap(), 1..1);
+        assert_eq!(Chunks::new(3, 8).unwrap().chunks_of(0..3).unwrap(), 0..1);
+        assert_eq!(Chunks::new(6, 3).unwrap().chunks_of(3..3).unwrap(), 1..1);
     }
 
     #[test]

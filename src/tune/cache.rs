@@ -11,14 +11,18 @@
 //!
 //! The fingerprint ([`fingerprint`](super::fingerprint)) is stored as its 64-bit hash. A file with
 //! another first line, a line that does not parse, or a missing or wrong `end` line (a write cut short)
-//! is set aside (renamed with `.corrupt` added) with a warning, and the layers are tuned again: never a
-//! crash, never a plan read from a broken line. Writes go to a temporary file in the same directory
-//! that is then renamed over the old one, so a reader sees the old file or the new one, whole.
+//! is ignored with a warning (and set aside, renamed with `.corrupt` added, by the next writer), and
+//! the layers are tuned again: never a crash, never a plan read from a broken line. Writers merge
+//! their picks into the file under a lock file and replace it by renaming a temporary of their own
+//! over it, so a reader sees the old file or the new one, whole ([`Cache::save`]). A path that is not
+//! a regular file, or larger than [`MAX_FILE_BYTES`], is refused with a warning and left as it is.
 //! Native targets; in the browser the choices stay in memory ([`Cache::export`] and
 //! [`Cache::import`] let a page keep them).
 
 use std::collections::BTreeMap;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::plan::Strategy;
 
@@ -116,46 +120,124 @@ impl Cache {
         Err("no end line: the file was cut short".into())
     }
 
-    /// The cache in `path`: empty where there is no file; where the file is unreadable or corrupt, empty
-    /// too, with the file set aside (renamed to `PATH.corrupt`) and the warning returned.
-    #[must_use]
-    pub fn load(path: &Path) -> (Self, Option<String>) {
-        let text = match std::fs::read(path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (Cache::default(), None),
-            Err(e) => return (Cache::default(), Some(format!("cannot read the tuning cache {}: {e}", path.display()))),
-        };
-        let parsed = String::from_utf8(text).map_err(|_| "it is not UTF-8".to_string()).and_then(|t| Cache::import(&t));
-        match parsed {
-            Ok(c) => (c, None),
-            Err(why) => {
-                let aside = PathBuf::from(format!("{}.corrupt", path.display()));
-                let moved = std::fs::rename(path, &aside).map(|()| format!("; set aside as {}", aside.display()));
-                let warning = format!(
-                    "the tuning cache {} is not usable ({why}){}; its layers will be tuned again",
-                    path.display(),
-                    moved.unwrap_or_default()
-                );
-                (Cache::default(), Some(warning))
-            }
+    /// Forgets the choice for `layer` on `fingerprint` (a stale entry), returning it.
+    pub fn remove(&mut self, fingerprint: &str, layer: &str) -> Option<Entry> {
+        self.entries.remove(&(fingerprint_hash(fingerprint), layer.to_string()))
+    }
+
+    /// Adds every entry of `other` that this cache lacks (its own entries win).
+    pub fn absorb(&mut self, other: Cache) {
+        for (k, e) in other.entries {
+            self.entries.entry(k).or_insert(e);
         }
     }
 
-    /// Writes the cache to `path` atomically (a temporary file beside it, renamed over it), making its
-    /// directory first.
+    /// The cache in `path`: empty where there is no file. Where the file is unreadable, corrupt, not a
+    /// regular file or larger than [`MAX_FILE_BYTES`], empty too, with a warning; the file is left as
+    /// it is (only a writer, [`Cache::save`], sets a corrupt file aside).
+    #[must_use]
+    pub fn load(path: &Path) -> (Self, Option<String>) {
+        match read(path) {
+            Ok(None) => (Cache::default(), None),
+            Ok(Some(Ok(c))) => (c, None),
+            Ok(Some(Err(why))) => (
+                Cache::default(),
+                Some(format!(
+                    "the tuning cache {} is not usable ({why}); its layers run the planner's choices, and the \
+                     file is set aside when a new pick is kept",
+                    path.display()
+                )),
+            ),
+            Err(why) => (Cache::default(), Some(why)),
+        }
+    }
+
+    /// Keeps this cache's entries in the file `path`, merged with what the file holds now (this cache's
+    /// entries win), and returns the merged cache. Any number of writers, threads or processes, may
+    /// save to one path at once: each holds the lock file `PATH.lock` while it reads, merges and
+    /// replaces, writes its own temporary file (named by process and a per-process counter) beside
+    /// `path`, and renames it over `path`, so a reader sees the old file or the new one, whole, and no
+    /// writer's entries are lost. A corrupt file is set aside (renamed with `.corrupt` added) first.
+    /// A `path` that is not a regular file, or larger than [`MAX_FILE_BYTES`], is never replaced.
     ///
     /// # Errors
-    /// The file system's.
-    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+    /// Why nothing was written, as a sentence: the file system's errors, or the refusal above.
+    pub fn save(&self, path: &Path) -> Result<Cache, String> {
+        let io = |what: &str, e: std::io::Error| format!("cannot {what} for the tuning cache {}: {e}", path.display());
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
+            std::fs::create_dir_all(dir).map_err(|e| io("make its directory", e))?;
         }
-        let tmp = PathBuf::from(format!("{}.{}.tmp", path.display(), std::process::id()));
-        std::fs::write(&tmp, self.export())?;
-        std::fs::rename(&tmp, path).inspect_err(|_| {
+        let lock_path = PathBuf::from(format!("{}.lock", path.display()));
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| io("open the lock file", e))?;
+        lock.lock().map_err(|e| io("lock the lock file", e))?;
+        let mut merged = self.clone();
+        match read(path)? {
+            None => {}
+            Some(Ok(on_disk)) => merged.absorb(on_disk),
+            Some(Err(_)) => {
+                let aside = PathBuf::from(format!("{}.corrupt", path.display()));
+                std::fs::rename(path, &aside).map_err(|e| io("set the corrupt file aside", e))?;
+            }
+        }
+        static WRITER: AtomicU64 = AtomicU64::new(0);
+        let n = WRITER.fetch_add(1, Ordering::Relaxed);
+        let tmp = PathBuf::from(format!("{}.{}-{n}.tmp", path.display(), std::process::id()));
+        let written = (|| {
+            let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+            f.write_all(merged.export().as_bytes())?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, path)
+        })();
+        if let Err(e) = written {
             let _ = std::fs::remove_file(&tmp);
-        })
+            return Err(io("write the new file", e));
+        }
+        // Unlocked when `lock` closes.
+        drop(lock);
+        Ok(merged)
     }
+}
+
+/// The largest cache file read or replaced: a cache convgrad writes holds an entry of about 100
+/// bytes per tuned layer and op, so this is some 160,000 of them; anything larger is not ours.
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+
+/// The file at `path`, parsed: `None` where there is none; `Some(Err(why))` where its text is not a
+/// cache. Errors (a sentence): not a regular file, larger than [`MAX_FILE_BYTES`], unreadable. Reads at
+/// most `MAX_FILE_BYTES + 1` bytes whatever the file claims, so a device that never ends (a node
+/// like `/dev/zero`) cannot exhaust memory.
+fn read(path: &Path) -> Result<Option<Result<Cache, String>>, String> {
+    let refused = |why: String| {
+        format!(
+            "the tuning cache {} is {why}: it is not read or replaced, and the tuned choices stay in memory",
+            path.display()
+        )
+    };
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot read the tuning cache {}: {e}", path.display())),
+    };
+    if !meta.is_file() {
+        return Err(refused("not a regular file".into()));
+    }
+    let too_large = || refused(format!("larger than {MAX_FILE_BYTES} bytes, more than any cache convgrad writes"));
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| format!("cannot read the tuning cache {}: {e}", path.display()))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_large());
+    }
+    Ok(Some(String::from_utf8(bytes).map_err(|_| "it is not UTF-8".to_string()).and_then(|t| Cache::import(&t))))
 }
 
 /// Where the cache lives by default: `$CONVGRAD_TUNE_CACHE` if set, else
@@ -226,8 +308,11 @@ mod tests {
         std::fs::write(&path, b"convgrad-tune-cache 1\n0123\tbroken").unwrap();
         let (c, warning) = Cache::load(&path);
         assert!(c.is_empty());
-        assert!(warning.unwrap().contains("set aside"));
-        assert!(!path.exists() && dir.join("sub").join("tuned.txt.corrupt").exists());
+        assert!(warning.unwrap().contains("not usable"));
+        assert!(path.exists(), "a reader leaves the file as it is");
+        sample().save(&path).unwrap();
+        assert!(dir.join("sub").join("tuned.txt.corrupt").exists(), "a writer sets it aside");
+        assert_eq!(Cache::load(&path), (sample(), None));
         std::fs::write(&path, [0xff, 0xfe, 0x00]).unwrap();
         assert!(Cache::load(&path).1.is_some());
         let _ = std::fs::remove_dir_all(&dir);
