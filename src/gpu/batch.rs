@@ -20,13 +20,12 @@ use crate::gpu::tensor::Tensor;
 use crate::plan::variant::Variant;
 
 impl Context {
-    /// An error if `len` f32 elements (or 32-bit words) cannot be bound to one kernel.
-    pub(crate) fn check_binding(&self, what: &str, len: usize) -> Result<()> {
+    /// An error if a buffer of `bytes` cannot be bound to one kernel.
+    pub(crate) fn check_binding(&self, what: &str, bytes: u64) -> Result<()> {
         let limit = self.limits().max_storage_buffer_binding_size;
-        let bytes = (len as u64).saturating_mul(4);
         if bytes > limit {
             return Err(Error::DeviceLimit {
-                what: format!("{what} ({len} f32 elements in one binding)"),
+                what: format!("{what} (a binding of {bytes} bytes)"),
                 needed: bytes,
                 limit,
                 limit_name: "max_storage_buffer_binding_size",
@@ -71,16 +70,34 @@ impl Context {
             return f(job, geo, 0, out);
         }
         let chunks = geo.n.div_ceil(nb);
-        let slots = self.alloc("per-chunk partial sums", &[chunks, len])?;
+        // The partials of each range of elements in a buffer of their own, so that no sum binds more
+        // than one binding holds (`plan::bindings::sum_ranges`); each element adds its chunks in the
+        // same order whatever the ranges, so the bits are those of one range.
+        let ranges = crate::plan::bindings::sum_ranges(chunks, len, self.profile().max_binding_bytes)?;
+        let slots = ranges
+            .iter()
+            .map(|r| self.alloc("per-chunk partial sums", &[chunks, r.len()]))
+            .collect::<Result<Vec<_>>>()?;
         let part = self.alloc("chunk result", &[len])?;
         for (idx, n0) in (0..geo.n).step_by(nb).enumerate() {
             f(job, &Conv2dGeometry { n: nb.min(geo.n - n0), ..*geo }, n0, &part.buffer)?;
-            job.copy(&part.buffer, 0, &slots.buffer, idx * len, len);
+            for (r, slot) in ranges.iter().zip(&slots) {
+                job.copy(&part.buffer, r.start, &slot.buffer, idx * r.len(), r.len());
+            }
             job.flush();
         }
-        let mut u = PrepUniform::new(geo, 0, u32_of(len)?);
-        u.splits = u32_of(chunks)?;
-        job.dispatch(&kernels::SPLIT_SUM, &Variant::Plain, bytemuck::bytes_of(&u), &[&slots.buffer, out], u.total)
+        for (r, slot) in ranges.iter().zip(&slots) {
+            let mut u = PrepUniform::new(geo, 0, u32_of(r.len())?);
+            u.splits = u32_of(chunks)?;
+            let whole = ranges.len() == 1;
+            let sum = if whole { None } else { Some(self.alloc("range of the sum", &[r.len()])?) };
+            let dst = sum.as_ref().map_or(out, |t| &t.buffer);
+            job.dispatch(&kernels::SPLIT_SUM, &Variant::Plain, bytemuck::bytes_of(&u), &[&slot.buffer, dst], u.total)?;
+            if let Some(t) = &sum {
+                job.copy(&t.buffer, 0, out, r.start, r.len());
+            }
+        }
+        Ok(())
     }
 
     /// Samples `[n0, n0 + nb)` of a batch tensor with `per` elements per sample: the buffer itself

@@ -103,6 +103,21 @@ fn run_uniform(total: usize, src_off: usize, dst_off: usize, len: usize) -> Resu
 }
 
 impl Context {
+    /// The buffer a pass converting elements `[off, off + len)` of the 16-bit tensor `t` binds, and
+    /// where element `off` is in it: `t` itself where it fits one binding, else a window of just the
+    /// run's words, copied in here (`plan::bindings::half_window`).
+    fn half_in(&self, job: &mut Job, t: &Tensor, off: usize, len: usize) -> Result<(wgpu::Buffer, usize)> {
+        let limit = self.profile().max_binding_bytes;
+        match crate::plan::bindings::half_window(t.len(), off, len, limit) {
+            None => Ok((t.buffer.clone(), off)),
+            Some(words) => {
+                let window = self.alloc("16-bit window", &[words.len()])?;
+                job.copy(&t.buffer, words.start, &window.buffer, 0, words.len());
+                Ok((window.buffer.clone(), off - 2 * words.start))
+            }
+        }
+    }
+
     /// Records `dst[0..len) = src[off..off + len)` as `f32`, for a 16-bit tensor `src`.
     pub(crate) fn widen_into(
         &self,
@@ -112,9 +127,10 @@ impl Context {
         len: usize,
         dst: &wgpu::Buffer,
     ) -> Result<()> {
-        let u = run_uniform(len, off, 0, len)?;
+        let (buf, at) = self.half_in(job, src, off, len)?;
+        let u = run_uniform(len, at, 0, len)?;
         let variant = Variant::widen(src.dtype(), self.profile().half);
-        job.dispatch(&kernels::WIDEN, &variant, bytemuck::bytes_of(&u), &[&src.buffer, &src.buffer, dst], u.total)
+        job.dispatch(&kernels::WIDEN, &variant, bytemuck::bytes_of(&u), &[&buf, &buf, dst], u.total)
     }
 
     /// A new `f32` temporary holding elements `[off, off + len)` of the 16-bit tensor `src`.
@@ -125,7 +141,10 @@ impl Context {
     }
 
     /// Records elements `[off, off + len)` of the 16-bit tensor `dst` = the `f32`s `src[src_off..)`,
-    /// rounded; `dst`'s other elements keep their values.
+    /// rounded; `dst`'s other elements keep their values. `src` must hold the run within one binding
+    /// from `src_off` on (a chunk's own buffer, or a piece of a cast); a `dst` larger than a binding is
+    /// narrowed in a window of the run's words, copied in and back, so the run's end words keep the
+    /// halves that belong to their neighbours.
     pub(crate) fn narrow(
         &self,
         job: &mut Job,
@@ -135,31 +154,50 @@ impl Context {
         off: usize,
         len: usize,
     ) -> Result<()> {
-        let words = (off + len).div_ceil(2) - off / 2;
-        let u = run_uniform(words, src_off, off, len)?;
+        let (buf, at) = self.half_in(job, dst, off, len)?;
+        let words = crate::plan::bindings::words_of(at, len).len();
+        let u = run_uniform(words, src_off, at, len)?;
         let variant = Variant::narrow(dst.dtype(), self.profile().half);
-        job.dispatch(&kernels::NARROW, &variant, bytemuck::bytes_of(&u), &[src, &dst.buffer], u.total)
+        job.dispatch(&kernels::NARROW, &variant, bytemuck::bytes_of(&u), &[src, &buf], u.total)?;
+        if buf != dst.buffer {
+            let window = crate::plan::bindings::words_of(off, len);
+            job.copy(&buf, 0, &dst.buffer, window.start, window.len());
+        }
+        Ok(())
     }
 
     /// `t` as a new tensor of element type `to`: widened exactly, or rounded to nearest even (beyond
     /// the largest finite `f16`, ±∞); a copy where `to` is `t`'s own type. Master weights in `f32`
-    /// cast to `f16` for a half-precision step, say.
+    /// cast to `f16` for a half-precision step, say. A tensor larger than one binding is cast in
+    /// pieces (`plan::bindings::cast_runs`).
     ///
     /// # Errors
     /// A tensor of another context, device limits, wgpu errors.
     pub fn cast(&self, t: &Tensor, to: Elem) -> Result<Tensor> {
         self.own(t)?;
         let out = self.alloc_as("cast tensor", t.shape(), to)?;
-        let len = t.len();
         let mut job = self.job();
-        match (t.dtype(), to) {
-            (from, to) if from == to => job.copy_bytes(&t.buffer, &out.buffer, t.buffer.size()),
-            (Elem::F32, _) => self.narrow(&mut job, &t.buffer, 0, &out, 0, len)?,
-            (_, Elem::F32) => self.widen_into(&mut job, t, 0, len, &out.buffer)?,
-            _ => {
-                let wide = self.widen(&mut job, t, 0, len)?;
-                self.narrow(&mut job, &wide.buffer, 0, &out, 0, len)?;
+        if t.dtype() == to {
+            job.copy_bytes(&t.buffer, &out.buffer, t.buffer.size());
+            return job.finish().map(|()| out);
+        }
+        for run in crate::plan::bindings::cast_runs(t.len(), self.profile().max_binding_bytes) {
+            let (a, len) = (run.start, run.len());
+            match (t.dtype(), to) {
+                (Elem::F32, _) => {
+                    let piece = self.batch_slice(&mut job, &t.buffer, 1, a, len)?;
+                    self.narrow(&mut job, &piece, 0, &out, a, len)?;
+                }
+                (_, Elem::F32) => {
+                    let wide = self.widen(&mut job, t, a, len)?;
+                    job.copy(&wide.buffer, 0, &out.buffer, a, len);
+                }
+                _ => {
+                    let wide = self.widen(&mut job, t, a, len)?;
+                    self.narrow(&mut job, &wide.buffer, 0, &out, a, len)?;
+                }
             }
+            job.flush();
         }
         job.finish()?;
         Ok(out)

@@ -119,7 +119,7 @@ impl Job<'_> {
         let ctx = self.ctx;
         let grid = ctx.grid(spec.name, invocations.div_ceil(variant.workgroup()))?;
         for b in buffers {
-            ctx.check_binding(spec.name, (b.size() / 4) as usize)?;
+            ctx.check_binding(spec.name, b.size())?;
         }
         let pipeline = ctx.pipeline(spec, variant)?;
         self.first.get_or_insert(spec.name);

@@ -75,7 +75,7 @@ impl Context {
             _ => None,
         };
         let bias_buf = bias_wide.as_ref().map_or(bias_buf, |t| &t.buffer);
-        self.check_binding("weights W", w.len())?;
+        self.check_binding("weights W in f32", 4 * w.len() as u64)?;
         let layout = geo.params.layout;
         let plan = self.plan_forward(&geo)?;
         let geo = geo.nchw();
@@ -406,7 +406,7 @@ impl Context {
         self.check_out(dx, &geo.input_shape(), &[dy, w])?;
         let elem = operands_elem(&[("output gradient dY", dy), ("weights W", w)])?;
         check_out_elem("input gradient dX", dx, elem)?;
-        self.check_binding("weights W", w.len())?;
+        self.check_binding("weights W in f32", 4 * w.len() as u64)?;
         let layout = geo.params.layout;
         let plan = self.plan_input_grad(&geo)?;
         let geo = geo.nchw();
@@ -555,6 +555,9 @@ impl Context {
         self.check_out(db, &[k], &[dy])?;
         check_out_elem("bias gradient dB", db, dy.dtype())?;
         let ys = k * p * q;
+        let nb = plan::batch_chunk(&geo, ys, self.profile())?;
+        let halves: &[(&str, usize)] = if dy.dtype().is_half() { &[("dY", ys)] } else { &[] };
+        plan::bindings::check_chunked(&geo.describe(), n, nb, halves, Some(k), self.profile())?;
         let db32 = self.result_out(db)?;
         let mut job = self.job();
         self.reduce_batches(&mut job, &geo, ys, &db32.buffer, k, |job, chunk, n0, out| {
@@ -662,13 +665,16 @@ impl Context {
         gemm: bool,
         f32_per_sample: usize,
     ) -> Result<Route> {
+        let mut route = Route { load: Load::F32, per_sample: f32_per_sample };
         if elem.is_half() && gemm && layout == Layout::Nchw {
             let per_sample = plan::gemm_sample_bytes(op, geo, elem).div_ceil(4);
             if plan::batch_chunk(geo, per_sample, self.profile())? >= geo.n {
-                return Ok(Route { load: Load::of(elem, self.profile().half), per_sample });
+                route = Route { load: Load::of(elem, self.profile().half), per_sample };
             }
         }
-        Ok(Route { load: Load::F32, per_sample: f32_per_sample })
+        // The invariant of `plan::bindings`, checked before any pass is recorded.
+        plan::bindings::check_op(op, geo, elem, route.load.elem.is_half(), route.per_sample, self.profile())?;
+        Ok(route)
     }
 
     /// How `op` runs the layer `geo` (in its own layout) with operands of `elem` on this context:

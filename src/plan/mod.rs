@@ -20,6 +20,7 @@
 //! flipped filters ([`input_grad`]); where the padding exceeds the dilated kernel that frame would be
 //! negative and only the direct (gather) kernel runs it. Every family can be forced on either class.
 
+pub mod bindings;
 pub mod candidates;
 mod forward;
 pub mod gemm;
