@@ -496,3 +496,20 @@ fn float16_files_and_dtype_flags() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("expected f32, f16 or bf16"));
     assert!(!d.join("no.npy").exists());
 }
+
+/// `convgrad bench --tuned` never tunes and never writes the cache: a corrupt cache is a warning that
+/// says the planner's choices run (it said "its layers will be tuned again"), and the file is left
+/// as it was (it was renamed aside).
+#[test]
+fn bench_tuned_reads_a_corrupt_cache_and_leaves_it_alone() {
+    let d = dir("bench-tuned");
+    let cache = d.join("tuned.txt");
+    let corrupt = "convgrad-tune-cache 1\nnot a line\n";
+    std::fs::write(&cache, corrupt).unwrap();
+    let out = run(&["bench", "--suite", "tiny", "--reps", "1", "--ops", "forward", "--tuned", "--cache", s(&cache)]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("not usable") && !stderr.contains("tuned again"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&cache).unwrap(), corrupt, "the cache changed");
+    assert!(!d.join("tuned.txt.corrupt").exists());
+}
