@@ -261,7 +261,7 @@ mod tests {
         // The probe's case: 11 chunks of 81 elements (3,564 bytes) in 2 KiB: ranges of 46.
         let r = sum_ranges(11, 81, 2048).unwrap();
         assert_eq!(r, [0..46, 46..81]);
-        assert_eq!(sum_ranges(4, 81, 2048).unwrap(), [0..81], "fits whole");
+        assert_eq!(sum_ranges(4, 81, 2048).unwrap(), vec![0..81], "fits whole");
         assert!(matches!(sum_ranges(600, 3, 2048), Err(Error::DeviceLimit { .. })));
         for chunks in 1..40 {
             for len in 1..200 {

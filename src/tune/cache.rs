@@ -197,8 +197,7 @@ impl Cache {
             let _ = std::fs::remove_file(&tmp);
             return Err(io("write the new file", e));
         }
-        // Unlocked when `lock` closes.
-        drop(lock);
+        // Unlocked as `lock` closes, on return.
         Ok(merged)
     }
 }
