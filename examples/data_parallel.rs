@@ -156,8 +156,11 @@ fn main() -> ExitCode {
     let results: Vec<(usize, convgrad::Result<Array4<f32>>)> = match o.local {
         Some(n) => {
             let groups = LocalGroup::new(n);
+            let o = &o;
             std::thread::scope(|s| {
-                let hs: Vec<_> = groups.iter().map(|g| s.spawn(|| (g.rank(), run(g, &o)))).collect();
+                // Each thread owns its member: one that panics leaves the group as it unwinds, and
+                // the others' exchanges end with an error naming it instead of waiting for it.
+                let hs: Vec<_> = groups.into_iter().map(|g| s.spawn(move || (g.rank(), run(&g, o)))).collect();
                 hs.into_iter().map(|h| h.join().expect("a member's thread panicked")).collect()
             })
         }
