@@ -20,30 +20,7 @@ use crate::verify::Rng;
 
 pub use crate::plan::Op;
 
-/// Milliseconds of a monotonic clock, from an arbitrary start: `Instant` on native targets, the page's
-/// `performance.now()` in a browser (`Date.now()` where a worker has no `performance`), where
-/// `Instant` does not exist. Chromium rounds the page clock to 100 µs; callers time spans of
-/// milliseconds.
-#[must_use]
-pub fn now_ms() -> f64 {
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-        START.get_or_init(Instant::now).elapsed().as_secs_f64() * 1e3
-    }
-    #[cfg(target_arch = "wasm32")]
-    {
-        use js_sys::wasm_bindgen::JsCast;
-        let global = js_sys::global();
-        js_sys::Reflect::get(&global, &"performance".into())
-            .ok()
-            .and_then(|p| {
-                let now = js_sys::Reflect::get(&p, &"now".into()).ok()?.dyn_into::<js_sys::Function>().ok()?;
-                now.call0(&p).ok()?.as_f64()
-            })
-            .unwrap_or_else(js_sys::Date::now)
-    }
-}
+pub use crate::clock::now_ms;
 
 /// A named layer of a suite.
 #[derive(Debug, Clone)]
@@ -225,17 +202,41 @@ impl Inputs {
     /// wgpu or device errors.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn repeats_identical(&self, ctx: &Context, op: Op, times: usize) -> Result<(usize, u64)> {
-        let bits = |t: &Tensor| -> Result<Vec<u32>> {
-            Ok(ctx.download::<ndarray::IxDyn>(t)?.iter().map(|v| v.to_bits()).collect())
-        };
-        let first = bits(&self.launch(ctx, op)?)?;
-        let mut same = 1;
-        for _ in 1..times {
-            same += usize::from(bits(&self.launch(ctx, op)?)? == first);
-        }
-        let digest = crate::tune::key::fnv(first.iter().flat_map(|b| b.to_le_bytes()), crate::tune::key::FNV_START);
-        Ok((same.min(times), digest))
+        repeat_digest(ctx, times, || self.launch(ctx, op))
     }
+
+    /// The rows `convgrad bench --repeats` prints beyond the three ops: the forward pass with a
+    /// seeded bias (`forward+bias`) and the bias gradient of dY (`bias-grad`), each run `times` times
+    /// as [`Inputs::repeats_identical`] runs an op: the runs that gave the first one's bits, and its
+    /// digest.
+    ///
+    /// # Errors
+    /// wgpu or device errors.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn extra_repeats(&self, ctx: &Context, times: usize) -> Result<Vec<(&'static str, usize, u64)>> {
+        let g = &self.geo;
+        let b: ndarray::Array1<f32> = Rng::new(43).array(g.k);
+        let b = ctx.upload_as(b.view(), self.elem)?;
+        let (same, digest) = repeat_digest(ctx, times, || ctx.forward(&self.x, &self.w, Some(&b), &g.params))?;
+        let (bsame, bdigest) = repeat_digest(ctx, times, || ctx.bias_grad(&self.dy, g.params.layout))?;
+        Ok(vec![("forward+bias", same, digest), ("bias-grad", bsame, bdigest)])
+    }
+}
+
+/// Runs `launch` `times` times: how many runs gave the first one's bits, and a 64-bit FNV-1a digest of
+/// the first result's bits.
+#[cfg(not(target_arch = "wasm32"))]
+fn repeat_digest(ctx: &Context, times: usize, launch: impl Fn() -> Result<Tensor>) -> Result<(usize, u64)> {
+    let bits = |t: &Tensor| -> Result<Vec<u32>> {
+        Ok(ctx.download::<ndarray::IxDyn>(t)?.iter().map(|v| v.to_bits()).collect())
+    };
+    let first = bits(&launch()?)?;
+    let mut same = 1;
+    for _ in 1..times {
+        same += usize::from(bits(&launch()?)? == first);
+    }
+    let digest = crate::tune::key::fnv(first.iter().flat_map(|b| b.to_le_bytes()), crate::tune::key::FNV_START);
+    Ok((same.min(times), digest))
 }
 
 /// Timings of one layer and operation.

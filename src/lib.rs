@@ -88,6 +88,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod bench;
+mod clock;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod dist;
 pub mod elem;

@@ -198,7 +198,7 @@ pub struct Context {
     /// Readback buffers kept for reuse (see `Context::staging`).
     pub(crate) staging: crate::gpu::pool::Pool,
     /// The tuner's mode, cache file and choices (`src/gpu/tune.rs`).
-    pub(crate) tune: Mutex<crate::gpu::tune::TuneState>,
+    pub(crate) tune: Mutex<crate::tune::state::TuneState>,
     /// Buffers of finished temporaries kept for reuse (see `Context::temp`).
     pub(crate) temps: crate::gpu::pool::Pool,
     /// Bound where a kernel's optional input (the bias) is absent.
@@ -209,7 +209,7 @@ pub struct Context {
     /// In the browser, the popped error scopes of the operations since the last download, awaited by
     /// [`Context::settle`]: nothing there may block on them.
     #[cfg(target_arch = "wasm32")]
-    pub(crate) deferred: Mutex<Vec<crate::gpu::job::Deferred>>,
+    pub(crate) deferred: Mutex<Vec<crate::gpu::scopes::Deferred>>,
 }
 
 impl fmt::Debug for Context {
@@ -436,7 +436,7 @@ impl Context {
             staging: Arc::default(),
             temps: Arc::default(),
             timings: Mutex::new(None),
-            tune: crate::gpu::tune::state(),
+            tune: crate::tune::state::state(),
             #[cfg(target_arch = "wasm32")]
             deferred: Mutex::new(Vec::new()),
         }

@@ -12,6 +12,8 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::gpu::context::Context;
 use crate::gpu::kernels::{KernelSpec, Pipeline};
+#[cfg(target_arch = "wasm32")]
+use crate::gpu::scopes::{Deferred, ScopeFuture};
 use crate::plan::variant::Variant;
 
 /// Recording of one operation. Created by [`Context::job`], ended by [`Job::finish`]; dropping it
@@ -260,33 +262,8 @@ impl Job<'_> {
         {
             let scopes: Vec<ScopeFuture> = oom.into_iter().chain(invalid).map(|f| Box::pin(f) as ScopeFuture).collect();
             let mut deferred = self.ctx.deferred.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            deferred.push(Deferred { kernel, scopes });
+            deferred.push(Deferred::new(kernel, scopes));
             Ok(())
         }
-    }
-}
-
-/// A popped error scope's result, to await.
-#[cfg(target_arch = "wasm32")]
-type ScopeFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Option<wgpu::Error>>>>;
-
-/// The error scopes of one finished job in the browser, popped and not yet awaited.
-#[cfg(target_arch = "wasm32")]
-pub(crate) struct Deferred {
-    kernel: &'static str,
-    scopes: Vec<ScopeFuture>,
-}
-
-#[cfg(target_arch = "wasm32")]
-impl Deferred {
-    /// The first error the job's scopes caught.
-    pub(crate) async fn wait(self) -> Option<Error> {
-        let mut first = None;
-        for scope in self.scopes {
-            if let Some(e) = scope.await {
-                first.get_or_insert(Error::Wgpu { kernel: self.kernel.to_string(), message: crate::error::chain(&e) });
-            }
-        }
-        first
     }
 }

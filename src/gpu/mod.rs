@@ -10,6 +10,7 @@ pub(crate) mod kernels;
 pub(crate) mod layout;
 pub(crate) mod ops;
 pub(crate) mod pool;
+pub(crate) mod scopes;
 pub(crate) mod tensor;
 pub(crate) mod tiled;
 pub(crate) mod train;

@@ -5,8 +5,7 @@
 //! tile are generated for each tile size and spliced into the `{{...}}` markers of the WGSL file.
 //! Which variant runs is the planner's decision ([`crate::plan`]); this file only renders it.
 
-use crate::elem::Elem;
-use crate::gpu::half::h2f_code;
+use crate::elem::{Elem, HalfPath};
 use crate::plan::variant::{AStage, ForwardVec4, GemmTile, Load, Pad, Sharing, Store, Variant, Window};
 
 /// Values for the `{{NAME}}` markers of a kernel's WGSL.
@@ -42,8 +41,8 @@ impl Variant {
                 subs.push(("B_LOADS", (t.bn * t.bk / t.threads()).to_string()));
                 subs
             }
-            Self::Widen(elem, path) => crate::gpu::half::widen_code(elem, path),
-            Self::Narrow(elem, path) => crate::gpu::half::narrow_code(elem, path),
+            Self::Widen(elem, path) => widen_code(elem, path),
+            Self::Narrow(elem, path) => narrow_code(elem, path),
         }
     }
 }
@@ -600,4 +599,77 @@ fn weight_grad_vec4_code(bk: usize, br: usize, wd: Window, share: Sharing) -> Su
             })),
         ),
     ]
+}
+
+// The half-precision conversions, rendered for an adapter's `HalfPath`: what `widen.wgsl`,
+// `narrow.wgsl` and the GEMM kernels' 16-bit loads convert with.
+
+/// The integer conversions, shared by every path.
+const HALF_WGSL: &str = include_str!("../../shaders/half.wgsl");
+
+/// The element type of `widen.wgsl`'s typed binding `hv`: `f16` on the native path; elsewhere plain
+/// words, bound but unread. (A read-only alias: WebGPU allows those.)
+fn typed(elem: Elem, path: HalfPath, ty: &str) -> String {
+    if elem == Elem::F16 && path == HalfPath::Native { ty.to_string() } else { "u32".to_string() }
+}
+
+/// `shaders/half.wgsl` and `fn h2f(w: u32, hi: bool) -> f32`, the half of word `w` that `hi` names,
+/// for 16-bit words of `elem` on `path`: what `widen.wgsl` and the GEMM kernels' loads
+/// (`gpu/tiled.rs`) both convert with, so a staged value has the bits of a widened one. The hardware
+/// converts normal halves; zeros, subnormals, infinities and NaN go by integers, so every path gives
+/// the bits of `src/elem.rs` even where a driver flushes or canonicalises. The native path converts
+/// words as the packed one does (its typed reads are `widen.wgsl`'s own).
+pub(crate) fn h2f_code(elem: Elem, path: HalfPath) -> String {
+    let body = match (elem, path) {
+        (Elem::F16, HalfPath::Packed | HalfPath::Native) => {
+            "let h = select(w & 0xffffu, w >> 16u, hi);\n    let v = unpack2x16float(w);\n    \
+             return select(bitcast<f32>(f16_bits_to_f32(h)), select(v.x, v.y, hi), f16_normal(h));"
+        }
+        (Elem::F16, HalfPath::Bits) => "return bitcast<f32>(f16_bits_to_f32(select(w & 0xffffu, w >> 16u, hi)));",
+        (Elem::Bf16 | Elem::F32, _) => "return bitcast<f32>(select(w << 16u, w & 0xffff0000u, hi));",
+    };
+    format!("{HALF_WGSL}\nfn h2f(w: u32, hi: bool) -> f32 {{\n    {body}\n}}\n")
+}
+
+/// `widen.wgsl`'s code: `half_get(e)`, the `f32` bits of element `e`.
+pub(crate) fn widen_code(elem: Elem, path: HalfPath) -> Subs {
+    let code = if elem == Elem::F16 && path == HalfPath::Native {
+        // Normal halves through the f16 binding; the rest by integers, as `h2f` does.
+        format!(
+            "{HALF_WGSL}\nfn half_get(e: u32) -> u32 {{\n    \
+             let h = (hw[e >> 1u] >> ((e & 1u) * 16u)) & 0xffffu;\n    \
+             if (f16_normal(h)) {{\n        return bitcast<u32>(f32(hv[e]));\n    }}\n    \
+             return f16_bits_to_f32(h);\n}}\n"
+        )
+    } else {
+        format!(
+            "{}\nfn half_get(e: u32) -> u32 {{\n    return bitcast<u32>(h2f(hw[e >> 1u], (e & 1u) == 1u));\n}}\n",
+            h2f_code(elem, path)
+        )
+    };
+    vec![("HALF_TYPED", typed(elem, path, "f16")), ("HALF_CODE", code)]
+}
+
+/// `narrow.wgsl`'s code: `half_write(wi, lo, hi, keep)`, word `wi` from two `f32`s by their bits,
+/// keeping the bits `keep` of the word there.
+pub(crate) fn narrow_code(elem: Elem, path: HalfPath) -> Subs {
+    let word = match (elem, path) {
+        (Elem::Bf16 | Elem::F32, _) => "f32_to_bf16_bits(lo) | (f32_to_bf16_bits(hi) << 16u)".to_string(),
+        (Elem::F16, HalfPath::Bits) => "f32_to_f16_bits(lo) | (f32_to_f16_bits(hi) << 16u)".to_string(),
+        // The hardware rounds the normal range; the rest goes by integers (SwiftShader's pack gives
+        // NaN beyond 65520 where users expect ±∞; drivers may flush subnormals). The native path
+        // narrows this way too (see `Variant::narrow`).
+        (Elem::F16, HalfPath::Packed | HalfPath::Native) => {
+            let pair = "pack2x16float(vec2<f32>(bitcast<f32>(lo), bitcast<f32>(hi)))";
+            format!(
+                "select(f32_to_f16_bits(lo), {pair} & 0xffffu, f16_normal_f32(lo)) |\n        \
+                 select(f32_to_f16_bits(hi) << 16u, {pair} & 0xffff0000u, f16_normal_f32(hi))"
+            )
+        }
+    };
+    let code = format!(
+        "{HALF_WGSL}\nfn half_write(wi: u32, lo: u32, hi: u32, keep: u32) {{\n    \
+         let word = {word};\n    hw[wi] = (word & ~keep) | (hw[wi] & keep);\n}}\n"
+    );
+    vec![("HALF_CODE", code)]
 }

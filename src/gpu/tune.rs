@@ -7,51 +7,19 @@
 //! on another thread never runs a candidate. The candidates are the pure list of
 //! [`plan::candidates`]; the pick is [`tune::pick`](crate::tune::pick) over samples taken in turn.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
-use std::time::Duration;
 
 use ndarray::{ArrayD, IxDyn};
 
-use crate::bench::{Inputs, now_ms};
+use crate::bench::Inputs;
+use crate::clock::now_ms;
 use crate::error::{Error, Result};
 use crate::geometry::Conv2dGeometry;
 use crate::gpu::context::Context;
 use crate::plan::{Op, Strategy, candidates::candidates};
-use crate::tune::{Cache, LayerKey, Outcome, cache, fingerprint, measure, pick};
+pub use crate::tune::state::{TuneOptions, Tuning};
+use crate::tune::{LayerKey, Outcome, cache, fingerprint, measure, pick};
 use crate::verify::gamma;
-
-/// Whether the operations use measured plans (see [`Context::with_tuning`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Tuning {
-    /// The planner's rules (`Strategy::Auto`), bitwise the plans of a context without a tuner.
-    #[default]
-    Off,
-    /// The cache's choice where it has one for this adapter and layer, else `Auto`; never measures.
-    Cached,
-    /// As `Cached`, and a layer the cache lacks is measured on its first call.
-    Tune(TuneOptions),
-}
-
-/// How a layer is measured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TuneOptions {
-    /// About how long to spend sampling the candidates of one layer and op (compilation, warm-up and
-    /// the correctness check come on top); at least 3 and at most `max_rounds` rounds are taken.
-    pub budget: Duration,
-    /// The most samples per candidate.
-    pub max_rounds: usize,
-    /// Time by the wall clock (submission to completion, read-back included) even where the adapter
-    /// has timestamp queries.
-    pub wall_clock: bool,
-}
-
-impl Default for TuneOptions {
-    fn default() -> Self {
-        Self { budget: Duration::from_secs(2), max_rounds: 9, wall_clock: false }
-    }
-}
 
 /// Each sample runs a candidate this many milliseconds at least, repeating it as often as needed:
 /// longer in a page, whose clock Chromium rounds to 100 µs.
@@ -94,33 +62,6 @@ impl TuneReport {
     #[must_use]
     pub fn strategy(&self) -> Strategy {
         self.candidates[self.pick].strategy
-    }
-}
-
-/// A context's tuner: its mode, its cache file, and the choices made in this process, which never
-/// change once made.
-#[derive(Debug, Default)]
-pub(crate) struct TuneState {
-    mode: Tuning,
-    path: Option<PathBuf>,
-    file: Option<Cache>,
-    chosen: HashMap<LayerKey, Strategy>,
-}
-
-impl TuneState {
-    /// The cache file's entries, read on first use (a corrupt file is set aside with a warning).
-    fn file(&mut self) -> &mut Cache {
-        let path = self.path.clone();
-        self.file.get_or_insert_with(|| match path {
-            Some(p) => {
-                let (c, warning) = Cache::load(&p);
-                if let Some(w) = warning {
-                    eprintln!("convgrad: warning: {w}");
-                }
-                c
-            }
-            None => Cache::default(),
-        })
     }
 }
 
@@ -416,9 +357,4 @@ async fn sample(r: &Runner, op: Op, device: bool) -> std::result::Result<f64, St
         wall
     };
     Ok(ms / r.reps as f64)
-}
-
-/// Makes a [`TuneState`] for a new context.
-pub(crate) fn state() -> Mutex<TuneState> {
-    Mutex::new(TuneState::default())
 }

@@ -6,6 +6,7 @@
 pub mod cache;
 pub mod key;
 pub mod select;
+pub(crate) mod state;
 
 pub use cache::Cache;
 pub use key::{LayerKey, fingerprint};

@@ -99,19 +99,19 @@ pub fn run(options: &AdapterOptions, a: &BenchArgs) -> Result<ExitCode, CliError
             ctx = ctx.with_tune_cache(Some(c.clone()));
         }
     }
+    let layouts: Vec<Layout> = match a.layout {
+        LayoutArg::Nchw => vec![Layout::Nchw],
+        LayoutArg::Nhwc => vec![Layout::Nhwc],
+        LayoutArg::Both => vec![Layout::Nchw, Layout::Nhwc],
+    };
     if let Some(times) = a.repeats {
-        return repeats(&ctx, &a.suite, &shapes, &ops, &a.dtype.0, times);
+        return repeats(&ctx, &a.suite, &shapes, &ops, &a.dtype.0, &layouts, times);
     }
     let info = ctx.adapter_info().clone();
     let kernel_sets: Vec<Strategy> = match a.kernels {
         KernelArg::Tuned => vec![Strategy::Auto],
         KernelArg::Reference => vec![Strategy::Reference],
         KernelArg::Both => vec![Strategy::Reference, Strategy::Auto],
-    };
-    let layouts: Vec<Layout> = match a.layout {
-        LayoutArg::Nchw => vec![Layout::Nchw],
-        LayoutArg::Nhwc => vec![Layout::Nhwc],
-        LayoutArg::Both => vec![Layout::Nchw, Layout::Nhwc],
     };
     let bar = ProgressBar::new((shapes.len() * ops.len() * kernel_sets.len() * layouts.len()) as u64);
     bar.set_style(
@@ -189,13 +189,16 @@ pub fn run(options: &AdapterOptions, a: &BenchArgs) -> Result<ExitCode, CliError
     Ok(ExitCode::SUCCESS)
 }
 
-/// `bench --repeats N`: each layer and op run N times, every result compared bit for bit with the first.
+/// `bench --repeats N`: each layer and op run N times, every result compared bit for bit with the first;
+/// with all three ops asked for, also the forward pass with a bias and the bias gradient. Each row ends
+/// with a digest of the first result's bits, which a second process, machine or build compares.
 fn repeats(
     ctx: &convgrad::Context,
     suite: &str,
     shapes: &[convgrad::bench::Shape],
     ops: &[Op],
     dtypes: &[convgrad::Elem],
+    layouts: &[Layout],
     times: usize,
 ) -> Result<ExitCode, CliError> {
     if times < 2 {
@@ -205,19 +208,27 @@ fn repeats(
     println!("profile: {}", ctx.profile());
     let mut all = true;
     for sh in shapes {
-        for &elem in dtypes {
-            let inputs = Inputs::new_as(ctx, sh.geo, elem)?;
-            for &op in ops {
-                let (same, digest) = inputs.repeats_identical(ctx, op, times)?;
-                all &= same == times;
-                let verdict = if same == times { "identical" } else { "DIFFER" };
-                // The digest lets a second process, or a second machine, compare its bits with these.
-                println!(
-                    "{:<32} {:<12} {:<5} {same}/{times} runs {verdict}, bits {digest:016x}",
-                    sh.name,
-                    op.name(),
-                    elem.name()
-                );
+        for &layout in layouts {
+            let geo = Conv2dGeometry { params: sh.geo.params.layout(layout), ..sh.geo };
+            let name = if layout == Layout::Nchw { sh.name.to_string() } else { format!("{} nhwc", sh.name) };
+            for &elem in dtypes {
+                let inputs = Inputs::new_as(ctx, geo, elem)?;
+                let mut rows: Vec<(&str, usize, u64)> = Vec::new();
+                for &op in ops {
+                    let (same, digest) = inputs.repeats_identical(ctx, op, times)?;
+                    rows.push((op.name(), same, digest));
+                }
+                if ops.len() == Op::ALL.len() {
+                    rows.extend(inputs.extra_repeats(ctx, times)?);
+                }
+                for (op, same, digest) in rows {
+                    all &= same == times;
+                    let verdict = if same == times { "identical" } else { "DIFFER" };
+                    println!(
+                        "{name:<37} {op:<12} {:<5} {same}/{times} runs {verdict}, bits {digest:016x}",
+                        elem.name()
+                    );
+                }
             }
         }
     }
