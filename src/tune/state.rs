@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::plan::Strategy;
 use crate::tune::{Cache, LayerKey};
 
-/// Whether the operations use measured plans (see [`Context::with_tuning`]).
+/// Whether the operations use measured plans (see [`Context::with_tuning`](crate::Context::with_tuning)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Tuning {
     /// The planner's rules (`Strategy::Auto`), bitwise the plans of a context without a tuner.
