@@ -99,36 +99,17 @@ impl Context {
     /// `t` as a new tensor of element type `to`: widened exactly, or rounded to nearest even (beyond
     /// the largest finite `f16`, ±∞); a copy where `to` is `t`'s own type. Master weights in `f32`
     /// cast to `f16` for a half-precision step, say. A tensor larger than one binding is cast in
-    /// pieces (`plan::bindings::cast_runs`).
+    /// pieces (the program `plan::program::cast` builds).
     ///
     /// # Errors
     /// A tensor of another context, device limits, wgpu errors.
     pub fn cast(&self, t: &Tensor, to: Elem) -> Result<Tensor> {
         self.own(t)?;
         let out = self.alloc_as("cast tensor", t.shape(), to)?;
+        let program =
+            crate::plan::program::cast(t.len(), t.dtype(), to, self.profile().half, self.profile().max_binding_bytes)?;
         let mut job = self.job();
-        if t.dtype() == to {
-            job.copy_bytes(&t.buffer, &out.buffer, t.buffer.size());
-            return job.finish().map(|()| out);
-        }
-        for run in crate::plan::bindings::cast_runs(t.len(), self.profile().max_binding_bytes) {
-            let (a, len) = (run.start, run.len());
-            match (t.dtype(), to) {
-                (Elem::F32, _) => {
-                    let piece = self.batch_slice(&mut job, &t.buffer, 1, a, len)?;
-                    self.narrow(&mut job, &piece, 0, &out, a, len)?;
-                }
-                (_, Elem::F32) => {
-                    let wide = self.widen(&mut job, t, a, len)?;
-                    job.copy(&wide.buffer, 0, &out.buffer, a, len);
-                }
-                _ => {
-                    let wide = self.widen(&mut job, t, a, len)?;
-                    self.narrow(&mut job, &wide.buffer, 0, &out, a, len)?;
-                }
-            }
-            job.flush();
-        }
+        crate::gpu::engine::run(self, &mut job, &program, &[t], &[&out])?;
         job.finish()?;
         Ok(out)
     }

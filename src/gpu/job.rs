@@ -155,9 +155,9 @@ impl Job<'_> {
         });
     }
 
-    /// Records a copy of the first `bytes` of `src` to the start of `dst`.
-    pub(crate) fn copy_bytes(&mut self, src: &wgpu::Buffer, dst: &wgpu::Buffer, bytes: u64) {
-        self.steps.push(Step::Copy { src: src.clone(), src_at: 0, dst: dst.clone(), dst_at: 0, bytes });
+    /// Records a copy of `bytes` bytes between buffers (offsets in bytes).
+    pub(crate) fn copy_range(&mut self, src: &wgpu::Buffer, src_at: u64, dst: &wgpu::Buffer, dst_at: u64, bytes: u64) {
+        self.steps.push(Step::Copy { src: src.clone(), src_at, dst: dst.clone(), dst_at, bytes });
     }
 
     /// Records the steps so far into one command buffer and submits it: lets a long chunked

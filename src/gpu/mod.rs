@@ -2,6 +2,7 @@
 
 pub(crate) mod batch;
 pub(crate) mod context;
+pub(crate) mod engine;
 pub(crate) mod half;
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) mod host;

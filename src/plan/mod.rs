@@ -27,7 +27,9 @@ pub mod gemm;
 mod input_grad;
 pub mod loops;
 pub mod profile;
+pub(crate) mod program;
 pub mod reduce;
+pub(crate) mod uniform;
 pub(crate) mod variant;
 mod weight_grad;
 

@@ -1,0 +1,446 @@
+//! Programs: what an operation does on the device, as plain data. A program is a list of steps —
+//! passes (a kernel, its [`Variant`], its uniform block and the views it binds), copies between views,
+//! and submissions (a chunk boundary, after which the temporaries no later step uses are released) —
+//! over symbolic slots: the operation's inputs and outputs and the program's own sized temporaries.
+//! Built by pure functions of the operation, the dtypes and the profile; run by the engine
+//! (`src/gpu/engine.rs`), the only code that turns a program into wgpu work; printed pass by pass
+//! with each binding's size; checked when built ([`Program::check`]): every view inside its slot, no
+//! pass binding more than the binding limit it was planned for.
+//!
+//! The operations move onto programs one at a time (`../shared/ARCHITECTURE-REVIEW.md`, (c) 5): today
+//! [`cast`] is built here; the convolutions still record through `Job` directly.
+
+use std::fmt;
+
+use crate::elem::{Elem, HalfPath};
+use crate::error::{Error, Result};
+use crate::geometry::{Conv2dGeometry, Conv2dParams, u32_of};
+use crate::plan::bindings::{cast_runs, half_window, words_of};
+use crate::plan::uniform::HalfUniform;
+use crate::plan::variant::Variant;
+
+/// A buffer a program names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Slot {
+    /// The operation's input `i`.
+    Input(u8),
+    /// The operation's output `i`.
+    Output(u8),
+    /// The program's temporary `i`.
+    Temp(u16),
+}
+
+/// A byte range of a slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct View {
+    /// The buffer.
+    pub slot: Slot,
+    /// The first byte.
+    pub at: u64,
+    /// Bytes.
+    pub len: u64,
+}
+
+/// A temporary buffer of the program.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Temp {
+    /// What it holds, for errors and listings.
+    pub what: &'static str,
+    /// Its size.
+    pub bytes: u64,
+}
+
+/// One compute pass.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Pass {
+    /// The kernel's name (`shaders/<name>.wgsl`).
+    pub kernel: &'static str,
+    /// Its variant: with the name, the pipeline.
+    pub variant: Variant,
+    /// The uniform block's bytes, at binding 0.
+    pub uniform: Vec<u8>,
+    /// The storage bindings 1.., in order.
+    pub binds: Vec<View>,
+    /// Invocations that do work.
+    pub invocations: u32,
+}
+
+/// One step of a program.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Step {
+    /// A compute pass.
+    Pass(Pass),
+    /// A copy of `src` into `dst` (the same length, multiples of 4 bytes).
+    Copy {
+        /// From.
+        src: View,
+        /// To.
+        dst: View,
+    },
+    /// Submit what came before: the end of a chunk.
+    Submit,
+}
+
+/// An operation's device work.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Program {
+    /// What it computes, in words.
+    pub what: String,
+    /// The sizes the inputs must have, in bytes.
+    pub inputs: Vec<u64>,
+    /// The sizes the outputs must have, in bytes.
+    pub outputs: Vec<u64>,
+    /// Its temporaries.
+    pub temps: Vec<Temp>,
+    /// Its steps, in order.
+    pub steps: Vec<Step>,
+}
+
+impl Program {
+    fn new(what: String, inputs: Vec<u64>, outputs: Vec<u64>) -> Self {
+        Self { what, inputs, outputs, temps: Vec::new(), steps: Vec::new() }
+    }
+
+    /// A new temporary of `bytes`, bound whole.
+    fn temp(&mut self, what: &'static str, bytes: u64) -> View {
+        self.temps.push(Temp { what, bytes });
+        View { slot: Slot::Temp((self.temps.len() - 1) as u16), at: 0, len: bytes }
+    }
+
+    /// The size of `slot`.
+    #[must_use]
+    pub fn size(&self, slot: Slot) -> Option<u64> {
+        match slot {
+            Slot::Input(i) => self.inputs.get(usize::from(i)).copied(),
+            Slot::Output(i) => self.outputs.get(usize::from(i)).copied(),
+            Slot::Temp(i) => self.temps.get(usize::from(i)).map(|t| t.bytes),
+        }
+    }
+
+    /// The whole of `slot`.
+    fn whole(&self, slot: Slot) -> View {
+        View { slot, at: 0, len: self.size(slot).unwrap_or(0) }
+    }
+
+    /// The last step that uses temporary `i` (`None`: no step does).
+    #[must_use]
+    pub fn last_use(&self, i: u16) -> Option<usize> {
+        let uses = |v: &View| v.slot == Slot::Temp(i);
+        self.steps.iter().rposition(|s| match s {
+            Step::Pass(p) => p.binds.iter().any(uses),
+            Step::Copy { src, dst } => uses(src) || uses(dst),
+            Step::Submit => false,
+        })
+    }
+
+    /// Checks the program against a binding limit of `limit` bytes: every view inside its slot, every
+    /// copy a multiple of 4 bytes, every pass binding whole slots (what the engine binds today) of at
+    /// most `limit` bytes, and no input written.
+    ///
+    /// # Errors
+    /// [`Error::DeviceLimit`] naming the pass that binds more; [`Error::Overflow`] for a view outside its
+    /// slot or a misaligned copy (a planner's bug, reported rather than run).
+    pub fn check(&self, limit: u64) -> Result<()> {
+        let bad = |detail: String| Error::Overflow { what: "program step", detail };
+        let inside = |v: &View, i: usize| -> Result<()> {
+            let size = self.size(v.slot).ok_or_else(|| bad(format!("step {i}: no slot {:?}", v.slot)))?;
+            if v.at.checked_add(v.len).is_none_or(|end| end > size) {
+                return Err(bad(format!("step {i}: {v:?} outside its {size} bytes")));
+            }
+            Ok(())
+        };
+        for (i, step) in self.steps.iter().enumerate() {
+            match step {
+                Step::Pass(p) => {
+                    for (b, v) in p.binds.iter().enumerate() {
+                        inside(v, i)?;
+                        if v.at != 0 || Some(v.len) != self.size(v.slot) {
+                            return Err(bad(format!("step {i}: {} binds part of a buffer ({v:?})", p.kernel)));
+                        }
+                        if v.len > limit {
+                            return Err(Error::DeviceLimit {
+                                what: format!(
+                                    "{} of {}: binding {} ({})",
+                                    p.kernel,
+                                    self.what,
+                                    b + 1,
+                                    slot_name(v.slot)
+                                ),
+                                needed: v.len,
+                                limit,
+                                limit_name: "max_storage_buffer_binding_size",
+                            });
+                        }
+                    }
+                    // The last binding is the one each kernel writes.
+                    if p.binds.last().is_some_and(|v| matches!(v.slot, Slot::Input(_))) {
+                        return Err(bad(format!("step {i}: {} writes an input", p.kernel)));
+                    }
+                }
+                Step::Copy { src, dst } => {
+                    inside(src, i)?;
+                    inside(dst, i)?;
+                    if src.len != dst.len || src.len % 4 != 0 || src.at % 4 != 0 || dst.at % 4 != 0 {
+                        return Err(bad(format!("step {i}: copy {src:?} → {dst:?}")));
+                    }
+                    if matches!(dst.slot, Slot::Input(_)) {
+                        return Err(bad(format!("step {i}: a copy into an input")));
+                    }
+                }
+                Step::Submit => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+fn slot_name(s: Slot) -> String {
+    match s {
+        Slot::Input(i) => format!("in{i}"),
+        Slot::Output(i) => format!("out{i}"),
+        Slot::Temp(i) => format!("t{i}"),
+    }
+}
+
+impl fmt::Display for View {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}[{}..{})", slot_name(self.slot), self.at, self.at + self.len)
+    }
+}
+
+impl fmt::Display for Program {
+    /// One line per step, each binding with its byte range: what `convgrad` prints for a program.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list = |v: &[u64]| v.iter().map(|b| format!("{b} B")).collect::<Vec<_>>().join(", ");
+        writeln!(f, "program: {}", self.what)?;
+        writeln!(f, "  inputs: {}; outputs: {}", list(&self.inputs), list(&self.outputs))?;
+        for (i, t) in self.temps.iter().enumerate() {
+            writeln!(f, "  t{i}: {} B, {}", t.bytes, t.what)?;
+        }
+        for (i, s) in self.steps.iter().enumerate() {
+            match s {
+                Step::Pass(p) => {
+                    let binds: Vec<String> = p.binds.iter().map(ToString::to_string).collect();
+                    writeln!(
+                        f,
+                        "  {i:>3} pass {} {:?}: {} ({} invocations)",
+                        p.kernel,
+                        p.variant,
+                        binds.join(", "),
+                        p.invocations
+                    )?;
+                }
+                Step::Copy { src, dst } => writeln!(f, "  {i:>3} copy {src} → {dst}")?,
+                Step::Submit => writeln!(f, "  {i:>3} submit")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The uniform of a run of `len` elements of the half-precision passes (a shape of one element:
+/// these kernels read none of it).
+fn run_uniform(total: usize, src_off: usize, dst_off: usize, len: usize) -> Result<HalfUniform> {
+    let unit = Conv2dGeometry::new(1, 1, [1, 1], 1, [1, 1], Conv2dParams::new())?;
+    let end = src_off.max(dst_off).checked_add(len).ok_or(Error::Overflow {
+        what: "half-precision run",
+        detail: format!("{len} elements from {}", src_off.max(dst_off)),
+    })?;
+    u32_of(end + 1)?;
+    let mut u = HalfUniform::new(&unit, 0, u32_of(total)?);
+    u.src_off = u32_of(src_off)?;
+    u.dst_off = u32_of(dst_off)?;
+    u.len = u32_of(len)?;
+    Ok(u)
+}
+
+impl Program {
+    /// `dst = src[off..off + len)` widened to `f32`, for the 16-bit slot `src` of `total` elements of
+    /// `elem`: the slot itself where it fits a binding, else a window of the run's words copied in.
+    #[allow(clippy::too_many_arguments)] // the run, both ends, the dtype and path, the limit
+    fn widen(
+        &mut self,
+        src: Slot,
+        total: usize,
+        off: usize,
+        len: usize,
+        dst: View,
+        elem: Elem,
+        path: HalfPath,
+        limit: u64,
+    ) -> Result<()> {
+        let (from, at) = self.half_window_in(src, total, off, len, limit);
+        let u = run_uniform(len, at, 0, len)?;
+        self.steps.push(Step::Pass(Pass {
+            kernel: "widen",
+            variant: Variant::widen(elem, path),
+            uniform: bytemuck::bytes_of(&u).to_vec(),
+            binds: vec![from, from, dst],
+            invocations: u.total,
+        }));
+        Ok(())
+    }
+
+    /// Elements `[off, off + len)` of the 16-bit slot `dst` (`total` elements of `elem`) = the `f32`s
+    /// of `src` from element `src_off`, rounded; where `dst` is larger than a binding, narrowed in a
+    /// window of the run's words, copied in and back (the run's end words keep their neighbours).
+    #[allow(clippy::too_many_arguments)] // the run, both ends, the dtype and path, the limit
+    fn narrow(
+        &mut self,
+        src: View,
+        src_off: usize,
+        dst: Slot,
+        total: usize,
+        off: usize,
+        len: usize,
+        elem: Elem,
+        path: HalfPath,
+        limit: u64,
+    ) -> Result<()> {
+        let (into, at) = self.half_window_in(dst, total, off, len, limit);
+        let u = run_uniform(words_of(at, len).len(), src_off, at, len)?;
+        self.steps.push(Step::Pass(Pass {
+            kernel: "narrow",
+            variant: Variant::narrow(elem, path),
+            uniform: bytemuck::bytes_of(&u).to_vec(),
+            binds: vec![src, into],
+            invocations: u.total,
+        }));
+        if into.slot != dst {
+            let words = words_of(off, len);
+            let back = View { slot: dst, at: 4 * words.start as u64, len: into.len };
+            self.steps.push(Step::Copy { src: into, dst: back });
+        }
+        Ok(())
+    }
+
+    /// The view a conversion of elements `[off, off + len)` of the 16-bit `slot` binds, and where
+    /// element `off` is in it (`plan::bindings::half_window`).
+    fn half_window_in(&mut self, slot: Slot, total: usize, off: usize, len: usize, limit: u64) -> (View, usize) {
+        match half_window(total, off, len, limit) {
+            None => (self.whole(slot), off),
+            Some(words) => {
+                let window = self.temp("16-bit window", 4 * words.len() as u64);
+                let src = View { slot, at: 4 * words.start as u64, len: window.len };
+                self.steps.push(Step::Copy { src, dst: window });
+                (window, off - 2 * words.start)
+            }
+        }
+    }
+}
+
+/// The program of `Context::cast`: `len` elements of `from` as `to` — a copy where they are the same
+/// type, else in pieces that fit a binding of `limit` bytes ([`cast_runs`]), each widened, narrowed
+/// or both, and submitted on its own so its temporaries can go before the next.
+///
+/// # Errors
+/// Sizes beyond `u32` indexing; the program's [`Program::check`].
+pub fn cast(len: usize, from: Elem, to: Elem, path: HalfPath, limit: u64) -> Result<Program> {
+    let what = format!("cast of {len} elements from {from} to {to}");
+    let mut p = Program::new(what, vec![from.buffer_bytes(len)], vec![to.buffer_bytes(len)]);
+    let (input, output) = (Slot::Input(0), Slot::Output(0));
+    if from == to {
+        p.steps.push(Step::Copy { src: p.whole(input), dst: p.whole(output) });
+        p.check(limit)?;
+        return Ok(p);
+    }
+    for run in cast_runs(len, limit) {
+        let (a, n) = (run.start, run.len());
+        match (from, to) {
+            (Elem::F32, _) => {
+                // The piece's f32s in a buffer of their own, unless the piece is the whole input.
+                let piece = if a == 0 && n == len {
+                    p.whole(input)
+                } else {
+                    let t = p.temp("batch chunk", 4 * n as u64);
+                    p.steps.push(Step::Copy { src: View { slot: input, at: 4 * a as u64, len: t.len }, dst: t });
+                    t
+                };
+                p.narrow(piece, 0, output, len, a, n, to, path, limit)?;
+            }
+            (_, Elem::F32) => {
+                let wide = p.temp("widened half-precision operand", 4 * n as u64);
+                p.widen(input, len, a, n, wide, from, path, limit)?;
+                p.steps.push(Step::Copy { src: wide, dst: View { slot: output, at: 4 * a as u64, len: wide.len } });
+            }
+            _ => {
+                let wide = p.temp("widened half-precision operand", 4 * n as u64);
+                p.widen(input, len, a, n, wide, from, path, limit)?;
+                p.narrow(wide, 0, output, len, a, n, to, path, limit)?;
+            }
+        }
+        p.steps.push(Step::Submit);
+    }
+    p.check(limit)?;
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kernels(p: &Program) -> Vec<String> {
+        p.steps
+            .iter()
+            .map(|s| match s {
+                Step::Pass(p) => p.kernel.to_string(),
+                Step::Copy { .. } => "copy".into(),
+                Step::Submit => "submit".into(),
+            })
+            .collect()
+    }
+
+    /// The cast programs, pass by pass: a same-type cast is one copy; a tensor that fits one binding is
+    /// one conversion; the probe's 1,617-element input under a 2 KiB binding runs in pieces of 512,
+    /// each 16-bit side through a window of its words.
+    #[test]
+    fn cast_programs_table() {
+        let path = HalfPath::Bits;
+        let p = cast(10, Elem::F16, Elem::F16, path, 2048).unwrap();
+        assert_eq!(kernels(&p), ["copy"]);
+        let p = cast(100, Elem::F32, Elem::F16, path, 2048).unwrap();
+        assert_eq!(kernels(&p), ["narrow", "submit"]);
+        assert!(matches!(&p.steps[0], Step::Pass(q) if q.variant == Variant::narrow(Elem::F16, path)));
+        assert_eq!((p.inputs[0], p.outputs[0]), (400, 200));
+        let p = cast(100, Elem::Bf16, Elem::F32, path, 2048).unwrap();
+        assert_eq!(kernels(&p), ["widen", "copy", "submit"]);
+        assert_eq!(p.temps, [Temp { what: "widened half-precision operand", bytes: 400 }]);
+
+        let p = cast(1617, Elem::F16, Elem::Bf16, path, 2048).unwrap();
+        let piece = ["copy", "widen", "copy", "narrow", "copy", "submit"];
+        assert_eq!(kernels(&p), piece.repeat(4), "{p}");
+        // Every binding within 2 KiB; the windows of the last piece (elements 1536..1617).
+        for s in &p.steps {
+            if let Step::Pass(q) = s {
+                assert!(q.binds.iter().all(|v| v.len <= 2048), "{p}");
+            }
+        }
+        let Step::Copy { src, dst } = p.steps[18] else { panic!("{p}") };
+        assert_eq!((src.slot, src.at, src.len, dst.slot), (Slot::Input(0), 768 * 4, 41 * 4, Slot::Temp(10)));
+        // Whole buffers where they fit: a 4 KiB binding holds the 16-bit tensors.
+        let p = cast(1617, Elem::F16, Elem::Bf16, path, 4096).unwrap();
+        assert_eq!(kernels(&p), ["widen", "narrow", "submit"].repeat(2));
+    }
+
+    #[test]
+    fn check_names_the_pass_that_binds_too_much_and_refuses_bad_views() {
+        let mut p = cast(1000, Elem::F32, Elem::F16, HalfPath::Bits, 1 << 20).unwrap();
+        let e = p.check(1024).unwrap_err();
+        assert!(matches!(&e, Error::DeviceLimit { needed: 4000, .. }), "{e}");
+        assert!(e.to_string().contains("narrow of cast"), "{e}");
+        p.steps
+            .push(Step::Copy { src: View { slot: Slot::Input(0), at: 3996, len: 8 }, dst: p.whole(Slot::Output(0)) });
+        assert!(matches!(p.check(1 << 20), Err(Error::Overflow { .. })));
+    }
+
+    #[test]
+    fn a_program_prints_pass_by_pass_with_each_binding() {
+        let text = cast(1617, Elem::F16, Elem::Bf16, HalfPath::Bits, 2048).unwrap().to_string();
+        assert!(text.starts_with("program: cast of 1617 elements from f16 to bf16\n"), "{text}");
+        assert!(
+            text.contains("pass widen Widen(F16, Bits): t1[0..1024), t1[0..1024), t0[0..2048) (512 invocations)"),
+            "{text}"
+        );
+        assert!(text.contains("copy t2[0..1024) → out0[0..1024)"), "{text}");
+    }
+}
