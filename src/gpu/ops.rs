@@ -549,24 +549,12 @@ impl Context {
     /// # Errors
     /// As [`Context::bias_grad`], and a `db` of the wrong shape or that is `dy` itself.
     pub fn bias_grad_into(&self, dy: &Tensor, layout: Layout, db: &Tensor) -> Result<()> {
-        let [n, k, p, q] = layout.activation_dims(dy.shape4("output gradient dY")?);
-        // dB depends only on dY: a 1×1 layer over a P×Q input with K groups has exactly dY's shape.
-        let geo = Conv2dGeometry::new(n, k, [p, q], k, [1, 1], Conv2dParams::default().groups(k))?;
-        self.check_out(db, &[k], &[dy])?;
+        let dims = layout.activation_dims(dy.shape4("output gradient dY")?);
+        self.check_out(db, &[dims[1]], &[dy])?;
         check_out_elem("bias gradient dB", db, dy.dtype())?;
-        let ys = k * p * q;
-        let nb = plan::batch_chunk(&geo, ys, self.profile())?;
-        let halves: &[(&str, usize)] = if dy.dtype().is_half() { &[("dY", ys)] } else { &[] };
-        plan::bindings::check_chunked(&geo.describe(), n, nb, halves, Some(k), self.profile())?;
-        let db32 = self.result_out(db)?;
+        let program = plan::program::bias_grad(dims, layout, dy.dtype(), db.dtype(), self.profile())?;
         let mut job = self.job();
-        self.reduce_batches(&mut job, &geo, ys, &db32.buffer, k, |job, chunk, n0, out| {
-            let dyn_ = self.operand_in(job, dy, layout, n0, [chunk.n, k, p * q])?;
-            // Ranges of each filter's N·P·Q positions, added in order where there are several.
-            let r = plan::loops::bias_grad(chunk.n * p * q);
-            self.run_split(job, &kernels::BIAS_GRAD, chunk, r, &[&dyn_.buffer], out, k)
-        })?;
-        self.result_done(&mut job, &db32, db)?;
+        crate::gpu::engine::run(self, &mut job, &program, &[dy], &[db])?;
         job.finish()
     }
 

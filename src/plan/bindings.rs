@@ -183,6 +183,18 @@ pub fn check_op(
     Ok(nb)
 }
 
+/// [`check_op`] for the bias gradient: dY of `ys` elements per sample, a sum of `geo.k` over the
+/// batch. Returns the chunk size.
+///
+/// # Errors
+/// As [`check_op`].
+pub fn check_op_chunks(geo: &Conv2dGeometry, ys: usize, elem: Elem, profile: &AdapterProfile) -> Result<usize> {
+    let nb = super::batch_chunk(geo, ys, profile)?;
+    let halves: &[(&str, usize)] = if elem.is_half() { &[("dY", ys)] } else { &[] };
+    check_chunked(&geo.describe(), geo.n, nb, halves, Some(geo.k), profile)?;
+    Ok(nb)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,10 +14,13 @@ use std::fmt;
 
 use crate::elem::{Elem, HalfPath};
 use crate::error::{Error, Result};
-use crate::geometry::{Conv2dGeometry, Conv2dParams, u32_of};
-use crate::plan::bindings::{cast_runs, half_window, words_of};
-use crate::plan::uniform::HalfUniform;
+use crate::geometry::{Conv2dGeometry, Conv2dParams, Layout, u32_of};
+use crate::plan::bindings::{cast_runs, half_window, sum_ranges, words_of};
+use crate::plan::loops::TRANSPOSE_RUN;
+use crate::plan::profile::WORKGROUP;
+use crate::plan::uniform::{ConvUniform, HalfUniform, PrepUniform};
 use crate::plan::variant::Variant;
+use crate::plan::{AdapterProfile, ReductionSplit};
 
 /// A buffer a program names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -375,6 +378,168 @@ pub fn cast(len: usize, from: Elem, to: Elem, path: HalfPath, limit: u64) -> Res
     Ok(p)
 }
 
+impl Program {
+    fn pass(&mut self, kernel: &'static str, uniform: &[u8], binds: Vec<View>, invocations: u32) {
+        let variant = Variant::Plain;
+        self.steps.push(Step::Pass(Pass { kernel, variant, uniform: uniform.to_vec(), binds, invocations }));
+    }
+
+    /// `dst[b, c, r] = src[b, r, c]` for `b` matrices of `r × c`, with the kernel `plan::transpose`
+    /// picks for the profile.
+    fn transpose(&mut self, src: View, dst: View, [b, r, c]: [usize; 3], profile: &AdapterProfile) -> Result<()> {
+        let shape = Conv2dGeometry::new(b, 1, [r, c], 1, [1, 1], Conv2dParams::new())?;
+        // Runs of at most TRANSPOSE_RUN elements per invocation of the rows kernel (plan::loops).
+        let runs = r.div_ceil(TRANSPOSE_RUN);
+        let (kernel, invocations) = match super::transpose(profile) {
+            super::Transpose::Tiles => {
+                let workgroups = b * r.div_ceil(16) * c.div_ceil(16);
+                ("transpose", workgroups.saturating_mul(WORKGROUP as usize))
+            }
+            super::Transpose::Rows => ("transpose_rows", b * c * runs),
+        };
+        let invocations = u32_of(invocations)?;
+        let mut u = PrepUniform::new(&shape, 0, invocations);
+        u.splits = u32_of(runs)?;
+        u.chunk = u32_of(TRANSPOSE_RUN)?;
+        self.pass(kernel, bytemuck::bytes_of(&u), vec![src, dst], invocations);
+        Ok(())
+    }
+
+    /// Samples `[n0, n0 + n)` of the operand `slot` (`total` elements of `elem`, `n × c × hw` per
+    /// chunk in `layout`), as the kernels read them: `f32` in NCHW — the slot itself, a copy of the
+    /// chunk, a widened temporary, each transposed where the layout needs it.
+    #[allow(clippy::too_many_arguments)] // the operand, its chunk, and how to read it
+    fn operand(
+        &mut self,
+        slot: Slot,
+        total: usize,
+        elem: Elem,
+        layout: Layout,
+        n0: usize,
+        [n, c, hw]: [usize; 3],
+        profile: &AdapterProfile,
+    ) -> Result<View> {
+        let per = c * hw;
+        let chunk = if elem == Elem::F32 {
+            if n0 == 0 && n * per == total {
+                self.whole(slot)
+            } else {
+                let t = self.temp("batch chunk", 4 * (n * per) as u64);
+                self.steps.push(Step::Copy { src: View { slot, at: 4 * (n0 * per) as u64, len: t.len }, dst: t });
+                t
+            }
+        } else {
+            let t = self.temp("widened half-precision operand", 4 * (n * per) as u64);
+            self.widen(slot, total, n0 * per, n * per, t, elem, profile.half, profile.max_binding_bytes)?;
+            t
+        };
+        if layout == Layout::Nchw || c == 1 || hw == 1 {
+            return Ok(chunk);
+        }
+        let t = self.temp("activations in NCHW", 4 * (n * per) as u64);
+        self.transpose(chunk, t, [n, hw, c], profile)?;
+        Ok(t)
+    }
+
+    /// A direct kernel reducing in `r.splits` ranges (one writes `out` itself), then `split_sum`
+    /// adding the ranges' partials in order.
+    fn split_reduction(
+        &mut self,
+        kernel: &'static str,
+        geo: &Conv2dGeometry,
+        r: ReductionSplit,
+        inputs: Vec<View>,
+        out: View,
+        len: usize,
+    ) -> Result<()> {
+        let partial = (r.splits > 1).then(|| self.temp("split-reduction partial sums", 4 * (r.splits * len) as u64));
+        let mut u = ConvUniform::new(geo, 0, u32_of(r.splits * len)?);
+        u.splits = u32_of(r.splits)?;
+        u.chunk = u32_of(r.chunk)?;
+        let mut binds = inputs;
+        binds.push(partial.unwrap_or(out));
+        self.pass(kernel, bytemuck::bytes_of(&u), binds, u.total);
+        if let Some(partial) = partial {
+            let mut us = PrepUniform::new(geo, 0, u32_of(len)?);
+            us.splits = u.splits;
+            self.pass("split_sum", bytemuck::bytes_of(&us), vec![partial, out], us.total);
+        }
+        Ok(())
+    }
+
+    /// A sum over the batch of `len` elements into `out`, the batch in chunks of `nb` samples:
+    /// `chunk(program, chunk geometry, first sample, where it writes)` builds each chunk's steps.
+    /// With one chunk it writes `out` itself; with several, each chunk's result is copied into the
+    /// slots of each range of elements (`plan::bindings::sum_ranges`) and the slots added in order.
+    fn reduce_chunks(
+        &mut self,
+        geo: &Conv2dGeometry,
+        nb: usize,
+        out: View,
+        len: usize,
+        limit: u64,
+        mut chunk: impl FnMut(&mut Program, &Conv2dGeometry, usize, View) -> Result<()>,
+    ) -> Result<()> {
+        if nb >= geo.n {
+            return chunk(self, geo, 0, out);
+        }
+        let chunks = geo.n.div_ceil(nb);
+        let ranges = sum_ranges(chunks, len, limit)?;
+        let slots: Vec<View> =
+            ranges.iter().map(|r| self.temp("per-chunk partial sums", 4 * (chunks * r.len()) as u64)).collect();
+        let part = self.temp("chunk result", 4 * len as u64);
+        for (idx, n0) in (0..geo.n).step_by(nb).enumerate() {
+            chunk(self, &Conv2dGeometry { n: nb.min(geo.n - n0), ..*geo }, n0, part)?;
+            for (r, slot) in ranges.iter().zip(&slots) {
+                let (at, bytes) = (4 * r.start as u64, 4 * r.len() as u64);
+                let dst = View { slot: slot.slot, at: idx as u64 * bytes, len: bytes };
+                self.steps.push(Step::Copy { src: View { slot: part.slot, at, len: bytes }, dst });
+            }
+            self.steps.push(Step::Submit);
+        }
+        for (r, slot) in ranges.iter().zip(&slots) {
+            let mut u = PrepUniform::new(geo, 0, u32_of(r.len())?);
+            u.splits = u32_of(chunks)?;
+            let sum = (ranges.len() > 1).then(|| self.temp("range of the sum", 4 * r.len() as u64));
+            self.pass("split_sum", bytemuck::bytes_of(&u), vec![*slot, sum.unwrap_or(out)], u.total);
+            if let Some(sum) = sum {
+                let dst = View { slot: out.slot, at: out.at + 4 * r.start as u64, len: sum.len };
+                self.steps.push(Step::Copy { src: sum, dst });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The program of `Context::bias_grad`: `dB[k] = Σ_{n,p,q} dY[n, k, p, q]` for dY of `[n, k, p, q]`
+/// (in `layout`) of `elem`, in `f32` or narrowed to a 16-bit `out` — the batch in chunks that fit a
+/// binding, each chunk's positions reduced in fixed ranges, the chunks added in order.
+///
+/// # Errors
+/// A sample beyond one binding; sizes beyond `u32`; the program's [`Program::check`].
+pub fn bias_grad(dims: [usize; 4], layout: Layout, elem: Elem, out: Elem, profile: &AdapterProfile) -> Result<Program> {
+    let [n, k, p, q] = dims;
+    // dB depends only on dY: a 1×1 layer over a P×Q input with K groups has exactly dY's shape.
+    let geo = Conv2dGeometry::new(n, k, [p, q], k, [1, 1], Conv2dParams::default().groups(k))?;
+    let ys = k * p * q;
+    let nb = super::bindings::check_op_chunks(&geo, ys, elem, profile)?;
+    let what = format!("bias gradient of dY {dims:?} ({layout:?}, {elem})");
+    let mut prog = Program::new(what, vec![elem.buffer_bytes(n * ys)], vec![out.buffer_bytes(k)]);
+    let limit = profile.max_binding_bytes;
+    let result = if out == Elem::F32 { prog.whole(Slot::Output(0)) } else { prog.temp("result in f32", 4 * k as u64) };
+    prog.reduce_chunks(&geo, nb, result, k, limit, |prog, chunk, n0, dst| {
+        let dy = prog.operand(Slot::Input(0), n * ys, elem, layout, n0, [chunk.n, k, p * q], profile)?;
+        // Ranges of each filter's N·P·Q positions, added in order where there are several.
+        let r = super::loops::bias_grad(chunk.n * p * q);
+        prog.split_reduction("conv2d_bias_grad", chunk, r, vec![dy], dst, k)
+    })?;
+    if out.is_half() {
+        prog.narrow(result, 0, Slot::Output(0), k, 0, k, out, profile.half, limit)?;
+    }
+    prog.check(limit)?;
+    Ok(prog)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -442,5 +607,34 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("copy t2[0..1024) → out0[0..1024)"), "{text}");
+    }
+
+    fn profile(class: crate::plan::DeviceClass, limit: u64) -> AdapterProfile {
+        AdapterProfile::new(true, Some((8, 8)), limit, Some(class))
+    }
+
+    /// The bias gradient's programs: whole NCHW f32 is one pass (one range of positions); an NHWC
+    /// f16 batch that chunks under 2 KiB widens each chunk's window, transposes it, reduces, copies
+    /// the chunk's sums into their slot and submits, then adds the slots and narrows.
+    #[test]
+    fn bias_grad_programs_table() {
+        use crate::plan::DeviceClass::{Cpu, Gpu};
+        let p = bias_grad([2, 3, 4, 5], Layout::Nchw, Elem::F32, Elem::F32, &profile(Cpu, 128 << 20)).unwrap();
+        assert_eq!(kernels(&p), ["conv2d_bias_grad"], "{p}");
+        assert!(p.temps.is_empty());
+        // 11 samples of 3×7×7 (147 halves) under 2 KiB: chunks of 3, four chunks.
+        for class in [Cpu, Gpu] {
+            let p = bias_grad([11, 3, 7, 7], Layout::Nhwc, Elem::F16, Elem::F16, &profile(class, 2048)).unwrap();
+            let transpose = if class == Gpu { "transpose" } else { "transpose_rows" };
+            let chunk = ["copy", "widen", transpose, "conv2d_bias_grad", "copy", "submit"];
+            let mut want: Vec<&str> = chunk.repeat(4);
+            want.extend(["split_sum", "narrow"]);
+            assert_eq!(kernels(&p), want, "{class:?}\n{p}");
+            assert!(p.temps.iter().all(|t| t.bytes <= 2048), "{p}");
+        }
+        // Whole f16 batch under the default limit: the tensor is bound as it is.
+        let p = bias_grad([11, 3, 7, 7], Layout::Nchw, Elem::F16, Elem::F32, &profile(Cpu, 128 << 20)).unwrap();
+        assert_eq!(kernels(&p), ["widen", "conv2d_bias_grad"], "{p}");
+        assert!(matches!(&p.steps[0], Step::Pass(q) if q.binds[0] == View { slot: Slot::Input(0), at: 0, len: 3236 }));
     }
 }
