@@ -9,28 +9,13 @@
 //! `shaders/half.wgsl`.
 
 use crate::elem::Elem;
-use crate::error::{Error, Result};
-use crate::geometry::{Conv2dGeometry, Conv2dParams, u32_of};
+use crate::error::Result;
 use crate::gpu::context::Context;
 use crate::gpu::job::Job;
-use crate::gpu::kernels::{self, HalfUniform};
+use crate::gpu::kernels;
+use crate::plan::program::run_uniform;
 use crate::gpu::tensor::Tensor;
 use crate::plan::variant::Variant;
-
-/// The uniform of a run of `len` elements (a shape of one element: these kernels read none of it).
-fn run_uniform(total: usize, src_off: usize, dst_off: usize, len: usize) -> Result<HalfUniform> {
-    let unit = Conv2dGeometry::new(1, 1, [1, 1], 1, [1, 1], Conv2dParams::new())?;
-    let end = src_off.max(dst_off).checked_add(len).ok_or(Error::Overflow {
-        what: "half-precision run",
-        detail: format!("{len} elements from {}", src_off.max(dst_off)),
-    })?;
-    u32_of(end + 1)?;
-    let mut u = HalfUniform::new(&unit, 0, u32_of(total)?);
-    u.src_off = u32_of(src_off)?;
-    u.dst_off = u32_of(dst_off)?;
-    u.len = u32_of(len)?;
-    Ok(u)
-}
 
 impl Context {
     /// The buffer a pass converting elements `[off, off + len)` of the 16-bit tensor `t` binds, and

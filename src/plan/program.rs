@@ -243,7 +243,7 @@ impl fmt::Display for Program {
 
 /// The uniform of a run of `len` elements of the half-precision passes (a shape of one element:
 /// these kernels read none of it).
-fn run_uniform(total: usize, src_off: usize, dst_off: usize, len: usize) -> Result<HalfUniform> {
+pub(crate) fn run_uniform(total: usize, src_off: usize, dst_off: usize, len: usize) -> Result<HalfUniform> {
     let unit = Conv2dGeometry::new(1, 1, [1, 1], 1, [1, 1], Conv2dParams::new())?;
     let end = src_off.max(dst_off).checked_add(len).ok_or(Error::Overflow {
         what: "half-precision run",
