@@ -134,9 +134,9 @@ fn two_contexts_tuning_on_one_cache_from_two_threads_never_fail_and_lose_nothing
             s.spawn(move || {
                 let ctx = context(quick(), path);
                 let mut rng = Rng::new(t);
-                for round in 0..3 {
+                for round in 0..2 {
                     // The same layer on both threads, then one of each thread's own.
-                    let n = if round == 0 { 1 } else { 2 + 2 * round + t as usize };
+                    let n = if round == 0 { 1 } else { 2 + t as usize };
                     let geo = Conv2dGeometry::new(n, 4, [8, 8], 4, [3, 3], params).unwrap();
                     let x = ctx.upload(rng.array::<Ix4, _>(geo.input_shape()).view()).unwrap();
                     let w = ctx.upload(rng.array::<Ix4, _>(geo.weight_shape()).view()).unwrap();
@@ -147,7 +147,7 @@ fn two_contexts_tuning_on_one_cache_from_two_threads_never_fail_and_lose_nothing
     });
     let (cache, warning) = Cache::load(&path);
     assert_eq!(warning, None);
-    assert_eq!(cache.len(), 20_000 + 5, "every entry, the shared layer once and each thread's own two");
+    assert_eq!(cache.len(), 20_000 + 3, "every entry, the shared layer once and each thread's own");
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
 
@@ -162,7 +162,7 @@ fn two_processes_tuning_on_one_cache_keep_both_picks() {
             let layers = dir.join(format!("layers{i}.txt"));
             std::fs::write(&layers, format!("{} 3 9 9 4 3 3 pad=1\n", i + 1)).unwrap();
             std::process::Command::new(env!("CARGO_BIN_EXE_convgrad"))
-                .args(["tune", "--ops", "forward,weight-grad", "--budget-ms", "50", "--layers"])
+                .args(["tune", "--ops", "forward", "--budget-ms", "50", "--layers"])
                 .arg(&layers)
                 .arg("--cache")
                 .arg(&path)
@@ -180,7 +180,7 @@ fn two_processes_tuning_on_one_cache_keep_both_picks() {
     }
     let (cache, warning) = Cache::load(&path);
     assert_eq!(warning, None);
-    assert_eq!(cache.len(), 20_000 + 4, "two layers, two ops each, and every entry the file had");
+    assert_eq!(cache.len(), 20_000 + 2, "both processes' layers, and every entry the file had");
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -13,8 +13,8 @@ use crate::error::Result;
 use crate::gpu::context::Context;
 use crate::gpu::job::Job;
 use crate::gpu::kernels;
-use crate::plan::program::run_uniform;
 use crate::gpu::tensor::Tensor;
+use crate::plan::program::run_uniform;
 use crate::plan::variant::Variant;
 
 impl Context {
