@@ -11,76 +11,9 @@
 use crate::elem::Elem;
 use crate::error::Result;
 use crate::gpu::context::Context;
-use crate::gpu::job::Job;
-use crate::gpu::kernels;
 use crate::gpu::tensor::Tensor;
-use crate::plan::program::run_uniform;
-use crate::plan::variant::Variant;
 
 impl Context {
-    /// The buffer a pass converting elements `[off, off + len)` of the 16-bit tensor `t` binds, and
-    /// where element `off` is in it: `t` itself where it fits one binding, else a window of just the
-    /// run's words, copied in here (`plan::bindings::half_window`).
-    fn half_in(&self, job: &mut Job, t: &Tensor, off: usize, len: usize) -> Result<(wgpu::Buffer, usize)> {
-        let limit = self.profile().max_binding_bytes;
-        match crate::plan::bindings::half_window(t.len(), off, len, limit) {
-            None => Ok((t.buffer.clone(), off)),
-            Some(words) => {
-                let window = self.alloc("16-bit window", &[words.len()])?;
-                job.copy(&t.buffer, words.start, &window.buffer, 0, words.len());
-                Ok((window.buffer.clone(), off - 2 * words.start))
-            }
-        }
-    }
-
-    /// Records `dst[0..len) = src[off..off + len)` as `f32`, for a 16-bit tensor `src`.
-    pub(crate) fn widen_into(
-        &self,
-        job: &mut Job,
-        src: &Tensor,
-        off: usize,
-        len: usize,
-        dst: &wgpu::Buffer,
-    ) -> Result<()> {
-        let (buf, at) = self.half_in(job, src, off, len)?;
-        let u = run_uniform(len, at, 0, len)?;
-        let variant = Variant::widen(src.dtype(), self.profile().half);
-        job.dispatch(&kernels::WIDEN, &variant, bytemuck::bytes_of(&u), &[&buf, &buf, dst], u.total)
-    }
-
-    /// A new `f32` temporary holding elements `[off, off + len)` of the 16-bit tensor `src`.
-    pub(crate) fn widen(&self, job: &mut Job, src: &Tensor, off: usize, len: usize) -> Result<Tensor> {
-        let t = self.temp("widened half-precision operand", &[len])?;
-        self.widen_into(job, src, off, len, &t.buffer)?;
-        Ok(t)
-    }
-
-    /// Records elements `[off, off + len)` of the 16-bit tensor `dst` = the `f32`s `src[src_off..)`,
-    /// rounded; `dst`'s other elements keep their values. `src` must hold the run within one binding
-    /// from `src_off` on (a chunk's own buffer, or a piece of a cast); a `dst` larger than a binding is
-    /// narrowed in a window of the run's words, copied in and back, so the run's end words keep the
-    /// halves that belong to their neighbours.
-    pub(crate) fn narrow(
-        &self,
-        job: &mut Job,
-        src: &wgpu::Buffer,
-        src_off: usize,
-        dst: &Tensor,
-        off: usize,
-        len: usize,
-    ) -> Result<()> {
-        let (buf, at) = self.half_in(job, dst, off, len)?;
-        let words = crate::plan::bindings::words_of(at, len).len();
-        let u = run_uniform(words, src_off, at, len)?;
-        let variant = Variant::narrow(dst.dtype(), self.profile().half);
-        job.dispatch(&kernels::NARROW, &variant, bytemuck::bytes_of(&u), &[src, &buf], u.total)?;
-        if buf != dst.buffer {
-            let window = crate::plan::bindings::words_of(off, len);
-            job.copy(&buf, 0, &dst.buffer, window.start, window.len());
-        }
-        Ok(())
-    }
-
     /// `t` as a new tensor of element type `to`: widened exactly, or rounded to nearest even (beyond
     /// the largest finite `f16`, ±∞); a copy where `to` is `t`'s own type. Master weights in `f32`
     /// cast to `f16` for a half-precision step, say. A tensor larger than one binding is cast in
@@ -93,9 +26,7 @@ impl Context {
         let out = self.alloc_as("cast tensor", t.shape(), to)?;
         let program =
             crate::plan::program::cast(t.len(), t.dtype(), to, self.profile().half, self.profile().max_binding_bytes)?;
-        let mut job = self.job();
-        crate::gpu::engine::run(self, &mut job, &program, &[t], &[&out])?;
-        job.finish()?;
+        crate::gpu::engine::execute(self, &program, &[t], &[&out])?;
         Ok(out)
     }
 }

@@ -81,6 +81,20 @@ impl Context {
 }
 
 impl Context {
+    /// An error if a buffer of `bytes` cannot be bound to one kernel on this device.
+    fn check_binding(&self, what: &str, bytes: u64) -> Result<()> {
+        let limit = self.limits().max_storage_buffer_binding_size;
+        if bytes > limit {
+            return Err(Error::DeviceLimit {
+                what: format!("{what} (a binding of {bytes} bytes)"),
+                needed: bytes,
+                limit,
+                limit_name: "max_storage_buffer_binding_size",
+            });
+        }
+        Ok(())
+    }
+
     /// Spreads `workgroups` over a 2-D grid within `max_compute_workgroups_per_dimension`.
     fn grid(&self, kernel: &str, workgroups: u32) -> Result<[u32; 2]> {
         let max = self.limits().max_compute_workgroups_per_dimension.max(1);
@@ -142,17 +156,6 @@ impl Job<'_> {
             grid,
         });
         Ok(())
-    }
-
-    /// Records a copy of `len` f32 elements between buffers (offsets in elements).
-    pub(crate) fn copy(&mut self, src: &wgpu::Buffer, src_at: usize, dst: &wgpu::Buffer, dst_at: usize, len: usize) {
-        self.steps.push(Step::Copy {
-            src: src.clone(),
-            src_at: (src_at * 4) as u64,
-            dst: dst.clone(),
-            dst_at: (dst_at * 4) as u64,
-            bytes: (len * 4) as u64,
-        });
     }
 
     /// Records a copy of `bytes` bytes between buffers (offsets in bytes).

@@ -1,6 +1,5 @@
 //! Everything that talks to wgpu: the context, device tensors, the kernels and the operations.
 
-pub(crate) mod batch;
 pub(crate) mod context;
 pub(crate) mod engine;
 pub(crate) mod half;
@@ -8,7 +7,6 @@ pub(crate) mod half;
 pub(crate) mod host;
 pub(crate) mod job;
 pub(crate) mod kernels;
-pub(crate) mod layout;
 pub(crate) mod ops;
 pub(crate) mod pool;
 pub(crate) mod scopes;

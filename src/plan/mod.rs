@@ -22,12 +22,13 @@
 
 pub mod bindings;
 pub mod candidates;
+pub mod conv;
 mod forward;
 pub mod gemm;
 mod input_grad;
 pub mod loops;
 pub mod profile;
-pub(crate) mod program;
+pub mod program;
 pub mod reduce;
 pub(crate) mod uniform;
 pub(crate) mod variant;

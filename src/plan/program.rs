@@ -31,6 +31,9 @@ pub enum Slot {
     Output(u8),
     /// The program's temporary `i`.
     Temp(u16),
+    /// Bound where a kernel's optional input is absent (a bias the layer does not have): 4 bytes the
+    /// kernel never reads.
+    Unused,
 }
 
 /// A byte range of a slot.
@@ -59,7 +62,7 @@ pub struct Pass {
     /// The kernel's name (`shaders/<name>.wgsl`).
     pub kernel: &'static str,
     /// Its variant: with the name, the pipeline.
-    pub variant: Variant,
+    pub(crate) variant: Variant,
     /// The uniform block's bytes, at binding 0.
     pub uniform: Vec<u8>,
     /// The storage bindings 1.., in order.
@@ -100,12 +103,12 @@ pub struct Program {
 }
 
 impl Program {
-    fn new(what: String, inputs: Vec<u64>, outputs: Vec<u64>) -> Self {
+    pub(crate) fn new(what: String, inputs: Vec<u64>, outputs: Vec<u64>) -> Self {
         Self { what, inputs, outputs, temps: Vec::new(), steps: Vec::new() }
     }
 
     /// A new temporary of `bytes`, bound whole.
-    fn temp(&mut self, what: &'static str, bytes: u64) -> View {
+    pub(crate) fn temp(&mut self, what: &'static str, bytes: u64) -> View {
         self.temps.push(Temp { what, bytes });
         View { slot: Slot::Temp((self.temps.len() - 1) as u16), at: 0, len: bytes }
     }
@@ -117,11 +120,12 @@ impl Program {
             Slot::Input(i) => self.inputs.get(usize::from(i)).copied(),
             Slot::Output(i) => self.outputs.get(usize::from(i)).copied(),
             Slot::Temp(i) => self.temps.get(usize::from(i)).map(|t| t.bytes),
+            Slot::Unused => Some(4),
         }
     }
 
     /// The whole of `slot`.
-    fn whole(&self, slot: Slot) -> View {
+    pub(crate) fn whole(&self, slot: Slot) -> View {
         View { slot, at: 0, len: self.size(slot).unwrap_or(0) }
     }
 
@@ -202,6 +206,7 @@ fn slot_name(s: Slot) -> String {
         Slot::Input(i) => format!("in{i}"),
         Slot::Output(i) => format!("out{i}"),
         Slot::Temp(i) => format!("t{i}"),
+        Slot::Unused => "unused".to_string(),
     }
 }
 
@@ -261,7 +266,7 @@ impl Program {
     /// `dst = src[off..off + len)` widened to `f32`, for the 16-bit slot `src` of `total` elements of
     /// `elem`: the slot itself where it fits a binding, else a window of the run's words copied in.
     #[allow(clippy::too_many_arguments)] // the run, both ends, the dtype and path, the limit
-    fn widen(
+    pub(crate) fn widen(
         &mut self,
         src: Slot,
         total: usize,
@@ -288,7 +293,7 @@ impl Program {
     /// of `src` from element `src_off`, rounded; where `dst` is larger than a binding, narrowed in a
     /// window of the run's words, copied in and back (the run's end words keep their neighbours).
     #[allow(clippy::too_many_arguments)] // the run, both ends, the dtype and path, the limit
-    fn narrow(
+    pub(crate) fn narrow(
         &mut self,
         src: View,
         src_off: usize,
@@ -379,14 +384,37 @@ pub fn cast(len: usize, from: Elem, to: Elem, path: HalfPath, limit: u64) -> Res
 }
 
 impl Program {
-    fn pass(&mut self, kernel: &'static str, uniform: &[u8], binds: Vec<View>, invocations: u32) {
-        let variant = Variant::Plain;
+    /// A pass of `kernel` with no generated variant.
+    pub(crate) fn pass(&mut self, kernel: &'static str, uniform: &[u8], binds: Vec<View>, invocations: u32) {
+        self.pass_in(kernel, Variant::Plain, uniform, binds, invocations);
+    }
+
+    /// A pass of `kernel` compiled as `variant`.
+    pub(crate) fn pass_in(
+        &mut self,
+        kernel: &'static str,
+        variant: Variant,
+        uniform: &[u8],
+        binds: Vec<View>,
+        invocations: u32,
+    ) {
         self.steps.push(Step::Pass(Pass { kernel, variant, uniform: uniform.to_vec(), binds, invocations }));
+    }
+
+    /// Submits what came before: a batch chunk ends.
+    pub(crate) fn submit(&mut self) {
+        self.steps.push(Step::Submit);
     }
 
     /// `dst[b, c, r] = src[b, r, c]` for `b` matrices of `r × c`, with the kernel `plan::transpose`
     /// picks for the profile.
-    fn transpose(&mut self, src: View, dst: View, [b, r, c]: [usize; 3], profile: &AdapterProfile) -> Result<()> {
+    pub(crate) fn transpose(
+        &mut self,
+        src: View,
+        dst: View,
+        [b, r, c]: [usize; 3],
+        profile: &AdapterProfile,
+    ) -> Result<()> {
         let shape = Conv2dGeometry::new(b, 1, [r, c], 1, [1, 1], Conv2dParams::new())?;
         // Runs of at most TRANSPOSE_RUN elements per invocation of the rows kernel (plan::loops).
         let runs = r.div_ceil(TRANSPOSE_RUN);
@@ -398,9 +426,7 @@ impl Program {
             super::Transpose::Rows => ("transpose_rows", b * c * runs),
         };
         let invocations = u32_of(invocations)?;
-        let mut u = PrepUniform::new(&shape, 0, invocations);
-        u.splits = u32_of(runs)?;
-        u.chunk = u32_of(TRANSPOSE_RUN)?;
+        let u = PrepUniform::transpose(&shape, invocations, runs, TRANSPOSE_RUN)?;
         self.pass(kernel, bytemuck::bytes_of(&u), vec![src, dst], invocations);
         Ok(())
     }
@@ -409,7 +435,7 @@ impl Program {
     /// chunk in `layout`), as the kernels read them: `f32` in NCHW — the slot itself, a copy of the
     /// chunk, a widened temporary, each transposed where the layout needs it.
     #[allow(clippy::too_many_arguments)] // the operand, its chunk, and how to read it
-    fn operand(
+    pub(crate) fn operand(
         &mut self,
         slot: Slot,
         total: usize,
@@ -443,7 +469,7 @@ impl Program {
 
     /// A direct kernel reducing in `r.splits` ranges (one writes `out` itself), then `split_sum`
     /// adding the ranges' partials in order.
-    fn split_reduction(
+    pub(crate) fn split_reduction(
         &mut self,
         kernel: &'static str,
         geo: &Conv2dGeometry,
@@ -453,16 +479,26 @@ impl Program {
         len: usize,
     ) -> Result<()> {
         let partial = (r.splits > 1).then(|| self.temp("split-reduction partial sums", 4 * (r.splits * len) as u64));
-        let mut u = ConvUniform::new(geo, 0, u32_of(r.splits * len)?);
-        u.splits = u32_of(r.splits)?;
-        u.chunk = u32_of(r.chunk)?;
+        let u = ConvUniform::split(geo, 0, r, len)?;
         let mut binds = inputs;
         binds.push(partial.unwrap_or(out));
         self.pass(kernel, bytemuck::bytes_of(&u), binds, u.total);
+        self.sum_splits(geo, partial, r.splits, out, len)
+    }
+
+    /// `split_sum`, adding the `splits` partial sums of `partial` into the `len` elements of `out` in
+    /// order; nothing where there is one split (no partials: the kernel wrote `out`).
+    pub(crate) fn sum_splits(
+        &mut self,
+        geo: &Conv2dGeometry,
+        partial: Option<View>,
+        splits: usize,
+        out: View,
+        len: usize,
+    ) -> Result<()> {
         if let Some(partial) = partial {
-            let mut us = PrepUniform::new(geo, 0, u32_of(len)?);
-            us.splits = u.splits;
-            self.pass("split_sum", bytemuck::bytes_of(&us), vec![partial, out], us.total);
+            let u = PrepUniform::sum(geo, splits, len)?;
+            self.pass("split_sum", bytemuck::bytes_of(&u), vec![partial, out], u.total);
         }
         Ok(())
     }
@@ -471,7 +507,7 @@ impl Program {
     /// `chunk(program, chunk geometry, first sample, where it writes)` builds each chunk's steps.
     /// With one chunk it writes `out` itself; with several, each chunk's result is copied into the
     /// slots of each range of elements (`plan::bindings::sum_ranges`) and the slots added in order.
-    fn reduce_chunks(
+    pub(crate) fn reduce_chunks(
         &mut self,
         geo: &Conv2dGeometry,
         nb: usize,
@@ -498,8 +534,7 @@ impl Program {
             self.steps.push(Step::Submit);
         }
         for (r, slot) in ranges.iter().zip(&slots) {
-            let mut u = PrepUniform::new(geo, 0, u32_of(r.len())?);
-            u.splits = u32_of(chunks)?;
+            let u = PrepUniform::sum(geo, chunks, r.len())?;
             let sum = (ranges.len() > 1).then(|| self.temp("range of the sum", 4 * r.len() as u64));
             self.pass("split_sum", bytemuck::bytes_of(&u), vec![*slot, sum.unwrap_or(out)], u.total);
             if let Some(sum) = sum {

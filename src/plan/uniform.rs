@@ -259,3 +259,211 @@ pub(crate) fn uniform_decls() -> String {
     ]
     .concat()
 }
+
+// The uniforms each pass of a program carries, computed from the geometry here, once per kernel
+// family: the program builders (`plan/program.rs`, `plan/conv.rs`) call these and set no field.
+
+use crate::error::{Error, Result};
+use crate::geometry::u32_of;
+use crate::plan::gemm::{AxisPhase, ConvGemm, WeightGradGemm};
+use crate::plan::{ForwardTiles, ReductionSplit, WeightGradTiles};
+
+/// An `i32` field of a uniform block, stored as its bits.
+fn signed(v: isize) -> Result<u32> {
+    i32::try_from(v)
+        .map(|v| v.cast_unsigned())
+        .map_err(|_| Error::Overflow { what: "kernel offset", detail: format!("{v} outside i32") })
+}
+
+impl ConvUniform {
+    /// A direct kernel over `geo` reducing in the ranges `r`, one invocation per range and each of
+    /// its `len` outputs (one range: one per output).
+    pub(crate) fn split(geo: &Conv2dGeometry, flags: u32, r: ReductionSplit, len: usize) -> Result<Self> {
+        let mut u = Self::new(geo, flags, u32_of(r.splits * len)?);
+        u.splits = u32_of(r.splits)?;
+        u.chunk = u32_of(r.chunk)?;
+        Ok(u)
+    }
+}
+
+impl PrepUniform {
+    /// `pad_input(_vec4)` and `scatter_dy` over `rows` rows of `geo`'s planes, written `hp × wp`.
+    pub(crate) fn planes(geo: &Conv2dGeometry, rows: usize, hp: usize, wp: usize) -> Result<Self> {
+        let mut u = Self::new(geo, 0, u32_of(rows)?);
+        u.hp = u32_of(hp)?;
+        u.wp = u32_of(wp)?;
+        Ok(u)
+    }
+
+    /// `split_sum`: `len` sums of `splits` partials each.
+    pub(crate) fn sum(geo: &Conv2dGeometry, splits: usize, len: usize) -> Result<Self> {
+        let mut u = Self::new(geo, 0, u32_of(len)?);
+        u.splits = u32_of(splits)?;
+        Ok(u)
+    }
+
+    /// `transpose_weights`: `len` weights into tiles of `kpad` filters per group.
+    pub(crate) fn weight_tiles(geo: &Conv2dGeometry, kpad: usize, len: usize) -> Result<Self> {
+        let mut u = Self::new(geo, 0, u32_of(len)?);
+        u.kpad = u32_of(kpad)?;
+        Ok(u)
+    }
+
+    /// `transpose(_rows)` of the matrices `shape` describes, in `runs` runs of `run` per row.
+    pub(crate) fn transpose(shape: &Conv2dGeometry, invocations: u32, runs: usize, run: usize) -> Result<Self> {
+        let mut u = Self::new(shape, 0, invocations);
+        u.splits = u32_of(runs)?;
+        u.chunk = u32_of(run)?;
+        Ok(u)
+    }
+}
+
+impl ForwardTileUniform {
+    /// The tiled forward kernels over `geo` as `t` covers it (`kpad` set for the vec4 kernel).
+    pub(crate) fn tiles(geo: &Conv2dGeometry, t: &ForwardTiles, flags: u32) -> Result<Self> {
+        let total = u32_of(geo.n * geo.params.groups * t.ktiles * t.lanes)?;
+        let mut u = Self::new(geo, flags, total);
+        u.one = 1;
+        u.hp = u32_of(t.read.hp)?;
+        u.wp = u32_of(t.read.wp)?;
+        u.ph = u32_of(t.read.ph)?;
+        u.pw = u32_of(t.read.pw)?;
+        u.row_step = u32_of(t.skip.row_step)?;
+        u.row_off = u32_of(t.skip.row_off)?;
+        u.i_step = u32_of(t.skip.i_step)?;
+        u.lanes = u32_of(t.lanes)?;
+        u.qlanes = u32_of(t.qlanes)?;
+        u.qtiles = u32_of(t.qtiles)?;
+        u.ptiles = u32_of(t.ptiles)?;
+        u.ktiles = u32_of(t.ktiles)?;
+        // Only the vec4 kernel reads transposed weights.
+        if let (crate::plan::variant::Variant::ForwardVec4(_), Some(kpad)) = (t.variant, t.kpad) {
+            u.kpad = u32_of(kpad)?;
+        }
+        Ok(u)
+    }
+}
+
+impl GradTileUniform {
+    /// The tiled weight gradients over `geo` as `t` covers it.
+    pub(crate) fn tiles(geo: &Conv2dGeometry, t: &WeightGradTiles) -> Result<Self> {
+        let mut u = Self::new(geo, 0, u32_of(geo.params.groups * t.ktiles * t.lanes * t.splits)?);
+        u.hp = u32_of(t.hp)?;
+        u.wp = u32_of(t.wp)?;
+        u.lanes = u32_of(t.lanes)?;
+        u.ktiles = u32_of(t.ktiles)?;
+        u.rtiles = u32_of(t.rtiles)?;
+        u.splits = u32_of(t.splits)?;
+        u.chunk = u32_of(t.chunk)?;
+        u.fold = u32_of(t.fold)?;
+        u.qp = u32_of(t.qp.unwrap_or(0))?;
+        Ok(u)
+    }
+
+    /// `conv2d_weight_grad_gemm` over `geo` as `t` tiles it: one workgroup per (split, group, tile).
+    pub(crate) fn gemm(geo: &Conv2dGeometry, t: &WeightGradGemm) -> Result<Self> {
+        let mut u = Self::new(geo, 0, u32_of(t.splits * geo.params.groups * t.mtiles * t.ntiles)?);
+        u.ktiles = u32_of(t.mtiles)?;
+        u.rtiles = u32_of(t.ntiles)?;
+        u.splits = u32_of(t.splits)?;
+        u.chunk = u32_of(t.chunk)?;
+        Ok(u)
+    }
+}
+
+impl GemmUniform {
+    /// The GEMM form of the forward pass of `geo` (see `conv2d_gemm.wgsl`): rows the filters of a
+    /// group, the reduction (cg, i, j), columns (n, p, q); A the weights, B the input.
+    pub(crate) fn forward(geo: &Conv2dGeometry, flags: u32, plan: &ConvGemm) -> Result<Self> {
+        let pr = &geo.params;
+        let (cpg, kpg, st) = (geo.channels_per_group(), geo.filters_per_group(), geo.s * geo.t);
+        let hw = geo.h * geo.w;
+        let mut u = Self::new(geo, flags, 0);
+        u.m = u32_of(kpg)?;
+        u.r = u32_of(cpg * st)?;
+        u.cols = u32_of(geo.n * geo.p * geo.q)?;
+        u.rs = u32_of(geo.s)?;
+        u.rt = u32_of(geo.t)?;
+        u.a_ms = u32_of(cpg * st)?;
+        u.a_gs = u32_of(kpg * cpg * st)?;
+        u.a_os = u32_of(st)?;
+        u.a_hs = u32_of(geo.t)?;
+        u.a_ws = 1;
+        u.b_ns = u32_of(geo.c * hw)?;
+        u.b_gs = u32_of(cpg * hw)?;
+        u.b_cs = u32_of(hw)?;
+        u.b_h = u32_of(geo.h)?;
+        u.b_w = u32_of(geo.w)?;
+        u.cy = u32_of(geo.p)?;
+        u.cx = u32_of(geo.q)?;
+        u.ys = u32_of(pr.stride[0])?;
+        u.xs = u32_of(pr.stride[1])?;
+        u.yb = signed(-(geo.pad.top as isize))?;
+        u.xb = signed(-(geo.pad.left as isize))?;
+        u.ya = u32_of(pr.dilation[0])?;
+        u.xa = u32_of(pr.dilation[1])?;
+        u.o_ns = u32_of(geo.k * geo.p * geo.q)?;
+        u.o_cs = u32_of(geo.p * geo.q)?;
+        u.o_w = u32_of(geo.q)?;
+        u.o_ys = 1;
+        u.o_xs = 1;
+        u.tiled(geo, plan)
+    }
+
+    /// The GEMM form of the stride phase (`ph`, `pw`) of the input gradient of `geo` (see
+    /// [`crate::plan::gemm`]): rows the channels of a group, the reduction (k, a, b) over the phase's
+    /// taps, columns (n, h', w'); A the weights at taps (i0 + a·istep, j0 + b·jstep), B dY.
+    pub(crate) fn input_phase(geo: &Conv2dGeometry, ph: &AxisPhase, pw: &AxisPhase, plan: &ConvGemm) -> Result<Self> {
+        let pr = &geo.params;
+        let (cpg, kpg, st) = (geo.channels_per_group(), geo.filters_per_group(), geo.s * geo.t);
+        let pq = geo.p * geo.q;
+        let mut u = Self::new(geo, 0, 0);
+        u.m = u32_of(cpg)?;
+        u.r = u32_of(kpg * ph.taps * pw.taps)?;
+        u.cols = u32_of(geo.n * ph.len * pw.len)?;
+        // A phase without taps has no reduction; its radix stays 1 so that the set-up divides by nothing.
+        u.rs = u32_of(ph.taps.max(1))?;
+        u.rt = u32_of(pw.taps.max(1))?;
+        u.a_ms = u32_of(st)?;
+        u.a_gs = u32_of(kpg * cpg * st)?;
+        u.a_os = u32_of(cpg * st)?;
+        u.a_hb = u32_of(ph.i0 * geo.t)?;
+        u.a_hs = u32_of(ph.istep * geo.t)?;
+        u.a_wb = u32_of(pw.i0)?;
+        u.a_ws = u32_of(pw.istep)?;
+        u.b_ns = u32_of(geo.k * pq)?;
+        u.b_gs = u32_of(kpg * pq)?;
+        u.b_cs = u32_of(pq)?;
+        u.b_h = u32_of(geo.p)?;
+        u.b_w = u32_of(geo.q)?;
+        u.cy = u32_of(ph.len)?;
+        u.cx = u32_of(pw.len)?;
+        u.ys = 1;
+        u.xs = 1;
+        u.yb = signed(ph.base)?;
+        u.xb = signed(pw.base)?;
+        u.ya = signed(-(ph.step as isize))?;
+        u.xa = signed(-(pw.step as isize))?;
+        u.o_ns = u32_of(geo.c * geo.h * geo.w)?;
+        u.o_cs = u32_of(geo.h * geo.w)?;
+        u.o_w = u32_of(geo.w)?;
+        u.o_ys = u32_of(pr.stride[0])?;
+        u.o_yb = u32_of(ph.first)?;
+        u.o_xs = u32_of(pr.stride[1])?;
+        u.o_xb = u32_of(pw.first)?;
+        u.tiled(geo, plan)
+    }
+
+    /// The tile counts of `plan` over the matrix and the groups of `geo`.
+    fn tiled(mut self, geo: &Conv2dGeometry, plan: &ConvGemm) -> Result<Self> {
+        let tile = &plan.tile;
+        self.mtiles = self.m.div_ceil(u32_of(tile.bm)?);
+        self.ntiles = self.cols.div_ceil(u32_of(tile.bn)?);
+        let groups = u32_of(geo.params.groups)?;
+        self.total = self.mtiles.checked_mul(self.ntiles).and_then(|t| t.checked_mul(groups)).ok_or(Error::Overflow {
+            what: "GEMM tiles",
+            detail: format!("{} x {} x {groups}", self.mtiles, self.ntiles),
+        })?;
+        Ok(self)
+    }
+}

@@ -1,0 +1,466 @@
+//! The programs of the three convolutions: the forward pass, the weight gradient and the input
+//! gradient of a layer, for its layout, the operands' dtype and the result's, on a profile with a
+//! strategy (the context's, or the tuner's pick). Each is the whole of the operation's device work,
+//! as plain data ([`Program`]): the operands read as the kernels take them (whole, a batch chunk
+//! copied out, widened from 16 bits, transposed from channels last), the plan's passes per chunk, the
+//! chunk's result put in place (copied, transposed back, narrowed), and for a reduction over the batch
+//! the chunks' results added in order. Built and checked without a device; `src/gpu/engine.rs` runs it.
+
+use crate::elem::Elem;
+use crate::error::{Error, Result};
+use crate::geometry::{Conv2dGeometry, Conv2dParams, Layout, u32_of};
+use crate::plan::gemm::axis_phases;
+use crate::plan::program::{Program, Slot, View};
+use crate::plan::uniform::{
+    ConvUniform, FLAG_BIAS, ForwardTileUniform, GemmUniform, GradTileUniform, PrepUniform,
+};
+use crate::plan::variant::{Load, Pad, Variant};
+use crate::plan::{
+    AdapterProfile, ConvGemm, DySource, ForwardPlan, ForwardTiles, InputGradPlan, InputGradTiles, Op, Strategy,
+    WeightGradGemm, WeightGradPlan, WeightGradTiles,
+};
+
+/// How an operation reads its operands: the loads of its kernels and the batch chunking, as `f32`
+/// elements per sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Route {
+    pub(crate) load: Load,
+    pub(crate) per_sample: usize,
+}
+
+/// The route of `op` on `geo` (NCHW) in `layout` with operands of `elem`: a GEMM plan reads 16-bit
+/// operands in place, in NCHW, where the whole batch fits one binding at their size (the result in
+/// `f32`); otherwise the operands are widened per chunk, chunked as `f32` (`f32_per_sample`).
+///
+/// # Errors
+/// The invariant of [`crate::plan::bindings`]: a sample or a pass beyond the binding limit.
+pub(crate) fn route(
+    op: Op,
+    geo: &Conv2dGeometry,
+    layout: Layout,
+    elem: Elem,
+    gemm: bool,
+    f32_per_sample: usize,
+    profile: &AdapterProfile,
+) -> Result<Route> {
+    let mut route = Route { load: Load::F32, per_sample: f32_per_sample };
+    if elem.is_half() && gemm && layout == Layout::Nchw {
+        let per_sample = super::gemm_sample_bytes(op, geo, elem).div_ceil(4);
+        if super::batch_chunk(geo, per_sample, profile)? >= geo.n {
+            route = Route { load: Load::of(elem, profile.half), per_sample };
+        }
+    }
+    super::bindings::check_op(op, geo, elem, route.load.elem.is_half(), route.per_sample, profile)?;
+    Ok(route)
+}
+
+/// The weights of `geo` widened or transposed into `f32`: one binding.
+fn weights_fit(geo: &Conv2dGeometry, profile: &AdapterProfile) -> Result<()> {
+    let bytes = 4 * (geo.k * geo.channels_per_group() * geo.s * geo.t) as u64;
+    let limit = profile.max_binding_bytes;
+    if bytes > limit {
+        return Err(Error::DeviceLimit {
+            what: format!("weights W in f32 (a binding of {bytes} bytes)"),
+            needed: bytes,
+            limit,
+            limit_name: "max_storage_buffer_binding_size",
+        });
+    }
+    Ok(())
+}
+
+/// The description of a program: the op, the layer, the dtypes.
+fn title(op: Op, geo: &Conv2dGeometry, elem: Elem, out: Elem) -> String {
+    format!("{} of {} ({:?}), {elem} operands, {out} result", op.name(), geo.describe(), geo.params.layout)
+}
+
+/// The program of `Context::forward_into`: `Y = X ⋆ W (+ b)` for `geo` in its own layout, the
+/// operands (and the bias, where `bias`) of `elem`, `Y` of `out`. Inputs: X, W and the bias; output Y.
+///
+/// # Errors
+/// A forced strategy the layer cannot run; a sample, the weights or a pass beyond the binding limit;
+/// sizes beyond `u32`.
+pub fn forward(
+    geo: &Conv2dGeometry,
+    bias: bool,
+    elem: Elem,
+    out: Elem,
+    profile: &AdapterProfile,
+    strategy: Strategy,
+) -> Result<Program> {
+    let plan = super::forward(geo, profile, strategy)?;
+    let layout = geo.params.layout;
+    let g = geo.nchw();
+    let (xs, ys) = (g.c * g.h * g.w, g.k * g.p * g.q);
+    let ws = g.k * g.channels_per_group() * g.s * g.t;
+    let mut inputs = vec![elem.buffer_bytes(g.n * xs), elem.buffer_bytes(ws)];
+    if bias {
+        inputs.push(elem.buffer_bytes(g.k));
+    }
+    let mut p = Program::new(title(Op::Forward, geo, elem, out), inputs, vec![out.buffer_bytes(g.n * ys)]);
+    let limit = profile.max_binding_bytes;
+    // A 16-bit bias is widened once, whole.
+    let (flags, b) = if !bias {
+        (0, p.whole(Slot::Unused))
+    } else if elem.is_half() {
+        let t = p.temp("widened half-precision operand", 4 * g.k as u64);
+        p.widen(Slot::Input(2), g.k, 0, g.k, t, elem, profile.half, limit)?;
+        (FLAG_BIAS, t)
+    } else {
+        (FLAG_BIAS, p.whole(Slot::Input(2)))
+    };
+    weights_fit(&g, profile)?;
+    let gemm = matches!(plan, ForwardPlan::Gemm(_));
+    let route = route(Op::Forward, &g, layout, elem, gemm, plan.per_sample(&g), profile)?;
+    let w = p.read(Slot::Input(1), ws, elem, layout, 0, [g.k, g.channels_per_group(), g.s * g.t], route, profile)?;
+    let nb = super::batch_chunk(&g, route.per_sample, profile)?;
+    for n0 in (0..g.n).step_by(nb) {
+        let chunk = Conv2dGeometry { n: nb.min(g.n - n0), ..g };
+        let x = p.read(Slot::Input(0), g.n * xs, elem, layout, n0, [chunk.n, g.c, g.h * g.w], route, profile)?;
+        let dims = [chunk.n, g.k, g.p * g.q];
+        let (yc, yn) = p.write_to(Slot::Output(0), out, g.n * ys, n0, dims, layout);
+        match &plan {
+            ForwardPlan::Direct => p.direct("conv2d_forward", &chunk, flags, vec![x, w, b], yn, chunk.n * ys)?,
+            ForwardPlan::Tiled(t) => {
+                let xr = match t.read.pad {
+                    Pad::Copy => p.padded_input(&chunk, x, t.read.wp)?,
+                    Pad::Mask => x,
+                };
+                p.forward_tiles(&chunk, t, flags, [xr, w, b, yn])?;
+            }
+            ForwardPlan::Gemm(gm) => {
+                let u = GemmUniform::forward(&chunk, flags, gm)?;
+                p.conv_gemm(gm, route.load, u, [x, w, b, yn])?;
+            }
+        }
+        p.put(yc, yn, Slot::Output(0), out, g.n * ys, n0, dims, profile)?;
+        if nb < g.n {
+            // Each chunk submitted, so that its temporaries can go before the next is made.
+            p.submit();
+        }
+    }
+    p.check(limit)?;
+    Ok(p)
+}
+
+/// The program of `Context::weight_grad_into`: `dW = Σ_n X ⋆ dY` for `geo` in its own layout, X and
+/// dY of `elem`, dW of `out`. Inputs: X and dY; output dW. Over batch chunks each chunk's dW goes to
+/// its slot and the slots are added in order, so the bits do not depend on timing; a chunk of fewer
+/// samples is planned anew with the layer's strategy (never one tuned for the chunk's batch).
+///
+/// # Errors
+/// As [`forward`].
+pub fn weight_grad(
+    geo: &Conv2dGeometry,
+    elem: Elem,
+    out: Elem,
+    profile: &AdapterProfile,
+    strategy: Strategy,
+) -> Result<Program> {
+    let layout = geo.params.layout;
+    let g = geo.nchw();
+    let plan = super::weight_grad(&g, profile, strategy)?;
+    let (xs, ys) = (g.c * g.h * g.w, g.k * g.p * g.q);
+    let taps = [g.k, g.channels_per_group(), g.s * g.t];
+    let len = taps.iter().product::<usize>();
+    let inputs = vec![elem.buffer_bytes(g.n * xs), elem.buffer_bytes(g.n * ys)];
+    let mut p = Program::new(title(Op::WeightGrad, geo, elem, out), inputs, vec![out.buffer_bytes(len)]);
+    let limit = profile.max_binding_bytes;
+    let gemm = matches!(plan, WeightGradPlan::Gemm(_));
+    let route = route(Op::WeightGrad, &g, layout, elem, gemm, plan.per_sample(&g), profile)?;
+    let (dw32, dwn) = p.write_to(Slot::Output(0), out, len, 0, taps, layout);
+    let nb = super::batch_chunk(&g, route.per_sample, profile)?;
+    p.reduce_chunks(&g, nb, dwn, len, limit, |p, chunk, n0, dst| {
+        let x = p.read(Slot::Input(0), g.n * xs, elem, layout, n0, [chunk.n, g.c, g.h * g.w], route, profile)?;
+        let dy = p.read(Slot::Input(1), g.n * ys, elem, layout, n0, [chunk.n, g.k, g.p * g.q], route, profile)?;
+        let chunk_plan = if chunk.n == g.n { plan } else { super::weight_grad(chunk, profile, strategy)? };
+        match chunk_plan {
+            WeightGradPlan::Direct(r) => p.split_reduction("conv2d_weight_grad", chunk, r, vec![x, dy], dst, len),
+            WeightGradPlan::Tiled(t) => p.weight_grad_tiles(chunk, &t, [x, dy, dst], len),
+            WeightGradPlan::Gemm(t) => p.weight_grad_gemm(chunk, &t, route.load, [x, dy, dst], len),
+        }
+    })?;
+    p.put(dw32, dwn, Slot::Output(0), out, len, 0, taps, profile)?;
+    p.check(limit)?;
+    Ok(p)
+}
+
+/// The program of `Context::input_grad_into`: `dX = dY ⋆ᵀ W` for `geo` in its own layout, dY and W of
+/// `elem`, dX of `out`. Inputs: dY and W; output dX.
+///
+/// # Errors
+/// As [`forward`].
+pub fn input_grad(
+    geo: &Conv2dGeometry,
+    elem: Elem,
+    out: Elem,
+    profile: &AdapterProfile,
+    strategy: Strategy,
+) -> Result<Program> {
+    let plan = super::input_grad(geo, profile, strategy)?;
+    let layout = geo.params.layout;
+    let g = geo.nchw();
+    let (xs, ys) = (g.c * g.h * g.w, g.k * g.p * g.q);
+    let ws = g.k * g.channels_per_group() * g.s * g.t;
+    let inputs = vec![elem.buffer_bytes(g.n * ys), elem.buffer_bytes(ws)];
+    let mut p = Program::new(title(Op::InputGrad, geo, elem, out), inputs, vec![out.buffer_bytes(g.n * xs)]);
+    let limit = profile.max_binding_bytes;
+    weights_fit(&g, profile)?;
+    let gemm = matches!(plan, InputGradPlan::Gemm(_));
+    let route = route(Op::InputGrad, &g, layout, elem, gemm, plan.per_sample(&g), profile)?;
+    let w = p.read(Slot::Input(1), ws, elem, layout, 0, [g.k, g.channels_per_group(), g.s * g.t], route, profile)?;
+    let nb = super::batch_chunk(&g, route.per_sample, profile)?;
+    for n0 in (0..g.n).step_by(nb) {
+        let chunk = Conv2dGeometry { n: nb.min(g.n - n0), ..g };
+        let dy = p.read(Slot::Input(0), g.n * ys, elem, layout, n0, [chunk.n, g.k, g.p * g.q], route, profile)?;
+        let dims = [chunk.n, g.c, g.h * g.w];
+        let (dxc, dxn) = p.write_to(Slot::Output(0), out, g.n * xs, n0, dims, layout);
+        match &plan {
+            InputGradPlan::Direct => p.direct("conv2d_input_grad", &chunk, 0, vec![dy, w], dxn, chunk.n * xs)?,
+            InputGradPlan::Tiled(t) => p.input_grad_tiles(&chunk, t, [dy, w, dxn])?,
+            InputGradPlan::Gemm(gm) => {
+                let pr = &chunk.params;
+                let rows = axis_phases(chunk.h, chunk.s, pr.stride[0], pr.dilation[0], chunk.pad.top);
+                let cols = axis_phases(chunk.w, chunk.t, pr.stride[1], pr.dilation[1], chunk.pad.left);
+                let none = p.whole(Slot::Unused);
+                for ph in &rows {
+                    for pw in &cols {
+                        let u = GemmUniform::input_phase(&chunk, ph, pw, gm)?;
+                        p.conv_gemm(gm, route.load, u, [dy, w, none, dxn])?;
+                    }
+                }
+            }
+        }
+        p.put(dxc, dxn, Slot::Output(0), out, g.n * xs, n0, dims, profile)?;
+        if nb < g.n {
+            p.submit();
+        }
+    }
+    p.check(limit)?;
+    Ok(p)
+}
+
+impl Program {
+    /// Samples `[n0, n0 + n)` of the operand `slot` as the kernels of `route` read it: a 16-bit operand
+    /// read in place is its own slot (the route chose this only for a whole NCHW batch); otherwise
+    /// `f32` in NCHW ([`Program::operand`]).
+    #[allow(clippy::too_many_arguments)] // the operand, its chunk, and how to read it
+    fn read(
+        &mut self,
+        slot: Slot,
+        total: usize,
+        elem: Elem,
+        layout: Layout,
+        n0: usize,
+        dims: [usize; 3],
+        route: Route,
+        profile: &AdapterProfile,
+    ) -> Result<View> {
+        if route.load.elem.is_half() {
+            return Ok(self.whole(slot));
+        }
+        self.operand(slot, total, elem, layout, n0, dims, profile)
+    }
+
+    /// Where the kernels write samples `[n0, n0 + n)` (`dims` = `[n, c, hw]`) of the output `slot` of
+    /// `total` elements of `elem` in `layout`: the chunk's `f32` result (the slot itself when the chunk
+    /// is all of an `f32` output, else a temporary), and the NCHW buffer the kernels write (that
+    /// result itself where the layout's bytes are NCHW's, else a temporary transposed into it).
+    fn write_to(
+        &mut self,
+        slot: Slot,
+        elem: Elem,
+        total: usize,
+        n0: usize,
+        [n, c, hw]: [usize; 3],
+        layout: Layout,
+    ) -> (View, View) {
+        let len = n * c * hw;
+        let result = if elem == Elem::F32 && n0 == 0 && len == total {
+            self.whole(slot)
+        } else {
+            self.temp(if len == total { "result in f32" } else { "batch chunk output" }, 4 * len as u64)
+        };
+        let nchw = if layout == Layout::Nchw || c == 1 || hw == 1 {
+            result
+        } else {
+            self.temp("output in NCHW", 4 * len as u64)
+        };
+        (result, nchw)
+    }
+
+    /// Puts the chunk the kernels wrote into `nchw` ([`Program::write_to`]) in its place in the output
+    /// `slot`: transposed back into `result` where the layout needs it, then copied, or narrowed into a
+    /// 16-bit output.
+    #[allow(clippy::too_many_arguments)] // the two buffers, the output and the chunk's place in it
+    fn put(
+        &mut self,
+        result: View,
+        nchw: View,
+        slot: Slot,
+        elem: Elem,
+        total: usize,
+        n0: usize,
+        [n, c, hw]: [usize; 3],
+        profile: &AdapterProfile,
+    ) -> Result<()> {
+        if nchw != result {
+            self.transpose(nchw, result, [n, c, hw], profile)?;
+        }
+        let (off, len) = (n0 * c * hw, n * c * hw);
+        if elem.is_half() {
+            self.narrow(result, 0, slot, total, off, len, elem, profile.half, profile.max_binding_bytes)
+        } else {
+            if result.slot != slot {
+                let dst = View { slot, at: 4 * off as u64, len: result.len };
+                self.steps.push(crate::plan::program::Step::Copy { src: result, dst });
+            }
+            Ok(())
+        }
+    }
+
+    /// A direct kernel, one invocation per output element (`total`): the uniform, `inputs`, `out`.
+    fn direct(
+        &mut self,
+        kernel: &'static str,
+        geo: &Conv2dGeometry,
+        flags: u32,
+        inputs: Vec<View>,
+        out: View,
+        total: usize,
+    ) -> Result<()> {
+        let u = ConvUniform::new(geo, flags, u32_of(total)?);
+        let mut binds = inputs;
+        binds.push(out);
+        self.pass(kernel, bytemuck::bytes_of(&u), binds, u.total);
+        Ok(())
+    }
+
+    /// `x`, the `N×C×H×W` input of `geo`, copied into a zero-padded `N×C×(H+top+bottom)×wp` temporary
+    /// (`wp ≥ W + left + right`, a multiple of 4 for the vec4 stores of `pad_input_vec4.wgsl`).
+    fn padded_input(&mut self, geo: &Conv2dGeometry, x: View, wp: usize) -> Result<View> {
+        let hp = geo.padded_size()[0];
+        let xp = self.temp("padded input", 4 * (geo.n * geo.c * hp * wp) as u64);
+        let u = PrepUniform::planes(geo, geo.n * geo.c * hp, hp, wp)?;
+        let kernel = if geo.w.is_multiple_of(4) { "pad_input_vec4" } else { "pad_input" };
+        self.pass(kernel, bytemuck::bytes_of(&u), vec![x, xp], u.total);
+        Ok(xp)
+    }
+
+    /// A tiled forward kernel of plan `t` over the layer `geo` (one batch chunk): `[x, w, bias, y]`
+    /// the planes `t.read` describes, the weights `K×(C/G)×S×T`, the bias and the output.
+    fn forward_tiles(
+        &mut self,
+        geo: &Conv2dGeometry,
+        t: &ForwardTiles,
+        flags: u32,
+        [x, w, bias, y]: [View; 4],
+    ) -> Result<()> {
+        let u = ForwardTileUniform::tiles(geo, t, flags)?;
+        match (t.variant, t.kpad) {
+            (Variant::ForwardVec4(_), Some(kpad)) => {
+                // The tile's filters contiguous in each tap, for the vec4 weight loads.
+                let taps = geo.channels_per_group() * geo.s * geo.t;
+                let len = geo.params.groups * taps * kpad;
+                let wt = self.temp("transposed weights", 4 * len as u64);
+                let ut = PrepUniform::weight_tiles(geo, kpad, len)?;
+                self.pass("transpose_weights", bytemuck::bytes_of(&ut), vec![w, wt], ut.total);
+                self.pass_in("conv2d_forward_vec4", t.variant, bytemuck::bytes_of(&u), vec![x, wt, bias, y], u.total);
+            }
+            _ => self.pass_in("conv2d_forward_tiled", t.variant, bytemuck::bytes_of(&u), vec![x, w, bias, y], u.total),
+        }
+        Ok(())
+    }
+
+    /// `conv2d_gemm.wgsl` of `plan` with the uniform `u`: `[src, w, bias, out]`.
+    fn conv_gemm(&mut self, plan: &ConvGemm, load: Load, u: GemmUniform, binds: [View; 4]) -> Result<()> {
+        let invocations = u32_of(u.total as usize * plan.tile.threads())?;
+        self.pass_in("conv2d_gemm", plan.variant().with_load(load), bytemuck::bytes_of(&u), binds.into(), invocations);
+        Ok(())
+    }
+
+    /// The tiled weight gradient of plan `t` on one batch chunk: X padded, the tile over the split
+    /// reduction, then the splits added in order. `[x, dy, dw]`; `len` elements of dW.
+    fn weight_grad_tiles(
+        &mut self,
+        geo: &Conv2dGeometry,
+        t: &WeightGradTiles,
+        [x, dy, dw]: [View; 3],
+        len: usize,
+    ) -> Result<()> {
+        let xp = self.padded_input(geo, x, t.wp)?;
+        let u = GradTileUniform::tiles(geo, t)?;
+        let partial = (t.splits > 1).then(|| self.temp("split-reduction partial sums", 4 * (t.splits * len) as u64));
+        let out = partial.unwrap_or(dw);
+        match t.qp {
+            Some(qp) => {
+                // dY with its rows padded to Qp, a multiple of 4, for aligned vec4 loads: pad_input over
+                // the N·K planes of P×Q with no padding but the extra columns. Rows already of a
+                // multiple of 4 are read in place.
+                let dyp = if qp == geo.q {
+                    dy
+                } else {
+                    let planes = Conv2dGeometry::new(geo.n, geo.k, [geo.p, geo.q], 1, [1, 1], Conv2dParams::new())?;
+                    let dyp = self.temp("padded output gradient", 4 * (geo.n * geo.k * geo.p * qp) as u64);
+                    let ud = PrepUniform::planes(&planes, geo.n * geo.k * geo.p, geo.p, qp)?;
+                    self.pass("pad_input", bytemuck::bytes_of(&ud), vec![dy, dyp], ud.total);
+                    dyp
+                };
+                let binds = vec![xp, xp, dyp, dyp, out];
+                self.pass_in("conv2d_weight_grad_vec4", t.variant, bytemuck::bytes_of(&u), binds, u.total);
+            }
+            None => {
+                let binds = vec![xp, dy, out];
+                self.pass_in("conv2d_weight_grad_tiled", t.variant, bytemuck::bytes_of(&u), binds, u.total);
+            }
+        }
+        self.sum_splits(geo, partial, t.splits, dw, len)
+    }
+
+    /// The GEMM weight gradient of plan `t` on one batch chunk: the tiles over the split reduction,
+    /// then the ranges added in order. `[x, dy, dw]`; `len` elements of dW.
+    fn weight_grad_gemm(
+        &mut self,
+        geo: &Conv2dGeometry,
+        t: &WeightGradGemm,
+        load: Load,
+        [x, dy, dw]: [View; 3],
+        len: usize,
+    ) -> Result<()> {
+        let u = GradTileUniform::gemm(geo, t)?;
+        let partial = (t.splits > 1).then(|| self.temp("split-reduction partial sums", 4 * (t.splits * len) as u64));
+        let invocations = u32_of(u.total as usize * t.tile.threads())?;
+        let binds = vec![x, dy, partial.unwrap_or(dw)];
+        self.pass_in("conv2d_weight_grad_gemm", t.variant().with_load(load), bytemuck::bytes_of(&u), binds, invocations);
+        self.sum_splits(geo, partial, t.splits, dw, len)
+    }
+
+    /// The tiled input gradient of plan `t` on one batch chunk `geo`: the filters flipped, dY brought
+    /// into the form `t.source` names, then the forward kernel. `[dy, w, dx]`.
+    fn input_grad_tiles(&mut self, geo: &Conv2dGeometry, t: &InputGradTiles, [dy, w, dx]: [View; 3]) -> Result<()> {
+        let len = geo.c * geo.filters_per_group() * geo.s * geo.t;
+        let flipped = self.temp("flipped weights", 4 * len as u64);
+        let u = ConvUniform::new(geo, 0, u32_of(len)?);
+        self.pass("flip_weights", bytemuck::bytes_of(&u), vec![w, flipped], u.total);
+        let fwd = Conv2dGeometry { n: geo.n, ..t.fwd };
+        let f = t.frame;
+        let (hp, wp) = (t.tiles.read.hp, t.tiles.read.wp);
+        let input = match t.source {
+            DySource::InPlace => dy,
+            DySource::Framed => {
+                // Nothing to spread: dY in its frame of zeros is a padded input.
+                let frame = Conv2dParams::new().padding_sides(f.top, f.bottom, f.left, f.right);
+                let planes = Conv2dGeometry::new(geo.n, geo.k, [geo.p, geo.q], 1, [1, 1], frame)?;
+                self.padded_input(&planes, dy, wp)?
+            }
+            DySource::Spread => {
+                let spread = self.temp("spread output gradient", 4 * (geo.n * geo.k * hp * wp) as u64);
+                let u = PrepUniform::planes(geo, geo.n * geo.k * hp, hp, wp)?;
+                self.pass("scatter_dy", bytemuck::bytes_of(&u), vec![dy, spread], u.total);
+                spread
+            }
+        };
+        let none = self.whole(Slot::Unused);
+        self.forward_tiles(&fwd, &t.tiles, 0, [input, flipped, none, dx])
+    }
+}
