@@ -110,7 +110,8 @@ pub use gpu::list_adapters;
 pub use gpu::{Adam, AdapterOptions, Chunking, Context, PipelineStats, Tensor};
 pub use gpu::{CandidateReport, TuneOptions, TuneReport, Tuning};
 pub use half::{bf16, f16};
-pub use plan::{AdapterProfile, Algorithm, DeviceClass, GemmChoice, GemmShape, Strategy};
+pub use plan::program::Program;
+pub use plan::{AdapterProfile, Algorithm, DeviceClass, GemmChoice, GemmShape, Op, Strategy};
 
 /// The README's Rust example, compiled and run as a doctest.
 #[cfg(doctest)]

@@ -351,11 +351,15 @@ impl Context {
         self
     }
 
-    /// This context planning as if one storage binding held only `bytes`, so that small layers run in
-    /// batch chunks (tests of the chunked paths without buffers of hundreds of MB).
-    #[cfg(test)]
-    pub(crate) fn with_binding_limit(mut self, bytes: u64) -> Self {
-        self.profile.max_binding_bytes = bytes;
+    /// This context planning as if one storage binding held at most `bytes` (never more than the
+    /// device's limit): layers whose buffers pass it run in batch chunks, 16-bit tensors are converted
+    /// in windows. What `convgrad program --binding-limit` shows; tests use it to run the chunked paths
+    /// without buffers of hundreds of MB. The results are the same bits for the operations that compute
+    /// each sample alike (forward, input gradient); the reductions over the batch add their chunks in
+    /// order, so theirs depend on the chunking, deterministically.
+    #[must_use]
+    pub fn with_binding_limit(mut self, bytes: u64) -> Self {
+        self.profile.max_binding_bytes = self.profile.max_binding_bytes.min(bytes);
         self
     }
 

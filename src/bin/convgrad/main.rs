@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use convgrad::{AdapterOptions, Context, Conv2dParams, Elem, Layout, Padding, Sides, Tensor};
+use convgrad::{AdapterOptions, Context, Conv2dParams, Elem, Layout, Op, Padding, Sides, Tensor};
 use ndarray::{ArrayD, Ix1, Ix2, Ix3, Ix4};
 
 /// Forward pass and gradients of 2-D convolution layers on the GPU (wgpu), checked against an f64
@@ -54,6 +54,53 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Measure every candidate plan of a suite's layers on this adapter and cache the fastest.
     Tune(tune::TuneArgs),
+    /// Print the program an operation runs a layer with on this adapter: every pass and copy, each
+    /// binding's bytes, the temporaries and the batch chunks. Runs nothing.
+    Program(ProgramArgs),
+}
+
+#[derive(Debug, Args)]
+struct ProgramArgs {
+    /// The operation: forward, weight-grad or input-grad.
+    #[arg(long, value_parser = parse_op, value_name = "forward|weight-grad|input-grad")]
+    op: Op,
+    /// The input's size N,C,H,W (in either layout: --layout says how it is stored).
+    #[arg(long, value_parser = parse_dims::<4>, value_name = "N,C,H,W")]
+    input: [usize; 4],
+    /// The filters K and the kernel size: K,S,T.
+    #[arg(long, value_parser = parse_dims::<3>, value_name = "K,S,T")]
+    filters: [usize; 3],
+    #[command(flatten)]
+    conv: ConvFlags,
+    /// Plan as if one storage binding held at most this many bytes (the adapter's limit otherwise):
+    /// shows how a layer that passes it runs in batch chunks.
+    #[arg(long, value_name = "BYTES")]
+    binding_limit: Option<u64>,
+}
+
+fn parse_op(s: &str) -> Result<Op, String> {
+    Op::from_name(s.trim()).ok_or_else(|| format!("'{s}' is not forward, weight-grad or input-grad"))
+}
+
+fn parse_dims<const N: usize>(s: &str) -> Result<[usize; N], String> {
+    let v: Vec<usize> = s
+        .split(',')
+        .map(|p| p.trim().parse::<usize>().map_err(|_| format!("'{p}' is not a non-negative integer")))
+        .collect::<Result<_, _>>()?;
+    v.try_into().map_err(|v: Vec<usize>| format!("expected {N} numbers separated by commas, got {}", v.len()))
+}
+
+fn program(options: &AdapterOptions, a: &ProgramArgs) -> Result<ExitCode, CliError> {
+    let mut ctx = context(options)?;
+    if let Some(bytes) = a.binding_limit {
+        ctx = ctx.with_binding_limit(bytes);
+    }
+    let [n, c, h, w] = a.input;
+    let [k, s, t] = a.filters;
+    let geo = convgrad::Conv2dGeometry::new(n, c, [h, w], k, [s, t], a.conv.params())?;
+    let elem = a.conv.dtype.unwrap_or(Elem::F32);
+    print!("{}", ctx.program(a.op, &geo, elem)?);
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Debug, Args)]
@@ -331,6 +378,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Demo(a) => demo::run(&options, &a),
         Command::Bench(a) => bench::run(&options, &a),
         Command::Tune(a) => tune::run(&options, &a),
+        Command::Program(a) => program(&options, &a),
     }
 }
 
