@@ -464,3 +464,198 @@ impl Program {
         self.forward_tiles(&fwd, &t.tiles, 0, [input, flipped, none, dx])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::DeviceClass::{self, Cpu, Gpu};
+    use crate::plan::program::{Step, Temp};
+
+    fn profile(class: DeviceClass, limit: u64) -> AdapterProfile {
+        AdapterProfile::new(true, Some((8, 8)), limit, Some(class))
+    }
+
+    /// The steps of a program as names: a pass's kernel, "copy" or "submit".
+    fn kernels(p: &Program) -> Vec<&'static str> {
+        p.steps
+            .iter()
+            .map(|s| match s {
+                Step::Pass(p) => p.kernel,
+                Step::Copy { .. } => "copy",
+                Step::Submit => "submit",
+            })
+            .collect()
+    }
+
+    fn passes(p: &Program) -> impl Iterator<Item = &crate::plan::program::Pass> {
+        p.steps.iter().filter_map(|s| if let Step::Pass(q) = s { Some(q) } else { None })
+    }
+
+    const BIG: u64 = 128 << 20;
+
+    fn layer(n: usize, c: usize, hw: usize, k: usize, st: usize, params: Conv2dParams) -> Conv2dGeometry {
+        Conv2dGeometry::new(n, c, [hw, hw], k, [st, st], params).unwrap()
+    }
+
+    /// Whole NCHW f32 layers: the forward pass is its kernel alone on each profile, bound to the
+    /// operation's own buffers (the CPU profile's register tile reads X in place, masked; the GPU
+    /// profile's GEMM likewise).
+    #[test]
+    fn whole_nchw_f32_forward_passes_are_the_kernel_on_the_operands() {
+        let geo = layer(2, 8, 16, 8, 3, Conv2dParams::new().padding(1, 1));
+        let p = forward(&geo, true, Elem::F32, Elem::F32, &profile(Cpu, BIG), Strategy::Auto).unwrap();
+        assert_eq!(p.inputs, [4 * 2 * 8 * 256, 4 * 8 * 8 * 9, 4 * 8]);
+        assert_eq!(p.outputs, [4 * 2 * 8 * 256]);
+        let q = passes(&p).last().unwrap();
+        assert!(q.kernel.starts_with("conv2d_forward"), "{p}");
+        assert_eq!(q.binds.last().unwrap().slot, Slot::Output(0), "{p}");
+        assert!(q.binds.iter().any(|v| v.slot == Slot::Input(2)), "the bias is bound: {p}");
+        let p = forward(&geo, false, Elem::F32, Elem::F32, &profile(Gpu, BIG), Strategy::Auto).unwrap();
+        assert_eq!(kernels(&p), ["conv2d_gemm"], "{p}");
+        let Step::Pass(q) = &p.steps[0] else { unreachable!() };
+        let slots: Vec<Slot> = q.binds.iter().map(|v| v.slot).collect();
+        assert_eq!(slots, [Slot::Input(0), Slot::Input(1), Slot::Unused, Slot::Output(0)]);
+        assert!(p.temps.is_empty());
+    }
+
+    /// An NHWC f16 forward pass that chunks (5 samples of 3×7×7 under a 2 KiB binding: chunks of one
+    /// sample): the weights widened and transposed once; per chunk the sample widened, transposed to
+    /// NCHW, padded, the weights transposed to vec4 tiles, the kernel, the result transposed back and
+    /// narrowed into its place, then a submission. No binding over 2 KiB.
+    #[test]
+    fn an_nhwc_f16_forward_that_chunks_is_each_sample_converted_computed_and_put_back() {
+        let geo = layer(5, 3, 7, 3, 3, Conv2dParams::new().padding(1, 1).layout(Layout::Nhwc));
+        let pr = profile(Cpu, 2048);
+        let p = forward(&geo, false, Elem::F16, Elem::F16, &pr, Strategy::Auto).unwrap();
+        let chunk = [
+            "widen",
+            "transpose_rows",
+            "pad_input",
+            "transpose_weights",
+            "conv2d_forward_vec4",
+            "transpose_rows",
+            "narrow",
+            "submit",
+        ];
+        let mut want = vec!["widen", "transpose_rows"];
+        want.extend(chunk.repeat(5));
+        assert_eq!(kernels(&p), want, "{p}");
+        assert!(passes(&p).all(|q| q.binds.iter().all(|v| v.len <= 2048)), "{p}");
+        // Each chunk narrows its 147 halves into its place: sample 3 starts at element 441, word 220.
+        let narrows: Vec<&crate::plan::program::Pass> = passes(&p).filter(|q| q.kernel == "narrow").collect();
+        assert_eq!(narrows.len(), 5);
+        let u: &crate::plan::uniform::HalfUniform = bytemuck::from_bytes(&narrows[3].uniform);
+        assert_eq!((u.dst_off, u.len), (441, 147));
+        assert_eq!(narrows[3].variant, Variant::narrow(Elem::F16, pr.half));
+        assert_eq!(p.temps[2], Temp { what: "widened half-precision operand", bytes: 4 * 147 });
+    }
+
+    /// A stride-2 input gradient: the CPU profile flips the filters, spreads dY (7×7) by the stride
+    /// into its frame (16 rows of 20, a multiple of 4) and runs the forward tile over it; the GPU profile runs one GEMM per stride phase
+    /// (2 × 2), each writing its own positions of dX, with no temporary at all.
+    #[test]
+    fn a_strided_input_gradient_on_each_profile() {
+        let geo = layer(2, 16, 14, 32, 3, Conv2dParams::new().stride(2, 2).padding(1, 1));
+        let p = input_grad(&geo, Elem::F32, Elem::F32, &profile(Cpu, BIG), Strategy::Auto).unwrap();
+        // The vec4 tile reads its filters transposed into tiles of `kpad`.
+        assert_eq!(kernels(&p), ["flip_weights", "scatter_dy", "transpose_weights", "conv2d_forward_vec4"], "{p}");
+        assert_eq!(p.temps[1], Temp { what: "spread output gradient", bytes: 4 * 2 * 32 * 16 * 20 });
+        assert_eq!(p.temps[0], Temp { what: "flipped weights", bytes: 4 * 16 * 32 * 9 });
+        let p = input_grad(&geo, Elem::F32, Elem::F32, &profile(Gpu, BIG), Strategy::Auto).unwrap();
+        assert_eq!(kernels(&p), ["conv2d_gemm"; 4], "{p}");
+        assert!(p.temps.is_empty(), "{p}");
+        let starts: Vec<(u32, u32)> = passes(&p)
+            .map(|q| {
+                let u: &GemmUniform = bytemuck::from_bytes(&q.uniform);
+                (u.o_yb, u.o_xb)
+            })
+            .collect();
+        assert_eq!(starts, [(0, 0), (0, 1), (1, 0), (1, 1)], "each phase its own rows and columns");
+    }
+
+    /// The GPU profile's weight gradient of a layer with a long reduction (N·P·Q = 2·32·32) over few
+    /// weights splits it: the GEMM writes `splits × |dW|` partial sums, and `split_sum` adds them in
+    /// order into dW.
+    #[test]
+    fn a_split_k_weight_gradient_writes_partials_then_adds_them() {
+        let geo = layer(2, 16, 32, 32, 3, Conv2dParams::new().padding(1, 1));
+        let p = weight_grad(&geo, Elem::F32, Elem::F32, &profile(Gpu, BIG), Strategy::Auto).unwrap();
+        assert_eq!(kernels(&p), ["conv2d_weight_grad_gemm", "split_sum"], "{p}");
+        let len = 32 * 16 * 9;
+        let Step::Pass(gemm) = &p.steps[0] else { unreachable!() };
+        let u: &GradTileUniform = bytemuck::from_bytes(&gemm.uniform);
+        assert!(u.splits > 1, "{p}");
+        assert_eq!(p.temps, [Temp { what: "split-reduction partial sums", bytes: 4 * u64::from(u.splits) * len }]);
+        let Step::Pass(sum) = &p.steps[1] else { unreachable!() };
+        assert_eq!(sum.binds[1], View { slot: Slot::Output(0), at: 0, len: 4 * len });
+    }
+
+    /// f16 operands of a whole NCHW batch are read in place by the GEMM kernels of the GPU profile
+    /// (the inputs bound as they are, 16-bit), the f32 result narrowed at the end; a weight gradient
+    /// whose batch chunks in f32 sums the chunks' results in order after the last chunk.
+    #[test]
+    fn f16_in_place_and_a_weight_gradient_over_chunks() {
+        let geo = layer(4, 8, 16, 8, 3, Conv2dParams::new().stride(2, 2).padding(1, 1));
+        let p = forward(&geo, false, Elem::F16, Elem::F16, &profile(Gpu, BIG), Strategy::Auto).unwrap();
+        assert_eq!(kernels(&p), ["conv2d_gemm", "narrow"], "{p}");
+        let Step::Pass(q) = &p.steps[0] else { unreachable!() };
+        assert_eq!(q.binds[0], View { slot: Slot::Input(0), at: 0, len: 2 * 4 * 8 * 256 });
+        // 16 KiB: two samples of X in f32 per chunk, the f16 batch whole (tests/half.rs runs this).
+        let p = weight_grad(&geo, Elem::F32, Elem::F32, &profile(Gpu, 16 << 10), Strategy::Auto).unwrap();
+        let k = kernels(&p);
+        assert_eq!(k.iter().filter(|s| **s == "submit").count(), 2, "{p}");
+        assert_eq!(k.last(), Some(&"split_sum"), "{p}");
+        assert_eq!(p.temps[0], Temp { what: "per-chunk partial sums", bytes: 4 * 2 * 8 * 8 * 9 });
+        let p = weight_grad(&geo, Elem::F16, Elem::F32, &profile(Gpu, 16 << 10), Strategy::Auto).unwrap();
+        assert!(!kernels(&p).contains(&"submit"), "in place, whole: {p}");
+    }
+
+    /// Every op of every layout, dtype and profile on layers that chunk under small bindings (and the
+    /// 16-bit tensors beyond one, converted in windows) builds a program whose passes bind at most the
+    /// limit — the invariant `Program::check` asserts, here over a table without an adapter.
+    #[test]
+    fn no_pass_of_any_program_binds_more_than_its_limit() {
+        let layers = [
+            layer(5, 3, 7, 3, 3, Conv2dParams::new().padding(1, 1)),
+            layer(11, 4, 9, 6, 3, Conv2dParams::new().stride(2, 2).padding(1, 1)),
+            layer(3, 4, 8, 4, 3, Conv2dParams::new().groups(2).dilation(2, 1).padding(2, 1)),
+            layer(7, 2, 6, 5, 1, Conv2dParams::new()),
+        ];
+        let mut built = 0;
+        for geo in layers {
+            for layout in [Layout::Nchw, Layout::Nhwc] {
+                let geo = Conv2dGeometry { params: geo.params.layout(layout), ..geo };
+                for elem in [Elem::F32, Elem::F16, Elem::Bf16] {
+                    for class in [Cpu, Gpu] {
+                        for limit in [2048, 4096, 16 << 10, BIG] {
+                            let pr = profile(class, limit);
+                            let programs = [
+                                forward(&geo, true, elem, elem, &pr, Strategy::Auto),
+                                weight_grad(&geo, elem, elem, &pr, Strategy::Auto),
+                                input_grad(&geo, elem, elem, &pr, Strategy::Auto),
+                            ];
+                            for p in programs {
+                                let p = match p {
+                                    Ok(p) => p,
+                                    // A sample (or the weights) beyond the limit is refused, naming
+                                    // it; a pass that binds more would be a planner's bug, and fails.
+                                    Err(Error::DeviceLimit { what, .. })
+                                        if what.starts_with("one sample") || what.starts_with("weights W") =>
+                                    {
+                                        continue;
+                                    }
+                                    Err(e) => panic!("{}: {e}", geo.describe()),
+                                };
+                                for q in passes(&p) {
+                                    assert!(q.binds.iter().all(|v| v.len <= limit), "{p}");
+                                }
+                                built += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(built > 250, "only {built} programs built");
+    }
+}
