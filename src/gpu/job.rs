@@ -81,20 +81,6 @@ impl Context {
 }
 
 impl Context {
-    /// An error if a buffer of `bytes` cannot be bound to one kernel on this device.
-    fn check_binding(&self, what: &str, bytes: u64) -> Result<()> {
-        let limit = self.limits().max_storage_buffer_binding_size;
-        if bytes > limit {
-            return Err(Error::DeviceLimit {
-                what: format!("{what} (a binding of {bytes} bytes)"),
-                needed: bytes,
-                limit,
-                limit_name: "max_storage_buffer_binding_size",
-            });
-        }
-        Ok(())
-    }
-
     /// Spreads `workgroups` over a 2-D grid within `max_compute_workgroups_per_dimension`.
     fn grid(&self, kernel: &str, workgroups: u32) -> Result<[u32; 2]> {
         let max = self.limits().max_compute_workgroups_per_dimension.max(1);
@@ -135,7 +121,7 @@ impl Job<'_> {
         let ctx = self.ctx;
         let grid = ctx.grid(spec.name, invocations.div_ceil(variant.workgroup()))?;
         for b in buffers {
-            ctx.check_binding(spec.name, b.size())?;
+            crate::plan::bindings::fits(spec.name, b.size(), ctx.limits().max_storage_buffer_binding_size)?;
         }
         let pipeline = ctx.pipeline(spec, variant)?;
         self.first.get_or_insert(spec.name);

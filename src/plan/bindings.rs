@@ -47,6 +47,22 @@ pub fn half_window(total: usize, off: usize, len: usize, limit: u64) -> Option<R
     if Elem::F16.buffer_bytes(total) <= limit { None } else { Some(words_of(off, len)) }
 }
 
+/// An error unless a binding of `bytes`, named `what`, fits a binding limit of `limit` bytes.
+///
+/// # Errors
+/// [`Error::DeviceLimit`] naming it.
+pub fn fits(what: &str, bytes: u64, limit: u64) -> Result<()> {
+    if bytes > limit {
+        return Err(Error::DeviceLimit {
+            what: format!("{what} (a binding of {bytes} bytes)"),
+            needed: bytes,
+            limit,
+            limit_name: "max_storage_buffer_binding_size",
+        });
+    }
+    Ok(())
+}
+
 /// The element ranges in which the sum of `chunks` partials of `len` elements each is added, so that
 /// each range's `chunks × range` floats fit a binding of `limit` bytes: one range, all of `len`,
 /// where they fit together.

@@ -7,13 +7,11 @@
 //! the chunks' results added in order. Built and checked without a device; `src/gpu/engine.rs` runs it.
 
 use crate::elem::Elem;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::geometry::{Conv2dGeometry, Conv2dParams, Layout, u32_of};
 use crate::plan::gemm::axis_phases;
 use crate::plan::program::{Program, Slot, View};
-use crate::plan::uniform::{
-    ConvUniform, FLAG_BIAS, ForwardTileUniform, GemmUniform, GradTileUniform, PrepUniform,
-};
+use crate::plan::uniform::{ConvUniform, FLAG_BIAS, ForwardTileUniform, GemmUniform, GradTileUniform, PrepUniform};
 use crate::plan::variant::{Load, Pad, Variant};
 use crate::plan::{
     AdapterProfile, ConvGemm, DySource, ForwardPlan, ForwardTiles, InputGradPlan, InputGradTiles, Op, Strategy,
@@ -57,16 +55,7 @@ pub(crate) fn route(
 /// The weights of `geo` widened or transposed into `f32`: one binding.
 fn weights_fit(geo: &Conv2dGeometry, profile: &AdapterProfile) -> Result<()> {
     let bytes = 4 * (geo.k * geo.channels_per_group() * geo.s * geo.t) as u64;
-    let limit = profile.max_binding_bytes;
-    if bytes > limit {
-        return Err(Error::DeviceLimit {
-            what: format!("weights W in f32 (a binding of {bytes} bytes)"),
-            needed: bytes,
-            limit,
-            limit_name: "max_storage_buffer_binding_size",
-        });
-    }
-    Ok(())
+    super::bindings::fits("weights W in f32", bytes, profile.max_binding_bytes)
 }
 
 /// The description of a program: the op, the layer, the dtypes.
@@ -113,32 +102,21 @@ pub fn forward(
     let gemm = matches!(plan, ForwardPlan::Gemm(_));
     let route = route(Op::Forward, &g, layout, elem, gemm, plan.per_sample(&g), profile)?;
     let w = p.read(Slot::Input(1), ws, elem, layout, 0, [g.k, g.channels_per_group(), g.s * g.t], route, profile)?;
-    let nb = super::batch_chunk(&g, route.per_sample, profile)?;
-    for n0 in (0..g.n).step_by(nb) {
-        let chunk = Conv2dGeometry { n: nb.min(g.n - n0), ..g };
-        let x = p.read(Slot::Input(0), g.n * xs, elem, layout, n0, [chunk.n, g.c, g.h * g.w], route, profile)?;
-        let dims = [chunk.n, g.k, g.p * g.q];
-        let (yc, yn) = p.write_to(Slot::Output(0), out, g.n * ys, n0, dims, layout);
-        match &plan {
-            ForwardPlan::Direct => p.direct("conv2d_forward", &chunk, flags, vec![x, w, b], yn, chunk.n * ys)?,
-            ForwardPlan::Tiled(t) => {
-                let xr = match t.read.pad {
-                    Pad::Copy => p.padded_input(&chunk, x, t.read.wp)?,
-                    Pad::Mask => x,
-                };
-                p.forward_tiles(&chunk, t, flags, [xr, w, b, yn])?;
-            }
-            ForwardPlan::Gemm(gm) => {
-                let u = GemmUniform::forward(&chunk, flags, gm)?;
-                p.conv_gemm(gm, route.load, u, [x, w, b, yn])?;
-            }
+    let io = Io { elem, out, layout, route, src: [g.c, g.h * g.w], dst: [g.k, g.p * g.q] };
+    p.each_chunk(&g, io, profile, |p, chunk, x, y| match &plan {
+        ForwardPlan::Direct => p.direct("conv2d_forward", chunk, flags, vec![x, w, b], y, chunk.n * ys),
+        ForwardPlan::Tiled(t) => {
+            let xr = match t.read.pad {
+                Pad::Copy => p.padded_input(chunk, x, t.read.wp)?,
+                Pad::Mask => x,
+            };
+            p.forward_tiles(chunk, t, flags, [xr, w, b, y])
         }
-        p.put(yc, yn, Slot::Output(0), out, g.n * ys, n0, dims, profile)?;
-        if nb < g.n {
-            // Each chunk submitted, so that its temporaries can go before the next is made.
-            p.submit();
+        ForwardPlan::Gemm(gm) => {
+            let u = GemmUniform::forward(chunk, flags, gm)?;
+            p.conv_gemm(gm, route.load, u, [x, w, b, y])
         }
-    }
+    })?;
     p.check(limit)?;
     Ok(p)
 }
@@ -209,38 +187,70 @@ pub fn input_grad(
     let gemm = matches!(plan, InputGradPlan::Gemm(_));
     let route = route(Op::InputGrad, &g, layout, elem, gemm, plan.per_sample(&g), profile)?;
     let w = p.read(Slot::Input(1), ws, elem, layout, 0, [g.k, g.channels_per_group(), g.s * g.t], route, profile)?;
-    let nb = super::batch_chunk(&g, route.per_sample, profile)?;
-    for n0 in (0..g.n).step_by(nb) {
-        let chunk = Conv2dGeometry { n: nb.min(g.n - n0), ..g };
-        let dy = p.read(Slot::Input(0), g.n * ys, elem, layout, n0, [chunk.n, g.k, g.p * g.q], route, profile)?;
-        let dims = [chunk.n, g.c, g.h * g.w];
-        let (dxc, dxn) = p.write_to(Slot::Output(0), out, g.n * xs, n0, dims, layout);
-        match &plan {
-            InputGradPlan::Direct => p.direct("conv2d_input_grad", &chunk, 0, vec![dy, w], dxn, chunk.n * xs)?,
-            InputGradPlan::Tiled(t) => p.input_grad_tiles(&chunk, t, [dy, w, dxn])?,
-            InputGradPlan::Gemm(gm) => {
-                let pr = &chunk.params;
-                let rows = axis_phases(chunk.h, chunk.s, pr.stride[0], pr.dilation[0], chunk.pad.top);
-                let cols = axis_phases(chunk.w, chunk.t, pr.stride[1], pr.dilation[1], chunk.pad.left);
-                let none = p.whole(Slot::Unused);
-                for ph in &rows {
-                    for pw in &cols {
-                        let u = GemmUniform::input_phase(&chunk, ph, pw, gm)?;
-                        p.conv_gemm(gm, route.load, u, [dy, w, none, dxn])?;
-                    }
+    let io = Io { elem, out, layout, route, src: [g.k, g.p * g.q], dst: [g.c, g.h * g.w] };
+    p.each_chunk(&g, io, profile, |p, chunk, dy, dx| match &plan {
+        InputGradPlan::Direct => p.direct("conv2d_input_grad", chunk, 0, vec![dy, w], dx, chunk.n * xs),
+        InputGradPlan::Tiled(t) => p.input_grad_tiles(chunk, t, [dy, w, dx]),
+        InputGradPlan::Gemm(gm) => {
+            let pr = &chunk.params;
+            let rows = axis_phases(chunk.h, chunk.s, pr.stride[0], pr.dilation[0], chunk.pad.top);
+            let cols = axis_phases(chunk.w, chunk.t, pr.stride[1], pr.dilation[1], chunk.pad.left);
+            let none = p.whole(Slot::Unused);
+            for ph in &rows {
+                for pw in &cols {
+                    let u = GemmUniform::input_phase(chunk, ph, pw, gm)?;
+                    p.conv_gemm(gm, route.load, u, [dy, w, none, dx])?;
                 }
             }
+            Ok(())
         }
-        p.put(dxc, dxn, Slot::Output(0), out, g.n * xs, n0, dims, profile)?;
-        if nb < g.n {
-            p.submit();
-        }
-    }
+    })?;
     p.check(limit)?;
     Ok(p)
 }
 
+/// What an operation that computes each sample alike reads and writes per sample: the operand
+/// `Input(0)` (`src` = `[channels, positions]`) of `elem`, the output `Output(0)` (`dst`) of `out`, in
+/// `layout`, read by the kernels of `route`.
+struct Io {
+    elem: Elem,
+    out: Elem,
+    layout: Layout,
+    route: Route,
+    src: [usize; 2],
+    dst: [usize; 2],
+}
+
 impl Program {
+    /// The batch of `g` (NCHW) in the chunks `io.route` sizes: per chunk the operand read as the
+    /// kernels take it, `pass(program, chunk, operand, where to write)` for the plan's passes, the
+    /// result put in its place in the output, and a submission between chunks (so that a chunk's
+    /// temporaries can go before the next is made).
+    fn each_chunk(
+        &mut self,
+        g: &Conv2dGeometry,
+        io: Io,
+        profile: &AdapterProfile,
+        mut pass: impl FnMut(&mut Program, &Conv2dGeometry, View, View) -> Result<()>,
+    ) -> Result<()> {
+        let ([sc, shw], [dc, dhw]) = (io.src, io.dst);
+        let (src_total, dst_total) = (g.n * sc * shw, g.n * dc * dhw);
+        let nb = super::batch_chunk(g, io.route.per_sample, profile)?;
+        for n0 in (0..g.n).step_by(nb) {
+            let chunk = Conv2dGeometry { n: nb.min(g.n - n0), ..*g };
+            let src =
+                self.read(Slot::Input(0), src_total, io.elem, io.layout, n0, [chunk.n, sc, shw], io.route, profile)?;
+            let dims = [chunk.n, dc, dhw];
+            let (result, nchw) = self.write_to(Slot::Output(0), io.out, dst_total, n0, dims, io.layout);
+            pass(self, &chunk, src, nchw)?;
+            self.put(result, nchw, Slot::Output(0), io.out, dst_total, n0, dims, profile)?;
+            if nb < g.n {
+                self.submit();
+            }
+        }
+        Ok(())
+    }
+
     /// Samples `[n0, n0 + n)` of the operand `slot` as the kernels of `route` read it: a 16-bit operand
     /// read in place is its own slot (the route chose this only for a whole NCHW batch); otherwise
     /// `f32` in NCHW ([`Program::operand`]).
@@ -281,7 +291,7 @@ impl Program {
         } else {
             self.temp(if len == total { "result in f32" } else { "batch chunk output" }, 4 * len as u64)
         };
-        let nchw = if layout == Layout::Nchw || c == 1 || hw == 1 {
+        let nchw = if crate::plan::program::nchw_bytes(layout, c, hw) {
             result
         } else {
             self.temp("output in NCHW", 4 * len as u64)
@@ -431,7 +441,13 @@ impl Program {
         let partial = (t.splits > 1).then(|| self.temp("split-reduction partial sums", 4 * (t.splits * len) as u64));
         let invocations = u32_of(u.total as usize * t.tile.threads())?;
         let binds = vec![x, dy, partial.unwrap_or(dw)];
-        self.pass_in("conv2d_weight_grad_gemm", t.variant().with_load(load), bytemuck::bytes_of(&u), binds, invocations);
+        self.pass_in(
+            "conv2d_weight_grad_gemm",
+            t.variant().with_load(load),
+            bytemuck::bytes_of(&u),
+            binds,
+            invocations,
+        );
         self.sum_splits(geo, partial, t.splits, dw, len)
     }
 
@@ -468,6 +484,7 @@ impl Program {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
     use crate::plan::DeviceClass::{self, Cpu, Gpu};
     use crate::plan::program::{Step, Temp};
 

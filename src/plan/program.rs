@@ -246,6 +246,12 @@ impl fmt::Display for Program {
     }
 }
 
+/// Whether `n × c × hw` in `layout` is laid out as NCHW: always in NCHW, and in NHWC where one of the
+/// two transposed axes has a single element (single-channel images, 1×1 maps, one-filter banks).
+pub(crate) fn nchw_bytes(layout: Layout, c: usize, hw: usize) -> bool {
+    layout == Layout::Nchw || c == 1 || hw == 1
+}
+
 /// The uniform of a run of `len` elements of the half-precision passes (a shape of one element:
 /// these kernels read none of it).
 pub(crate) fn run_uniform(total: usize, src_off: usize, dst_off: usize, len: usize) -> Result<HalfUniform> {
@@ -459,7 +465,7 @@ impl Program {
             self.widen(slot, total, n0 * per, n * per, t, elem, profile.half, profile.max_binding_bytes)?;
             t
         };
-        if layout == Layout::Nchw || c == 1 || hw == 1 {
+        if nchw_bytes(layout, c, hw) {
             return Ok(chunk);
         }
         let t = self.temp("activations in NCHW", 4 * (n * per) as u64);

@@ -460,10 +460,11 @@ impl GemmUniform {
         self.mtiles = self.m.div_ceil(u32_of(tile.bm)?);
         self.ntiles = self.cols.div_ceil(u32_of(tile.bn)?);
         let groups = u32_of(geo.params.groups)?;
-        self.total = self.mtiles.checked_mul(self.ntiles).and_then(|t| t.checked_mul(groups)).ok_or(Error::Overflow {
-            what: "GEMM tiles",
-            detail: format!("{} x {} x {groups}", self.mtiles, self.ntiles),
-        })?;
+        self.total =
+            self.mtiles.checked_mul(self.ntiles).and_then(|t| t.checked_mul(groups)).ok_or(Error::Overflow {
+                what: "GEMM tiles",
+                detail: format!("{} x {} x {groups}", self.mtiles, self.ntiles),
+            })?;
         Ok(self)
     }
 }
