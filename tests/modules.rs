@@ -209,3 +209,36 @@ fn the_reader_sees_known_uses() {
     assert!(uses("bench", "gpu::context"), "through gpu's re-export of Context");
     assert!(!uses("plan::forward", "gpu::context"));
 }
+
+/// `impl Context` only where the public API is defined: the context itself (construction, settings),
+/// its tensors, and its operations. Everything else is a free function over a `&Context` or a method
+/// of its own type, so that a reader finds what a `Context` can do in three files. And no encoder
+/// fills a uniform block: under `src/gpu/` no uniform is built or has a field set (`plan/uniform.rs`
+/// computes each family's block, and programs carry it as bytes).
+#[test]
+fn context_methods_live_in_the_public_api_files_and_gpu_fills_no_uniform() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut with_impl = BTreeSet::new();
+    let mut fills = Vec::new();
+    for (module, path) in modules(&src) {
+        let code = code(&path);
+        if code.lines().any(|l| l.trim_start().starts_with("impl Context")) {
+            with_impl.insert(module.join("::"));
+        }
+        if module.first().is_some_and(|m| m == "gpu") {
+            for l in code.lines() {
+                let t = l.trim();
+                let literal = t.contains("Uniform {") && !t.starts_with("struct") && !t.contains("struct ");
+                let set = t.starts_with("u.") && t.contains(" = ");
+                let built = t.contains("Uniform::") && !t.contains("::WGSL") && !t.contains("size_of::<");
+                if literal || set || built {
+                    fills.push(format!("{}: {t}", path.display()));
+                }
+            }
+        }
+    }
+    let allowed: BTreeSet<String> = ["gpu::context", "gpu::tensor", "gpu::ops"].map(String::from).into();
+    assert!(with_impl.is_subset(&allowed), "impl Context in {with_impl:?}");
+    assert!(with_impl.contains("gpu::ops"), "the reader found no impl Context at all: {with_impl:?}");
+    assert!(fills.is_empty(), "uniforms filled under src/gpu:\n{}", fills.join("\n"));
+}

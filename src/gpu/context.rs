@@ -1,13 +1,22 @@
 //! The GPU context: adapter choice, device, limits and the shared pipeline cache.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::error::{Error, Result};
 use crate::gpu::kernels::{KernelSpec, Pipeline, PipelineCache, PipelineStats};
+use crate::plan::key::ProgramKey;
+use crate::plan::program::Program;
 use crate::plan::variant::Variant;
 use crate::plan::{AdapterProfile, DeviceClass, Strategy};
+use crate::tune::cache;
+use crate::tune::state::Tuning;
+
+/// How many programs a context keeps (see [`Context::program_for`]).
+const MAX_PROGRAMS: usize = 256;
 
 /// How to choose an adapter, and which profile its plans are made for.
 ///
@@ -203,6 +212,8 @@ pub struct Context {
     pub(crate) temps: crate::gpu::pool::Pool,
     /// Bound where a kernel's optional input (the bias) is absent.
     pub(crate) placeholder: OnceLock<wgpu::Buffer>,
+    /// The programs built so far, by exact request (see [`Context::program_for`]).
+    programs: Mutex<HashMap<(ProgramKey, AdapterProfile), Arc<Program>>>,
     /// Whether every temporary is filled with NaN when handed out (see
     /// [`Context::set_poisoned_temporaries`]).
     pub(crate) poison: std::sync::atomic::AtomicBool,
@@ -436,6 +447,7 @@ impl Context {
             lost,
             uncaptured: Arc::new(Mutex::new(None)),
             placeholder: OnceLock::new(),
+            programs: Mutex::default(),
             poison: std::sync::atomic::AtomicBool::new(false),
             staging: Arc::default(),
             temps: Arc::default(),
@@ -610,6 +622,28 @@ impl Context {
     }
 
     /// An error if the device was lost or reported an error outside every scope.
+    /// The program of `key` on this context's profile: built once ([`ProgramKey::build`]) and kept, as the
+    /// pipelines are, so that a training loop calling the same layer again pays only for recording it.
+    /// A program is a pure function of its key and the profile (the key holds the resolved strategy),
+    /// so a kept one is exactly what `build` would make again; the profile is part of the key because
+    /// `with_profile` and the other `with_*` change it in place.
+    pub(crate) fn program_for(&self, key: ProgramKey) -> Result<Arc<Program>> {
+        let key = (key, self.profile);
+        let lock = || self.programs.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(p) = lock().get(&key) {
+            return Ok(p.clone());
+        }
+        let program = Arc::new(key.0.build(&self.profile)?);
+        let mut kept = lock();
+        // Bounded: a program of a chunked layer holds its uniforms for every chunk; a process that
+        // sweeps thousands of shapes starts again rather than growing without end.
+        if kept.len() >= MAX_PROGRAMS {
+            kept.clear();
+        }
+        kept.insert(key, program.clone());
+        Ok(program)
+    }
+
     pub(crate) fn check_alive(&self) -> Result<()> {
         let slot = self.lost.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match slot.as_ref() {
@@ -632,5 +666,53 @@ impl Context {
             }
             (err, _) => err,
         }
+    }
+
+    // ---- tuning (measuring: `Context::tune` in `gpu/ops.rs`, `gpu/tune.rs`) ---------------------
+
+    /// This context with tuning `mode` ([`Tuning::Off`] by default) and the cache file of
+    /// [`cache::default_path`] (`$CONVGRAD_TUNE_CACHE`, else `$XDG_CACHE_HOME/convgrad/tuned.txt`,
+    /// else `~/.cache/convgrad/tuned.txt`), unless [`Context::with_tune_cache`] names another.
+    ///
+    /// With the same cache file, the same adapter runs the same plans, and so gives bitwise identical
+    /// results, run after run and process after process; a choice once made for a layer does not change
+    /// within a process; and every candidate a tuner may pick was checked on the layer against the
+    /// `Auto` plan's result within the error bound every kernel is tested to.
+    #[must_use]
+    pub fn with_tuning(self, mode: Tuning) -> Self {
+        {
+            let mut t = self.tune.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            t.mode = mode;
+            if t.path.is_none() {
+                t.path = cache::default_path();
+            }
+        }
+        self
+    }
+
+    /// This context keeping its tuned choices in `path` (`None`: in memory only).
+    #[must_use]
+    pub fn with_tune_cache(self, path: Option<PathBuf>) -> Self {
+        {
+            let mut t = self.tune.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            t.path = path;
+            t.file = None;
+        }
+        self
+    }
+
+    /// The tuning cache's entries, this process' picks included, as the cache file's text
+    /// ([`Cache::export`]): how a page, which has no file, keeps its picks (to download, and to load
+    /// with [`Cache::import`] into a file elsewhere).
+    #[must_use]
+    pub fn export_tuning(&self) -> String {
+        let mut t = self.tune.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        t.file().export()
+    }
+
+    /// The tuning mode.
+    #[must_use]
+    pub fn tuning(&self) -> Tuning {
+        self.tune.lock().unwrap_or_else(std::sync::PoisonError::into_inner).mode
     }
 }

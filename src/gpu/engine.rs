@@ -24,7 +24,7 @@ fn kernel(name: &str) -> Result<&'static KernelSpec> {
 /// # Errors
 /// As [`run`], and the job's wgpu errors.
 pub(crate) fn execute(ctx: &Context, program: &Program, inputs: &[&Tensor], outputs: &[&Tensor]) -> Result<()> {
-    let mut job = ctx.job();
+    let mut job = Job::new(ctx);
     run(ctx, &mut job, program, inputs, outputs)?;
     job.finish()
 }
@@ -166,5 +166,30 @@ mod tests {
             assert!(rel_err(&dw, &dw_ref) < 1e-6, "{class:?}: weight gradient");
             assert!(rel_err(&db, &reference::bias_grad(dy.view(), Layout::Nhwc)) < 1e-6, "{class:?}: bias");
         }
+    }
+
+    /// A context builds each program once per exact request and profile, and runs the kept one
+    /// again: the same object for the same request, the one the builder makes; another for another
+    /// dtype; and after `with_profile`, the new profile's.
+    #[test]
+    fn programs_are_kept_per_exact_request_and_profile() {
+        use std::sync::Arc;
+
+        use crate::elem::Elem;
+        use crate::plan::key::ProgramKey;
+        use crate::plan::{Op, Strategy};
+        let base = Context::new().expect("a wgpu adapter (see README: apt-get install mesa-vulkan-drivers)");
+        let geo = Conv2dGeometry::new(2, 8, [16, 16], 8, [3, 3], Conv2dParams::new().padding(1, 1)).unwrap();
+        let conv =
+            |elem| ProgramKey::Conv { op: Op::Forward, geo, bias: true, elem, out: elem, strategy: Strategy::Auto };
+        let ctx = base.twin().with_profile(DeviceClass::Cpu);
+        let a = ctx.program_for(conv(Elem::F32)).unwrap();
+        assert!(Arc::ptr_eq(&a, &ctx.program_for(conv(Elem::F32)).unwrap()));
+        assert_eq!(*a, conv(Elem::F32).build(ctx.profile()).unwrap());
+        assert!(!Arc::ptr_eq(&a, &ctx.program_for(conv(Elem::F16)).unwrap()));
+        let gpu = ctx.with_profile(DeviceClass::Gpu);
+        let b = gpu.program_for(conv(Elem::F32)).unwrap();
+        assert_eq!(*b, conv(Elem::F32).build(gpu.profile()).unwrap());
+        assert_ne!(*a, *b, "the CPU profile's tiles and the GPU profile's GEMM");
     }
 }

@@ -6,30 +6,8 @@
 //! orders and so the determinism are the `f32` ones; only the rounding of the stored result differs.
 //! How a word becomes two floats and back is rendered for the adapter's `HalfPath` by the kernel
 //! renderer (`src/gpu/tiled.rs`); the integer conversions every path shares for the special cases are
-//! `shaders/half.wgsl`.
-
-use crate::elem::Elem;
-use crate::error::Result;
-use crate::gpu::context::Context;
-use crate::gpu::tensor::Tensor;
-
-impl Context {
-    /// `t` as a new tensor of element type `to`: widened exactly, or rounded to nearest even (beyond
-    /// the largest finite `f16`, ±∞); a copy where `to` is `t`'s own type. Master weights in `f32`
-    /// cast to `f16` for a half-precision step, say. A tensor larger than one binding is cast in
-    /// pieces (the program `plan::program::cast` builds).
-    ///
-    /// # Errors
-    /// A tensor of another context, device limits, wgpu errors.
-    pub fn cast(&self, t: &Tensor, to: Elem) -> Result<Tensor> {
-        self.own(t)?;
-        let out = self.alloc_as("cast tensor", t.shape(), to)?;
-        let program =
-            crate::plan::program::cast(t.len(), t.dtype(), to, self.profile().half, self.profile().max_binding_bytes)?;
-        crate::gpu::engine::execute(self, &program, &[t], &[&out])?;
-        Ok(out)
-    }
-}
+//! `shaders/half.wgsl`. `Context::cast` (`gpu/ops.rs`) converts a whole tensor; the tests below run
+//! the conversions inside the operations' programs.
 
 #[cfg(test)]
 mod tests {

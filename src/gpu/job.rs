@@ -16,7 +16,7 @@ use crate::gpu::kernels::{KernelSpec, Pipeline};
 use crate::gpu::scopes::{Deferred, ScopeFuture};
 use crate::plan::variant::Variant;
 
-/// Recording of one operation. Created by [`Context::job`], ended by [`Job::finish`]; dropping it
+/// Recording of one operation. Created by [`Job::new`], ended by [`Job::finish`]; dropping it
 /// unfinished discards the work (and pops its error scopes). Error scopes are per thread, so a job
 /// stays on the thread that made it (it is not `Send`).
 pub(crate) struct Job<'a> {
@@ -53,48 +53,28 @@ enum Step {
     },
 }
 
-impl Context {
-    /// Starts recording an operation.
-    pub(crate) fn job(&self) -> Job<'_> {
-        let validation = Some(self.device.push_error_scope(wgpu::ErrorFilter::Validation));
-        let oom = Some(self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory));
-        Job { ctx: self, steps: Vec::new(), uniforms: Vec::new(), first: None, stamps: Vec::new(), oom, validation }
+/// Spreads `workgroups` over a 2-D grid within `max_compute_workgroups_per_dimension`.
+fn grid(ctx: &Context, kernel: &str, workgroups: u32) -> Result<[u32; 2]> {
+    let max = ctx.limits().max_compute_workgroups_per_dimension.max(1);
+    let gx = workgroups.clamp(1, max);
+    let gy = workgroups.div_ceil(gx).max(1);
+    if gy > max {
+        return Err(Error::DeviceLimit {
+            what: format!("{kernel} dispatch of {workgroups} workgroups"),
+            needed: u64::from(workgroups),
+            limit: u64::from(max) * u64::from(max),
+            limit_name: "max_compute_workgroups_per_dimension (squared)",
+        });
     }
-
-    fn encoder(&self) -> wgpu::CommandEncoder {
-        self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("convgrad") })
-    }
-
-    /// A job of one dispatch (see [`Job::dispatch`]).
-    pub(crate) fn dispatch(
-        &self,
-        spec: &'static KernelSpec,
-        variant: &Variant,
-        uniform: &[u8],
-        buffers: &[&wgpu::Buffer],
-        invocations: u32,
-    ) -> Result<()> {
-        let mut job = self.job();
-        job.dispatch(spec, variant, uniform, buffers, invocations)?;
-        job.finish()
-    }
+    Ok([gx, gy])
 }
 
-impl Context {
-    /// Spreads `workgroups` over a 2-D grid within `max_compute_workgroups_per_dimension`.
-    fn grid(&self, kernel: &str, workgroups: u32) -> Result<[u32; 2]> {
-        let max = self.limits().max_compute_workgroups_per_dimension.max(1);
-        let gx = workgroups.clamp(1, max);
-        let gy = workgroups.div_ceil(gx).max(1);
-        if gy > max {
-            return Err(Error::DeviceLimit {
-                what: format!("{kernel} dispatch of {workgroups} workgroups"),
-                needed: u64::from(workgroups),
-                limit: u64::from(max) * u64::from(max),
-                limit_name: "max_compute_workgroups_per_dimension (squared)",
-            });
-        }
-        Ok([gx, gy])
+impl<'a> Job<'a> {
+    /// Starts recording an operation on `ctx`.
+    pub(crate) fn new(ctx: &'a Context) -> Self {
+        let validation = Some(ctx.device.push_error_scope(wgpu::ErrorFilter::Validation));
+        let oom = Some(ctx.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory));
+        Job { ctx, steps: Vec::new(), uniforms: Vec::new(), first: None, stamps: Vec::new(), oom, validation }
     }
 }
 
@@ -119,7 +99,7 @@ impl Job<'_> {
         invocations: u32,
     ) -> Result<()> {
         let ctx = self.ctx;
-        let grid = ctx.grid(spec.name, invocations.div_ceil(variant.workgroup()))?;
+        let grid = grid(ctx, spec.name, invocations.div_ceil(variant.workgroup()))?;
         for b in buffers {
             crate::plan::bindings::fits(spec.name, b.size(), ctx.limits().max_storage_buffer_binding_size)?;
         }
@@ -153,7 +133,7 @@ impl Job<'_> {
     /// operation release each chunk's temporaries instead of holding them all until the end.
     pub(crate) fn flush(&mut self) {
         let ctx = self.ctx;
-        let mut enc = ctx.encoder();
+        let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("convgrad") });
         // Not create_buffer_init: mapping at creation panics inside wgpu on a lost device, while a
         // queued write reports an error. Queued writes land before the submission that follows.
         let ubuf = (!self.uniforms.is_empty()).then(|| {

@@ -3,8 +3,6 @@
 pub(crate) mod context;
 pub(crate) mod engine;
 pub(crate) mod half;
-#[cfg(not(target_arch = "wasm32"))]
-pub(crate) mod host;
 pub(crate) mod job;
 pub(crate) mod kernels;
 pub(crate) mod ops;

@@ -1,9 +1,12 @@
-//! The operations: forward, weight gradient, input gradient and bias gradient, on device tensors and
-//! as ndarray-in, ndarray-out conveniences.
+//! The operations of the public API: the forward pass, the weight, input and bias gradients, the
+//! casts and the training-loop helpers on device tensors, and the ndarray-in, ndarray-out forms.
 //!
 //! Each operation validates its tensors, has the planner build its program ([`crate::plan::conv`]:
 //! every pass, copy and temporary, as plain data) and hands it to the engine (`gpu/engine.rs`), the
 //! one code that records device work. Nothing here decides how a layer runs.
+
+#[cfg(not(target_arch = "wasm32"))]
+use ndarray::{Array1, Array2, Array3, Array4, ArrayView1, ArrayView2, ArrayView3, ArrayView4, Ix1, Ix4};
 
 use crate::elem::Elem;
 use crate::error::{Error, Result};
@@ -11,6 +14,8 @@ use crate::geometry::{Conv2dGeometry, Conv2dParams, Layout};
 use crate::gpu::context::Context;
 use crate::gpu::engine;
 use crate::gpu::tensor::Tensor;
+use crate::gpu::tune::TuneReport;
+use crate::plan::key::ProgramKey;
 use crate::plan::program::Program;
 use crate::plan::{self, ForwardPlan, InputGradPlan, Op, WeightGradPlan};
 
@@ -57,7 +62,8 @@ impl Context {
         let elem = operands_elem(&operands)?;
         check_out_elem("output Y", y, elem)?;
         let strategy = self.strategy_for(Op::Forward, &geo)?;
-        let program = plan::conv::forward(&geo, bias.is_some(), elem, y.dtype(), self.profile(), strategy)?;
+        let key = ProgramKey::Conv { op: Op::Forward, geo, bias: bias.is_some(), elem, out: y.dtype(), strategy };
+        let program = self.program_for(key)?;
         engine::execute(self, &program, &inputs, &[y])
     }
 
@@ -106,7 +112,7 @@ impl Context {
     /// The strategy `op` runs the exact layer `geo` (in its own layout) with: the context's, or with
     /// tuning on, the measured choice (see [`Context::with_tuning`]).
     fn strategy_for(&self, op: Op, geo: &Conv2dGeometry) -> Result<plan::Strategy> {
-        self.resolve(op, geo)
+        crate::gpu::tune::resolve(self, op, geo)
     }
 
     /// Weight gradient on device tensors: `X` is `[N, C, H, W]`, `dY` is `[N, K, P, Q]`, `kernel` is
@@ -136,7 +142,8 @@ impl Context {
         check_out_elem("weight gradient dW", dw, elem)?;
         // Resolved once, for the exact layer: each batch chunk is planned with the same choice.
         let strategy = self.strategy_for(Op::WeightGrad, &geo)?;
-        let program = plan::conv::weight_grad(&geo, elem, dw.dtype(), self.profile(), strategy)?;
+        let key = ProgramKey::Conv { op: Op::WeightGrad, geo, bias: false, elem, out: dw.dtype(), strategy };
+        let program = self.program_for(key)?;
         engine::execute(self, &program, &[x, dy], &[dw])
     }
 
@@ -169,7 +176,8 @@ impl Context {
         let elem = operands_elem(&[("output gradient dY", dy), ("weights W", w)])?;
         check_out_elem("input gradient dX", dx, elem)?;
         let strategy = self.strategy_for(Op::InputGrad, &geo)?;
-        let program = plan::conv::input_grad(&geo, elem, dx.dtype(), self.profile(), strategy)?;
+        let key = ProgramKey::Conv { op: Op::InputGrad, geo, bias: false, elem, out: dx.dtype(), strategy };
+        let program = self.program_for(key)?;
         engine::execute(self, &program, &[dy, w], &[dx])
     }
 
@@ -193,7 +201,8 @@ impl Context {
         let dims = layout.activation_dims(dy.shape4("output gradient dY")?);
         self.check_out(db, &[dims[1]], &[dy])?;
         check_out_elem("bias gradient dB", db, dy.dtype())?;
-        let program = plan::program::bias_grad(dims, layout, dy.dtype(), db.dtype(), self.profile())?;
+        let key = ProgramKey::BiasGrad { dims, layout, elem: dy.dtype(), out: db.dtype() };
+        let program = self.program_for(key)?;
         engine::execute(self, &program, &[dy], &[db])
     }
 
@@ -223,12 +232,259 @@ impl Context {
     /// limit.
     pub fn program(&self, op: Op, geo: &Conv2dGeometry, elem: Elem) -> Result<Program> {
         let strategy = self.strategy_for(op, geo)?;
-        let profile = self.profile();
-        match op {
-            Op::Forward => plan::conv::forward(geo, false, elem, elem, profile, strategy),
-            Op::WeightGrad => plan::conv::weight_grad(geo, elem, elem, profile, strategy),
-            Op::InputGrad => plan::conv::input_grad(geo, elem, elem, profile, strategy),
+        ProgramKey::Conv { op, geo: *geo, bias: false, elem, out: elem, strategy }.build(self.profile())
+    }
+}
+
+impl Context {
+    /// `t` as a new tensor of element type `to`: widened exactly, or rounded to nearest even (beyond
+    /// the largest finite `f16`, ±∞); a copy where `to` is `t`'s own type. Master weights in `f32`
+    /// cast to `f16` for a half-precision step, say. A tensor larger than one binding is cast in
+    /// pieces (the program `plan::program::cast` builds; `gpu/half.rs` on the storage).
+    ///
+    /// # Errors
+    /// A tensor of another context, device limits, wgpu errors.
+    pub fn cast(&self, t: &Tensor, to: Elem) -> Result<Tensor> {
+        self.own(t)?;
+        let out = self.alloc_as("cast tensor", t.shape(), to)?;
+        let program = self.program_for(ProgramKey::Cast { len: t.len(), from: t.dtype(), to })?;
+        engine::execute(self, &program, &[t], &[&out])?;
+        Ok(out)
+    }
+
+    // ---- the training-loop helpers (`plan::train`; Adam in `gpu/train.rs`) ----------------------
+
+    /// `out = a·x + b·y`, element-wise, on tensors of the same shape.
+    ///
+    /// # Errors
+    /// Shapes that differ, an `out` that is `x` or `y`, a tensor from another context, wgpu errors.
+    pub fn axpby(&self, a: f32, x: &Tensor, b: f32, y: &Tensor, out: &Tensor) -> Result<()> {
+        for t in [x, y, out] {
+            self.own_f32(t)?;
         }
+        if x.shape() != y.shape() || x.shape() != out.shape() {
+            return Err(Error::shape(
+                "axpby operands",
+                format!("{:?} for all three", x.shape()),
+                format!("{:?}, {:?}, {:?}", x.shape(), y.shape(), out.shape()),
+            ));
+        }
+        if std::ptr::eq(out, x) || std::ptr::eq(out, y) {
+            return Err(Error::shape("axpby output", "a tensor distinct from the inputs", "one of the inputs"));
+        }
+        engine::execute(self, &plan::train::axpby(x.len(), a, b, self.profile())?, &[x, y], &[out])
+    }
+
+    /// Sums of squares of consecutive blocks of `block` elements (the last may be shorter), computed on
+    /// the device and read back: with `block = (C/G)·S·T` on a weight tensor, one value per filter.
+    /// Native targets; [`Context::sum_squares_by_async`] everywhere.
+    ///
+    /// # Errors
+    /// A zero `block`, a `block` over 32,768 elements ([`Error::Unsupported`]: one invocation sums a
+    /// block, and kernels loop at most that long), a tensor from another context, wgpu errors, read-back
+    /// errors.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn sum_squares_by(&self, x: &Tensor, block: usize) -> Result<Vec<f32>> {
+        pollster::block_on(self.sum_squares_by_async(x, block))
+    }
+
+    /// [`Context::sum_squares_by`] without blocking.
+    ///
+    /// # Errors
+    /// As [`Context::sum_squares_by`].
+    pub async fn sum_squares_by_async(&self, x: &Tensor, block: usize) -> Result<Vec<f32>> {
+        self.own_f32(x)?;
+        let program = plan::train::sum_squares_by(x.len(), block, self.profile())?;
+        let sums = self.alloc("block sums", &[x.len().div_ceil(block)])?;
+        engine::execute(self, &program, &[x], &[&sums])?;
+        self.read_buffer_async(&sums.buffer, "block sums of squares").await
+    }
+
+    /// `Σ x[e]²` computed on the device in a fixed order (chunks of 256, then the chunk sums in order),
+    /// read back as one `f32`. Native targets; [`Context::sum_squares_async`] everywhere.
+    ///
+    /// # Errors
+    /// A tensor from another context, wgpu errors, read-back errors.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn sum_squares(&self, x: &Tensor) -> Result<f32> {
+        pollster::block_on(self.sum_squares_async(x))
+    }
+
+    /// [`Context::sum_squares`] without blocking.
+    ///
+    /// # Errors
+    /// As [`Context::sum_squares`].
+    pub async fn sum_squares_async(&self, x: &Tensor) -> Result<f32> {
+        self.own_f32(x)?;
+        let total = self.alloc("sum of squares", &[1])?;
+        engine::execute(self, &plan::train::sum_squares(x.len(), self.profile())?, &[x], &[&total])?;
+        let v = self.read_buffer_async(&total.buffer, "sum of squares").await?;
+        v.first().copied().ok_or_else(|| Error::Readback { what: "sum of squares".into(), message: "empty".into() })
+    }
+}
+
+// ---- the ndarray-in, ndarray-out forms ------------------------------------------------------------
+// They upload, run and block on the download, so they are native only; in the browser, upload, run
+// the device-tensor operations and `download_async`.
+
+#[cfg(not(target_arch = "wasm32"))]
+impl Context {
+    /// [`Context::forward`] on host arrays: uploads, runs, downloads.
+    ///
+    /// # Errors
+    /// As [`Context::forward`] and [`Context::download`].
+    pub fn conv2d(
+        &self,
+        x: ArrayView4<f32>,
+        w: ArrayView4<f32>,
+        bias: Option<ArrayView1<f32>>,
+        params: &Conv2dParams,
+    ) -> Result<Array4<f32>> {
+        params.geometry(crate::dims4(&x), crate::dims4(&w))?;
+        let b = bias.map(|b| self.upload(b)).transpose()?;
+        let y = self.forward(&self.upload(x)?, &self.upload(w)?, b.as_ref(), params)?;
+        self.download::<Ix4>(&y)
+    }
+
+    /// [`Context::weight_grad`] on host arrays.
+    ///
+    /// # Errors
+    /// As [`Context::weight_grad`] and [`Context::download`].
+    pub fn conv2d_weight_grad(
+        &self,
+        x: ArrayView4<f32>,
+        dy: ArrayView4<f32>,
+        kernel: [usize; 2],
+        params: &Conv2dParams,
+    ) -> Result<Array4<f32>> {
+        params.geometry_for_weight_grad(crate::dims4(&x), crate::dims4(&dy), kernel)?;
+        let dw = self.weight_grad(&self.upload(x)?, &self.upload(dy)?, kernel, params)?;
+        self.download::<Ix4>(&dw)
+    }
+
+    /// [`Context::input_grad`] on host arrays.
+    ///
+    /// # Errors
+    /// As [`Context::input_grad`] and [`Context::download`].
+    pub fn conv2d_input_grad(
+        &self,
+        dy: ArrayView4<f32>,
+        w: ArrayView4<f32>,
+        input_size: [usize; 2],
+        params: &Conv2dParams,
+    ) -> Result<Array4<f32>> {
+        params.geometry_for_input_grad(crate::dims4(&dy), crate::dims4(&w), input_size)?;
+        let dx = self.input_grad(&self.upload(dy)?, &self.upload(w)?, input_size, params)?;
+        self.download::<Ix4>(&dx)
+    }
+
+    /// [`Context::bias_grad`] on a host array.
+    ///
+    /// # Errors
+    /// As [`Context::bias_grad`] and [`Context::download`].
+    pub fn conv2d_bias_grad(&self, dy: ArrayView4<f32>, layout: Layout) -> Result<Array1<f32>> {
+        let db = self.bias_grad(&self.upload(dy)?, layout)?;
+        self.download::<Ix1>(&db)
+    }
+
+    // ---- the single-channel form ----------------------------------------------------------------
+
+    /// The single-channel layer: one `U×V` image correlated with a bank of `K` filters of `S×T`,
+    /// `Y^k(p,q) = Σ_i Σ_j X(p+i, q+j) · W^k(i,j)`, giving `K×(U−S+1)×(V−T+1)`.
+    ///
+    /// # Errors
+    /// A filter larger than the image, a zero dimension, device limits, wgpu errors.
+    pub fn correlate(&self, image: ArrayView2<f32>, filters: ArrayView3<f32>) -> Result<Array3<f32>> {
+        let y = self.conv2d(
+            image.insert_axis(ndarray::Axis(0)).insert_axis(ndarray::Axis(0)),
+            filters.insert_axis(ndarray::Axis(1)),
+            None,
+            &Conv2dParams::default(),
+        )?;
+        Ok(y.index_axis_move(ndarray::Axis(0), 0))
+    }
+
+    /// The single-channel weight gradient: `∂J/∂W^k(i,j) = Σ_p Σ_q X(p+i, q+j) · ∂J/∂Y^k(p,q)`, the
+    /// valid correlation of the `U×V` image with each `P×Q` output gradient, giving `K×S×T` with
+    /// `S = U−P+1`, `T = V−Q+1`.
+    ///
+    /// # Errors
+    /// An output gradient larger than the image, a zero dimension, device limits, wgpu errors.
+    pub fn correlate_weight_grad(&self, image: ArrayView2<f32>, grad_output: ArrayView3<f32>) -> Result<Array3<f32>> {
+        let (u, v) = image.dim();
+        let (_, p, q) = grad_output.dim();
+        let s = (u + 1).checked_sub(p).filter(|&s| s > 0);
+        let t = (v + 1).checked_sub(q).filter(|&t| t > 0);
+        let (Some(s), Some(t)) = (s, t) else {
+            return Err(Error::shape(
+                "output gradient size (at most the image size)",
+                format!("≤ {u}×{v}"),
+                format!("{p}×{q}"),
+            ));
+        };
+        let dw = self.conv2d_weight_grad(
+            image.insert_axis(ndarray::Axis(0)).insert_axis(ndarray::Axis(0)),
+            grad_output.insert_axis(ndarray::Axis(0)),
+            [s, t],
+            &Conv2dParams::default(),
+        )?;
+        Ok(dw.index_axis_move(ndarray::Axis(1), 0))
+    }
+
+    /// The single-channel input gradient: `∂J/∂X(u,v) = Σ_k Σ_i Σ_j ∂J/∂Y^k(u−i, v−j) · W^k(i,j)`, a
+    /// `U×V` image with `U = P+S−1`, `V = Q+T−1`.
+    ///
+    /// # Errors
+    /// Filters and gradients of different counts, a zero dimension, device limits, wgpu errors.
+    pub fn correlate_input_grad(&self, grad_output: ArrayView3<f32>, filters: ArrayView3<f32>) -> Result<Array2<f32>> {
+        let (_, p, q) = grad_output.dim();
+        let (_, s, t) = filters.dim();
+        let size = [p.saturating_add(s).saturating_sub(1), q.saturating_add(t).saturating_sub(1)];
+        let dx = self.conv2d_input_grad(
+            grad_output.insert_axis(ndarray::Axis(0)),
+            filters.insert_axis(ndarray::Axis(1)),
+            size,
+            &Conv2dParams::default(),
+        )?;
+        Ok(dx.index_axis_move(ndarray::Axis(0), 0).index_axis_move(ndarray::Axis(0), 0))
+    }
+}
+
+impl Context {
+    // ---- tuning: which plan runs a layer, measured (`gpu/tune.rs`) ------------------------------
+
+    /// Measures every candidate plan of `op` on `geo` (the exact layer) with the options of this
+    /// context's [`Tuning::Tune`] mode (the defaults otherwise), and keeps the pick in the cache file;
+    /// a layer already chosen in this process keeps its choice there. Native targets; a page calls
+    /// [`Context::tune_async`].
+    ///
+    /// # Errors
+    /// Device errors of the inputs, and [`Error::Tuning`] naming every candidate when all are out.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn tune(&self, op: Op, geo: &Conv2dGeometry) -> Result<TuneReport> {
+        pollster::block_on(crate::gpu::tune::tune_async(self, op, geo))
+    }
+
+    /// [`Context::tune`] without blocking: what a page runs (the browser's event loop delivers the
+    /// GPU's answers), timed by the page's clock. There the operations never measure on their own
+    /// (they cannot wait): a page tunes its layers with this first, and a context in
+    /// [`Tuning::Cached`] (or `Tune`) then runs the picks.
+    ///
+    /// # Errors
+    /// As [`Context::tune`].
+    pub async fn tune_async(&self, op: Op, geo: &Conv2dGeometry) -> Result<TuneReport> {
+        crate::gpu::tune::tune_async(self, op, geo).await
+    }
+
+    /// Measures every candidate plan of `op` on `geo` as [`Context::tune`] does, but keeps nothing:
+    /// neither in this process nor in the cache. For checking a pick against a fresh measurement
+    /// (`convgrad tune --recheck`).
+    ///
+    /// # Errors
+    /// As [`Context::tune`].
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn measure_candidates(&self, op: Op, geo: &Conv2dGeometry) -> Result<TuneReport> {
+        pollster::block_on(crate::gpu::tune::measure_async(self, op, geo, crate::gpu::tune::tune_options(self)))
     }
 }
 

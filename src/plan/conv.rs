@@ -10,6 +10,7 @@ use crate::elem::Elem;
 use crate::error::Result;
 use crate::geometry::{Conv2dGeometry, Conv2dParams, Layout, u32_of};
 use crate::plan::gemm::axis_phases;
+use crate::plan::loops;
 use crate::plan::program::{Program, Slot, View};
 use crate::plan::uniform::{ConvUniform, FLAG_BIAS, ForwardTileUniform, GemmUniform, GradTileUniform, PrepUniform};
 use crate::plan::variant::{Load, Pad, Variant};
@@ -104,7 +105,10 @@ pub fn forward(
     let w = p.read(Slot::Input(1), ws, elem, layout, 0, [g.k, g.channels_per_group(), g.s * g.t], route, profile)?;
     let io = Io { elem, out, layout, route, src: [g.c, g.h * g.w], dst: [g.k, g.p * g.q] };
     p.each_chunk(&g, io, profile, |p, chunk, x, y| match &plan {
-        ForwardPlan::Direct => p.direct("conv2d_forward", chunk, flags, vec![x, w, b], y, chunk.n * ys),
+        ForwardPlan::Direct => {
+            let trips = plan.loop_trips(&g);
+            p.direct("conv2d_forward", chunk, flags, vec![x, w, b], y, chunk.n * ys, trips)
+        }
         ForwardPlan::Tiled(t) => {
             let xr = match t.read.pad {
                 Pad::Copy => p.padded_input(chunk, x, t.read.wp)?,
@@ -114,7 +118,7 @@ pub fn forward(
         }
         ForwardPlan::Gemm(gm) => {
             let u = GemmUniform::forward(chunk, flags, gm)?;
-            p.conv_gemm(gm, route.load, u, [x, w, b, y])
+            p.conv_gemm(gm, route.load, u, [x, w, b, y], plan.loop_trips(&g))
         }
     })?;
     p.check(limit)?;
@@ -153,7 +157,10 @@ pub fn weight_grad(
         let dy = p.read(Slot::Input(1), g.n * ys, elem, layout, n0, [chunk.n, g.k, g.p * g.q], route, profile)?;
         let chunk_plan = if chunk.n == g.n { plan } else { super::weight_grad(chunk, profile, strategy)? };
         match chunk_plan {
-            WeightGradPlan::Direct(r) => p.split_reduction("conv2d_weight_grad", chunk, r, vec![x, dy], dst, len),
+            WeightGradPlan::Direct(r) => {
+                let trips = loops::row_trips(r.chunk, g.q);
+                p.split_reduction("conv2d_weight_grad", chunk, r, vec![x, dy], dst, len, trips)
+            }
             WeightGradPlan::Tiled(t) => p.weight_grad_tiles(chunk, &t, [x, dy, dst], len),
             WeightGradPlan::Gemm(t) => p.weight_grad_gemm(chunk, &t, route.load, [x, dy, dst], len),
         }
@@ -189,7 +196,10 @@ pub fn input_grad(
     let w = p.read(Slot::Input(1), ws, elem, layout, 0, [g.k, g.channels_per_group(), g.s * g.t], route, profile)?;
     let io = Io { elem, out, layout, route, src: [g.k, g.p * g.q], dst: [g.c, g.h * g.w] };
     p.each_chunk(&g, io, profile, |p, chunk, dy, dx| match &plan {
-        InputGradPlan::Direct => p.direct("conv2d_input_grad", chunk, 0, vec![dy, w], dx, chunk.n * xs),
+        InputGradPlan::Direct => {
+            let trips = plan.loop_trips(&g);
+            p.direct("conv2d_input_grad", chunk, 0, vec![dy, w], dx, chunk.n * xs, trips)
+        }
         InputGradPlan::Tiled(t) => p.input_grad_tiles(chunk, t, [dy, w, dx]),
         InputGradPlan::Gemm(gm) => {
             let pr = &chunk.params;
@@ -199,7 +209,7 @@ pub fn input_grad(
             for ph in &rows {
                 for pw in &cols {
                     let u = GemmUniform::input_phase(chunk, ph, pw, gm)?;
-                    p.conv_gemm(gm, route.load, u, [dy, w, none, dx])?;
+                    p.conv_gemm(gm, route.load, u, [dy, w, none, dx], plan.loop_trips(&g))?;
                 }
             }
             Ok(())
@@ -329,7 +339,9 @@ impl Program {
         }
     }
 
-    /// A direct kernel, one invocation per output element (`total`): the uniform, `inputs`, `out`.
+    /// A direct kernel, one invocation per output element (`total`), each looping at most `trips`
+    /// times: the uniform, `inputs`, `out`.
+    #[allow(clippy::too_many_arguments)] // the kernel, the layer, its bindings, its loops
     fn direct(
         &mut self,
         kernel: &'static str,
@@ -338,11 +350,12 @@ impl Program {
         inputs: Vec<View>,
         out: View,
         total: usize,
+        trips: usize,
     ) -> Result<()> {
         let u = ConvUniform::new(geo, flags, u32_of(total)?);
         let mut binds = inputs;
         binds.push(out);
-        self.pass(kernel, bytemuck::bytes_of(&u), binds, u.total);
+        self.pass(kernel, bytemuck::bytes_of(&u), binds, u.total, trips);
         Ok(())
     }
 
@@ -353,7 +366,8 @@ impl Program {
         let xp = self.temp("padded input", 4 * (geo.n * geo.c * hp * wp) as u64);
         let u = PrepUniform::planes(geo, geo.n * geo.c * hp, hp, wp)?;
         let kernel = if geo.w.is_multiple_of(4) { "pad_input_vec4" } else { "pad_input" };
-        self.pass(kernel, bytemuck::bytes_of(&u), vec![x, xp], u.total);
+        // One invocation copies a padded row.
+        self.pass(kernel, bytemuck::bytes_of(&u), vec![x, xp], u.total, wp + 1);
         Ok(xp)
     }
 
@@ -367,6 +381,7 @@ impl Program {
         [x, w, bias, y]: [View; 4],
     ) -> Result<()> {
         let u = ForwardTileUniform::tiles(geo, t, flags)?;
+        let trips = t.loop_trips(geo);
         match (t.variant, t.kpad) {
             (Variant::ForwardVec4(_), Some(kpad)) => {
                 // The tile's filters contiguous in each tap, for the vec4 weight loads.
@@ -374,18 +389,24 @@ impl Program {
                 let len = geo.params.groups * taps * kpad;
                 let wt = self.temp("transposed weights", 4 * len as u64);
                 let ut = PrepUniform::weight_tiles(geo, kpad, len)?;
-                self.pass("transpose_weights", bytemuck::bytes_of(&ut), vec![w, wt], ut.total);
-                self.pass_in("conv2d_forward_vec4", t.variant, bytemuck::bytes_of(&u), vec![x, wt, bias, y], u.total);
+                self.pass("transpose_weights", bytemuck::bytes_of(&ut), vec![w, wt], ut.total, 0);
+                let binds = vec![x, wt, bias, y];
+                self.pass_in("conv2d_forward_vec4", t.variant, bytemuck::bytes_of(&u), binds, u.total, trips);
             }
-            _ => self.pass_in("conv2d_forward_tiled", t.variant, bytemuck::bytes_of(&u), vec![x, w, bias, y], u.total),
+            _ => {
+                let binds = vec![x, w, bias, y];
+                self.pass_in("conv2d_forward_tiled", t.variant, bytemuck::bytes_of(&u), binds, u.total, trips);
+            }
         }
         Ok(())
     }
 
-    /// `conv2d_gemm.wgsl` of `plan` with the uniform `u`: `[src, w, bias, out]`.
-    fn conv_gemm(&mut self, plan: &ConvGemm, load: Load, u: GemmUniform, binds: [View; 4]) -> Result<()> {
+    /// `conv2d_gemm.wgsl` of `plan` with the uniform `u`: `[src, w, bias, out]`, each invocation
+    /// looping at most `trips` times.
+    fn conv_gemm(&mut self, plan: &ConvGemm, load: Load, u: GemmUniform, binds: [View; 4], trips: usize) -> Result<()> {
         let invocations = u32_of(u.total as usize * plan.tile.threads())?;
-        self.pass_in("conv2d_gemm", plan.variant().with_load(load), bytemuck::bytes_of(&u), binds.into(), invocations);
+        let variant = plan.variant().with_load(load);
+        self.pass_in("conv2d_gemm", variant, bytemuck::bytes_of(&u), binds.into(), invocations, trips);
         Ok(())
     }
 
@@ -402,6 +423,7 @@ impl Program {
         let u = GradTileUniform::tiles(geo, t)?;
         let partial = (t.splits > 1).then(|| self.temp("split-reduction partial sums", 4 * (t.splits * len) as u64));
         let out = partial.unwrap_or(dw);
+        let trips = loops::row_trips(t.chunk, geo.q);
         match t.qp {
             Some(qp) => {
                 // dY with its rows padded to Qp, a multiple of 4, for aligned vec4 loads: pad_input over
@@ -413,15 +435,15 @@ impl Program {
                     let planes = Conv2dGeometry::new(geo.n, geo.k, [geo.p, geo.q], 1, [1, 1], Conv2dParams::new())?;
                     let dyp = self.temp("padded output gradient", 4 * (geo.n * geo.k * geo.p * qp) as u64);
                     let ud = PrepUniform::planes(&planes, geo.n * geo.k * geo.p, geo.p, qp)?;
-                    self.pass("pad_input", bytemuck::bytes_of(&ud), vec![dy, dyp], ud.total);
+                    self.pass("pad_input", bytemuck::bytes_of(&ud), vec![dy, dyp], ud.total, qp + 1);
                     dyp
                 };
                 let binds = vec![xp, xp, dyp, dyp, out];
-                self.pass_in("conv2d_weight_grad_vec4", t.variant, bytemuck::bytes_of(&u), binds, u.total);
+                self.pass_in("conv2d_weight_grad_vec4", t.variant, bytemuck::bytes_of(&u), binds, u.total, trips);
             }
             None => {
                 let binds = vec![xp, dy, out];
-                self.pass_in("conv2d_weight_grad_tiled", t.variant, bytemuck::bytes_of(&u), binds, u.total);
+                self.pass_in("conv2d_weight_grad_tiled", t.variant, bytemuck::bytes_of(&u), binds, u.total, trips);
             }
         }
         self.sum_splits(geo, partial, t.splits, dw, len)
@@ -447,6 +469,7 @@ impl Program {
             bytemuck::bytes_of(&u),
             binds,
             invocations,
+            t.loop_trips(),
         );
         self.sum_splits(geo, partial, t.splits, dw, len)
     }
@@ -457,7 +480,7 @@ impl Program {
         let len = geo.c * geo.filters_per_group() * geo.s * geo.t;
         let flipped = self.temp("flipped weights", 4 * len as u64);
         let u = ConvUniform::new(geo, 0, u32_of(len)?);
-        self.pass("flip_weights", bytemuck::bytes_of(&u), vec![w, flipped], u.total);
+        self.pass("flip_weights", bytemuck::bytes_of(&u), vec![w, flipped], u.total, 0);
         let fwd = Conv2dGeometry { n: geo.n, ..t.fwd };
         let f = t.frame;
         let (hp, wp) = (t.tiles.read.hp, t.tiles.read.wp);
@@ -472,7 +495,7 @@ impl Program {
             DySource::Spread => {
                 let spread = self.temp("spread output gradient", 4 * (geo.n * geo.k * hp * wp) as u64);
                 let u = PrepUniform::planes(geo, geo.n * geo.k * hp, hp, wp)?;
-                self.pass("scatter_dy", bytemuck::bytes_of(&u), vec![dy, spread], u.total);
+                self.pass("scatter_dy", bytemuck::bytes_of(&u), vec![dy, spread], u.total, wp + 1);
                 spread
             }
         };
@@ -674,5 +697,74 @@ mod tests {
             }
         }
         assert!(built > 250, "only {built} programs built");
+    }
+
+    /// The loop budget per pass: in whole NCHW `f32` programs (no copies, transposes or chunk sums)
+    /// the longest pass loops exactly as long as the plan says its kernels do, for every family each
+    /// profile can run; no pass of any program is over the budget; and a pass over it is refused when
+    /// the program is checked, naming the pass.
+    #[test]
+    fn each_pass_carries_its_loop_count_within_the_budget() {
+        let layers = [
+            layer(2, 3, 9, 4, 3, Conv2dParams::new().padding(1, 1)),
+            layer(3, 4, 12, 6, 3, Conv2dParams::new().stride(2, 2).padding(1, 1)),
+            layer(2, 4, 8, 4, 3, Conv2dParams::new().groups(2).dilation(2, 1).padding(2, 1)),
+            // A long reduction: the weight gradient's rows split into ranges.
+            layer(64, 2, 40, 2, 3, Conv2dParams::new()),
+        ];
+        let strategies = [
+            Strategy::Auto,
+            Strategy::Reference,
+            Strategy::Force(crate::plan::Algorithm::RegisterTile),
+            Strategy::Force(crate::plan::Algorithm::Vec4Tile),
+            Strategy::Force(crate::plan::Algorithm::GEMM),
+        ];
+        let longest = |p: &Program| passes(p).map(|q| q.trips).max().unwrap();
+        let mut compared = 0;
+        for geo in layers {
+            for class in [Cpu, Gpu] {
+                let pr = profile(class, BIG);
+                for s in strategies {
+                    if let (Ok(plan), Ok(p)) =
+                        (super::super::forward(&geo, &pr, s), forward(&geo, false, Elem::F32, Elem::F32, &pr, s))
+                    {
+                        assert_eq!(longest(&p), plan.loop_trips(&geo), "{p}");
+                        compared += 1;
+                    }
+                    if let (Ok(plan), Ok(p)) =
+                        (super::super::weight_grad(&geo, &pr, s), weight_grad(&geo, Elem::F32, Elem::F32, &pr, s))
+                    {
+                        assert_eq!(longest(&p), plan.loop_trips(&geo), "{p}");
+                        compared += 1;
+                    }
+                    if let (Ok(plan), Ok(p)) =
+                        (super::super::input_grad(&geo, &pr, s), input_grad(&geo, Elem::F32, Elem::F32, &pr, s))
+                    {
+                        assert_eq!(longest(&p), plan.loop_trips(&geo), "{p}");
+                        compared += 1;
+                    }
+                }
+                for layout in [Layout::Nchw, Layout::Nhwc] {
+                    let geo = Conv2dGeometry { params: geo.params.layout(layout), ..geo };
+                    let pr = profile(class, 4096);
+                    for p in [
+                        forward(&geo, true, Elem::F16, Elem::F16, &pr, Strategy::Auto),
+                        weight_grad(&geo, Elem::F16, Elem::F32, &pr, Strategy::Auto),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    {
+                        assert!(passes(&p).all(|q| q.trips <= loops::LOOP_BUDGET), "{p}");
+                    }
+                }
+            }
+        }
+        assert!(compared > 60, "only {compared} programs compared");
+        let mut p = forward(&layers[0], false, Elem::F32, Elem::F32, &profile(Cpu, BIG), Strategy::Auto).unwrap();
+        let Some(Step::Pass(q)) = p.steps.iter_mut().find(|s| matches!(s, Step::Pass(_))) else { panic!() };
+        q.trips = loops::LOOP_BUDGET + 1;
+        let e = p.check(BIG).unwrap_err();
+        assert!(matches!(e, Error::DeviceLimit { needed: 60_001, .. }), "{e}");
+        assert!(e.to_string().starts_with("pad_input (pass 0) of forward"), "{e}");
     }
 }

@@ -7,8 +7,8 @@
 //! with each binding's size; checked when built ([`Program::check`]): every view inside its slot, no
 //! pass binding more than the binding limit it was planned for.
 //!
-//! The operations move onto programs one at a time (`../shared/ARCHITECTURE-REVIEW.md`, (c) 5): today
-//! [`cast`] is built here; the convolutions still record through `Job` directly.
+//! Built here: [`cast`], [`bias_grad`] and the training helpers; the convolutions' programs are in
+//! [`crate::plan::conv`], from the helpers below (operands read, chunks, transposes, split sums).
 
 use std::fmt;
 
@@ -16,7 +16,7 @@ use crate::elem::{Elem, HalfPath};
 use crate::error::{Error, Result};
 use crate::geometry::{Conv2dGeometry, Conv2dParams, Layout, u32_of};
 use crate::plan::bindings::{cast_runs, half_window, sum_ranges, words_of};
-use crate::plan::loops::TRANSPOSE_RUN;
+use crate::plan::loops::{LOOP_BUDGET, TRANSPOSE_RUN, split_sum_trips};
 use crate::plan::profile::WORKGROUP;
 use crate::plan::uniform::{ConvUniform, HalfUniform, PrepUniform};
 use crate::plan::variant::Variant;
@@ -69,6 +69,9 @@ pub struct Pass {
     pub binds: Vec<View>,
     /// Invocations that do work.
     pub invocations: u32,
+    /// The most loop iterations one invocation runs, all its loops together (`plan::loops`): an
+    /// upper bound written from the kernel's loops, held to [`LOOP_BUDGET`] by [`Program::check`].
+    pub trips: usize,
 }
 
 /// One step of a program.
@@ -142,10 +145,12 @@ impl Program {
 
     /// Checks the program against a binding limit of `limit` bytes: every view inside its slot, every
     /// copy a multiple of 4 bytes, every pass binding whole slots (what the engine binds today) of at
-    /// most `limit` bytes, and no input written.
+    /// most `limit` bytes and looping within [`LOOP_BUDGET`] per invocation, and no input written.
     ///
     /// # Errors
-    /// [`Error::DeviceLimit`] naming the pass that binds more; [`Error::Overflow`] for a view outside its
+    /// [`Error::DeviceLimit`] naming the pass that binds more, or that loops longer than the budget
+    /// (the plans keep within it, so that is a planner's bug, caught before it runs as a silently
+    /// truncated loop); [`Error::Overflow`] for a view outside its
     /// slot or a misaligned copy (a planner's bug, reported rather than run).
     pub fn check(&self, limit: u64) -> Result<()> {
         let bad = |detail: String| Error::Overflow { what: "program step", detail };
@@ -159,6 +164,14 @@ impl Program {
         for (i, step) in self.steps.iter().enumerate() {
             match step {
                 Step::Pass(p) => {
+                    if p.trips > LOOP_BUDGET {
+                        return Err(Error::DeviceLimit {
+                            what: format!("{} (pass {i}) of {}: loop iterations per invocation", p.kernel, self.what),
+                            needed: p.trips as u64,
+                            limit: LOOP_BUDGET as u64,
+                            limit_name: "plan::loops::LOOP_BUDGET (drivers such as lavapipe stop loops at 65,535)",
+                        });
+                    }
                     for (b, v) in p.binds.iter().enumerate() {
                         inside(v, i)?;
                         if v.at != 0 || Some(v.len) != self.size(v.slot) {
@@ -229,9 +242,10 @@ impl fmt::Display for Program {
             match s {
                 Step::Pass(p) => {
                     let binds: Vec<String> = p.binds.iter().map(ToString::to_string).collect();
+                    let trips = if p.trips > 0 { format!(", ≤ {} loop trips", p.trips) } else { String::new() };
                     writeln!(
                         f,
-                        "  {i:>3} pass {} {:?}: {} ({} invocations)",
+                        "  {i:>3} pass {} {:?}: {} ({} invocations{trips})",
                         p.kernel,
                         p.variant,
                         binds.join(", "),
@@ -291,6 +305,7 @@ impl Program {
             uniform: bytemuck::bytes_of(&u).to_vec(),
             binds: vec![from, from, dst],
             invocations: u.total,
+            trips: 0,
         }));
         Ok(())
     }
@@ -319,6 +334,7 @@ impl Program {
             uniform: bytemuck::bytes_of(&u).to_vec(),
             binds: vec![src, into],
             invocations: u.total,
+            trips: 0,
         }));
         if into.slot != dst {
             let words = words_of(off, len);
@@ -390,9 +406,16 @@ pub fn cast(len: usize, from: Elem, to: Elem, path: HalfPath, limit: u64) -> Res
 }
 
 impl Program {
-    /// A pass of `kernel` with no generated variant.
-    pub(crate) fn pass(&mut self, kernel: &'static str, uniform: &[u8], binds: Vec<View>, invocations: u32) {
-        self.pass_in(kernel, Variant::Plain, uniform, binds, invocations);
+    /// A pass of `kernel` with no generated variant, `trips` loop iterations per invocation at most.
+    pub(crate) fn pass(
+        &mut self,
+        kernel: &'static str,
+        uniform: &[u8],
+        binds: Vec<View>,
+        invocations: u32,
+        trips: usize,
+    ) {
+        self.pass_in(kernel, Variant::Plain, uniform, binds, invocations, trips);
     }
 
     /// A pass of `kernel` compiled as `variant`.
@@ -403,8 +426,10 @@ impl Program {
         uniform: &[u8],
         binds: Vec<View>,
         invocations: u32,
+        trips: usize,
     ) {
-        self.steps.push(Step::Pass(Pass { kernel, variant, uniform: uniform.to_vec(), binds, invocations }));
+        let uniform = uniform.to_vec();
+        self.steps.push(Step::Pass(Pass { kernel, variant, uniform, binds, invocations, trips }));
     }
 
     /// Submits what came before: a batch chunk ends.
@@ -424,16 +449,17 @@ impl Program {
         let shape = Conv2dGeometry::new(b, 1, [r, c], 1, [1, 1], Conv2dParams::new())?;
         // Runs of at most TRANSPOSE_RUN elements per invocation of the rows kernel (plan::loops).
         let runs = r.div_ceil(TRANSPOSE_RUN);
-        let (kernel, invocations) = match super::transpose(profile) {
+        // The tiles kernel loops twice over 4 rows; the rows kernel over one run.
+        let (kernel, invocations, trips) = match super::transpose(profile) {
             super::Transpose::Tiles => {
                 let workgroups = b * r.div_ceil(16) * c.div_ceil(16);
-                ("transpose", workgroups.saturating_mul(WORKGROUP as usize))
+                ("transpose", workgroups.saturating_mul(WORKGROUP as usize), 2 * (4 + 1))
             }
-            super::Transpose::Rows => ("transpose_rows", b * c * runs),
+            super::Transpose::Rows => ("transpose_rows", b * c * runs, TRANSPOSE_RUN + 1),
         };
         let invocations = u32_of(invocations)?;
         let u = PrepUniform::transpose(&shape, invocations, runs, TRANSPOSE_RUN)?;
-        self.pass(kernel, bytemuck::bytes_of(&u), vec![src, dst], invocations);
+        self.pass(kernel, bytemuck::bytes_of(&u), vec![src, dst], invocations, trips);
         Ok(())
     }
 
@@ -473,8 +499,9 @@ impl Program {
         Ok(t)
     }
 
-    /// A direct kernel reducing in `r.splits` ranges (one writes `out` itself), then `split_sum`
-    /// adding the ranges' partials in order.
+    /// A direct kernel reducing in `r.splits` ranges (one writes `out` itself, looping at most `trips`
+    /// times), then `split_sum` adding the ranges' partials in order.
+    #[allow(clippy::too_many_arguments)] // the kernel, its reduction, its bindings, its loops
     pub(crate) fn split_reduction(
         &mut self,
         kernel: &'static str,
@@ -483,12 +510,13 @@ impl Program {
         inputs: Vec<View>,
         out: View,
         len: usize,
+        trips: usize,
     ) -> Result<()> {
         let partial = (r.splits > 1).then(|| self.temp("split-reduction partial sums", 4 * (r.splits * len) as u64));
         let u = ConvUniform::split(geo, 0, r, len)?;
         let mut binds = inputs;
         binds.push(partial.unwrap_or(out));
-        self.pass(kernel, bytemuck::bytes_of(&u), binds, u.total);
+        self.pass(kernel, bytemuck::bytes_of(&u), binds, u.total, trips);
         self.sum_splits(geo, partial, r.splits, out, len)
     }
 
@@ -504,7 +532,7 @@ impl Program {
     ) -> Result<()> {
         if let Some(partial) = partial {
             let u = PrepUniform::sum(geo, splits, len)?;
-            self.pass("split_sum", bytemuck::bytes_of(&u), vec![partial, out], u.total);
+            self.pass("split_sum", bytemuck::bytes_of(&u), vec![partial, out], u.total, split_sum_trips(splits));
         }
         Ok(())
     }
@@ -542,7 +570,8 @@ impl Program {
         for (r, slot) in ranges.iter().zip(&slots) {
             let u = PrepUniform::sum(geo, chunks, r.len())?;
             let sum = (ranges.len() > 1).then(|| self.temp("range of the sum", 4 * r.len() as u64));
-            self.pass("split_sum", bytemuck::bytes_of(&u), vec![*slot, sum.unwrap_or(out)], u.total);
+            let binds = vec![*slot, sum.unwrap_or(out)];
+            self.pass("split_sum", bytemuck::bytes_of(&u), binds, u.total, split_sum_trips(chunks));
             if let Some(sum) = sum {
                 let dst = View { slot: out.slot, at: out.at + 4 * r.start as u64, len: sum.len };
                 self.steps.push(Step::Copy { src: sum, dst });
@@ -572,7 +601,7 @@ pub fn bias_grad(dims: [usize; 4], layout: Layout, elem: Elem, out: Elem, profil
         let dy = prog.operand(Slot::Input(0), n * ys, elem, layout, n0, [chunk.n, k, p * q], profile)?;
         // Ranges of each filter's N·P·Q positions, added in order where there are several.
         let r = super::loops::bias_grad(chunk.n * p * q);
-        prog.split_reduction("conv2d_bias_grad", chunk, r, vec![dy], dst, k)
+        prog.split_reduction("conv2d_bias_grad", chunk, r, vec![dy], dst, k, r.chunk + 1)
     })?;
     if out.is_half() {
         prog.narrow(result, 0, Slot::Output(0), k, 0, k, out, profile.half, limit)?;

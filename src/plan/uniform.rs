@@ -468,3 +468,62 @@ impl GemmUniform {
         Ok(self)
     }
 }
+
+/// The uniform of `axpby.wgsl`: `out = a·x + b·y` over `len` elements.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub(crate) struct ElemUniform {
+    pub(crate) len: u32,
+    a: f32,
+    b: f32,
+    _pad: u32,
+}
+
+impl ElemUniform {
+    pub(crate) fn axpby(len: u32, a: f32, b: f32) -> Self {
+        Self { len, a, b, _pad: 0 }
+    }
+}
+
+/// The uniform of `sum_squares.wgsl`: the sums (of squares, where `square` is 1) of consecutive blocks
+/// of `chunk` of `len` elements.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub(crate) struct ReduceUniform {
+    len: u32,
+    chunk: u32,
+    square: u32,
+    _pad: u32,
+}
+
+impl ReduceUniform {
+    pub(crate) fn blocks(len: u32, chunk: u32, square: bool) -> Self {
+        Self { len, chunk, square: u32::from(square), _pad: 0 }
+    }
+}
+
+/// The uniform of `adam.wgsl`: one step over `len` parameters, with the bias corrections folded into
+/// the step size and ε (`lr_t = lr·√(1−β2ᵗ)/(1−β1ᵗ)`, `eps_t = ε·√(1−β2ᵗ)`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub(crate) struct AdamUniform {
+    pub(crate) len: u32,
+    lr_t: f32,
+    beta1: f32,
+    beta2: f32,
+    eps_t: f32,
+    _pad: [u32; 3],
+}
+
+impl AdamUniform {
+    /// Step `t` (from 1) of Adam with these hyper-parameters.
+    pub(crate) fn step(len: u32, lr: f32, [beta1, beta2]: [f32; 2], eps: f32, t: i32) -> Self {
+        let c1 = 1.0 - beta1.powi(t);
+        let c2 = (1.0 - beta2.powi(t)).sqrt();
+        Self { len, lr_t: lr * c2 / c1, beta1, beta2, eps_t: eps * c2, _pad: [0; 3] }
+    }
+}
+
+const _: () = assert!(std::mem::size_of::<ElemUniform>().is_multiple_of(16));
+const _: () = assert!(std::mem::size_of::<ReduceUniform>().is_multiple_of(16));
+const _: () = assert!(std::mem::size_of::<AdamUniform>().is_multiple_of(16));
