@@ -374,11 +374,12 @@ pub fn parse_layers(text: &str) -> std::result::Result<Vec<(String, Conv2dGeomet
                 "dilation" => pair(key, value).map(|[a, b]| params.dilation(a, b))?,
                 "groups" => params.groups(number(value)?),
                 "pad" if value == "same" => params.padding_same(),
+                "pad" if value == "same-tf" => params.padding_same_tf(),
                 "pad" => match numbers(value)?.as_slice() {
                     [p] => params.padding(*p, *p),
                     [ph, pw] => params.padding(*ph, *pw),
                     [t, b, l, r] => params.padding_sides(*t, *b, *l, *r),
-                    _ => return Err(at("pad takes one, two or four sizes, or same".into())),
+                    _ => return Err(at("pad takes one, two or four sizes, same or same-tf".into())),
                 },
                 "name" => {
                     name = Some(value.to_string());

@@ -57,15 +57,44 @@ pub enum Padding {
     /// go before the input and the rest after it, so an even kernel has its extra row at the bottom
     /// and its extra column at the right. Stride 1 only, as in PyTorch.
     Same,
+    /// TensorFlow's `padding="SAME"` (Keras' `"same"`, ONNX's `SAME_UPPER`) for any stride: along
+    /// each axis of input `H`, stride `s`, dilation `d` and kernel `S` the output is `⌈H/s⌉` and the
+    /// zeros number `max((⌈H/s⌉−1)·s + d·(S−1) + 1 − H, 0)` in all, the smaller half before the
+    /// input. At stride 1 it is [`Padding::Same`]; above it the padding depends on the input size
+    /// (in 6, kernel 3, stride 2: output 3, padding 0 before and 1 after, where PyTorch's `padding=1`
+    /// gives 1 and 1).
+    SameTf,
 }
 
 impl Padding {
-    /// The sides this padding gives a kernel of `[S, T]` at `stride` and `dilation`.
+    /// The sides this padding gives an input of `[H, W]` and a kernel of `[S, T]` at `stride` and
+    /// `dilation`.
     ///
     /// # Errors
-    /// [`Error::SameNeedsStrideOne`] for [`Padding::Same`] with a stride other than 1.
-    pub fn resolve(&self, kernel: [usize; 2], stride: [usize; 2], dilation: [usize; 2]) -> Result<Sides> {
+    /// [`Error::SameNeedsStrideOne`] for [`Padding::Same`] with a stride other than 1; an overflow.
+    pub fn resolve(
+        &self,
+        input: [usize; 2],
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        dilation: [usize; 2],
+    ) -> Result<Sides> {
         match *self {
+            Padding::SameTf => {
+                // A zero stride or size is left to `output_size` to report.
+                let total = |axis: usize| -> Result<usize> {
+                    let (h, s, d, k) = (input[axis], stride[axis].max(1), dilation[axis], kernel[axis]);
+                    let span = h.div_ceil(s).saturating_sub(1).checked_mul(s);
+                    let extent = d.checked_mul(k.saturating_sub(1)).and_then(|e| e.checked_add(1));
+                    let need = span.zip(extent).and_then(|(a, e)| a.checked_add(e)).ok_or(Error::Overflow {
+                        what: "SAME padding",
+                        detail: format!("input {h}, kernel {k}, stride {s}, dilation {d}"),
+                    })?;
+                    Ok(need.saturating_sub(h))
+                };
+                let [th, tw] = [total(0)?, total(1)?];
+                Ok(Sides { top: th / 2, bottom: th - th / 2, left: tw / 2, right: tw - tw / 2 })
+            }
             Padding::Explicit(sides) => Ok(sides),
             Padding::Same => {
                 if stride != [1, 1] {
@@ -205,6 +234,16 @@ impl Conv2dParams {
     #[must_use]
     pub fn padding_same(mut self) -> Self {
         self.padding = Padding::Same;
+        self
+    }
+
+    /// Pads as TensorFlow's `padding="SAME"` does at any stride: output `⌈H/s⌉ × ⌈W/s⌉` (see
+    /// [`Padding::SameTf`]). A separate name from [`Conv2dParams::padding_same`] so that code ported
+    /// from PyTorch keeps PyTorch's error for `same` on a strided layer, and code from TensorFlow,
+    /// Keras or ONNX (`SAME_UPPER`) says which rule it means; at stride 1 the two agree.
+    #[must_use]
+    pub fn padding_same_tf(mut self) -> Self {
+        self.padding = Padding::SameTf;
         self
     }
 
@@ -410,7 +449,7 @@ impl Conv2dGeometry {
             }
         }
         params.check_groups(c, k)?;
-        let pad = params.padding.resolve([s, t], params.stride, params.dilation)?;
+        let pad = params.padding.resolve([h, w], [s, t], params.stride, params.dilation)?;
         let p = output_size("height", h, s, params.stride[0], [pad.top, pad.bottom], params.dilation[0])?;
         let q = output_size("width", w, t, params.stride[1], [pad.left, pad.right], params.dilation[1])?;
         let geo = Self { n, c, h, w, k, s, t, p, q, pad, params };
@@ -634,6 +673,43 @@ mod tests {
         }
         let e = Conv2dParams::new().stride(2, 1).padding_same().geometry([1, 1, 8, 8], [1, 1, 3, 3]).unwrap_err();
         assert!(matches!(e, Error::SameNeedsStrideOne { sh: 2, sw: 1 }), "{e}");
+    }
+
+    /// TensorFlow's SAME (`tensorflow/core/framework/kernel_shape_util.cc`): output ⌈in/s⌉, padding
+    /// max((out−1)·s + d·(k−1) + 1 − in, 0) in all, the smaller half first. Written out per axis
+    /// (height: input, kernel, stride, dilation → top, bottom), with the width a fixed 3/1/1/1 axis;
+    /// and at stride 1 it is PyTorch's `same`.
+    #[test]
+    fn tensorflow_same_padding_for_any_stride() {
+        let cases = [
+            // in, k, s, d → before, after, out
+            ([6, 3, 2, 1], [0, 1, 3]),
+            ([7, 3, 2, 1], [1, 1, 4]),
+            ([5, 1, 2, 1], [0, 0, 3]),
+            ([8, 4, 3, 1], [1, 1, 3]),
+            ([9, 3, 2, 2], [2, 2, 5]),
+            ([4, 2, 4, 1], [0, 0, 1]),
+            ([10, 5, 3, 1], [2, 2, 4]),
+            ([1, 3, 2, 1], [1, 1, 1]),
+            ([2, 7, 1, 1], [3, 3, 2]),
+        ];
+        for ([h, k, s, d], [top, bottom, p]) in cases {
+            let params = Conv2dParams::new().stride(s, 1).dilation(d, 1).padding_same_tf();
+            let geo = Conv2dGeometry::new(1, 1, [h, 3], 1, [k, 3], params).unwrap();
+            assert_eq!((geo.pad.top, geo.pad.bottom, geo.p), (top, bottom, p), "in {h} k {k} s {s} d {d}");
+            assert_eq!((geo.pad.left, geo.pad.right, geo.q), (1, 1, 3));
+        }
+        for h in 1..12 {
+            for k in 1..6 {
+                for d in 1..3 {
+                    let tf = Conv2dParams::new().dilation(d, d).padding_same_tf();
+                    let torch = Conv2dParams::new().dilation(d, d).padding_same();
+                    let a = Conv2dGeometry::new(1, 1, [h, h + 1], 1, [k, k], tf);
+                    let b = Conv2dGeometry::new(1, 1, [h, h + 1], 1, [k, k], torch);
+                    assert_eq!(a.map(|g| (g.pad, g.p, g.q)).ok(), b.map(|g| (g.pad, g.p, g.q)).ok());
+                }
+            }
+        }
     }
 
     #[test]

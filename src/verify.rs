@@ -244,6 +244,9 @@ pub fn edge_layers() -> Vec<(&'static str, Layer)> {
         ("padding per side", (2, 2, [7, 10], 3, [3, 4], d.padding_sides(0, 2, 3, 1))),
         ("padding per side, masked", (1, 2, [8, 16], 4, [3, 5], d.padding_sides(2, 0, 4, 0))),
         ("bottom padding > kernel, strided", (1, 2, [9, 9], 2, [3, 3], d.stride(2, 2).padding_sides(1, 3, 0, 2))),
+        // TensorFlow's SAME at stride 2: 0 rows above and 1 below (even input), 1 and 1 on the odd
+        // width; the padding comes from the input size.
+        ("same-tf, strided", (2, 3, [10, 7], 4, [3, 3], d.stride(2, 2).padding_same_tf())),
         // Channels last: the NCHW kernels between device transposes, with partial 16×16 tiles.
         (
             "nhwc everything",

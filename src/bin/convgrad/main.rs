@@ -129,8 +129,9 @@ struct ConvFlags {
     #[arg(long, default_value = "1", value_parser = parse_pair, value_name = "S[,S]")]
     stride: [usize; 2],
     /// Zero padding: P (every side), PH,PW (top and bottom, left and right), TOP,BOTTOM,LEFT,RIGHT,
-    /// or `same` (PyTorch's padding='same', stride 1: an even kernel's extra zero at the bottom/right).
-    #[arg(long, default_value = "0", value_parser = parse_padding, value_name = "P|PH,PW|T,B,L,R|same")]
+    /// `same` (PyTorch's padding='same', stride 1: an even kernel's extra zero at the bottom/right), or
+    /// `same-tf` (TensorFlow's SAME at any stride: output ⌈H/s⌉, the smaller half of the zeros first).
+    #[arg(long, default_value = "0", value_parser = parse_padding, value_name = "P|PH,PW|T,B,L,R|same|same-tf")]
     padding: Padding,
     /// Dilation: D or DH,DW.
     #[arg(long, default_value = "1", value_parser = parse_pair, value_name = "D[,D]")]
@@ -270,13 +271,16 @@ fn parse_padding(s: &str) -> Result<Padding, String> {
     if s.trim().eq_ignore_ascii_case("same") {
         return Ok(Padding::Same);
     }
+    if s.trim().eq_ignore_ascii_case("same-tf") {
+        return Ok(Padding::SameTf);
+    }
     let parts: Vec<&str> = s.split(',').map(str::trim).collect();
     let num = |p: &str| p.parse::<usize>().map_err(|_| format!("'{p}' is not a non-negative integer"));
     match parts.as_slice() {
         [a] => Ok(Padding::Explicit(Sides::symmetric(num(a)?, num(a)?))),
         [h, w] => Ok(Padding::Explicit(Sides::symmetric(num(h)?, num(w)?))),
         [t, b, l, r] => Ok(Padding::Explicit(Sides { top: num(t)?, bottom: num(b)?, left: num(l)?, right: num(r)? })),
-        _ => Err(format!("expected 'same', or one, two or four numbers separated by commas, got '{s}'")),
+        _ => Err(format!("expected 'same', 'same-tf', or one, two or four numbers separated by commas, got '{s}'")),
     }
 }
 
