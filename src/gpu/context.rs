@@ -621,7 +621,6 @@ impl Context {
         self.pipelines.get(&self.device, spec, variant)
     }
 
-    /// An error if the device was lost or reported an error outside every scope.
     /// The program of `key` on this context's profile: built once ([`ProgramKey::build`]) and kept, as the
     /// pipelines are, so that a training loop calling the same layer again pays only for recording it.
     /// A program is a pure function of its key and the profile (the key holds the resolved strategy),
@@ -644,6 +643,7 @@ impl Context {
         Ok(program)
     }
 
+    /// An error if the device was lost or reported an error outside every scope.
     pub(crate) fn check_alive(&self) -> Result<()> {
         let slot = self.lost.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match slot.as_ref() {

@@ -725,23 +725,27 @@ mod tests {
             for class in [Cpu, Gpu] {
                 let pr = profile(class, BIG);
                 for s in strategies {
-                    if let (Ok(plan), Ok(p)) =
-                        (super::super::forward(&geo, &pr, s), forward(&geo, false, Elem::F32, Elem::F32, &pr, s))
-                    {
-                        assert_eq!(longest(&p), plan.loop_trips(&geo), "{p}");
-                        compared += 1;
-                    }
-                    if let (Ok(plan), Ok(p)) =
-                        (super::super::weight_grad(&geo, &pr, s), weight_grad(&geo, Elem::F32, Elem::F32, &pr, s))
-                    {
-                        assert_eq!(longest(&p), plan.loop_trips(&geo), "{p}");
-                        compared += 1;
-                    }
-                    if let (Ok(plan), Ok(p)) =
-                        (super::super::input_grad(&geo, &pr, s), input_grad(&geo, Elem::F32, Elem::F32, &pr, s))
-                    {
-                        assert_eq!(longest(&p), plan.loop_trips(&geo), "{p}");
-                        compared += 1;
+                    use crate::plan as planner;
+                    let f32 = Elem::F32;
+                    let pairs = [
+                        (
+                            planner::forward(&geo, &pr, s).map(|t| t.loop_trips(&geo)),
+                            forward(&geo, false, f32, f32, &pr, s),
+                        ),
+                        (
+                            planner::weight_grad(&geo, &pr, s).map(|t| t.loop_trips(&geo)),
+                            weight_grad(&geo, f32, f32, &pr, s),
+                        ),
+                        (
+                            planner::input_grad(&geo, &pr, s).map(|t| t.loop_trips(&geo)),
+                            input_grad(&geo, f32, f32, &pr, s),
+                        ),
+                    ];
+                    for (trips, p) in pairs {
+                        if let (Ok(trips), Ok(p)) = (trips, p) {
+                            assert_eq!(longest(&p), trips, "{p}");
+                            compared += 1;
+                        }
                     }
                 }
                 for layout in [Layout::Nchw, Layout::Nhwc] {
