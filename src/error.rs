@@ -184,6 +184,43 @@ pub enum Error {
         sw: usize,
     },
 
+    /// A transposed convolution's output padding that is not smaller than the stride or the
+    /// dilation (PyTorch's rule: it only chooses among the output sizes one input size can come from).
+    #[error("output padding {value} along {axis} must be smaller than the stride {stride} or the dilation {dilation}")]
+    OutputPadding {
+        /// `"height"` or `"width"`.
+        axis: &'static str,
+        /// The output padding given.
+        value: usize,
+        /// The stride along the axis.
+        stride: usize,
+        /// The dilation along the axis.
+        dilation: usize,
+    },
+
+    /// A transposed convolution whose padding removes its whole output along an axis.
+    #[error(
+        "transposed convolution output along {axis} is empty: (input {input} − 1)·stride {stride} + \
+         dilation {dilation}·(kernel {kernel} − 1) + output padding {output_padding} + 1 − padding {padding} \
+         is below 1"
+    )]
+    EmptyTransposedOutput {
+        /// `"height"` or `"width"`.
+        axis: &'static str,
+        /// Input size along the axis.
+        input: usize,
+        /// Kernel size.
+        kernel: usize,
+        /// Stride.
+        stride: usize,
+        /// Dilation.
+        dilation: usize,
+        /// Padding, both sides together.
+        padding: usize,
+        /// Output padding.
+        output_padding: usize,
+    },
+
     /// A caller's buffer given to [`Context::wrap`](crate::Context::wrap) whose size does not hold
     /// exactly the tensor's elements.
     #[error("a buffer of {got} bytes cannot hold a tensor of shape {shape:?}, which needs exactly {needed} bytes")]

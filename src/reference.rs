@@ -9,7 +9,7 @@
 use ndarray::{Array1, Array4, ArrayView1, ArrayView4};
 
 use crate::error::{Error, Result};
-use crate::geometry::{Conv2dGeometry, Conv2dParams, Layout};
+use crate::geometry::{Conv2dGeometry, Conv2dParams, ConvTranspose2dParams, Layout};
 
 /// NHWC activations as NCHW views, or OHWI weights as OIHW: `[0, 3, 1, 2]` does both, and its
 /// inverse `[0, 2, 3, 1]` goes back. The reference computes in NCHW on views, copying nothing.
@@ -190,6 +190,155 @@ pub fn input_grad<T: Copy + Into<f64>>(
         }
     }
     Ok(dx)
+}
+
+/// Transposed convolution (PyTorch's `conv_transpose2d`), as a scatter of each input element:
+/// `Y[n, g·Cout/G + cg, p·sh + i·dh − pt, q·sw + j·dw − pl] += X[n,k,p,q] · W[k,cg,i,j]` with
+/// `g = k / (Cin/G)`, then `b[c]` added to every output. Written from the definition, not from the
+/// convolution it is computed as on the device.
+///
+/// # Errors
+/// Any error of [`ConvTranspose2dParams::geometry`]; a bias whose length is not `Cout`.
+pub fn conv_transpose<T: Copy + Into<f64>>(
+    x: ArrayView4<T>,
+    w: ArrayView4<T>,
+    bias: Option<ArrayView1<T>>,
+    params: &ConvTranspose2dParams,
+) -> Result<Array4<f64>> {
+    if params.layout != Layout::Nchw {
+        let y = conv_transpose(x.permuted_axes(TO_NCHW), w.permuted_axes(TO_NCHW), bias, &params.layout(Layout::Nchw))?;
+        return Ok(in_layout(y, params.layout));
+    }
+    let geo = params.geometry(crate::dims4(&x), crate::dims4(&w))?;
+    let [nn, cin, hh, ww] = geo.input_shape();
+    let [_, cout, ho, wo] = geo.output_shape();
+    if let Some(b) = &bias
+        && b.len() != cout
+    {
+        return Err(Error::shape("bias length", cout.to_string(), b.len().to_string()));
+    }
+    let (s, t) = (geo.conv.s, geo.conv.t);
+    let [sh, sw] = params.stride;
+    let [dh, dw] = params.dilation;
+    let [pt, pl] = params.padding.lead();
+    let (kpg, cpg) = (cin / params.groups, cout / params.groups);
+    let mut y = Array4::<f64>::zeros((nn, cout, ho, wo));
+    for n in 0..nn {
+        for k in 0..cin {
+            let g = k / kpg;
+            for p in 0..hh {
+                for q in 0..ww {
+                    let v: f64 = x[[n, k, p, q]].into();
+                    for cg in 0..cpg {
+                        for i in 0..s {
+                            let Some(oh) = tap(p, i, sh, dh, pt, ho) else {
+                                continue;
+                            };
+                            for j in 0..t {
+                                let Some(ow) = tap(q, j, sw, dw, pl, wo) else {
+                                    continue;
+                                };
+                                y[[n, g * cpg + cg, oh, ow]] += v * w[[k, cg, i, j]].into();
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if let Some(b) = bias {
+        for ((_, c, _, _), v) in y.indexed_iter_mut() {
+            *v += b[c].into();
+        }
+    }
+    Ok(y)
+}
+
+/// The input gradient of a transposed convolution, gathered:
+/// `dX[n,k,p,q] = Σ_cg Σ_i Σ_j dY[n, g·Cout/G + cg, p·sh + i·dh − pt, q·sw + j·dw − pl] · W[k,cg,i,j]`.
+///
+/// # Errors
+/// Any error of [`ConvTranspose2dParams::geometry_for_input_grad`].
+pub fn conv_transpose_input_grad<T: Copy + Into<f64>>(
+    dy: ArrayView4<T>,
+    w: ArrayView4<T>,
+    params: &ConvTranspose2dParams,
+) -> Result<Array4<f64>> {
+    if params.layout != Layout::Nchw {
+        let nchw = params.layout(Layout::Nchw);
+        let dx = conv_transpose_input_grad(dy.permuted_axes(TO_NCHW), w.permuted_axes(TO_NCHW), &nchw)?;
+        return Ok(in_layout(dx, params.layout));
+    }
+    let geo = params.geometry_for_input_grad(crate::dims4(&dy), crate::dims4(&w))?;
+    let [nn, cin, hh, ww] = geo.input_shape();
+    let [_, cout, ho, wo] = geo.output_shape();
+    let (s, t) = (geo.conv.s, geo.conv.t);
+    let [sh, sw] = params.stride;
+    let [dh, dw] = params.dilation;
+    let [pt, pl] = params.padding.lead();
+    let (kpg, cpg) = (cin / params.groups, cout / params.groups);
+    Ok(Array4::from_shape_fn((nn, cin, hh, ww), |(n, k, p, q)| {
+        let g = k / kpg;
+        let mut acc = 0.0f64;
+        for cg in 0..cpg {
+            for i in 0..s {
+                let Some(oh) = tap(p, i, sh, dh, pt, ho) else {
+                    continue;
+                };
+                for j in 0..t {
+                    let Some(ow) = tap(q, j, sw, dw, pl, wo) else {
+                        continue;
+                    };
+                    acc += dy[[n, g * cpg + cg, oh, ow]].into() * w[[k, cg, i, j]].into();
+                }
+            }
+        }
+        acc
+    }))
+}
+
+/// The weight gradient of a transposed convolution:
+/// `dW[k,cg,i,j] = Σ_n Σ_p Σ_q X[n,k,p,q] · dY[n, g·Cout/G + cg, p·sh + i·dh − pt, q·sw + j·dw − pl]`.
+///
+/// # Errors
+/// Any error of [`ConvTranspose2dParams::geometry_for_weight_grad`].
+pub fn conv_transpose_weight_grad<T: Copy + Into<f64>>(
+    x: ArrayView4<T>,
+    dy: ArrayView4<T>,
+    kernel: [usize; 2],
+    params: &ConvTranspose2dParams,
+) -> Result<Array4<f64>> {
+    if params.layout != Layout::Nchw {
+        let nchw = params.layout(Layout::Nchw);
+        let dw = conv_transpose_weight_grad(x.permuted_axes(TO_NCHW), dy.permuted_axes(TO_NCHW), kernel, &nchw)?;
+        return Ok(in_layout(dw, params.layout));
+    }
+    let geo = params.geometry_for_weight_grad(crate::dims4(&x), crate::dims4(&dy), kernel)?;
+    let [nn, cin, hh, ww] = geo.input_shape();
+    let [_, cout, ho, wo] = geo.output_shape();
+    let [s, t] = kernel;
+    let [sh, sw] = params.stride;
+    let [dh, dw] = params.dilation;
+    let [pt, pl] = params.padding.lead();
+    let (kpg, cpg) = (cin / params.groups, cout / params.groups);
+    Ok(Array4::from_shape_fn((cin, cpg, s, t), |(k, cg, i, j)| {
+        let c = (k / kpg) * cpg + cg;
+        let mut acc = 0.0f64;
+        for n in 0..nn {
+            for p in 0..hh {
+                let Some(oh) = tap(p, i, sh, dh, pt, ho) else {
+                    continue;
+                };
+                for q in 0..ww {
+                    let Some(ow) = tap(q, j, sw, dw, pl, wo) else {
+                        continue;
+                    };
+                    acc += x[[n, k, p, q]].into() * dy[[n, c, oh, ow]].into();
+                }
+            }
+        }
+        acc
+    }))
 }
 
 /// Bias gradient: `dB[k] = Σ_n Σ_p Σ_q dY[n,k,p,q]`, with dY in `layout`.

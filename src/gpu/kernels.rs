@@ -74,6 +74,7 @@ kernel!(CONV_GEMM, "conv2d_gemm", [Uniform, Read, Read, Read, Write]);
 kernel!(WEIGHT_GRAD_GEMM, "conv2d_weight_grad_gemm", [Uniform, Read, Read, Write]);
 kernel!(WIDEN, "widen", [Uniform, Read, Read, Write]);
 kernel!(NARROW, "narrow", [Uniform, Read, Write]);
+kernel!(PLACE, "place", [Uniform, Read, Read, Write]);
 
 /// Every kernel the crate ships: the naga tests validate each (with the variants the planner emits
 /// where it has markers) and check its bindings against the WGSL.
@@ -102,6 +103,7 @@ pub(crate) const ALL_KERNELS: &[&KernelSpec] = &[
     &WEIGHT_GRAD_GEMM,
     &WIDEN,
     &NARROW,
+    &PLACE,
 ];
 
 impl KernelSpec {

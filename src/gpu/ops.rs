@@ -10,7 +10,7 @@ use ndarray::{Array1, Array2, Array3, Array4, ArrayView1, ArrayView2, ArrayView3
 
 use crate::elem::Elem;
 use crate::error::{Error, Result};
-use crate::geometry::{Conv2dGeometry, Conv2dParams, Layout};
+use crate::geometry::{Conv2dGeometry, Conv2dParams, ConvTranspose2dGeometry, ConvTranspose2dParams, Layout};
 use crate::gpu::context::Context;
 use crate::gpu::engine;
 use crate::gpu::tensor::Tensor;
@@ -237,6 +237,156 @@ impl Context {
 }
 
 impl Context {
+    // ---- the transposed convolution: the convolution's programs, roles exchanged ---------------
+
+    /// Transposed convolution (PyTorch's `conv_transpose2d`) on device tensors: `X` is
+    /// `[N, Cin, H, W]`, `W` is `[Cin, Cout/G, S, T]`, the optional bias has `Cout` elements; the
+    /// result `Y` is `[N, Cout, Ho, Wo]` (sizes and formula in [`ConvTranspose2dParams`]). It runs as
+    /// the input gradient of the convolution [`ConvTranspose2dGeometry::conv`], with that op's plans.
+    ///
+    /// # Errors
+    /// Shape and parameter errors of [`ConvTranspose2dParams::geometry`], a bias of the wrong length,
+    /// and as [`Context::input_grad`].
+    pub fn conv_transpose(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        bias: Option<&Tensor>,
+        params: &ConvTranspose2dParams,
+    ) -> Result<Tensor> {
+        let geo = params.geometry(x.shape4("input X")?, w.shape4("weights W")?)?;
+        let y = self.alloc_as("output Y", &geo.output_shape(), x.dtype())?;
+        self.conv_transpose_into(x, w, bias, params, &y)?;
+        Ok(y)
+    }
+
+    /// [`Context::conv_transpose`] into an existing tensor of shape `[N, Cout, Ho, Wo]`. Every
+    /// element of `y` is overwritten.
+    ///
+    /// # Errors
+    /// As [`Context::conv_transpose`], and a `y` of the wrong shape or that is one of the inputs.
+    pub fn conv_transpose_into(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        bias: Option<&Tensor>,
+        params: &ConvTranspose2dParams,
+        y: &Tensor,
+    ) -> Result<()> {
+        let geo = params.geometry(x.shape4("input X")?, w.shape4("weights W")?)?;
+        if let Some(b) = bias
+            && b.shape() != [geo.conv.c]
+        {
+            return Err(Error::shape("bias shape", format!("[{}]", geo.conv.c), format!("{:?}", b.shape())));
+        }
+        let inputs: Vec<&Tensor> = [x, w].into_iter().chain(bias).collect();
+        self.check_out(y, &geo.output_shape(), &inputs)?;
+        let mut operands = vec![("input X", x), ("weights W", w)];
+        operands.extend(bias.map(|b| ("bias", b)));
+        let elem = operands_elem(&operands)?;
+        check_out_elem("output Y", y, elem)?;
+        let strategy = self.strategy_for(Op::InputGrad, &geo.conv)?;
+        let key = ProgramKey::Transposed { op: Op::Forward, geo, bias: bias.is_some(), elem, out: y.dtype(), strategy };
+        engine::execute(self, &*self.program_for(key)?, &inputs, &[y])
+    }
+
+    /// The input gradient of [`Context::conv_transpose`]: `dY` is `[N, Cout, Ho, Wo]`, `W` is
+    /// `[Cin, Cout/G, S, T]`; the result `dX` is `[N, Cin, H, W]` (`H` follows from `Ho` and the
+    /// output padding). The forward pass of the convolution the layer is computed as.
+    ///
+    /// `dX[n,k,p,q] = Σ_cg Σ_i Σ_j dY[n, g·Cout/G + cg, p·sh + i·dh − pt, q·sw + j·dw − pl] · W[k,cg,i,j]`
+    ///
+    /// # Errors
+    /// As [`Context::conv_transpose`], and a `dY` whose size no input size gives.
+    pub fn conv_transpose_input_grad(&self, dy: &Tensor, w: &Tensor, params: &ConvTranspose2dParams) -> Result<Tensor> {
+        let geo = params.geometry_for_input_grad(dy.shape4("output gradient dY")?, w.shape4("weights W")?)?;
+        let dx = self.alloc_as("input gradient dX", &geo.input_shape(), dy.dtype())?;
+        self.conv_transpose_input_grad_into(dy, w, params, &dx)?;
+        Ok(dx)
+    }
+
+    /// [`Context::conv_transpose_input_grad`] into an existing tensor of shape `[N, Cin, H, W]`.
+    ///
+    /// # Errors
+    /// As [`Context::conv_transpose_input_grad`], and a `dx` of the wrong shape or that is an input.
+    pub fn conv_transpose_input_grad_into(
+        &self,
+        dy: &Tensor,
+        w: &Tensor,
+        params: &ConvTranspose2dParams,
+        dx: &Tensor,
+    ) -> Result<()> {
+        let geo = params.geometry_for_input_grad(dy.shape4("output gradient dY")?, w.shape4("weights W")?)?;
+        self.check_out(dx, &geo.input_shape(), &[dy, w])?;
+        let elem = operands_elem(&[("output gradient dY", dy), ("weights W", w)])?;
+        check_out_elem("input gradient dX", dx, elem)?;
+        let strategy = self.strategy_for(Op::Forward, &geo.conv)?;
+        let key = ProgramKey::Transposed { op: Op::InputGrad, geo, bias: false, elem, out: dx.dtype(), strategy };
+        engine::execute(self, &*self.program_for(key)?, &[dy, w], &[dx])
+    }
+
+    /// The weight gradient of [`Context::conv_transpose`]: `X` is `[N, Cin, H, W]`, `dY` is
+    /// `[N, Cout, Ho, Wo]`, `kernel` is `[S, T]`; the result `dW` is `[Cin, Cout/G, S, T]`. The weight
+    /// gradient of the convolution the layer is computed as, with dY as its input and X as its
+    /// output gradient.
+    ///
+    /// `dW[k,cg,i,j] = Σ_n Σ_p Σ_q X[n,k,p,q] · dY[n, g·Cout/G + cg, p·sh + i·dh − pt, q·sw + j·dw − pl]`
+    ///
+    /// # Errors
+    /// As [`Context::conv_transpose`], and a `dY` of another size than the layer's output.
+    pub fn conv_transpose_weight_grad(
+        &self,
+        x: &Tensor,
+        dy: &Tensor,
+        kernel: [usize; 2],
+        params: &ConvTranspose2dParams,
+    ) -> Result<Tensor> {
+        let geo = params.geometry_for_weight_grad(x.shape4("input X")?, dy.shape4("output gradient dY")?, kernel)?;
+        let dw = self.alloc("weight gradient dW", &geo.weight_shape())?;
+        self.conv_transpose_weight_grad_into(x, dy, params, &dw)?;
+        Ok(dw)
+    }
+
+    /// [`Context::conv_transpose_weight_grad`] into an existing tensor of shape `[Cin, Cout/G, S, T]`,
+    /// whose shape gives the kernel size.
+    ///
+    /// # Errors
+    /// As [`Context::conv_transpose_weight_grad`], and a `dw` of the wrong shape or that is an input.
+    pub fn conv_transpose_weight_grad_into(
+        &self,
+        x: &Tensor,
+        dy: &Tensor,
+        params: &ConvTranspose2dParams,
+        dw: &Tensor,
+    ) -> Result<()> {
+        let [_, _, s, t] = params.layout.weight_dims(dw.shape4("weight gradient dW")?);
+        let geo = params.geometry_for_weight_grad(x.shape4("input X")?, dy.shape4("output gradient dY")?, [s, t])?;
+        self.check_out(dw, &geo.weight_shape(), &[x, dy])?;
+        let elem = operands_elem(&[("input X", x), ("output gradient dY", dy)])?;
+        check_out_elem("weight gradient dW", dw, elem)?;
+        let strategy = self.strategy_for(Op::WeightGrad, &geo.conv)?;
+        let key = ProgramKey::Transposed { op: Op::WeightGrad, geo, bias: false, elem, out: dw.dtype(), strategy };
+        // The convolution's input is dY, its output gradient X.
+        engine::execute(self, &*self.program_for(key)?, &[dy, x], &[dw])
+    }
+
+    /// The program `op` of the transposed layer `geo` runs on this context (`Op::Forward`: its
+    /// forward pass, without a bias), as [`Context::program`] prints a convolution's.
+    ///
+    /// # Errors
+    /// As the operation.
+    pub fn program_transposed(&self, op: Op, geo: &ConvTranspose2dGeometry, elem: Elem) -> Result<Program> {
+        let conv_op = match op {
+            Op::Forward => Op::InputGrad,
+            Op::InputGrad => Op::Forward,
+            Op::WeightGrad => Op::WeightGrad,
+        };
+        let strategy = self.strategy_for(conv_op, &geo.conv)?;
+        ProgramKey::Transposed { op, geo: *geo, bias: false, elem, out: elem, strategy }.build(self.profile())
+    }
+}
+
+impl Context {
     /// `t` as a new tensor of element type `to`: widened exactly, or rounded to nearest even (beyond
     /// the largest finite `f16`, ±∞); a copy where `to` is `t`'s own type. Master weights in `f32`
     /// cast to `f16` for a half-precision step, say. A tensor larger than one binding is cast in
@@ -385,6 +535,54 @@ impl Context {
     pub fn conv2d_bias_grad(&self, dy: ArrayView4<f32>, layout: Layout) -> Result<Array1<f32>> {
         let db = self.bias_grad(&self.upload(dy)?, layout)?;
         self.download::<Ix1>(&db)
+    }
+
+    /// [`Context::conv_transpose`] on host arrays.
+    ///
+    /// # Errors
+    /// As [`Context::conv_transpose`] and [`Context::download`].
+    pub fn conv_transpose2d(
+        &self,
+        x: ArrayView4<f32>,
+        w: ArrayView4<f32>,
+        bias: Option<ArrayView1<f32>>,
+        params: &ConvTranspose2dParams,
+    ) -> Result<Array4<f32>> {
+        params.geometry(crate::dims4(&x), crate::dims4(&w))?;
+        let b = bias.map(|b| self.upload(b)).transpose()?;
+        let y = self.conv_transpose(&self.upload(x)?, &self.upload(w)?, b.as_ref(), params)?;
+        self.download::<Ix4>(&y)
+    }
+
+    /// [`Context::conv_transpose_input_grad`] on host arrays.
+    ///
+    /// # Errors
+    /// As [`Context::conv_transpose_input_grad`] and [`Context::download`].
+    pub fn conv_transpose2d_input_grad(
+        &self,
+        dy: ArrayView4<f32>,
+        w: ArrayView4<f32>,
+        params: &ConvTranspose2dParams,
+    ) -> Result<Array4<f32>> {
+        params.geometry_for_input_grad(crate::dims4(&dy), crate::dims4(&w))?;
+        let dx = self.conv_transpose_input_grad(&self.upload(dy)?, &self.upload(w)?, params)?;
+        self.download::<Ix4>(&dx)
+    }
+
+    /// [`Context::conv_transpose_weight_grad`] on host arrays.
+    ///
+    /// # Errors
+    /// As [`Context::conv_transpose_weight_grad`] and [`Context::download`].
+    pub fn conv_transpose2d_weight_grad(
+        &self,
+        x: ArrayView4<f32>,
+        dy: ArrayView4<f32>,
+        kernel: [usize; 2],
+        params: &ConvTranspose2dParams,
+    ) -> Result<Array4<f32>> {
+        params.geometry_for_weight_grad(crate::dims4(&x), crate::dims4(&dy), kernel)?;
+        let dw = self.conv_transpose_weight_grad(&self.upload(x)?, &self.upload(dy)?, kernel, params)?;
+        self.download::<Ix4>(&dw)
     }
 
     // ---- the single-channel form ----------------------------------------------------------------

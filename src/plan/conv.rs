@@ -8,7 +8,7 @@
 
 use crate::elem::Elem;
 use crate::error::Result;
-use crate::geometry::{Conv2dGeometry, Conv2dParams, Layout, u32_of};
+use crate::geometry::{Conv2dGeometry, Conv2dParams, ConvTranspose2dGeometry, Layout, u32_of};
 use crate::plan::gemm::axis_phases;
 use crate::plan::loops;
 use crate::plan::program::{Program, Slot, View};
@@ -78,36 +78,60 @@ pub fn forward(
     profile: &AdapterProfile,
     strategy: Strategy,
 ) -> Result<Program> {
+    let what = title(Op::Forward, geo, elem, out);
+    forward_framed(geo, Frame::none(geo, Op::Forward), bias, elem, out, profile, strategy, what)
+}
+
+/// The program of `Context::conv_transpose_input_grad`: `dX = dY ⋆ W`, the forward pass of the
+/// convolution `t` is computed as, on dY without the rows and columns only the bias reaches. Inputs:
+/// dY and W; output dX.
+///
+/// # Errors
+/// As [`forward`].
+pub fn transpose_input_grad(
+    t: &ConvTranspose2dGeometry,
+    elem: Elem,
+    out: Elem,
+    profile: &AdapterProfile,
+    strategy: Strategy,
+) -> Result<Program> {
+    let frame = Frame { src: t.out, ..Frame::none(&t.conv, Op::Forward) };
+    let what = transposed_title("input gradient", t, elem, out);
+    forward_framed(&t.conv, frame, false, elem, out, profile, strategy, what)
+}
+
+#[allow(clippy::too_many_arguments)] // the layer, its frame, the dtypes, where it runs, its name
+fn forward_framed(
+    geo: &Conv2dGeometry,
+    frame: Frame,
+    bias: bool,
+    elem: Elem,
+    out: Elem,
+    profile: &AdapterProfile,
+    strategy: Strategy,
+    what: String,
+) -> Result<Program> {
     let plan = super::forward(geo, profile, strategy)?;
     let layout = geo.params.layout;
     let g = geo.nchw();
-    let (xs, ys) = (g.c * g.h * g.w, g.k * g.p * g.q);
     let ws = g.k * g.channels_per_group() * g.s * g.t;
-    let mut inputs = vec![elem.buffer_bytes(g.n * xs), elem.buffer_bytes(ws)];
+    let mut inputs = vec![elem.buffer_bytes(g.n * frame.src_len(g.c)), elem.buffer_bytes(ws)];
     if bias {
         inputs.push(elem.buffer_bytes(g.k));
     }
-    let mut p = Program::new(title(Op::Forward, geo, elem, out), inputs, vec![out.buffer_bytes(g.n * ys)]);
+    let mut p = Program::new(what, inputs, vec![out.buffer_bytes(g.n * g.k * g.p * g.q)]);
     let limit = profile.max_binding_bytes;
-    // A 16-bit bias is widened once, whole.
-    let (flags, b) = if !bias {
-        (0, p.whole(Slot::Unused))
-    } else if elem.is_half() {
-        let t = p.temp("widened half-precision operand", 4 * g.k as u64);
-        p.widen(Slot::Input(2), g.k, 0, g.k, t, elem, profile.half, limit)?;
-        (FLAG_BIAS, t)
-    } else {
-        (FLAG_BIAS, p.whole(Slot::Input(2)))
-    };
+    let (flags, b) = p.bias(bias, g.k, elem, profile)?;
     weights_fit(&g, profile)?;
-    let gemm = matches!(plan, ForwardPlan::Gemm(_));
-    let route = route(Op::Forward, &g, layout, elem, gemm, plan.per_sample(&g), profile)?;
+    let gemm = matches!(plan, ForwardPlan::Gemm(_)) && !frame.crops([g.h, g.w]);
+    let per_sample = plan.per_sample(&g).max(frame.src_len(g.c));
+    let route = route(Op::Forward, &g, layout, elem, gemm, per_sample, profile)?;
     let w = p.read(Slot::Input(1), ws, elem, layout, 0, [g.k, g.channels_per_group(), g.s * g.t], route, profile)?;
-    let io = Io { elem, out, layout, route, src: [g.c, g.h * g.w], dst: [g.k, g.p * g.q] };
+    let io = Io { elem, out, layout, route, src: [g.c, g.h, g.w], dst: [g.k, g.p, g.q], frame };
     p.each_chunk(&g, io, profile, |p, chunk, x, y| match &plan {
         ForwardPlan::Direct => {
             let trips = plan.loop_trips(&g);
-            p.direct("conv2d_forward", chunk, flags, vec![x, w, b], y, chunk.n * ys, trips)
+            p.direct("conv2d_forward", chunk, flags, vec![x, w, b], y, chunk.n * g.k * g.p * g.q, trips)
         }
         ForwardPlan::Tiled(t) => {
             let xr = match t.read.pad {
@@ -139,21 +163,55 @@ pub fn weight_grad(
     profile: &AdapterProfile,
     strategy: Strategy,
 ) -> Result<Program> {
+    let what = title(Op::WeightGrad, geo, elem, out);
+    weight_grad_framed(geo, Frame::none(geo, Op::WeightGrad), elem, out, profile, strategy, what)
+}
+
+/// The program of `Context::conv_transpose_weight_grad`: the weight gradient of the convolution `t`
+/// is computed as, with dY (without the rows only the bias reaches) as its input and X as its output
+/// gradient. Inputs: dY and X; output dW.
+///
+/// # Errors
+/// As [`forward`].
+pub fn transpose_weight_grad(
+    t: &ConvTranspose2dGeometry,
+    elem: Elem,
+    out: Elem,
+    profile: &AdapterProfile,
+    strategy: Strategy,
+) -> Result<Program> {
+    let frame = Frame { src: t.out, ..Frame::none(&t.conv, Op::WeightGrad) };
+    let what = transposed_title("weight gradient", t, elem, out);
+    weight_grad_framed(&t.conv, frame, elem, out, profile, strategy, what)
+}
+
+fn weight_grad_framed(
+    geo: &Conv2dGeometry,
+    frame: Frame,
+    elem: Elem,
+    out: Elem,
+    profile: &AdapterProfile,
+    strategy: Strategy,
+    what: String,
+) -> Result<Program> {
     let layout = geo.params.layout;
     let g = geo.nchw();
     let plan = super::weight_grad(&g, profile, strategy)?;
-    let (xs, ys) = (g.c * g.h * g.w, g.k * g.p * g.q);
+    let (xs, ys) = (frame.src_len(g.c), g.k * g.p * g.q);
     let taps = [g.k, g.channels_per_group(), g.s * g.t];
     let len = taps.iter().product::<usize>();
     let inputs = vec![elem.buffer_bytes(g.n * xs), elem.buffer_bytes(g.n * ys)];
-    let mut p = Program::new(title(Op::WeightGrad, geo, elem, out), inputs, vec![out.buffer_bytes(len)]);
+    let mut p = Program::new(what, inputs, vec![out.buffer_bytes(len)]);
     let limit = profile.max_binding_bytes;
-    let gemm = matches!(plan, WeightGradPlan::Gemm(_));
-    let route = route(Op::WeightGrad, &g, layout, elem, gemm, plan.per_sample(&g), profile)?;
+    let crop = frame.crops([g.h, g.w]);
+    let gemm = matches!(plan, WeightGradPlan::Gemm(_)) && !crop;
+    let route = route(Op::WeightGrad, &g, layout, elem, gemm, plan.per_sample(&g).max(xs), profile)?;
     let (dw32, dwn) = p.write_to(Slot::Output(0), out, len, 0, taps, layout);
     let nb = super::batch_chunk(&g, route.per_sample, profile)?;
     p.reduce_chunks(&g, nb, dwn, len, limit, |p, chunk, n0, dst| {
-        let x = p.read(Slot::Input(0), g.n * xs, elem, layout, n0, [chunk.n, g.c, g.h * g.w], route, profile)?;
+        let [sh, sw] = frame.src;
+        let x = p.read(Slot::Input(0), g.n * xs, elem, layout, n0, [chunk.n, g.c, sh * sw], route, profile)?;
+        let x = if crop { p.crop(x, [chunk.n * g.c, sh, sw], [g.h, g.w])? } else { x };
         let dy = p.read(Slot::Input(1), g.n * ys, elem, layout, n0, [chunk.n, g.k, g.p * g.q], route, profile)?;
         let chunk_plan = if chunk.n == g.n { plan } else { super::weight_grad(chunk, profile, strategy)? };
         match chunk_plan {
@@ -182,19 +240,59 @@ pub fn input_grad(
     profile: &AdapterProfile,
     strategy: Strategy,
 ) -> Result<Program> {
+    let what = title(Op::InputGrad, geo, elem, out);
+    input_grad_framed(geo, Frame::none(geo, Op::InputGrad), false, elem, out, profile, strategy, what)
+}
+
+/// The program of `Context::conv_transpose_into`: `Y = X ⋆ᵀ W (+ b)`, the input gradient of the
+/// convolution `t` is computed as, put into the frame of `t`'s output with the bias added. Inputs: X,
+/// W and the bias; output Y.
+///
+/// # Errors
+/// As [`forward`].
+pub fn transpose_forward(
+    t: &ConvTranspose2dGeometry,
+    bias: bool,
+    elem: Elem,
+    out: Elem,
+    profile: &AdapterProfile,
+    strategy: Strategy,
+) -> Result<Program> {
+    let frame = Frame { dst: t.out, ..Frame::none(&t.conv, Op::InputGrad) };
+    let what = transposed_title("forward pass", t, elem, out);
+    input_grad_framed(&t.conv, frame, bias, elem, out, profile, strategy, what)
+}
+
+#[allow(clippy::too_many_arguments)] // the layer, its frame, the dtypes, where it runs, its name
+fn input_grad_framed(
+    geo: &Conv2dGeometry,
+    frame: Frame,
+    bias: bool,
+    elem: Elem,
+    out: Elem,
+    profile: &AdapterProfile,
+    strategy: Strategy,
+    what: String,
+) -> Result<Program> {
     let plan = super::input_grad(geo, profile, strategy)?;
     let layout = geo.params.layout;
     let g = geo.nchw();
     let (xs, ys) = (g.c * g.h * g.w, g.k * g.p * g.q);
     let ws = g.k * g.channels_per_group() * g.s * g.t;
-    let inputs = vec![elem.buffer_bytes(g.n * ys), elem.buffer_bytes(ws)];
-    let mut p = Program::new(title(Op::InputGrad, geo, elem, out), inputs, vec![out.buffer_bytes(g.n * xs)]);
+    let mut inputs = vec![elem.buffer_bytes(g.n * ys), elem.buffer_bytes(ws)];
+    if bias {
+        inputs.push(elem.buffer_bytes(g.c));
+    }
+    let mut p = Program::new(what, inputs, vec![out.buffer_bytes(g.n * frame.dst_len(g.c))]);
     let limit = profile.max_binding_bytes;
+    let (_, b) = p.bias(bias, g.c, elem, profile)?;
+    let frame = Frame { bias: bias.then_some(b), ..frame };
     weights_fit(&g, profile)?;
     let gemm = matches!(plan, InputGradPlan::Gemm(_));
-    let route = route(Op::InputGrad, &g, layout, elem, gemm, plan.per_sample(&g), profile)?;
+    let per_sample = plan.per_sample(&g).max(frame.dst_len(g.c));
+    let route = route(Op::InputGrad, &g, layout, elem, gemm, per_sample, profile)?;
     let w = p.read(Slot::Input(1), ws, elem, layout, 0, [g.k, g.channels_per_group(), g.s * g.t], route, profile)?;
-    let io = Io { elem, out, layout, route, src: [g.k, g.p * g.q], dst: [g.c, g.h * g.w] };
+    let io = Io { elem, out, layout, route, src: [g.k, g.p, g.q], dst: [g.c, g.h, g.w], frame };
     p.each_chunk(&g, io, profile, |p, chunk, dy, dx| match &plan {
         InputGradPlan::Direct => {
             let trips = plan.loop_trips(&g);
@@ -219,16 +317,61 @@ pub fn input_grad(
     Ok(p)
 }
 
+/// The planes of a transposed layer's tensor around those of the convolution it is computed as
+/// ([`ConvTranspose2dGeometry`]): the operand `Input(0)`'s planes `src` (cropped to the
+/// convolution's when larger), the result's `dst` (the convolution's put at their origin, the rest 0),
+/// and a bias added to every element of the result. A plain convolution's frame is its own planes.
+#[derive(Debug, Clone, Copy)]
+struct Frame {
+    src: [usize; 2],
+    dst: [usize; 2],
+    bias: Option<View>,
+}
+
+impl Frame {
+    /// No frame: the planes `op` reads and writes on `geo`.
+    fn none(geo: &Conv2dGeometry, op: Op) -> Self {
+        let (x, y) = ([geo.h, geo.w], [geo.p, geo.q]);
+        let (src, dst) = match op {
+            Op::Forward => (x, y),
+            Op::WeightGrad => (x, [0, 0]),
+            Op::InputGrad => (y, x),
+        };
+        Self { src, dst, bias: None }
+    }
+
+    /// Elements per sample of `channels` planes of the operand.
+    fn src_len(&self, channels: usize) -> usize {
+        channels * self.src[0] * self.src[1]
+    }
+
+    /// Elements per sample of `channels` planes of the result.
+    fn dst_len(&self, channels: usize) -> usize {
+        channels * self.dst[0] * self.dst[1]
+    }
+
+    /// Whether the operand is cropped to planes of `inner`.
+    fn crops(&self, inner: [usize; 2]) -> bool {
+        self.src != inner
+    }
+}
+
+fn transposed_title(what: &str, t: &ConvTranspose2dGeometry, elem: Elem, out: Elem) -> String {
+    format!("{what} of {} ({:?}), {elem} operands, {out} result", t.describe(), t.params.layout)
+}
+
 /// What an operation that computes each sample alike reads and writes per sample: the operand
-/// `Input(0)` (`src` = `[channels, positions]`) of `elem`, the output `Output(0)` (`dst`) of `out`, in
-/// `layout`, read by the kernels of `route`.
+/// `Input(0)` of `elem` (the kernels' `src` = `[channels, rows, columns]`, in its frame), the output
+/// `Output(0)` of `out` (the kernels' `dst`, put into its frame), in `layout`, read by the kernels of
+/// `route`.
 struct Io {
     elem: Elem,
     out: Elem,
     layout: Layout,
     route: Route,
-    src: [usize; 2],
-    dst: [usize; 2],
+    src: [usize; 3],
+    dst: [usize; 3],
+    frame: Frame,
 }
 
 impl Program {
@@ -243,16 +386,25 @@ impl Program {
         profile: &AdapterProfile,
         mut pass: impl FnMut(&mut Program, &Conv2dGeometry, View, View) -> Result<()>,
     ) -> Result<()> {
-        let ([sc, shw], [dc, dhw]) = (io.src, io.dst);
-        let (src_total, dst_total) = (g.n * sc * shw, g.n * dc * dhw);
+        let ([sc, sh, sw], [dc, dh, dw]) = (io.src, io.dst);
+        let (f, [fh, fw]) = (io.frame, io.frame.dst);
+        let (src_total, dst_total) = (g.n * f.src_len(sc), g.n * f.dst_len(dc));
         let nb = super::batch_chunk(g, io.route.per_sample, profile)?;
         for n0 in (0..g.n).step_by(nb) {
             let chunk = Conv2dGeometry { n: nb.min(g.n - n0), ..*g };
+            let dims = [chunk.n, sc, f.src_len(1)];
+            let src = self.read(Slot::Input(0), src_total, io.elem, io.layout, n0, dims, io.route, profile)?;
             let src =
-                self.read(Slot::Input(0), src_total, io.elem, io.layout, n0, [chunk.n, sc, shw], io.route, profile)?;
-            let dims = [chunk.n, dc, dhw];
+                if f.crops([sh, sw]) { self.crop(src, [chunk.n * sc, f.src[0], f.src[1]], [sh, sw])? } else { src };
+            let dims = [chunk.n, dc, fh * fw];
             let (result, nchw) = self.write_to(Slot::Output(0), io.out, dst_total, n0, dims, io.layout);
-            pass(self, &chunk, src, nchw)?;
+            if f.dst == [dh, dw] && f.bias.is_none() {
+                pass(self, &chunk, src, nchw)?;
+            } else {
+                let inner = self.temp("result before its frame", 4 * (chunk.n * dc * dh * dw) as u64);
+                pass(self, &chunk, src, inner)?;
+                self.place(inner, [chunk.n * dc, dh, dw], [fh, fw], f.bias.map(|b| (dc, b)), nchw)?;
+            }
             self.put(result, nchw, Slot::Output(0), io.out, dst_total, n0, dims, profile)?;
             if nb < g.n {
                 self.submit();
@@ -337,6 +489,47 @@ impl Program {
             }
             Ok(())
         }
+    }
+
+    /// The bias the kernels read (`Input(2)` where `bias`, widened once whole from 16 bits) and the
+    /// flags that say so; where there is none, the unused binding.
+    fn bias(&mut self, bias: bool, len: usize, elem: Elem, profile: &AdapterProfile) -> Result<(u32, View)> {
+        if !bias {
+            return Ok((0, self.whole(Slot::Unused)));
+        }
+        if !elem.is_half() {
+            return Ok((FLAG_BIAS, self.whole(Slot::Input(2))));
+        }
+        let t = self.temp("widened half-precision operand", 4 * len as u64);
+        self.widen(Slot::Input(2), len, 0, len, t, elem, profile.half, profile.max_binding_bytes)?;
+        Ok((FLAG_BIAS, t))
+    }
+
+    /// `place.wgsl`: the `planes` planes of `h × w` in `src` put at the origin of planes of `hp × wp`
+    /// in `dst` (zeros beyond them, the part beyond `dst`'s left out), with `bias = (channels, b)`
+    /// adding `b[plane % channels]` to every element.
+    fn place(
+        &mut self,
+        src: View,
+        [planes, h, w]: [usize; 3],
+        [hp, wp]: [usize; 2],
+        bias: Option<(usize, View)>,
+        dst: View,
+    ) -> Result<()> {
+        let channels = bias.map_or(1, |(c, _)| c);
+        let shape = Conv2dGeometry::new(planes / channels, channels, [h, w], 1, [1, 1], Conv2dParams::new())?;
+        let u = PrepUniform::place(&shape, planes * hp, hp, wp, bias.is_some())?;
+        let b = bias.map_or_else(|| self.whole(Slot::Unused), |(_, b)| b);
+        // One invocation writes a row of `wp`.
+        self.pass("place", bytemuck::bytes_of(&u), vec![src, b, dst], u.total, wp);
+        Ok(())
+    }
+
+    /// The `planes` planes of `h × w` in `src` cropped to their first `hp × wp`, in a temporary.
+    fn crop(&mut self, src: View, [planes, h, w]: [usize; 3], [hp, wp]: [usize; 2]) -> Result<View> {
+        let t = self.temp("operand without the frame", 4 * (planes * hp * wp) as u64);
+        self.place(src, [planes, h, w], [hp, wp], None, t)?;
+        Ok(t)
     }
 
     /// A direct kernel, one invocation per output element (`total`), each looping at most `trips`

@@ -295,6 +295,14 @@ impl PrepUniform {
         Ok(u)
     }
 
+    /// `place` over `rows` rows of planes `hp × wp` filled from `geo`'s `h × w` planes (of `geo.c`
+    /// channels, for the bias), adding the bias where `bias`.
+    pub(crate) fn place(geo: &Conv2dGeometry, rows: usize, hp: usize, wp: usize, bias: bool) -> Result<Self> {
+        let mut u = Self::planes(geo, rows, hp, wp)?;
+        u.flags = if bias { FLAG_BIAS } else { 0 };
+        Ok(u)
+    }
+
     /// `split_sum`: `len` sums of `splits` partials each.
     pub(crate) fn sum(geo: &Conv2dGeometry, splits: usize, len: usize) -> Result<Self> {
         let mut u = Self::new(geo, 0, u32_of(len)?);
