@@ -10,36 +10,10 @@
 
 mod common;
 
-use common::{Rng, abs4, check, check_as, ctx, nan_tensor, nan_tensor_as};
+use common::{Rng, abs4, check, check_as, ctx, nan_tensor, nan_tensor_as, small_device};
 use convgrad::verify::{rounded, unit_roundoff};
 use convgrad::{Context, Conv2dGeometry, Conv2dParams, Elem, Layout, reference};
 use ndarray::{Array1, Array4, Ix1, Ix4};
-
-/// The bytes one storage binding of the test device may hold: 512 `f32`s.
-const BINDING: u64 = 2048;
-
-/// A context over a new device on the test adapter whose storage bindings hold at most [`BINDING`]
-/// bytes, planning with this run's profile.
-fn small_device() -> Context {
-    let info = ctx().adapter_info().clone();
-    let instance = Context::instance(wgpu::Backends::from(info.backend));
-    let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::from(info.backend)));
-    let adapter = adapters
-        .into_iter()
-        .find(|a| a.get_info().name == info.name && a.get_info().device == info.device)
-        .expect("the test adapter, listed again");
-    let mut limits = adapter.limits();
-    limits.max_storage_buffer_binding_size = BINDING;
-    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-        label: Some("convgrad tests: small bindings"),
-        required_features: adapter.features() & ctx().device().features(),
-        required_limits: limits,
-        ..Default::default()
-    }))
-    .expect("a device with lowered limits");
-    assert_eq!(device.limits().max_storage_buffer_binding_size, BINDING);
-    Context::from_device(device, queue).with_profile(ctx().profile().class)
-}
 
 /// The layers: `(label, geometry, chunks the f32 forward pass needs at least)`.
 fn layers(layout: Layout) -> Vec<(&'static str, Conv2dGeometry)> {

@@ -132,6 +132,28 @@ fn the_three_results_match_the_reference_in_half_precision() {
     }
 }
 
+/// Batches that chunk on a device whose storage bindings hold 2 KiB, in every dtype and both
+/// layouts, with and without rows beyond the convolution's input: wgpu's validation meets every pass.
+#[test]
+fn chunked_batches_on_a_device_with_2_kib_bindings() {
+    let small = common::small_device();
+    let mut rng = Rng::new(76);
+    let d = ConvTranspose2dParams::new();
+    for layout in [Layout::Nchw, Layout::Nhwc] {
+        let layers = [
+            (6, 2, [4, 4], 2, [3, 3], d.stride(2, 2).padding(1, 1).output_padding(1, 1).layout(layout)),
+            (7, 2, [3, 2], 2, [2, 2], d.dilation(3, 3).output_padding(2, 1).layout(layout)),
+        ];
+        for layer in layers {
+            let geo = geometry(layer);
+            for elem in [Elem::F32, Elem::F16, Elem::Bf16] {
+                let r = check_layer(&small, &geo, elem, &mut rng);
+                assert!(matches!(r, Ok(Some(_))), "{} {elem}: {r:?}", geo.describe());
+            }
+        }
+    }
+}
+
 /// Every output padding PyTorch accepts (each value below max(stride, dilation), on both axes) for
 /// strides and dilations 1 to 3, on the automatic plans of both profiles; the first value it refuses
 /// is refused with [`Error::OutputPadding`] naming the axis.

@@ -892,6 +892,58 @@ mod tests {
         assert!(built > 250, "only {built} programs built");
     }
 
+    /// A transposed layer's programs are the convolution's with its frame: the forward pass (the
+    /// input gradient's kernels) writes a temporary that `place` puts into the output with the bias
+    /// and the rows only the bias reaches; the gradients crop dY to the convolution's input first.
+    /// Under small bindings they chunk like any other op, no pass over the limit.
+    #[test]
+    fn transposed_programs_frame_the_convolution_s() {
+        use crate::geometry::ConvTranspose2dParams;
+        // s1 d3 op2: 2 rows and 1 column beyond the convolution's 10×9 input.
+        let t = ConvTranspose2dParams::new().dilation(3, 3).output_padding(2, 1);
+        let geo = t.geometry([2, 2, 4, 3], [2, 3, 3, 3]).unwrap();
+        assert_eq!((geo.out, [geo.conv.h, geo.conv.w]), ([12, 10], [10, 9]));
+        let pr = profile(Gpu, BIG);
+        let p = transpose_forward(&geo, true, Elem::F32, Elem::F32, &pr, Strategy::Auto).unwrap();
+        assert_eq!(kernels(&p).last(), Some(&"place"), "{p}");
+        let Some(Step::Pass(place)) = p.steps.last() else { unreachable!() };
+        let slots: Vec<Slot> = place.binds.iter().map(|v| v.slot).collect();
+        assert_eq!(slots[1..], [Slot::Input(2), Slot::Output(0)], "{p}");
+        assert_eq!(p.outputs, [4 * 2 * 3 * 12 * 10]);
+        let u: &PrepUniform = bytemuck::from_bytes(&place.uniform);
+        assert_eq!((u.total, u.hp, u.wp), (2 * 3 * 12, 12, 10));
+        let p = transpose_input_grad(&geo, Elem::F32, Elem::F32, &pr, Strategy::Auto).unwrap();
+        assert_eq!(kernels(&p)[0], "place", "{p}");
+        assert_eq!(p.inputs[0], 4 * 2 * 3 * 12 * 10);
+        assert_eq!(p.temps[0], Temp { what: "operand without the frame", bytes: 4 * 2 * 3 * 10 * 9 });
+        let p = transpose_weight_grad(&geo, Elem::F16, Elem::F32, &pr, Strategy::Auto).unwrap();
+        assert_eq!(&kernels(&p)[..2], ["widen", "place"], "f16 read widened, then cropped: {p}");
+        // Without a frame or a bias the forward pass is the input gradient's program itself.
+        let plain = ConvTranspose2dParams::new().stride(2, 2).padding(1, 1).output_padding(1, 1);
+        let g2 = plain.geometry([2, 4, 5, 5], [4, 3, 3, 3]).unwrap();
+        assert!(!g2.extends());
+        let p = transpose_forward(&g2, false, Elem::F32, Elem::F32, &pr, Strategy::Auto).unwrap();
+        let q = input_grad(&g2.conv, Elem::F32, Elem::F32, &pr, Strategy::Auto).unwrap();
+        assert_eq!(p.steps, q.steps);
+        for class in [Cpu, Gpu] {
+            for elem in [Elem::F32, Elem::F16] {
+                for layout in [Layout::Nchw, Layout::Nhwc] {
+                    let geo = t.layout(layout).geometry(layout.activation([4, 2, 4, 3]), layout.weights([2, 3, 3, 3]));
+                    let geo = geo.unwrap();
+                    let pr = profile(class, 4096);
+                    for p in [
+                        transpose_forward(&geo, true, elem, elem, &pr, Strategy::Auto).unwrap(),
+                        transpose_input_grad(&geo, elem, elem, &pr, Strategy::Auto).unwrap(),
+                        transpose_weight_grad(&geo, elem, Elem::F32, &pr, Strategy::Auto).unwrap(),
+                    ] {
+                        assert!(kernels(&p).contains(&"submit"), "chunks under 4 KiB: {p}");
+                        assert!(passes(&p).all(|q| q.binds.iter().all(|v| v.len <= 4096)), "{p}");
+                    }
+                }
+            }
+        }
+    }
+
     /// The loop budget per pass: in whole NCHW `f32` programs (no copies, transposes or chunk sums)
     /// the longest pass loops exactly as long as the plan says its kernels do, for every family each
     /// profile can run; no pass of any program is over the budget; and a pass over it is refused when

@@ -134,3 +134,30 @@ pub fn abs4(a: &Array4<f32>) -> Array4<f32> {
 pub fn dot<D: Dimension>(a: &Array<f32, D>, b: &Array<f32, D>) -> f64 {
     a.iter().zip(b.iter()).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum()
 }
+
+/// The bytes one storage binding of [`small_device`] may hold: 512 `f32`s.
+pub const BINDING: u64 = 2048;
+
+/// A context over a new device on the test adapter whose storage bindings hold at most [`BINDING`]
+/// bytes, planning with this run's profile: wgpu's own validation meets every pass of a chunked
+/// program.
+pub fn small_device() -> Context {
+    let info = ctx().adapter_info().clone();
+    let instance = Context::instance(wgpu::Backends::from(info.backend));
+    let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::from(info.backend)));
+    let adapter = adapters
+        .into_iter()
+        .find(|a| a.get_info().name == info.name && a.get_info().device == info.device)
+        .expect("the test adapter, listed again");
+    let mut limits = adapter.limits();
+    limits.max_storage_buffer_binding_size = BINDING;
+    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+        label: Some("convgrad tests: small bindings"),
+        required_features: adapter.features() & ctx().device().features(),
+        required_limits: limits,
+        ..Default::default()
+    }))
+    .expect("a device with lowered limits");
+    assert_eq!(device.limits().max_storage_buffer_binding_size, BINDING);
+    Context::from_device(device, queue).with_profile(ctx().profile().class)
+}
