@@ -10,9 +10,9 @@
 
 mod common;
 
-use common::{Rng, abs4, check, check_as, ctx, nan_tensor, nan_tensor_as, small_device};
+use common::{Rng, abs4, check, check_as, nan_tensor, nan_tensor_as, small_device};
 use convgrad::verify::{rounded, unit_roundoff};
-use convgrad::{Context, Conv2dGeometry, Conv2dParams, Elem, Layout, reference};
+use convgrad::{Conv2dGeometry, Conv2dParams, Elem, Layout, reference};
 use ndarray::{Array1, Array4, Ix1, Ix4};
 
 /// The layers: `(label, geometry, chunks the f32 forward pass needs at least)`.
