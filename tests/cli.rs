@@ -338,6 +338,63 @@ fn bad_files_are_one_line_errors_with_exit_code_2() {
     );
 }
 
+/// `convgrad conv-transpose` against the reference in both layouts (with a bias, output padding,
+/// groups and dilation), and its bad inputs: an output padding not below the stride or dilation, a
+/// negative or zero size, `same` padding, a padding that leaves no output — each one line, exit 2,
+/// no output file.
+#[test]
+fn conv_transpose_round_trips_and_refuses_bad_input() {
+    let d = dir("transpose");
+    let mut rng = Rng::new(12);
+    let x: Array<f32, Ix4> = rng.array((2, 4, 5, 4));
+    let w: Array<f32, Ix4> = rng.array((4, 3, 3, 2));
+    let b: Array<f32, ndarray::Ix1> = rng.array(6);
+    let params =
+        convgrad::ConvTranspose2dParams::new().stride(2, 3).padding(1, 0).output_padding(1, 2).dilation(1, 2).groups(2);
+    let (xp, wp, bp, yp) = (d.join("x.npy"), d.join("w.npy"), d.join("b.npy"), d.join("y.npy"));
+    save(&xp, &x);
+    save(&wp, &w);
+    save(&bp, &b);
+    let flags =
+        ["--stride", "2,3", "--padding", "1,0", "--output-padding", "1,2", "--dilation", "1,2", "--groups", "2"];
+    let mut args = vec!["conv-transpose", "--input", s(&xp), "--weight", s(&wp), "--bias", s(&bp), "--output", s(&yp)];
+    args.extend(flags);
+    ok(&args);
+    let want = reference::conv_transpose(x.view(), w.view(), Some(b.view()), &params).unwrap();
+    assert_eq!(want.dim(), (2, 6, 10, 14));
+    close(&load(&yp), &want.into_dyn());
+
+    let (xh, wh) = (x.view().permuted_axes([0, 2, 3, 1]), w.view().permuted_axes([0, 2, 3, 1]));
+    let (xhp, whp, yhp) = (d.join("xh.npy"), d.join("wh.npy"), d.join("yh.npy"));
+    save(&xhp, &xh.as_standard_layout().into_owned());
+    save(&whp, &wh.as_standard_layout().into_owned());
+    let mut args =
+        vec!["conv-transpose", "--input", s(&xhp), "--weight", s(&whp), "--layout", "nhwc", "--output", s(&yhp)];
+    args.extend(flags);
+    ok(&args);
+    let nhwc = params.layout(convgrad::Layout::Nhwc);
+    close(&load(&yhp), &reference::conv_transpose(xh, wh, None, &nhwc).unwrap().into_dyn());
+
+    let y = d.join("bad.npy");
+    let bad = |extra: &[&str], needle: &str| {
+        let mut args = vec!["conv-transpose", "--input", s(&xp), "--weight", s(&wp), "--output", s(&y)];
+        args.extend(extra);
+        fails(&args, needle, &y);
+    };
+    bad(&["--stride", "2", "--output-padding", "2"], "output padding 2 along height must be smaller");
+    bad(&["--stride", "1", "--dilation", "2", "--output-padding", "0,2"], "along width");
+    bad(&["--output-padding", "-1"], "'-1' is not a non-negative integer");
+    bad(&["--stride", "-2"], "'-2' is not a non-negative integer");
+    bad(&["--stride", "0"], "stride (height) must be at least 1");
+    bad(&["--dilation", "1,0"], "dilation (width) must be at least 1");
+    bad(&["--padding", "same"], "no transposed form");
+    bad(&["--padding", "9"], "output along height is empty");
+    bad(&["--groups", "3"], "not divisible by groups");
+    let zero = d.join("zero.npy");
+    raw_npy(&zero, "<f4", false, &[2, 4, 0, 4], &[]);
+    fails(&["conv-transpose", "--input", s(&zero), "--weight", s(&wp), "--output", s(&y)], "zero-sized", &y);
+}
+
 #[test]
 fn an_existing_output_survives_a_failed_command() {
     let d = dir("keep");

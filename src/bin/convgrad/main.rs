@@ -46,6 +46,9 @@ enum Command {
     WeightGrad(WeightGradArgs),
     /// dX: the input gradient (transposed convolution).
     InputGrad(InputGradArgs),
+    /// Y = conv_transpose2d(X, W) (+ b), as PyTorch: N×Cin×H×W input, Cin×Cout/G×S×T weights, output
+    /// (H−1)·s − 2p + d·(S−1) + output_padding + 1 along each axis.
+    ConvTranspose(ConvTransposeArgs),
     /// List the adapters and mark the one that would be used.
     Info,
     /// Check the chosen adapter against the f64 CPU reference and finite differences.
@@ -126,18 +129,24 @@ pub fn parse_dtypes(s: &str) -> Result<Dtypes, String> {
 #[derive(Debug, Args)]
 struct ConvFlags {
     /// Stride: S or SH,SW.
-    #[arg(long, default_value = "1", value_parser = parse_pair, value_name = "S[,S]")]
+    #[arg(long, default_value = "1", value_parser = parse_pair, value_name = "S[,S]", allow_negative_numbers = true)]
     stride: [usize; 2],
     /// Zero padding: P (every side), PH,PW (top and bottom, left and right), TOP,BOTTOM,LEFT,RIGHT,
     /// `same` (PyTorch's padding='same', stride 1: an even kernel's extra zero at the bottom/right), or
     /// `same-tf` (TensorFlow's SAME at any stride: output ⌈H/s⌉, the smaller half of the zeros first).
-    #[arg(long, default_value = "0", value_parser = parse_padding, value_name = "P|PH,PW|T,B,L,R|same|same-tf")]
+    #[arg(
+        long,
+        default_value = "0",
+        value_parser = parse_padding,
+        value_name = "P|PH,PW|T,B,L,R|same|same-tf",
+        allow_negative_numbers = true
+    )]
     padding: Padding,
     /// Dilation: D or DH,DW.
-    #[arg(long, default_value = "1", value_parser = parse_pair, value_name = "D[,D]")]
+    #[arg(long, default_value = "1", value_parser = parse_pair, value_name = "D[,D]", allow_negative_numbers = true)]
     dilation: [usize; 2],
     /// Groups G (C and K divisible by G).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
     groups: usize,
     /// Memory layout of the .npy files: nchw (weights K×C/G×S×T) or nhwc (channels last, weights
     /// K×S×T×C/G, as PyTorch's channels_last and TensorFlow).
@@ -267,6 +276,88 @@ struct InputGradArgs {
     output: PathBuf,
 }
 
+#[derive(Debug, Args)]
+struct ConvTransposeArgs {
+    /// Input X: N×Cin×H×W (N×H×W×Cin with --layout nhwc).
+    #[arg(long)]
+    input: PathBuf,
+    /// Weights W: Cin×(Cout/G)×S×T, PyTorch's ConvTranspose2d.weight (Cin×S×T×Cout/G with nhwc).
+    #[arg(long)]
+    weight: PathBuf,
+    /// Optional bias: Cout values.
+    #[arg(long)]
+    bias: Option<PathBuf>,
+    /// Output padding: O or OH,OW, rows and columns added after the output; each below its axis's
+    /// stride or dilation.
+    #[arg(long, default_value = "0", value_parser = parse_pair, value_name = "O[,O]", allow_negative_numbers = true)]
+    output_padding: [usize; 2],
+    /// Stride, padding (rows and columns taken off the full output: P, PH,PW or T,B,L,R), dilation,
+    /// groups, layout and dtype, as for the other commands (`same` padding has no transposed form).
+    #[command(flatten)]
+    conv: ConvFlags,
+    /// Where to write Y: N×Cout×Ho×Wo.
+    #[arg(long)]
+    output: PathBuf,
+}
+
+impl ConvTransposeArgs {
+    fn params(&self) -> Result<convgrad::ConvTranspose2dParams, CliError> {
+        let c = self.conv.params();
+        let Padding::Explicit(padding) = c.padding else {
+            return Err(CliError(
+                "--padding same and same-tf have no transposed form (PyTorch refuses them too): give the rows \
+                 and columns to take off, P, PH,PW or T,B,L,R"
+                    .into(),
+            ));
+        };
+        Ok(convgrad::ConvTranspose2dParams {
+            stride: c.stride,
+            padding,
+            output_padding: self.output_padding,
+            dilation: c.dilation,
+            groups: c.groups,
+            layout: c.layout,
+        })
+    }
+}
+
+fn conv_transpose(options: &AdapterOptions, a: &ConvTransposeArgs) -> Result<(), CliError> {
+    let params = a.params()?;
+    let (x, xe) = npy::read(&a.input)?;
+    let (w, we) = npy::read(&a.weight)?;
+    let mut dtypes = vec![(a.input.as_path(), xe), (a.weight.as_path(), we)];
+    let b = match &a.bias {
+        Some(p) => {
+            let (b, be) = npy::read(p)?;
+            dtypes.push((p.as_path(), be));
+            Some(rank::<Ix1>(b, p, "a 1-D bias of Cout values")?)
+        }
+        None => None,
+    };
+    let elem = dtype_of(a.conv.dtype, &dtypes)?;
+    let (xs, ws) = (x.shape().to_vec(), w.shape().to_vec());
+    let files: [(&Path, &[usize]); 2] = [(&a.input, &xs), (&a.weight, &ws)];
+    let (xl, wl) = match a.conv.layout {
+        LayoutArg::Nchw => ("N×Cin×H×W", "Cin×Cout/G×S×T"),
+        LayoutArg::Nhwc => ("N×H×W×Cin", "Cin×S×T×Cout/G"),
+    };
+    let x4 = rank::<Ix4>(x, &a.input, &format!("an {xl} (4-D) input"))?;
+    let w4 = rank::<Ix4>(w, &a.weight, &format!("{wl} (4-D) weights"))?;
+    // Shapes are checked before a device is opened, so a bad file fails fast.
+    params.geometry(convgrad_dims(&x4), convgrad_dims(&w4)).map_err(|e| shapes_err(e, &files))?;
+    let ctx = context(options)?;
+    let y = (|| {
+        let (xt, wt) = (up(&ctx, &x4, elem)?, up(&ctx, &w4, elem)?);
+        let bt = b.as_ref().map(|b| up(&ctx, b, elem)).transpose()?;
+        ctx.download::<Ix4>(&ctx.conv_transpose(&xt, &wt, bt.as_ref(), &params)?)
+    })()
+    .map_err(|e| shapes_err(e, &files))?
+    .into_dyn();
+    npy::write(&a.output, &y, elem)?;
+    report("transposed convolution", &a.output, y.shape(), elem, &ctx);
+    Ok(())
+}
+
 fn parse_padding(s: &str) -> Result<Padding, String> {
     if s.trim().eq_ignore_ascii_case("same") {
         return Ok(Padding::Same);
@@ -313,7 +404,10 @@ impl From<convgrad::Error> for CliError {
 fn main() -> ExitCode {
     oversubscribe_lavapipe();
     quiet_device_select();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
     match run(cli) {
         Ok(code) => code,
         Err(CliError(msg)) => {
@@ -321,6 +415,25 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// A command line clap refuses, as one line and exit code 2 like every other bad input (clap's own
+/// report adds the usage and a hint over several lines); help and version print as clap has them.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        let _ = e.print();
+        return ExitCode::from(2);
+    }
+    let text = e.render().to_string();
+    let first = text.lines().next().unwrap_or("invalid command line");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    eprintln!("convgrad: error: {first} (convgrad help lists the commands, convgrad COMMAND --help the options)");
+    ExitCode::from(2)
 }
 
 /// Gives Mesa's lavapipe two worker threads per CPU unless the user chose a number (LP_NUM_THREADS).
@@ -377,6 +490,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Forward(a) => forward(&options, &a).map(|()| ExitCode::SUCCESS),
         Command::WeightGrad(a) => weight_grad(&options, &a).map(|()| ExitCode::SUCCESS),
         Command::InputGrad(a) => input_grad(&options, &a).map(|()| ExitCode::SUCCESS),
+        Command::ConvTranspose(a) => conv_transpose(&options, &a).map(|()| ExitCode::SUCCESS),
         Command::Info => info(&options),
         Command::Check(a) => check(&options, &a),
         Command::Demo(a) => demo::run(&options, &a),
