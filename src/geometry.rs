@@ -890,16 +890,36 @@ impl ConvTranspose2dGeometry {
         self.conv.flops()
     }
 
-    /// A short description, e.g. `transposed 8×64×28×28 → 56×56 (op 1,1) of 8×32×56×56 * 64×32×3×3 s2 p1 d1 g1`.
+    /// A short description, e.g. `transposed 8×64×28×28 * 64×32×3×3 s2 p1 op1 d1 g1 → 56×56`: input,
+    /// weights `[Cin, Cout/G, S, T]`, parameters (per side `p0,1,0,1` where asymmetric) and output size.
     #[must_use]
     pub fn describe(&self) -> String {
-        let [n, cin, h, w] = [self.conv.n, self.conv.k, self.conv.p, self.conv.q];
-        let [oh, ow] = self.params.output_padding;
+        let c = &self.conv;
+        let pr = &self.params;
+        let pair = |a: [usize; 2]| if a[0] == a[1] { a[0].to_string() } else { format!("{},{}", a[0], a[1]) };
+        let pd = pr.padding;
+        let padding = if pd.is_symmetric() {
+            pair(pd.lead())
+        } else {
+            format!("{},{},{},{}", pd.top, pd.bottom, pd.left, pd.right)
+        };
+        let layout = if pr.layout == Layout::Nchw { "" } else { " nhwc" };
         format!(
-            "transposed {n}×{cin}×{h}×{w} → {}×{} (op {oh},{ow}) of {}",
+            "transposed {}×{}×{}×{} * {}×{}×{}×{} s{} p{padding} op{} d{} g{} → {}×{}{layout}",
+            c.n,
+            c.k,
+            c.p,
+            c.q,
+            c.k,
+            c.channels_per_group(),
+            c.s,
+            c.t,
+            pair(pr.stride),
+            pair(pr.output_padding),
+            pair(pr.dilation),
+            pr.groups,
             self.out[0],
-            self.out[1],
-            self.conv.describe()
+            self.out[1]
         )
     }
 }

@@ -11,7 +11,7 @@ use ndarray::Array4;
 use ndarray::{Array, Dimension};
 
 use crate::elem::Elem;
-use crate::geometry::{Conv2dParams, Layout};
+use crate::geometry::{Conv2dParams, ConvTranspose2dParams, Layout};
 #[cfg(not(target_arch = "wasm32"))]
 use crate::{error::Result, geometry::Conv2dGeometry, gpu::Context, reference};
 
@@ -266,6 +266,7 @@ pub fn edge_layers() -> Vec<(&'static str, Layer)> {
 pub fn self_test(ctx: &Context) -> Result<Vec<CheckRow>> {
     let mut rng = Rng::new(SELF_TEST_SEED);
     let mut rows = layer_rows(ctx, Elem::F32, &mut rng)?;
+    rows.extend(transposed_rows(ctx, Elem::F32, &mut rng)?);
     rows.extend(finite_difference_rows(ctx, &mut rng)?);
     Ok(rows)
 }
@@ -284,7 +285,65 @@ const SELF_TEST_SEED: u64 = 0xC0FFEE;
 /// Only wgpu or device errors; a wrong result is a failing row.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn self_test_as(ctx: &Context, elem: Elem) -> Result<Vec<CheckRow>> {
-    layer_rows(ctx, elem, &mut Rng::new(SELF_TEST_SEED))
+    let mut rng = Rng::new(SELF_TEST_SEED);
+    let mut rows = layer_rows(ctx, elem, &mut rng)?;
+    rows.extend(transposed_rows(ctx, elem, &mut rng)?);
+    Ok(rows)
+}
+
+/// The transposed layers the self-test runs: an upsampling layer with output padding, grouped and
+/// dilated with uneven strides, one whose last rows only the bias reaches (`stride ≤ output_padding
+/// < dilation`), and channels last.
+#[must_use]
+pub fn transposed_test_layers() -> Vec<(usize, usize, [usize; 2], usize, [usize; 2], ConvTranspose2dParams)> {
+    let d = ConvTranspose2dParams::new();
+    vec![
+        (2, 4, [6, 5], 3, [3, 3], d.stride(2, 2).padding(1, 1).output_padding(1, 1)),
+        (2, 4, [4, 5], 6, [3, 2], d.stride(3, 2).padding(1, 0).dilation(1, 2).groups(2).output_padding(2, 1)),
+        (1, 2, [5, 4], 3, [3, 2], d.dilation(3, 2).output_padding(2, 1)),
+        (2, 4, [6, 5], 4, [4, 4], d.stride(2, 2).padding(1, 1).groups(2).layout(Layout::Nhwc)),
+    ]
+}
+
+/// Rows for the transposed layers: its forward pass (with a bias), input and weight gradients, each
+/// against the `f64` reference written from the transposed layer's own definition.
+#[cfg(not(target_arch = "wasm32"))]
+fn transposed_rows(ctx: &Context, elem: Elem, rng: &mut Rng) -> Result<Vec<CheckRow>> {
+    let mut rows = Vec::new();
+    for (n, cin, [h, w], cout, [s, t], params) in transposed_test_layers() {
+        let lay = params.layout;
+        let geo = params.geometry(lay.activation([n, cin, h, w]), lay.weights([cin, cout / params.groups, s, t]))?;
+        let x: Array4<f32> = rounded(&rng.array(geo.input_shape()), elem);
+        let wt: Array4<f32> = rounded(&rng.array(geo.weight_shape()), elem);
+        let b: ndarray::Array1<f32> = rounded(&rng.array(cout), elem);
+        let dy: Array4<f32> = rounded(&rng.array(geo.output_shape()), elem);
+        let abs = |a: &Array4<f32>| a.mapv(f32::abs);
+        let (ax, aw, ady, ab) = (abs(&x), abs(&wt), abs(&dy), b.mapv(f32::abs));
+        let [xd, wd, dyd] = [&x, &wt, &dy].map(|a| ctx.upload_as(a.view(), elem));
+        let (xd, wd, dyd, bd) = (xd?, wd?, dyd?, ctx.upload_as(b.view(), elem)?);
+        let shape = geo.describe();
+        let mut row = |op, stored: Elem, gpu: &ndarray::ArrayD<f32>, r: Array4<f64>, m: Array4<f64>, len| {
+            let (r, m) = (r.into_dyn(), m.into_dyn());
+            let (rel, ratio) = (rel_err(gpu, &r), bound_ratio_as(gpu, &r, &m, len, stored));
+            let pass = ratio <= 1.0 && rel <= MAX_REL_ERR.max(unit_roundoff(stored));
+            rows.push(CheckRow { op, shape: shape.clone(), rel_err: rel, bound_ratio: ratio, pass });
+        };
+        let c = &geo.conv;
+        let y = ctx.conv_transpose(&xd, &wd, Some(&bd), &params)?;
+        let y_ref = reference::conv_transpose(x.view(), wt.view(), Some(b.view()), &params)?;
+        let y_mag = reference::conv_transpose(ax.view(), aw.view(), Some(ab.view()), &params)?;
+        let ly = c.filters_per_group() * s * t + 1;
+        row("transpose", y.dtype(), &ctx.download(&y)?, y_ref, y_mag, ly);
+        let dx = ctx.conv_transpose_input_grad(&dyd, &wd, &params)?;
+        let dx_ref = reference::conv_transpose_input_grad(dy.view(), wt.view(), &params)?;
+        let dx_mag = reference::conv_transpose_input_grad(ady.view(), aw.view(), &params)?;
+        row("transpose-dX", dx.dtype(), &ctx.download(&dx)?, dx_ref, dx_mag, c.channels_per_group() * s * t);
+        let dw = ctx.conv_transpose_weight_grad(&xd, &dyd, [s, t], &params)?;
+        let dw_ref = reference::conv_transpose_weight_grad(x.view(), dy.view(), [s, t], &params)?;
+        let dw_mag = reference::conv_transpose_weight_grad(ax.view(), ady.view(), [s, t], &params)?;
+        row("transpose-dW", dw.dtype(), &ctx.download(&dw)?, dw_ref, dw_mag, c.n * c.p * c.q);
+    }
+    Ok(rows)
 }
 
 /// The rows of [`self_test_as`], drawing the data from `rng`; for `f32` without the `forward to f32`
