@@ -167,6 +167,9 @@ pub const MAX_REL_ERR: f64 = 1e-5;
 /// A layer as `(N, C, [H, W], K, [S, T], params)`.
 pub type Layer = (usize, usize, [usize; 2], usize, [usize; 2], Conv2dParams);
 
+/// A transposed layer as `(N, Cin, [H, W], Cout, [S, T], params)`.
+pub type TransposedLayer = (usize, usize, [usize; 2], usize, [usize; 2], ConvTranspose2dParams);
+
 /// The layers the self-test runs: each parameter on its own, then all together; 'same' and per-side
 /// padding; channels last.
 #[must_use]
@@ -295,7 +298,7 @@ pub fn self_test_as(ctx: &Context, elem: Elem) -> Result<Vec<CheckRow>> {
 /// dilated with uneven strides, one whose last rows only the bias reaches (`stride ≤ output_padding
 /// < dilation`), and channels last.
 #[must_use]
-pub fn transposed_test_layers() -> Vec<(usize, usize, [usize; 2], usize, [usize; 2], ConvTranspose2dParams)> {
+pub fn transposed_test_layers() -> Vec<TransposedLayer> {
     let d = ConvTranspose2dParams::new();
     vec![
         (2, 4, [6, 5], 3, [3, 3], d.stride(2, 2).padding(1, 1).output_padding(1, 1)),

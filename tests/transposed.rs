@@ -12,8 +12,7 @@ use convgrad::verify::rounded;
 use convgrad::{Context, ConvTranspose2dGeometry, ConvTranspose2dParams, Elem, Error, Layout, reference};
 use ndarray::{Array1, Array4, Ix1, Ix4};
 
-/// A transposed layer: batch, input channels `Cin`, input size, output channels `Cout`, kernel, params.
-type Layer = (usize, usize, [usize; 2], usize, [usize; 2], ConvTranspose2dParams);
+use convgrad::verify::TransposedLayer as Layer;
 
 fn layers() -> Vec<(&'static str, Layer)> {
     let d = ConvTranspose2dParams::new();
