@@ -105,7 +105,8 @@ pub mod verify;
 pub use elem::{Elem, HalfPath, HostElem};
 pub use error::{Error, Result};
 pub use geometry::{
-    Conv2dGeometry, Conv2dParams, ConvTranspose2dGeometry, ConvTranspose2dParams, Layout, Padding, Sides,
+    Conv1dParams, Conv2dGeometry, Conv2dParams, ConvTranspose1dParams, ConvTranspose2dGeometry, ConvTranspose2dParams,
+    Layout, Padding, Sides,
 };
 #[cfg(not(target_arch = "wasm32"))]
 pub use gpu::list_adapters;

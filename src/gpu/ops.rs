@@ -6,11 +6,14 @@
 //! one code that records device work. Nothing here decides how a layer runs.
 
 #[cfg(not(target_arch = "wasm32"))]
-use ndarray::{Array1, Array2, Array3, Array4, ArrayView1, ArrayView2, ArrayView3, ArrayView4, Ix1, Ix4};
+use ndarray::{Array1, Array2, Array3, Array4, ArrayView1, ArrayView2, ArrayView3, ArrayView4, Ix1, Ix3, Ix4};
 
 use crate::elem::Elem;
 use crate::error::{Error, Result};
-use crate::geometry::{Conv2dGeometry, Conv2dParams, ConvTranspose2dGeometry, ConvTranspose2dParams, Layout};
+use crate::geometry::{
+    Conv1dParams, Conv2dGeometry, Conv2dParams, ConvTranspose1dParams, ConvTranspose2dGeometry, ConvTranspose2dParams,
+    Layout,
+};
 use crate::gpu::context::Context;
 use crate::gpu::engine;
 use crate::gpu::tensor::Tensor;
@@ -387,6 +390,115 @@ impl Context {
 }
 
 impl Context {
+    // ---- 1-D layers: the 2-D layers of height 1, on views of the same buffers -------------------
+
+    /// 1-D convolution (PyTorch's `conv1d`) on device tensors: `X` `[N, C, L]`, `W` `[K, C/G, S]`, the
+    /// optional bias `[K]`; the result is `[N, K, Lout]` (formula in [`Conv1dParams`]). Runs as
+    /// [`Context::forward`] of the 2-D layer of height 1 on views of the same buffers.
+    ///
+    /// # Errors
+    /// As [`Context::forward`], and tensors that are not 3-D.
+    pub fn forward_1d(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, params: &Conv1dParams) -> Result<Tensor> {
+        let lay = params.layout;
+        let (x4, w4) =
+            (x.reshape(&lay.lift_1d(x.shape3("input X")?))?, w.reshape(&lay.lift_1d(w.shape3("weights W")?))?);
+        let y = self.forward(&x4, &w4, bias, &params.conv2d())?;
+        y.reshape(&lay.lower_1d(y.shape4("output Y")?))
+    }
+
+    /// The weight gradient of [`Context::forward_1d`]: `X` `[N, C, L]`, `dY` `[N, K, Lout]`, the
+    /// kernel size `S`; the result `dW` is `[K, C/G, S]`.
+    ///
+    /// # Errors
+    /// As [`Context::weight_grad`], and tensors that are not 3-D.
+    pub fn weight_grad_1d(&self, x: &Tensor, dy: &Tensor, kernel: usize, params: &Conv1dParams) -> Result<Tensor> {
+        let lay = params.layout;
+        let x4 = x.reshape(&lay.lift_1d(x.shape3("input X")?))?;
+        let dy4 = dy.reshape(&lay.lift_1d(dy.shape3("output gradient dY")?))?;
+        let dw = self.weight_grad(&x4, &dy4, [1, kernel], &params.conv2d())?;
+        dw.reshape(&lay.lower_1d(dw.shape4("weight gradient dW")?))
+    }
+
+    /// The input gradient of [`Context::forward_1d`]: `dY` `[N, K, Lout]`, `W` `[K, C/G, S]`, the
+    /// input length `L`; the result `dX` is `[N, C, L]`.
+    ///
+    /// # Errors
+    /// As [`Context::input_grad`], and tensors that are not 3-D.
+    pub fn input_grad_1d(&self, dy: &Tensor, w: &Tensor, length: usize, params: &Conv1dParams) -> Result<Tensor> {
+        let lay = params.layout;
+        let dy4 = dy.reshape(&lay.lift_1d(dy.shape3("output gradient dY")?))?;
+        let w4 = w.reshape(&lay.lift_1d(w.shape3("weights W")?))?;
+        let dx = self.input_grad(&dy4, &w4, [1, length], &params.conv2d())?;
+        dx.reshape(&lay.lower_1d(dx.shape4("input gradient dX")?))
+    }
+
+    /// The bias gradient of a 1-D layer: `dB[k] = Σ_n Σ_l dY[n,k,l]` for dY `[N, K, L]` in `layout`.
+    ///
+    /// # Errors
+    /// As [`Context::bias_grad`], and a `dy` that is not 3-D.
+    pub fn bias_grad_1d(&self, dy: &Tensor, layout: Layout) -> Result<Tensor> {
+        self.bias_grad(&dy.reshape(&layout.lift_1d(dy.shape3("output gradient dY")?))?, layout)
+    }
+
+    /// 1-D transposed convolution (PyTorch's `conv_transpose1d`): `X` `[N, Cin, L]`, `W`
+    /// `[Cin, Cout/G, S]`, the optional bias `[Cout]`; the result is `[N, Cout, Lout]`
+    /// ([`ConvTranspose1dParams`]).
+    ///
+    /// # Errors
+    /// As [`Context::conv_transpose`], and tensors that are not 3-D.
+    pub fn conv_transpose_1d(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        bias: Option<&Tensor>,
+        params: &ConvTranspose1dParams,
+    ) -> Result<Tensor> {
+        let lay = params.layout;
+        let (x4, w4) =
+            (x.reshape(&lay.lift_1d(x.shape3("input X")?))?, w.reshape(&lay.lift_1d(w.shape3("weights W")?))?);
+        let y = self.conv_transpose(&x4, &w4, bias, &params.conv_transpose2d())?;
+        y.reshape(&lay.lower_1d(y.shape4("output Y")?))
+    }
+
+    /// The input gradient of [`Context::conv_transpose_1d`]: `dY` `[N, Cout, Lout]`, `W`
+    /// `[Cin, Cout/G, S]`; the result is `[N, Cin, L]`.
+    ///
+    /// # Errors
+    /// As [`Context::conv_transpose_input_grad`], and tensors that are not 3-D.
+    pub fn conv_transpose_1d_input_grad(
+        &self,
+        dy: &Tensor,
+        w: &Tensor,
+        params: &ConvTranspose1dParams,
+    ) -> Result<Tensor> {
+        let lay = params.layout;
+        let dy4 = dy.reshape(&lay.lift_1d(dy.shape3("output gradient dY")?))?;
+        let w4 = w.reshape(&lay.lift_1d(w.shape3("weights W")?))?;
+        let dx = self.conv_transpose_input_grad(&dy4, &w4, &params.conv_transpose2d())?;
+        dx.reshape(&lay.lower_1d(dx.shape4("input gradient dX")?))
+    }
+
+    /// The weight gradient of [`Context::conv_transpose_1d`]: `X` `[N, Cin, L]`, `dY`
+    /// `[N, Cout, Lout]`, the kernel size `S`; the result is `[Cin, Cout/G, S]`.
+    ///
+    /// # Errors
+    /// As [`Context::conv_transpose_weight_grad`], and tensors that are not 3-D.
+    pub fn conv_transpose_1d_weight_grad(
+        &self,
+        x: &Tensor,
+        dy: &Tensor,
+        kernel: usize,
+        params: &ConvTranspose1dParams,
+    ) -> Result<Tensor> {
+        let lay = params.layout;
+        let x4 = x.reshape(&lay.lift_1d(x.shape3("input X")?))?;
+        let dy4 = dy.reshape(&lay.lift_1d(dy.shape3("output gradient dY")?))?;
+        let dw = self.conv_transpose_weight_grad(&x4, &dy4, [1, kernel], &params.conv_transpose2d())?;
+        dw.reshape(&lay.lower_1d(dw.shape4("weight gradient dW")?))
+    }
+}
+
+impl Context {
     /// `t` as a new tensor of element type `to`: widened exactly, or rounded to nearest even (beyond
     /// the largest finite `f16`, ±∞); a copy where `to` is `t`'s own type. Master weights in `f32`
     /// cast to `f16` for a half-precision step, say. A tensor larger than one binding is cast in
@@ -583,6 +695,64 @@ impl Context {
         params.geometry_for_weight_grad(crate::dims4(&x), crate::dims4(&dy), kernel)?;
         let dw = self.conv_transpose_weight_grad(&self.upload(x)?, &self.upload(dy)?, kernel, params)?;
         self.download::<Ix4>(&dw)
+    }
+
+    /// [`Context::forward_1d`] on host arrays.
+    ///
+    /// # Errors
+    /// As [`Context::forward_1d`] and [`Context::download`].
+    pub fn conv1d(
+        &self,
+        x: ArrayView3<f32>,
+        w: ArrayView3<f32>,
+        bias: Option<ArrayView1<f32>>,
+        params: &Conv1dParams,
+    ) -> Result<Array3<f32>> {
+        let b = bias.map(|b| self.upload(b)).transpose()?;
+        self.download::<Ix3>(&self.forward_1d(&self.upload(x)?, &self.upload(w)?, b.as_ref(), params)?)
+    }
+
+    /// [`Context::weight_grad_1d`] on host arrays.
+    ///
+    /// # Errors
+    /// As [`Context::weight_grad_1d`] and [`Context::download`].
+    pub fn conv1d_weight_grad(
+        &self,
+        x: ArrayView3<f32>,
+        dy: ArrayView3<f32>,
+        kernel: usize,
+        params: &Conv1dParams,
+    ) -> Result<Array3<f32>> {
+        self.download::<Ix3>(&self.weight_grad_1d(&self.upload(x)?, &self.upload(dy)?, kernel, params)?)
+    }
+
+    /// [`Context::input_grad_1d`] on host arrays.
+    ///
+    /// # Errors
+    /// As [`Context::input_grad_1d`] and [`Context::download`].
+    pub fn conv1d_input_grad(
+        &self,
+        dy: ArrayView3<f32>,
+        w: ArrayView3<f32>,
+        length: usize,
+        params: &Conv1dParams,
+    ) -> Result<Array3<f32>> {
+        self.download::<Ix3>(&self.input_grad_1d(&self.upload(dy)?, &self.upload(w)?, length, params)?)
+    }
+
+    /// [`Context::conv_transpose_1d`] on host arrays.
+    ///
+    /// # Errors
+    /// As [`Context::conv_transpose_1d`] and [`Context::download`].
+    pub fn conv_transpose1d(
+        &self,
+        x: ArrayView3<f32>,
+        w: ArrayView3<f32>,
+        bias: Option<ArrayView1<f32>>,
+        params: &ConvTranspose1dParams,
+    ) -> Result<Array3<f32>> {
+        let b = bias.map(|b| self.upload(b)).transpose()?;
+        self.download::<Ix3>(&self.conv_transpose_1d(&self.upload(x)?, &self.upload(w)?, b.as_ref(), params)?)
     }
 
     // ---- the single-channel form ----------------------------------------------------------------

@@ -62,6 +62,35 @@ impl Tensor {
             .map_err(|_| Error::shape(format!("rank of {what}"), "4", self.shape.len().to_string()))
     }
 
+    /// The shape as `[d0, d1, d2]`, or an error naming `what` if the rank is not 3.
+    pub(crate) fn shape3(&self, what: &str) -> Result<[usize; 3]> {
+        <[usize; 3]>::try_from(self.shape.as_slice())
+            .map_err(|_| Error::shape(format!("rank of {what}"), "3", self.shape.len().to_string()))
+    }
+
+    /// The same elements under another shape of the same element count, sharing this tensor's
+    /// buffer (what an operation writes through one is seen through the other), as PyTorch's
+    /// `view` of a contiguous tensor: the 1-D layers' `[N, C, L]` as `[N, C, 1, L]`, say.
+    ///
+    /// # Errors
+    /// A shape of another element count.
+    pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
+        if shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) != Some(self.len()) {
+            return Err(Error::shape(
+                "reshaped tensor",
+                format!("a shape of {} elements, as {:?}", self.len(), self.shape),
+                format!("{shape:?}"),
+            ));
+        }
+        Ok(Tensor {
+            buffer: self.buffer.clone(),
+            shape: shape.to_vec(),
+            elem: self.elem,
+            ctx_id: self.ctx_id,
+            recycle: None,
+        })
+    }
+
     /// The underlying buffer, for callers that bind it in their own passes.
     #[must_use]
     pub fn buffer(&self) -> &wgpu::Buffer {
