@@ -439,7 +439,7 @@ impl Conv2dGeometry {
     /// Resolves the geometry from the batch, channels, input size, filters and kernel size.
     ///
     /// # Errors
-    /// Any zero size, zero stride or dilation, groups that do not divide `c` and `k`, a kernel that
+    /// Any zero size but the batch, zero stride or dilation, groups that do not divide `c` and `k`, a kernel that
     /// does not fit, or an element count that overflows `u32`.
     pub fn new(
         n: usize,
@@ -449,7 +449,9 @@ impl Conv2dGeometry {
         [s, t]: [usize; 2],
         params: Conv2dParams,
     ) -> Result<Self> {
-        for (what, v) in [("batch N", n), ("input channels C", c), ("filters K", k)] {
+        // A batch of no samples is a layer all the same (PyTorch runs it): the operations give empty
+        // results and zero gradients without dispatching anything.
+        for (what, v) in [("input channels C", c), ("filters K", k)] {
             if v == 0 {
                 return Err(Error::ZeroDimension { what });
             }
@@ -630,7 +632,10 @@ mod tests {
         assert!(matches!(output_size("width", 0, 3, 1, [0, 0], 1), Err(Error::ZeroDimension { .. })));
         assert!(matches!(output_size("width", 4, 0, 1, [0, 0], 1), Err(Error::ZeroDimension { .. })));
         let p = Conv2dParams::default();
-        assert!(matches!(Conv2dGeometry::new(0, 1, [3, 3], 1, [1, 1], p), Err(Error::ZeroDimension { .. })));
+        assert!(matches!(Conv2dGeometry::new(1, 0, [3, 3], 1, [1, 1], p), Err(Error::ZeroDimension { .. })));
+        assert!(matches!(Conv2dGeometry::new(1, 1, [3, 3], 0, [1, 1], p), Err(Error::ZeroDimension { .. })));
+        let empty = Conv2dGeometry::new(0, 2, [3, 3], 4, [3, 3], p).unwrap();
+        assert_eq!((empty.output_shape(), empty.weight_shape()), ([0, 4, 1, 1], [4, 2, 3, 3]));
         assert!(matches!(p.groups(0).geometry([1, 2, 3, 3], [2, 2, 1, 1]), Err(Error::ZeroDimension { .. })));
     }
 

@@ -86,6 +86,7 @@ pub(crate) fn run(
         let views: &[View] = match step {
             Step::Pass(p) => &p.binds,
             Step::Copy { src, dst } => &[*src, *dst],
+            Step::Clear { dst } => std::slice::from_ref(dst),
             Step::Submit => &[],
         };
         for v in views {
@@ -108,6 +109,7 @@ pub(crate) fn run(
                 let (s, d) = (buffer(&temps, src.slot)?, buffer(&temps, dst.slot)?);
                 job.copy_range(&s, src.at, &d, dst.at, src.len);
             }
+            Step::Clear { dst } => job.clear_range(&buffer(&temps, dst.slot)?, dst.at, dst.len),
             Step::Submit => {
                 job.flush();
                 // A temporary no later step uses goes back to the pool now, not at the program's end.

@@ -44,6 +44,11 @@ enum Step {
         len: u64,
         grid: [u32; 2],
     },
+    Clear {
+        dst: wgpu::Buffer,
+        at: u64,
+        bytes: u64,
+    },
     Copy {
         src: wgpu::Buffer,
         src_at: u64,
@@ -129,6 +134,11 @@ impl Job<'_> {
         self.steps.push(Step::Copy { src: src.clone(), src_at, dst: dst.clone(), dst_at, bytes });
     }
 
+    /// Records zeros written over `bytes` bytes of `dst` from `at` (multiples of 4).
+    pub(crate) fn clear_range(&mut self, dst: &wgpu::Buffer, at: u64, bytes: u64) {
+        self.steps.push(Step::Clear { dst: dst.clone(), at, bytes });
+    }
+
     /// Records the steps so far into one command buffer and submits it: lets a long chunked
     /// operation release each chunk's temporaries instead of holding them all until the end.
     pub(crate) fn flush(&mut self) {
@@ -155,6 +165,7 @@ impl Job<'_> {
                 Step::Copy { src, src_at, dst, dst_at, bytes } => {
                     enc.copy_buffer_to_buffer(&src, src_at, &dst, dst_at, bytes);
                 }
+                Step::Clear { dst, at, bytes } => enc.clear_buffer(&dst, at, Some(bytes)),
                 Step::Dispatch { name, pipeline, buffers, at, len, grid } => {
                     let Some(ubuf) = ubuf.as_ref() else { continue };
                     let found = groups.iter().position(|(p, b, _)| Arc::ptr_eq(p, &pipeline) && *b == buffers);

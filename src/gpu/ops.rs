@@ -115,6 +115,10 @@ impl Context {
     /// The strategy `op` runs the exact layer `geo` (in its own layout) with: the context's, or with
     /// tuning on, the measured choice (see [`Context::with_tuning`]).
     fn strategy_for(&self, op: Op, geo: &Conv2dGeometry) -> Result<plan::Strategy> {
+        if geo.n == 0 {
+            // Nothing runs on an empty batch: nothing to tune.
+            return Ok(self.strategy());
+        }
         crate::gpu::tune::resolve(self, op, geo)
     }
 
@@ -188,7 +192,8 @@ impl Context {
     /// `layout`.
     ///
     /// # Errors
-    /// A `dY` that is not 4-D or has a zero dimension, a tensor from another context, wgpu errors.
+    /// A `dY` that is not 4-D or has a zero dimension but the batch (an empty batch gives zeros), a
+    /// tensor from another context, wgpu errors.
     pub fn bias_grad(&self, dy: &Tensor, layout: Layout) -> Result<Tensor> {
         let [_, k, _, _] = layout.activation_dims(dy.shape4("output gradient dY")?);
         let db = self.alloc("bias gradient dB", &[k])?;
@@ -509,6 +514,9 @@ impl Context {
     pub fn cast(&self, t: &Tensor, to: Elem) -> Result<Tensor> {
         self.own(t)?;
         let out = self.alloc_as("cast tensor", t.shape(), to)?;
+        if t.is_empty() {
+            return Ok(out);
+        }
         let program = self.program_for(ProgramKey::Cast { len: t.len(), from: t.dtype(), to })?;
         engine::execute(self, &program, &[t], &[&out])?;
         Ok(out)

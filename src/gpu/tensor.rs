@@ -50,7 +50,7 @@ impl Tensor {
         self.shape.iter().product()
     }
 
-    /// Whether the tensor has no elements (never true for tensors made by convgrad).
+    /// Whether the tensor has no elements: the result of an operation on a batch of no samples.
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -164,7 +164,8 @@ impl Context {
     fn new_buffer(&self, bytes: u64) -> wgpu::Buffer {
         self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("convgrad tensor"),
-            size: bytes,
+            // wgpu refuses to bind or map nothing: an empty tensor still gets a word of its own.
+            size: bytes.max(4),
             usage: USAGE,
             mapped_at_creation: false,
         })
@@ -172,9 +173,7 @@ impl Context {
 
     /// Checks that a tensor of `len` elements of `elem` can be bound by the kernels; its bytes.
     pub(crate) fn check_tensor_size(&self, what: &str, len: usize, elem: Elem) -> Result<u64> {
-        if len == 0 {
-            return Err(Error::ZeroDimension { what: "tensor size" });
-        }
+        // An empty tensor (a batch of no samples) is valid: nothing binds it.
         let bytes = elem.buffer_bytes(len);
         let limits = self.limits();
         if bytes > limits.max_buffer_size {
@@ -193,7 +192,8 @@ impl Context {
     /// as a tensor of its element type: `f32`, [`half::f16`] or [`half::bf16`].
     ///
     /// # Errors
-    /// An empty array, or one larger than the device's buffer limits.
+    /// An array larger than the device's buffer limits. An empty array (a batch of no samples) gives
+    /// an empty tensor.
     pub fn upload<E: HostElem, D: Dimension>(&self, a: ArrayView<'_, E, D>) -> Result<Tensor> {
         self.check_tensor_size("uploaded tensor", a.len(), E::ELEM)?;
         let standard = a.as_standard_layout();
@@ -230,7 +230,9 @@ impl Context {
         let t = self.alloc_as(what, shape, elem)?;
         // A queued write rather than a buffer mapped at creation: the latter panics inside wgpu when
         // the device is lost.
-        self.queue.write_buffer(&t.buffer, 0, bytes);
+        if !bytes.is_empty() {
+            self.queue.write_buffer(&t.buffer, 0, bytes);
+        }
         Ok(t)
     }
 
@@ -269,6 +271,9 @@ impl Context {
     /// As [`Context::wrap`].
     pub fn wrap_as(&self, buffer: &wgpu::Buffer, shape: &[usize], elem: Elem) -> Result<Tensor> {
         let len = shape_len(shape)?;
+        if len == 0 {
+            return Err(Error::ZeroDimension { what: "wrapped tensor size" });
+        }
         let needed = self.check_tensor_size("wrapped buffer", len, elem)?;
         if buffer.size() != needed {
             return Err(Error::BufferSize { shape: shape.to_vec(), needed, got: buffer.size() });
@@ -285,7 +290,7 @@ impl Context {
     /// operations and training loops.
     ///
     /// # Errors
-    /// An empty shape, or one larger than the device's buffer limits.
+    /// A shape larger than the device's buffer limits.
     pub fn zeros(&self, shape: &[usize]) -> Result<Tensor> {
         self.alloc("tensor", shape)
     }
@@ -318,6 +323,9 @@ impl Context {
     /// Checks that `t` was made by this context and holds `f32`s: the training helpers' operands
     /// (master weights, their gradients and moments stay `f32`).
     pub(crate) fn own_f32(&self, t: &Tensor) -> Result<()> {
+        if t.is_empty() {
+            return Err(Error::ZeroDimension { what: "tensor size" });
+        }
         self.own(t)?;
         if t.elem != Elem::F32 {
             return Err(Error::DType {

@@ -111,6 +111,9 @@ fn forward_framed(
     strategy: Strategy,
     what: String,
 ) -> Result<Program> {
+    if geo.n == 0 {
+        return Ok(empty_batch(what, geo, bias, elem, out, Op::Forward));
+    }
     let plan = super::forward(geo, profile, strategy)?;
     let layout = geo.params.layout;
     let g = geo.nchw();
@@ -194,6 +197,9 @@ fn weight_grad_framed(
     strategy: Strategy,
     what: String,
 ) -> Result<Program> {
+    if geo.n == 0 {
+        return Ok(empty_batch(what, geo, false, elem, out, Op::WeightGrad));
+    }
     let layout = geo.params.layout;
     let g = geo.nchw();
     let plan = super::weight_grad(&g, profile, strategy)?;
@@ -274,6 +280,9 @@ fn input_grad_framed(
     strategy: Strategy,
     what: String,
 ) -> Result<Program> {
+    if geo.n == 0 {
+        return Ok(empty_batch(what, geo, bias, elem, out, Op::InputGrad));
+    }
     let plan = super::input_grad(geo, profile, strategy)?;
     let layout = geo.params.layout;
     let g = geo.nchw();
@@ -315,6 +324,30 @@ fn input_grad_framed(
     })?;
     p.check(limit)?;
     Ok(p)
+}
+
+/// The program of `op` on an empty batch (`geo.n = 0`), as PyTorch defines it: nothing to compute
+/// for the forward pass and the input gradient (empty results), and the weight gradient, a sum of no
+/// terms, all zeros. No pass is dispatched. The operands' sizes are those of the layer (the weights
+/// and a bias are still whole tensors).
+fn empty_batch(what: String, geo: &Conv2dGeometry, bias: bool, elem: Elem, out: Elem, op: Op) -> Program {
+    let g = geo.nchw();
+    let ws = elem.buffer_bytes(g.k * g.channels_per_group() * g.s * g.t);
+    let (inputs, outputs) = match op {
+        Op::Forward | Op::InputGrad => {
+            // Which convolution operand carries the bias: the forward pass's K, the transposed C.
+            let b = if op == Op::Forward { g.k } else { g.c };
+            let mut inputs = vec![0, ws];
+            inputs.extend(bias.then(|| elem.buffer_bytes(b)));
+            (inputs, vec![0])
+        }
+        Op::WeightGrad => (vec![0, 0], vec![out.buffer_bytes(g.k * g.channels_per_group() * g.s * g.t)]),
+    };
+    let mut p = Program::new(format!("{what} (empty batch)"), inputs, outputs);
+    if op == Op::WeightGrad {
+        p.steps.push(crate::plan::program::Step::Clear { dst: p.whole(Slot::Output(0)) });
+    }
+    p
 }
 
 /// The planes of a transposed layer's tensor around those of the convolution it is computed as
@@ -715,6 +748,7 @@ mod tests {
             .map(|s| match s {
                 Step::Pass(p) => p.kernel,
                 Step::Copy { .. } => "copy",
+                Step::Clear { .. } => "clear",
                 Step::Submit => "submit",
             })
             .collect()

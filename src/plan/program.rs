@@ -86,6 +86,11 @@ pub enum Step {
         /// To.
         dst: View,
     },
+    /// Zeros over `dst` (a multiple of 4 bytes): the reduction over an empty batch.
+    Clear {
+        /// What is zeroed.
+        dst: View,
+    },
     /// Submit what came before: the end of a chunk.
     Submit,
 }
@@ -139,6 +144,7 @@ impl Program {
         self.steps.iter().rposition(|s| match s {
             Step::Pass(p) => p.binds.iter().any(uses),
             Step::Copy { src, dst } => uses(src) || uses(dst),
+            Step::Clear { dst } => uses(dst),
             Step::Submit => false,
         })
     }
@@ -207,6 +213,12 @@ impl Program {
                         return Err(bad(format!("step {i}: a copy into an input")));
                     }
                 }
+                Step::Clear { dst } => {
+                    inside(dst, i)?;
+                    if dst.len % 4 != 0 || dst.at % 4 != 0 || matches!(dst.slot, Slot::Input(_)) {
+                        return Err(bad(format!("step {i}: clear {dst:?}")));
+                    }
+                }
                 Step::Submit => {}
             }
         }
@@ -253,6 +265,7 @@ impl fmt::Display for Program {
                     )?;
                 }
                 Step::Copy { src, dst } => writeln!(f, "  {i:>3} copy {src} → {dst}")?,
+                Step::Clear { dst } => writeln!(f, "  {i:>3} clear {dst}")?,
                 Step::Submit => writeln!(f, "  {i:>3} submit")?,
             }
         }
@@ -589,6 +602,13 @@ impl Program {
 /// A sample beyond one binding; sizes beyond `u32`; the program's [`Program::check`].
 pub fn bias_grad(dims: [usize; 4], layout: Layout, elem: Elem, out: Elem, profile: &AdapterProfile) -> Result<Program> {
     let [n, k, p, q] = dims;
+    if n == 0 && k > 0 {
+        // An empty batch: dB = 0, as PyTorch gives, and nothing to dispatch.
+        let mut prog =
+            Program::new(format!("bias gradient of an empty dY {dims:?}"), vec![0], vec![out.buffer_bytes(k)]);
+        prog.steps.push(Step::Clear { dst: prog.whole(Slot::Output(0)) });
+        return Ok(prog);
+    }
     // dB depends only on dY: a 1×1 layer over a P×Q input with K groups has exactly dY's shape.
     let geo = Conv2dGeometry::new(n, k, [p, q], k, [1, 1], Conv2dParams::default().groups(k))?;
     let ys = k * p * q;
@@ -620,6 +640,7 @@ mod tests {
             .map(|s| match s {
                 Step::Pass(p) => p.kernel.to_string(),
                 Step::Copy { .. } => "copy".into(),
+                Step::Clear { .. } => "clear".into(),
                 Step::Submit => "submit".into(),
             })
             .collect()
