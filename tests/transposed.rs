@@ -8,6 +8,7 @@
 mod common;
 
 use common::{Rng, abs4, check, check_as, ctx, dot};
+use convgrad::DeviceClass::{Cpu, Gpu};
 use convgrad::verify::rounded;
 use convgrad::{Context, ConvTranspose2dGeometry, ConvTranspose2dParams, Elem, Error, Layout, reference};
 use ndarray::{Array1, Array4, Ix1, Ix4};
@@ -131,14 +132,15 @@ fn the_three_results_match_the_reference_in_half_precision() {
     }
 }
 
-/// Batches that chunk on a device whose storage bindings hold 2 KiB, in every dtype and both
-/// layouts, with and without rows beyond the convolution's input: wgpu's validation meets every pass.
+/// Batches that chunk on a device whose storage bindings hold 2 KiB, on both profiles, in every
+/// dtype and both layouts, with and without rows beyond the convolution's input: wgpu's validation meets every pass.
 #[test]
 fn chunked_batches_on_a_device_with_2_kib_bindings() {
-    let small = common::small_device();
+    let device = common::small_device();
     let mut rng = Rng::new(76);
     let d = ConvTranspose2dParams::new();
-    for layout in [Layout::Nchw, Layout::Nhwc] {
+    for (class, layout) in [Cpu, Gpu].into_iter().flat_map(|c| [(c, Layout::Nchw), (c, Layout::Nhwc)]) {
+        let small = device.twin().with_profile(class);
         let layers = [
             (6, 2, [4, 4], 2, [3, 3], d.stride(2, 2).padding(1, 1).output_padding(1, 1).layout(layout)),
             (7, 2, [3, 2], 2, [2, 2], d.dilation(3, 3).output_padding(2, 1).layout(layout)),
@@ -147,7 +149,7 @@ fn chunked_batches_on_a_device_with_2_kib_bindings() {
             let geo = geometry(layer);
             for elem in [Elem::F32, Elem::F16, Elem::Bf16] {
                 let r = check_layer(&small, &geo, elem, &mut rng);
-                assert!(matches!(r, Ok(Some(_))), "{} {elem}: {r:?}", geo.describe());
+                assert!(matches!(r, Ok(Some(_))), "{class:?} {} {elem}: {r:?}", geo.describe());
             }
         }
     }

@@ -249,3 +249,79 @@ async fn half_precision_on_every_path_of_the_page() {
         }
     }
 }
+
+/// The transposed layer (its three results, including rows only the bias reaches), a 1-D layer and
+/// an empty batch, on both profiles, through the browser's WGSL compiler.
+#[wasm_bindgen_test]
+async fn transposed_one_d_and_empty_batches_in_the_browser() {
+    use convgrad::{Conv1dParams, ConvTranspose2dParams};
+    let base = ctx().await;
+    let mut rng = Rng::new(0x7a);
+    for class in [DeviceClass::Cpu, DeviceClass::Gpu] {
+        let ctx = base.twin().with_profile(class);
+        let d = ConvTranspose2dParams::new();
+        for params in
+            [d.stride(2, 2).padding(1, 1).output_padding(1, 1), d.dilation(3, 2).output_padding(2, 1).groups(2)]
+        {
+            let geo = params.geometry([2, 4, 5, 4], [4, 3, 3, 2]).unwrap();
+            let x: Array4<f32> = rng.array(geo.input_shape());
+            let w: Array4<f32> = rng.array(geo.weight_shape());
+            let b: Array1<f32> = rng.array(geo.conv.c);
+            let dy: Array4<f32> = rng.array(geo.output_shape());
+            let abs = |a: &Array4<f32>| a.mapv(f32::abs);
+            let (xd, wd, dyd) =
+                (ctx.upload(x.view()).unwrap(), ctx.upload(w.view()).unwrap(), ctx.upload(dy.view()).unwrap());
+            let bd = ctx.upload(b.view()).unwrap();
+            let c = &geo.conv;
+            let y = down4(&ctx, &ctx.conv_transpose(&xd, &wd, Some(&bd), &params).unwrap()).await;
+            let y_ref = reference::conv_transpose(x.view(), w.view(), Some(b.view()), &params).unwrap();
+            let y_mag =
+                reference::conv_transpose(abs(&x).view(), abs(&w).view(), Some(b.mapv(f32::abs).view()), &params)
+                    .unwrap();
+            let dx = down4(&ctx, &ctx.conv_transpose_input_grad(&dyd, &wd, &params).unwrap()).await;
+            let dx_ref = reference::conv_transpose_input_grad(dy.view(), w.view(), &params).unwrap();
+            let dx_mag = reference::conv_transpose_input_grad(abs(&dy).view(), abs(&w).view(), &params).unwrap();
+            let dw = down4(&ctx, &ctx.conv_transpose_weight_grad(&xd, &dyd, [c.s, c.t], &params).unwrap()).await;
+            let dw_ref = reference::conv_transpose_weight_grad(x.view(), dy.view(), [c.s, c.t], &params).unwrap();
+            let dw_mag =
+                reference::conv_transpose_weight_grad(abs(&x).view(), abs(&dy).view(), [c.s, c.t], &params).unwrap();
+            for (op, err, ratio) in [
+                (
+                    "transposed",
+                    rel_err(&y, &y_ref),
+                    bound_ratio(&y, &y_ref, &y_mag, c.filters_per_group() * c.s * c.t + 1),
+                ),
+                (
+                    "transposed dX",
+                    rel_err(&dx, &dx_ref),
+                    bound_ratio(&dx, &dx_ref, &dx_mag, c.channels_per_group() * c.s * c.t),
+                ),
+                ("transposed dW", rel_err(&dw, &dw_ref), bound_ratio(&dw, &dw_ref, &dw_mag, c.n * c.p * c.q)),
+            ] {
+                web_sys_log(&format!(
+                    "{class:?} {} {op}: relative error {err:.2e}, bound ratio {ratio:.3}",
+                    geo.describe()
+                ));
+                assert!(err <= 1e-5 && ratio <= 1.0, "{class:?} {}: {op}: {err:e}, {ratio}", geo.describe());
+            }
+        }
+        // 1-D: the 2-D layer of height 1, against the 2-D reference on the same values.
+        let p1 = Conv1dParams::new().stride(2).padding_same_tf().dilation(2);
+        let x: ndarray::Array3<f32> = rng.array((2, 3, 31));
+        let w: ndarray::Array3<f32> = rng.array((4, 3, 3));
+        let yd = ctx.forward_1d(&ctx.upload(x.view()).unwrap(), &ctx.upload(w.view()).unwrap(), None, &p1).unwrap();
+        let y = ctx.download_async::<ndarray::Ix3>(&yd).await.unwrap();
+        let lift = |a: &ndarray::Array3<f32>| a.clone().insert_axis(ndarray::Axis(2));
+        let y_ref = reference::forward(lift(&x).view(), lift(&w).view(), None, &p1.conv2d()).unwrap();
+        assert_eq!(y.dim(), (2, 4, 16));
+        assert!(rel_err(&y.insert_axis(ndarray::Axis(2)), &y_ref) <= 1e-5, "{class:?}: conv1d");
+        // An empty batch: an empty Y, a zero dW over a tensor of NaN.
+        let p = Conv2dParams::new().padding(1, 1);
+        let (x0, w0) = (ctx.zeros(&[0, 2, 6, 6]).unwrap(), ctx.zeros(&[3, 2, 3, 3]).unwrap());
+        let y0 = ctx.forward(&x0, &w0, None, &p).unwrap();
+        assert_eq!((y0.shape(), down4(&ctx, &y0).await.len()), (&[0, 3, 6, 6][..], 0));
+        let dw = ctx.upload(Array4::<f32>::from_elem((3, 2, 3, 3), f32::NAN).view()).unwrap();
+        ctx.weight_grad_into(&x0, &y0, &p, &dw).unwrap();
+        assert!(down4(&ctx, &dw).await.iter().all(|v| *v == 0.0), "{class:?}: empty batch dW");
+    }
+}

@@ -297,7 +297,11 @@ fn input_grad_framed(
     let (_, b) = p.bias(bias, g.c, elem, profile)?;
     let frame = Frame { bias: bias.then_some(b), ..frame };
     weights_fit(&g, profile)?;
-    let gemm = matches!(plan, InputGradPlan::Gemm(_));
+    // A framed result is written in f32 before `place`: 16-bit operands are read in place (a whole
+    // batch) only where the whole batch's framed f32 result fits one binding too.
+    let framed = frame.dst != [g.h, g.w] || frame.bias.is_some();
+    let whole_frame = 4 * (g.n * frame.dst_len(g.c)) as u64;
+    let gemm = matches!(plan, InputGradPlan::Gemm(_)) && (!framed || whole_frame <= limit);
     let per_sample = plan.per_sample(&g).max(frame.dst_len(g.c));
     let route = route(Op::InputGrad, &g, layout, elem, gemm, per_sample, profile)?;
     let w = p.read(Slot::Input(1), ws, elem, layout, 0, [g.k, g.channels_per_group(), g.s * g.t], route, profile)?;
@@ -976,6 +980,13 @@ mod tests {
                 }
             }
         }
+        // f16 operands the GPU profile would read in place (the whole batch fits at 16 bits) whose
+        // framed f32 result does not fit a binding: read widened in chunks instead (a device with
+        // 2 KiB bindings refused the first version's `place`, which bound the whole result).
+        let t2 = ConvTranspose2dParams::new().dilation(3, 3).output_padding(2, 1);
+        let geo = t2.geometry([7, 2, 3, 2], [2, 2, 2, 2]).unwrap();
+        let p = transpose_forward(&geo, true, Elem::F16, Elem::F16, &profile(Gpu, 2048), Strategy::Auto).unwrap();
+        assert!(passes(&p).all(|q| q.binds.iter().all(|v| v.len <= 2048)), "{p}");
     }
 
     /// The loop budget per pass: in whole NCHW `f32` programs (no copies, transposes or chunk sums)
