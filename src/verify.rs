@@ -270,6 +270,8 @@ pub fn self_test(ctx: &Context) -> Result<Vec<CheckRow>> {
     let mut rng = Rng::new(SELF_TEST_SEED);
     let mut rows = layer_rows(ctx, Elem::F32, &mut rng)?;
     rows.extend(transposed_rows(ctx, Elem::F32, &mut rng)?);
+    rows.extend(one_d_rows(ctx, Elem::F32, &mut rng)?);
+    rows.push(empty_batch_row(ctx, Elem::F32)?);
     rows.extend(finite_difference_rows(ctx, &mut rng)?);
     Ok(rows)
 }
@@ -291,7 +293,91 @@ pub fn self_test_as(ctx: &Context, elem: Elem) -> Result<Vec<CheckRow>> {
     let mut rng = Rng::new(SELF_TEST_SEED);
     let mut rows = layer_rows(ctx, elem, &mut rng)?;
     rows.extend(transposed_rows(ctx, elem, &mut rng)?);
+    rows.extend(one_d_rows(ctx, elem, &mut rng)?);
+    rows.push(empty_batch_row(ctx, elem)?);
     Ok(rows)
+}
+
+/// Rows for two 1-D layers (PyTorch's `same` on `[N, C, L]`; strided, dilated and grouped,
+/// channels last), each op against the `f64` reference of the 2-D layer of height 1 over the same
+/// values (the 1-D tensors are those 2-D tensors in memory).
+#[cfg(not(target_arch = "wasm32"))]
+fn one_d_rows(ctx: &Context, elem: Elem, rng: &mut Rng) -> Result<Vec<CheckRow>> {
+    use ndarray::{Array3, Axis};
+    let d = crate::geometry::Conv1dParams::new();
+    let mut rows = Vec::new();
+    for (x_shape, w_shape, params) in [
+        ([2, 3, 40], [4, 3, 4], d.padding_same()),
+        ([2, 37, 4], [6, 3, 2], d.stride(2).dilation(2).groups(2).padding(1).layout(Layout::Nhwc)),
+    ] {
+        let lay = params.layout;
+        let geo = params.geometry(x_shape, w_shape)?;
+        let p2 = params.conv2d();
+        // The unit height: axis 2 of NCL, axis 1 of NLC.
+        let unit = Axis(if lay == Layout::Nchw { 2 } else { 1 });
+        let lift = |a: &Array3<f32>| a.clone().insert_axis(unit);
+        let lower = |a: Array4<f64>| a.index_axis_move(unit, 0).into_dyn();
+        let x: Array3<f32> = rounded(&rng.array(x_shape), elem);
+        let w: Array3<f32> = rounded(&rng.array(w_shape), elem);
+        let dy: Array3<f32> = rounded(&rng.array(lay.lower_1d(geo.output_shape())), elem);
+        let abs = |a: &Array3<f32>| a.mapv(f32::abs);
+        let [xd, wd, dyd] = [&x, &w, &dy].map(|a| ctx.upload_as(a.view(), elem));
+        let (xd, wd, dyd) = (xd?, wd?, dyd?);
+        let shape = format!("1-D {}", geo.describe());
+        let mut row = |op, stored: Elem, gpu: &ndarray::ArrayD<f32>, r: &ndarray::ArrayD<f64>, m, len| {
+            let (rel, ratio) = (rel_err(gpu, r), bound_ratio_as(gpu, r, m, len, stored));
+            let pass = ratio <= 1.0 && rel <= MAX_REL_ERR.max(unit_roundoff(stored));
+            rows.push(CheckRow { op, shape: shape.clone(), rel_err: rel, bound_ratio: ratio, pass });
+        };
+        let s = geo.t;
+        let y = ctx.forward_1d(&xd, &wd, None, &params)?;
+        let y_ref = lower(reference::forward(lift(&x).view(), lift(&w).view(), None, &p2)?);
+        let y_mag = lower(reference::forward(lift(&abs(&x)).view(), lift(&abs(&w)).view(), None, &p2)?);
+        row("conv1d", y.dtype(), &ctx.download(&y)?, &y_ref, &y_mag, geo.channels_per_group() * s);
+        let dw = ctx.weight_grad_1d(&xd, &dyd, s, &params)?;
+        let dw_ref = lower(reference::weight_grad(lift(&x).view(), lift(&dy).view(), [1, s], &p2)?);
+        let dw_mag = lower(reference::weight_grad(lift(&abs(&x)).view(), lift(&abs(&dy)).view(), [1, s], &p2)?);
+        row("conv1d-dW", dw.dtype(), &ctx.download(&dw)?, &dw_ref, &dw_mag, geo.n * geo.q);
+        let dx = ctx.input_grad_1d(&dyd, &wd, geo.w, &params)?;
+        let dx_ref = lower(reference::input_grad(lift(&dy).view(), lift(&w).view(), [1, geo.w], &p2)?);
+        let dx_mag = lower(reference::input_grad(lift(&abs(&dy)).view(), lift(&abs(&w)).view(), [1, geo.w], &p2)?);
+        row("conv1d-dX", dx.dtype(), &ctx.download(&dx)?, &dx_ref, &dx_mag, geo.filters_per_group() * s);
+    }
+    Ok(rows)
+}
+
+/// A batch of no samples: the forward pass and input gradient give empty tensors of the layer's
+/// shapes, and the weight and bias gradients written over tensors of NaN are all +0. One row: its
+/// error is the largest |value| of the gradients (0 passes), its bound ratio 0 or ∞.
+#[cfg(not(target_arch = "wasm32"))]
+fn empty_batch_row(ctx: &Context, elem: Elem) -> Result<CheckRow> {
+    let params = Conv2dParams::new().stride(2, 2).padding(1, 1);
+    let geo = Conv2dGeometry::new(0, 3, [9, 9], 4, [3, 3], params)?;
+    let x = ctx.zeros_as(&geo.input_shape(), elem)?;
+    let w = ctx.upload_as(Array4::<f32>::ones(geo.weight_shape()).view(), elem)?;
+    let y = ctx.forward(&x, &w, None, &params)?;
+    let dx = ctx.input_grad(&y, &w, [geo.h, geo.w], &params)?;
+    let dw = ctx.upload(Array4::<f32>::from_elem(geo.weight_shape(), f32::NAN).view())?;
+    ctx.weight_grad_into(&x, &y, &params, &dw)?;
+    let db = ctx.upload(ndarray::Array1::<f32>::from_elem(geo.k, f32::NAN).view())?;
+    ctx.bias_grad_into(&y, params.layout, &db)?;
+    let grads: Vec<f32> = ctx
+        .download::<ndarray::IxDyn>(&dw)?
+        .iter()
+        .chain(ctx.download::<ndarray::IxDyn>(&db)?.iter())
+        .copied()
+        .collect();
+    let zeros = grads.iter().all(|v| v.to_bits() == 0);
+    let shapes = y.shape() == geo.output_shape() && dx.shape() == geo.input_shape() && y.is_empty() && dx.is_empty();
+    let worst = grads.iter().fold(0.0f64, |m, v| if v.is_nan() { f64::INFINITY } else { m.max(f64::from(v.abs())) });
+    let pass = zeros && shapes;
+    Ok(CheckRow {
+        op: "empty batch",
+        shape: geo.describe(),
+        rel_err: worst,
+        bound_ratio: if pass { 0.0 } else { f64::INFINITY },
+        pass,
+    })
 }
 
 /// The transposed layers the self-test runs: an upsampling layer with output padding, grouped and

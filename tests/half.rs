@@ -114,7 +114,11 @@ fn the_operations_in_half_precision_are_within_their_bounds() {
             let ctx = base.twin().with_profile(class);
             for elem in [Elem::F16, Elem::Bf16] {
                 let rows = convgrad::verify::self_test_as(&ctx, elem).unwrap();
-                assert_eq!(rows.len(), 9 * 5 + 4 * 3, "five rows per layer, three per transposed layer");
+                assert_eq!(
+                    rows.len(),
+                    9 * 5 + 4 * 3 + 2 * 3 + 1,
+                    "five per layer, three per transposed or 1-D layer, the empty batch"
+                );
                 for r in &rows {
                     assert!(
                         r.pass,
