@@ -87,6 +87,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod activation;
 pub mod bench;
 mod clock;
 #[cfg(not(target_arch = "wasm32"))]
@@ -102,6 +103,7 @@ pub mod synthetic;
 pub mod tune;
 pub mod verify;
 
+pub use activation::Activation;
 pub use elem::{Elem, HalfPath, HostElem};
 pub use error::{Error, Result};
 pub use geometry::{

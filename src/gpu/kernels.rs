@@ -49,6 +49,17 @@ macro_rules! kernel {
             bindings: &[$($b),*],
         };
     };
+    // A kernel that uses the functions of another file (`shaders/activation.wgsl`), put before it.
+    ($ident:ident, $name:literal, [$($b:expr),*], after $lib:literal) => {
+        pub(crate) const $ident: KernelSpec = KernelSpec {
+            name: $name,
+            source: concat!(
+                include_str!(concat!("../../shaders/", $lib, ".wgsl")),
+                include_str!(concat!("../../shaders/", $name, ".wgsl"))
+            ),
+            bindings: &[$($b),*],
+        };
+    };
 }
 
 kernel!(FORWARD, "conv2d_forward", [Uniform, Read, Read, Read, Write]);
@@ -75,6 +86,7 @@ kernel!(WEIGHT_GRAD_GEMM, "conv2d_weight_grad_gemm", [Uniform, Read, Read, Write
 kernel!(WIDEN, "widen", [Uniform, Read, Read, Write]);
 kernel!(NARROW, "narrow", [Uniform, Read, Write]);
 kernel!(PLACE, "place", [Uniform, Read, Read, Write]);
+kernel!(ACTIVATE, "activate", [Uniform, Read, Read, Write], after "activation");
 
 /// Every kernel the crate ships: the naga tests validate each (with the variants the planner emits
 /// where it has markers) and check its bindings against the WGSL.
@@ -104,6 +116,7 @@ pub(crate) const ALL_KERNELS: &[&KernelSpec] = &[
     &WIDEN,
     &NARROW,
     &PLACE,
+    &ACTIVATE,
 ];
 
 impl KernelSpec {
@@ -396,8 +409,8 @@ mod tests {
                 validate(spec, &Variant::Plain);
             }
         }
-        // All but the two included files, common.wgsl and half.wgsl.
-        assert_eq!(ALL_KERNELS.len(), std::fs::read_dir("shaders").unwrap().count() - 2, "a shader is not listed");
+        // All but the three included files, common.wgsl, half.wgsl and activation.wgsl.
+        assert_eq!(ALL_KERNELS.len(), std::fs::read_dir("shaders").unwrap().count() - 3, "a shader is not listed");
     }
 
     /// A variant filling a marker its kernel lacks is refused.

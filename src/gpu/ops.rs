@@ -8,6 +8,7 @@
 #[cfg(not(target_arch = "wasm32"))]
 use ndarray::{Array1, Array2, Array3, Array4, ArrayView1, ArrayView2, ArrayView3, ArrayView4, Ix1, Ix3, Ix4};
 
+use crate::activation::Activation;
 use crate::elem::Elem;
 use crate::error::{Error, Result};
 use crate::geometry::{
@@ -543,6 +544,39 @@ impl Context {
             return Err(Error::shape("axpby output", "a tensor distinct from the inputs", "one of the inputs"));
         }
         engine::execute(self, &plan::train::axpby(x.len(), a, b, self.profile())?, &[x, y], &[out])
+    }
+
+    /// `Y = act(Z)`, element-wise, on an `f32` tensor: the activation as a pass of its own
+    /// (`shaders/activation.wgsl`; the functions and their conventions in [`Activation`]).
+    ///
+    /// # Errors
+    /// An empty tensor, one of another context or dtype, one beyond a binding, wgpu errors.
+    pub fn activate(&self, z: &Tensor, act: &Activation) -> Result<Tensor> {
+        self.own_f32(z)?;
+        let y = self.alloc("activation", z.shape())?;
+        engine::execute(self, &plan::train::activation(z.len(), act, false, self.profile())?, &[z], &[&y])?;
+        Ok(y)
+    }
+
+    /// `dZ = dY ⊙ act′(Z)`, element-wise, on `f32` tensors of one shape: the activation's backward as
+    /// a pass of its own, with PyTorch's derivatives at the kinks.
+    ///
+    /// # Errors
+    /// Shapes that differ, and as [`Context::activate`].
+    pub fn activation_grad(&self, dy: &Tensor, z: &Tensor, act: &Activation) -> Result<Tensor> {
+        for t in [dy, z] {
+            self.own_f32(t)?;
+        }
+        if dy.shape() != z.shape() {
+            return Err(Error::shape(
+                "activation gradient operands",
+                format!("{:?}", z.shape()),
+                format!("{:?}", dy.shape()),
+            ));
+        }
+        let dz = self.alloc("activation gradient", z.shape())?;
+        engine::execute(self, &plan::train::activation(z.len(), act, true, self.profile())?, &[z, dy], &[&dz])?;
+        Ok(dz)
     }
 
     /// Sums of squares of consecutive blocks of `block` elements (the last may be shorter), computed on

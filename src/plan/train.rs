@@ -1,11 +1,13 @@
-//! The programs of the training-loop helpers: element-wise `a·x + b·y`, deterministic sums of squares
-//! (by blocks, and of a whole tensor in fixed-order stages), and one step of Adam. Each binds its
+//! The programs of the training-loop helpers: element-wise `a·x + b·y`, an activation and its
+//! derivative, deterministic sums of squares (by blocks, and of a whole tensor in fixed-order
+//! stages), and one step of Adam. Each binds its
 //! tensors whole, as `f32`; their shapes are checked by the callers.
 
+use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::geometry::u32_of;
 use crate::plan::program::{Program, Slot};
-use crate::plan::uniform::{AdamUniform, ElemUniform, ReduceUniform};
+use crate::plan::uniform::{ActUniform, AdamUniform, ElemUniform, ReduceUniform};
 use crate::plan::{AdapterProfile, loops};
 
 /// Elements summed by one invocation of the first stage of a whole sum of squares.
@@ -25,6 +27,23 @@ pub fn axpby(len: usize, a: f32, b: f32, profile: &AdapterProfile) -> Result<Pro
     let u = ElemUniform::axpby(u32_of(len)?, a, b);
     let binds = vec![p.whole(Slot::Input(0)), p.whole(Slot::Input(1)), p.whole(Slot::Output(0))];
     p.pass("axpby", bytemuck::bytes_of(&u), binds, u.len, 0);
+    p.check(profile.max_binding_bytes)?;
+    Ok(p)
+}
+
+/// The activation as a pass of its own over `len` `f32` elements: `Y = act(Z)`, or with `grad`
+/// `dZ = dY ⊙ act′(Z)`. Inputs: Z (and dY); output: Y (or dZ).
+///
+/// # Errors
+/// A tensor beyond one binding ([`Error::DeviceLimit`]), sizes beyond `u32`.
+pub fn activation(len: usize, act: &Activation, grad: bool, profile: &AdapterProfile) -> Result<Program> {
+    let bytes = 4 * len as u64;
+    let (what, inputs) = if grad { ("derivative", vec![bytes, bytes]) } else { ("activation", vec![bytes]) };
+    let mut p = Program::new(format!("{act} {what} of {len} elements"), inputs, vec![bytes]);
+    let u = ActUniform::new(u32_of(len)?, act, grad);
+    let g = if grad { p.whole(Slot::Input(1)) } else { p.whole(Slot::Unused) };
+    let binds = vec![p.whole(Slot::Input(0)), g, p.whole(Slot::Output(0))];
+    p.pass("activate", bytemuck::bytes_of(&u), binds, u.len, 0);
     p.check(profile.max_binding_bytes)?;
     Ok(p)
 }

@@ -493,6 +493,26 @@ impl ElemUniform {
     }
 }
 
+/// The uniform of `activate.wgsl`: `len` elements, the activation's code and parameters, and the
+/// mode (0: `act(z)`, 1: `g · act′(z)`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub(crate) struct ActUniform {
+    pub(crate) len: u32,
+    kind: u32,
+    a: f32,
+    b: f32,
+    mode: u32,
+    _pad: [u32; 3],
+}
+
+impl ActUniform {
+    pub(crate) fn new(len: u32, act: &crate::activation::Activation, grad: bool) -> Self {
+        let [a, b] = act.params();
+        Self { len, kind: act.code(), a, b, mode: u32::from(grad), _pad: [0; 3] }
+    }
+}
+
 /// The uniform of `sum_squares.wgsl`: the sums (of squares, where `square` is 1) of consecutive blocks
 /// of `chunk` of `len` elements.
 #[repr(C)]
@@ -533,5 +553,6 @@ impl AdamUniform {
 }
 
 const _: () = assert!(std::mem::size_of::<ElemUniform>().is_multiple_of(16));
+const _: () = assert!(std::mem::size_of::<ActUniform>().is_multiple_of(16));
 const _: () = assert!(std::mem::size_of::<ReduceUniform>().is_multiple_of(16));
 const _: () = assert!(std::mem::size_of::<AdamUniform>().is_multiple_of(16));
