@@ -170,3 +170,49 @@ fn kinks_and_limits_are_pytorch_s() {
         assert!(got[0].is_nan(), "{act}(NaN) = {}", got[0]);
     }
 }
+
+/// The activation's backward with the bias gradient in one pass (`Context::act_bias_grad`): dZ is
+/// `activation_grad`'s and dB `bias_grad` of that dZ, both bit for bit; dZ within its bound of the
+/// `f64` reference; the same bits run after run; in both layouts, and in batch chunks on a device
+/// whose bindings hold 2 KiB.
+#[test]
+fn the_fused_backward_is_the_derivative_and_the_bias_gradient_in_one_pass() {
+    use convgrad::Layout;
+    use convgrad::verify::Rng;
+    use ndarray::{Array4, Ix4};
+    let small = common::small_device();
+    let mut rng = Rng::new(33);
+    let mut checked = 0;
+    for (ctx, dims) in [(common::ctx(), [3, 5, 9, 11]), (common::ctx(), [2, 3, 40, 40]), (&small, [9, 3, 7, 5])] {
+        for layout in [Layout::Nchw, Layout::Nhwc] {
+            for act in
+                [Activation::Relu, Activation::Gelu, Activation::Silu { beta: 1.0 }, Activation::Elu { alpha: 0.5 }]
+            {
+                let shape = layout.activation(dims);
+                let dy: Array4<f32> = rng.array(shape);
+                let z: Array4<f32> = rng.array(shape).mapv(|v: f32| 4.0 * v);
+                let (dyt, zt) = (ctx.upload(dy.view()).unwrap(), ctx.upload(z.view()).unwrap());
+                let (dz, db) = ctx.act_bias_grad(&dyt, &zt, &act, layout).unwrap();
+                let separate = ctx.activation_grad(&dyt, &zt, &act).unwrap();
+                let dz_host: Array4<f32> = ctx.download::<Ix4>(&dz).unwrap();
+                let sep: Array4<f32> = ctx.download::<Ix4>(&separate).unwrap();
+                assert_eq!(dz_host.mapv(f32::to_bits), sep.mapv(f32::to_bits), "{act} {layout:?} {dims:?}: dZ");
+                let db_host: Array1<f32> = ctx.download::<Ix1>(&db).unwrap();
+                let via: Array1<f32> = ctx.download::<Ix1>(&ctx.bias_grad(&dz, layout).unwrap()).unwrap();
+                assert_eq!(db_host.mapv(f32::to_bits), via.mapv(f32::to_bits), "{act} {layout:?} {dims:?}: dB");
+                for ((&g, &d), &zz) in dz_host.iter().zip(dy.iter()).zip(z.iter()) {
+                    let want = f64::from(d) * act.derivative(f64::from(zz));
+                    assert!(
+                        (f64::from(g) - want).abs() <= 2e-6 * want.abs() + 3e-7 * f64::from(d.abs()),
+                        "{act}: {g} vs {want}"
+                    );
+                }
+                let (dz2, db2) = ctx.act_bias_grad(&dyt, &zt, &act, layout).unwrap();
+                assert_eq!(ctx.download::<Ix4>(&dz2).unwrap().mapv(f32::to_bits), dz_host.mapv(f32::to_bits));
+                assert_eq!(ctx.download::<Ix1>(&db2).unwrap().mapv(f32::to_bits), db_host.mapv(f32::to_bits));
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 24);
+}

@@ -87,6 +87,7 @@ kernel!(WIDEN, "widen", [Uniform, Read, Read, Write]);
 kernel!(NARROW, "narrow", [Uniform, Read, Write]);
 kernel!(PLACE, "place", [Uniform, Read, Read, Write]);
 kernel!(ACTIVATE, "activate", [Uniform, Read, Read, Write], after "activation");
+kernel!(ACT_BIAS_GRAD, "act_bias_grad", [Uniform, Read, Read, Write, Write], after "activation");
 
 /// Every kernel the crate ships: the naga tests validate each (with the variants the planner emits
 /// where it has markers) and check its bindings against the WGSL.
@@ -117,6 +118,7 @@ pub(crate) const ALL_KERNELS: &[&KernelSpec] = &[
     &NARROW,
     &PLACE,
     &ACTIVATE,
+    &ACT_BIAS_GRAD,
 ];
 
 impl KernelSpec {

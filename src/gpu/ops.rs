@@ -579,6 +579,60 @@ impl Context {
         Ok(dz)
     }
 
+    /// The backward of `Y = act(Z)` with its bias gradient, in one pass: `dZ = dY ⊙ act′(Z)` and
+    /// `dB[k] = Σ_{n,p,q} dZ[n,k,p,q]`, for `f32` dY and the saved pre-activation Z of one 4-D shape
+    /// in `layout`. The sums are in the bias gradient's fixed order, so `dB` is, to the bit,
+    /// [`Context::bias_grad`] of `dZ`, and `dZ` is [`Context::activation_grad`]'s. The weight and
+    /// input gradients of the layer are then [`Context::weight_grad`] and [`Context::input_grad`] of
+    /// `dZ`. Returns `(dZ, dB)`.
+    ///
+    /// # Errors
+    /// Tensors that are not `f32`, of different shapes or not 4-D, a zero size but the batch, a
+    /// sample beyond one binding, wgpu errors.
+    pub fn act_bias_grad(&self, dy: &Tensor, z: &Tensor, act: &Activation, layout: Layout) -> Result<(Tensor, Tensor)> {
+        let [_, k, _, _] = layout.activation_dims(dy.shape4("output gradient dY")?);
+        let dz = self.alloc("pre-activation gradient dZ", dy.shape())?;
+        let db = self.alloc("bias gradient dB", &[k])?;
+        self.act_bias_grad_into(dy, z, act, layout, &dz, &db)?;
+        Ok((dz, db))
+    }
+
+    /// [`Context::act_bias_grad`] into tensors of dY's shape and `[K]`.
+    ///
+    /// # Errors
+    /// As [`Context::act_bias_grad`], and outputs of the wrong shape or that are inputs.
+    pub fn act_bias_grad_into(
+        &self,
+        dy: &Tensor,
+        z: &Tensor,
+        act: &Activation,
+        layout: Layout,
+        dz: &Tensor,
+        db: &Tensor,
+    ) -> Result<()> {
+        let dims = layout.activation_dims(dy.shape4("output gradient dY")?);
+        for t in [dy, z, dz, db] {
+            if t.dtype() != Elem::F32 {
+                return Err(Error::DType {
+                    what: "act_bias_grad tensor".into(),
+                    expected: "f32".into(),
+                    got: t.dtype().name().into(),
+                });
+            }
+        }
+        if z.shape() != dy.shape() {
+            return Err(Error::shape(
+                "saved pre-activation Z",
+                format!("{:?}", dy.shape()),
+                format!("{:?}", z.shape()),
+            ));
+        }
+        self.check_out(dz, dy.shape(), &[dy, z])?;
+        self.check_out(db, &[dims[1]], &[dy, z, dz])?;
+        let program = plan::conv::act_bias_grad(dims, layout, act, self.profile())?;
+        engine::execute(self, &program, &[dy, z], &[dz, db])
+    }
+
     /// Sums of squares of consecutive blocks of `block` elements (the last may be shorter), computed on
     /// the device and read back: with `block = (C/G)·S·T` on a weight tensor, one value per filter.
     /// Native targets; [`Context::sum_squares_by_async`] everywhere.

@@ -397,6 +397,51 @@ fn transposed_title(what: &str, t: &ConvTranspose2dGeometry, elem: Elem, out: El
     format!("{what} of {} ({:?}), {elem} operands, {out} result", t.describe(), t.params.layout)
 }
 
+/// The program of `Context::act_bias_grad_into`: the backward of `Y = act(Z)` for dY and the saved
+/// Z of `dims` (`[N, K, P, Q]`) in `layout`, all `f32`: `dZ = dY ⊙ act′(Z)` and, in the same pass,
+/// `dB[k] = Σ_{n,p,q} dZ[n,k,p,q]` in the bias gradient's fixed-order ranges. Inputs: dY and Z;
+/// outputs: dZ and dB. Batches beyond a binding run in chunks, their dB added in order.
+///
+/// # Errors
+/// A zero size but the batch; a sample beyond one binding; sizes beyond `u32`.
+pub fn act_bias_grad(
+    dims: [usize; 4],
+    layout: Layout,
+    act: &crate::activation::Activation,
+    profile: &AdapterProfile,
+) -> Result<Program> {
+    let [n, k, p, q] = dims;
+    let ys = k * p * q;
+    let what = format!("{act} backward and bias gradient of dY {dims:?} ({layout:?})");
+    let mut prog = Program::new(what, vec![4 * (n * ys) as u64; 2], vec![4 * (n * ys) as u64, 4 * k as u64]);
+    if n == 0 {
+        prog.steps.push(crate::plan::program::Step::Clear { dst: prog.whole(Slot::Output(1)) });
+        return Ok(prog);
+    }
+    // dB depends on dZ as the bias gradient on dY: the same 1×1 layer of K groups.
+    let geo = Conv2dGeometry::new(n, k, [p, q], k, [1, 1], Conv2dParams::default().groups(k))?;
+    let limit = profile.max_binding_bytes;
+    // Three per-sample buffers (dY, Z, dZ) at most, each within the limit.
+    let nb = super::bindings::check_op_chunks(&geo, ys, Elem::F32, profile)?;
+    let db = prog.whole(Slot::Output(1));
+    let route = Route { load: Load::F32, per_sample: ys };
+    prog.reduce_chunks(&geo, nb, db, k, limit, |prog, chunk, n0, dst| {
+        let dims3 = [chunk.n, k, p * q];
+        let dy = prog.read(Slot::Input(0), n * ys, Elem::F32, layout, n0, dims3, route, profile)?;
+        let z = prog.read(Slot::Input(1), n * ys, Elem::F32, layout, n0, dims3, route, profile)?;
+        let (result, nchw) = prog.write_to(Slot::Output(0), Elem::F32, n * ys, n0, dims3, layout);
+        let r = super::loops::bias_grad(chunk.n * p * q);
+        let partial = (r.splits > 1).then(|| prog.temp("split-reduction partial sums", 4 * (r.splits * k) as u64));
+        let u = crate::plan::uniform::ActGradUniform::new_for(chunk, r, k, act)?;
+        let binds = vec![dy, z, nchw, partial.unwrap_or(dst)];
+        prog.pass("act_bias_grad", bytemuck::bytes_of(&u), binds, u.total, r.chunk + 1);
+        prog.sum_splits(chunk, partial, r.splits, dst, k)?;
+        prog.put(result, nchw, Slot::Output(0), Elem::F32, n * ys, n0, dims3, profile)
+    })?;
+    prog.check(limit)?;
+    Ok(prog)
+}
+
 /// What an operation that computes each sample alike reads and writes per sample: the operand
 /// `Input(0)` of `elem` (the kernels' `src` = `[channels, rows, columns]`, in its frame), the output
 /// `Output(0)` of `out` (the kernels' `dst`, put into its frame), in `layout`, read by the kernels of
@@ -987,6 +1032,33 @@ mod tests {
         let geo = t2.geometry([7, 2, 3, 2], [2, 2, 2, 2]).unwrap();
         let p = transpose_forward(&geo, true, Elem::F16, Elem::F16, &profile(Gpu, 2048), Strategy::Auto).unwrap();
         assert!(passes(&p).all(|q| q.binds.iter().all(|v| v.len <= 2048)), "{p}");
+    }
+
+    /// The fused activation backward: one `act_bias_grad` pass binding dY, Z, dZ and dB for a whole
+    /// NCHW batch (dZ written in place, dB the output itself with one range); channels last with the
+    /// transposes around it; batches in chunks under a small binding, dB summed over the chunks; the
+    /// separate activation in windows of the binding.
+    #[test]
+    fn the_fused_activation_backward_program() {
+        use crate::activation::Activation;
+        let act = Activation::Gelu;
+        let pr = profile(Cpu, BIG);
+        let p = act_bias_grad([2, 3, 5, 7], Layout::Nchw, &act, &pr).unwrap();
+        assert_eq!(kernels(&p), ["act_bias_grad"], "{p}");
+        let Step::Pass(q) = &p.steps[0] else { unreachable!() };
+        let slots: Vec<Slot> = q.binds.iter().map(|v| v.slot).collect();
+        assert_eq!(slots, [Slot::Input(0), Slot::Input(1), Slot::Output(0), Slot::Output(1)]);
+        let p = act_bias_grad([2, 3, 5, 7], Layout::Nhwc, &act, &pr).unwrap();
+        assert_eq!(kernels(&p).iter().filter(|k| k.starts_with("transpose")).count(), 3, "{p}");
+        let p = act_bias_grad([9, 3, 7, 5], Layout::Nchw, &act, &profile(Gpu, 2048)).unwrap();
+        let k = kernels(&p);
+        assert!(k.contains(&"submit") && k.last() == Some(&"split_sum"), "{p}");
+        assert!(passes(&p).all(|q| q.binds.iter().all(|v| v.len <= 2048)), "{p}");
+        let p = crate::plan::train::activation(1000, &act, true, &profile(Cpu, 1024)).unwrap();
+        assert_eq!(kernels(&p).iter().filter(|k| **k == "activate").count(), 4, "{p}");
+        assert!(passes(&p).all(|q| q.binds.iter().all(|v| v.len <= 1024)), "{p}");
+        let e = act_bias_grad([1, 1, 0, 3], Layout::Nchw, &act, &pr).unwrap_err();
+        assert!(matches!(e, Error::ZeroDimension { .. }), "{e}");
     }
 
     /// The loop budget per pass: in whole NCHW `f32` programs (no copies, transposes or chunk sums)

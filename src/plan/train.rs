@@ -6,7 +6,7 @@
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::geometry::u32_of;
-use crate::plan::program::{Program, Slot};
+use crate::plan::program::{Program, Slot, Step, View};
 use crate::plan::uniform::{ActUniform, AdamUniform, ElemUniform, ReduceUniform};
 use crate::plan::{AdapterProfile, loops};
 
@@ -32,19 +32,39 @@ pub fn axpby(len: usize, a: f32, b: f32, profile: &AdapterProfile) -> Result<Pro
 }
 
 /// The activation as a pass of its own over `len` `f32` elements: `Y = act(Z)`, or with `grad`
-/// `dZ = dY ⊙ act′(Z)`. Inputs: Z (and dY); output: Y (or dZ).
+/// `dZ = dY ⊙ act′(Z)`. Inputs: Z (and dY); output: Y (or dZ). A tensor beyond one binding is run
+/// in windows that fit, each copied into temporaries and back (element-wise, so the same bits).
 ///
 /// # Errors
-/// A tensor beyond one binding ([`Error::DeviceLimit`]), sizes beyond `u32`.
+/// Sizes beyond `u32`.
 pub fn activation(len: usize, act: &Activation, grad: bool, profile: &AdapterProfile) -> Result<Program> {
     let bytes = 4 * len as u64;
     let (what, inputs) = if grad { ("derivative", vec![bytes, bytes]) } else { ("activation", vec![bytes]) };
     let mut p = Program::new(format!("{act} {what} of {len} elements"), inputs, vec![bytes]);
-    let u = ActUniform::new(u32_of(len)?, act, grad);
-    let g = if grad { p.whole(Slot::Input(1)) } else { p.whole(Slot::Unused) };
-    let binds = vec![p.whole(Slot::Input(0)), g, p.whole(Slot::Output(0))];
-    p.pass("activate", bytemuck::bytes_of(&u), binds, u.len, 0);
-    p.check(profile.max_binding_bytes)?;
+    let limit = profile.max_binding_bytes;
+    let window = if bytes <= limit { len } else { ((limit / 4) as usize / 4 * 4).max(4) };
+    let slots = if grad { vec![Slot::Input(0), Slot::Input(1)] } else { vec![Slot::Input(0)] };
+    for start in (0..len).step_by(window.max(1)) {
+        let n = window.min(len - start);
+        let at = 4 * start as u64;
+        let part = |p: &mut Program, slot: Slot| {
+            if n == len {
+                return p.whole(slot);
+            }
+            let t = p.temp("window of the tensor", 4 * n as u64);
+            p.steps.push(Step::Copy { src: View { slot, at, len: t.len }, dst: t });
+            t
+        };
+        let srcs: Vec<View> = slots.iter().map(|&s| part(&mut p, s)).collect();
+        let out = if n == len { p.whole(Slot::Output(0)) } else { p.temp("window of the result", 4 * n as u64) };
+        let u = ActUniform::new(u32_of(n)?, act, grad);
+        let g = if grad { srcs[1] } else { p.whole(Slot::Unused) };
+        p.pass("activate", bytemuck::bytes_of(&u), vec![srcs[0], g, out], u.len, 0);
+        if n != len {
+            p.steps.push(Step::Copy { src: out, dst: View { slot: Slot::Output(0), at, len: out.len } });
+        }
+    }
+    p.check(limit)?;
     Ok(p)
 }
 

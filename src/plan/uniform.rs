@@ -232,6 +232,25 @@ uniform!(
 );
 
 uniform!(
+    /// `act_bias_grad.wgsl`: the activation's backward and the bias gradient in one pass, over the
+    /// bias gradient's split ranges, with the activation's code and parameters (as bits).
+    ActGradUniform,
+    "ActGradParams",
+    [
+        /// The ranges of each filter's positions (as [`ConvUniform`]'s).
+        splits,
+        chunk,
+        /// `Activation::code` and `Activation::params`, as `f32` bits.
+        kind,
+        act_a,
+        act_b,
+        pad0,
+        pad1,
+        pad2,
+    ]
+);
+
+uniform!(
     /// `widen.wgsl` and `narrow.wgsl`: a run of elements between an `f32` buffer and a 16-bit one.
     HalfUniform,
     "HalfParams",
@@ -256,6 +275,7 @@ pub(crate) fn uniform_decls() -> String {
         GradTileUniform::WGSL,
         GemmUniform::WGSL,
         HalfUniform::WGSL,
+        ActGradUniform::WGSL,
     ]
     .concat()
 }
@@ -282,6 +302,23 @@ impl ConvUniform {
         let mut u = Self::new(geo, flags, u32_of(r.splits * len)?);
         u.splits = u32_of(r.splits)?;
         u.chunk = u32_of(r.chunk)?;
+        Ok(u)
+    }
+}
+
+impl ActGradUniform {
+    /// `act_bias_grad` over `geo` (the bias gradient's 1×1 layer) in the ranges `r`, for `act`.
+    pub(crate) fn new_for(
+        geo: &Conv2dGeometry,
+        r: ReductionSplit,
+        len: usize,
+        act: &crate::activation::Activation,
+    ) -> Result<Self> {
+        let mut u = Self::new(geo, 0, u32_of(r.splits * len)?);
+        u.splits = u32_of(r.splits)?;
+        u.chunk = u32_of(r.chunk)?;
+        let [a, b] = act.params();
+        (u.kind, u.act_a, u.act_b) = (act.code(), a.to_bits(), b.to_bits());
         Ok(u)
     }
 }
