@@ -325,3 +325,41 @@ async fn transposed_one_d_and_empty_batches_in_the_browser() {
         assert!(down4(&ctx, &dw).await.iter().all(|v| *v == 0.0), "{class:?}: empty batch dW");
     }
 }
+
+/// The activations through the browser's WGSL compiler: every one over values from −20 to 20 and the
+/// special ones against the `f64` reference, and the fused backward's dB against the bias gradient
+/// of its dZ, bit for bit.
+#[wasm_bindgen_test]
+async fn activations_and_the_fused_backward_in_the_browser() {
+    use convgrad::Activation;
+    let ctx = ctx().await;
+    let mut zs: Vec<f32> = (-160..=160).map(|i| i as f32 / 8.0).collect();
+    zs.extend([0.0, -0.0, 1e30, -1e30, f32::INFINITY, f32::NEG_INFINITY, f32::NAN]);
+    let z = Array1::from(zs.clone());
+    let zt = ctx.upload(z.view()).unwrap();
+    let ones = ctx.upload(Array1::<f32>::ones(z.len()).view()).unwrap();
+    for act in Activation::all() {
+        let y = ctx.download_async::<Ix1>(&ctx.activate(&zt, &act).unwrap()).await.unwrap();
+        let d = ctx.download_async::<Ix1>(&ctx.activation_grad(&ones, &zt, &act).unwrap()).await.unwrap();
+        for ((&zi, &yi), &di) in zs.iter().zip(&y).zip(&d) {
+            for (got, want) in [(yi, act.apply(f64::from(zi))), (di, act.derivative(f64::from(zi)))] {
+                let ok = if want.is_nan() {
+                    got.is_nan()
+                } else if want.is_infinite() {
+                    f64::from(got) == want
+                } else {
+                    (f64::from(got) - want).abs() <= 2e-5 * want.abs() + 3e-7
+                };
+                assert!(ok, "{act} at {zi}: {got} vs {want}");
+            }
+        }
+    }
+    let mut rng = Rng::new(9);
+    let dy: Array4<f32> = rng.array((2, 3, 6, 7));
+    let zz: Array4<f32> = rng.array((2, 3, 6, 7));
+    let (dyt, zzt) = (ctx.upload(dy.view()).unwrap(), ctx.upload(zz.view()).unwrap());
+    let (dz, db) = ctx.act_bias_grad(&dyt, &zzt, &Activation::Gelu, Layout::Nchw).unwrap();
+    let db = ctx.download_async::<Ix1>(&db).await.unwrap();
+    let via = ctx.download_async::<Ix1>(&ctx.bias_grad(&dz, Layout::Nchw).unwrap()).await.unwrap();
+    assert_eq!(db.mapv(f32::to_bits), via.mapv(f32::to_bits));
+}
